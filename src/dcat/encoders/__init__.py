@@ -1,0 +1,18 @@
+"""Modality encoders, created by name: ``create_encoder("imu", in_channels=6)``.
+
+Every encoder maps its modality's input to a sequence of embeddings ``(B, S, d_model)`` and
+exposes ``d_model``.
+"""
+
+from dcat.encoders.conv1d import ConvBlock1d, IMUEncoder, SequenceEncoder
+from dcat.encoders.registry import create_encoder, is_encoder, list_encoders, register_encoder
+
+__all__ = [
+    "ConvBlock1d",
+    "IMUEncoder",
+    "SequenceEncoder",
+    "create_encoder",
+    "is_encoder",
+    "list_encoders",
+    "register_encoder",
+]

@@ -1,0 +1,60 @@
+"""Name → encoder factory registry, in the style of timm's ``@register_model``."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+from torch import nn
+
+__all__ = ["create_encoder", "is_encoder", "list_encoders", "register_encoder"]
+
+_ENCODERS: dict[str, Callable[..., nn.Module]] = {}
+Factory = TypeVar("Factory", bound=Callable[..., nn.Module])
+
+
+def register_encoder(name: str) -> Callable[[Factory], Factory]:
+    """Register an encoder factory (a class or function) under ``name``.
+
+    The factory takes ``in_channels`` first and keyword options after, and returns a module
+    with an integer ``d_model`` attribute.
+    """
+
+    def decorator(factory: Factory) -> Factory:
+        if name in _ENCODERS and _ENCODERS[name] is not factory:
+            raise ValueError(f"an encoder named {name!r} is already registered")
+        _ENCODERS[name] = factory
+        return factory
+
+    return decorator
+
+
+def list_encoders() -> list[str]:
+    """Names of the registered encoders, sorted."""
+    return sorted(_ENCODERS)
+
+
+def is_encoder(name: str) -> bool:
+    """Whether ``name`` is a registered encoder."""
+    return name in _ENCODERS
+
+
+def create_encoder(name: str, in_channels: int, **kwargs: Any) -> nn.Module:
+    """Build a registered encoder.
+
+    Args:
+        name: Registered name, e.g. ``"imu"`` or ``"sequence"``.
+        in_channels: Input channels ``C``.
+        **kwargs: The encoder's own options.
+
+    Raises:
+        ValueError: For an unknown name (the message lists the known ones) or unknown options.
+    """
+    if name not in _ENCODERS:
+        raise ValueError(
+            f"unknown encoder {name!r}; registered encoders: {', '.join(list_encoders())}"
+        )
+    try:
+        return _ENCODERS[name](in_channels, **kwargs)
+    except TypeError as err:
+        raise ValueError(f"encoder {name!r}: {err}") from err

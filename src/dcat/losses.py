@@ -1,0 +1,330 @@
+"""The D-CAT cross-attention loss, the MCMA mask, and helpers to reduce them.
+
+The loss compares, per sample, the self-attention statistics ``M = Kᵀ V`` of a frozen *source*
+network with those of a trainable *target* network (DESIGN.md §1)::
+
+    M_a = K_aᵀ V_a,   M_b = K_bᵀ V_b                       (d × d, per sample)
+    ℓ_i = ‖ M_b / ‖M_b‖_F − M_a / ‖M_a‖_F ‖_F              (0 ≤ ℓ_i ≤ 2)
+
+Two numerically equivalent ways compute ``ℓ_i``:
+
+* ``"materialize"`` forms both ``d × d`` matrices: ``O(B·(S_a+S_b)·d²)`` time, ``O(B·d²)`` memory.
+* ``"gram"`` never forms them. With ``⟨K_aᵀV_a, K_bᵀV_b⟩_F = Σ (K_a K_bᵀ) ⊙ (V_a V_bᵀ)`` it costs
+  ``O(B·(S_a²+S_a·S_b+S_b²)·d)``, far cheaper when the sequences are shorter than ``d``.
+
+This module imports nothing but torch, so the loss drops into any training loop.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Literal
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+
+__all__ = [
+    "DEFAULT_EPS",
+    "choose_method",
+    "cross_attention_distance",
+    "cross_attention_loss",
+    "mcma_mask",
+    "reduce_masked",
+]
+
+DEFAULT_EPS = 1e-8
+"""Floor on ``‖M‖_F`` so an all-zero ``M`` normalises to zero instead of dividing by zero."""
+
+Reduction = Literal["mean", "sum", "none"]
+Method = Literal["auto", "materialize", "gram"]
+_REDUCTIONS = ("mean", "sum", "none")
+_METHODS = ("auto", "materialize", "gram")
+
+
+def _check_kqv(name: str, kqv: object) -> tuple[Tensor, Tensor]:
+    """Validate a ``(K, Q, V)`` tuple and return ``(K, V)``; ``Q`` may be ``None``."""
+    if not isinstance(kqv, Sequence) or isinstance(kqv, (str, bytes)) or len(kqv) != 3:
+        kind = type(kqv).__name__
+        length = f" of length {len(kqv)}" if isinstance(kqv, Sequence) else ""
+        raise ValueError(
+            f"{name} must be a tuple (K, Q, V) as returned by SelfAttention, got {kind}{length}"
+        )
+    k, q, v = kqv
+    for part, tensor in (("K", k), ("V", v)):
+        if not isinstance(tensor, Tensor):
+            raise ValueError(f"{name}: {part} must be a torch.Tensor, got {type(tensor).__name__}")
+        if tensor.ndim != 3:
+            raise ValueError(
+                f"{name}: {part} must have shape (B, S, d), got {tuple(tensor.shape)} "
+                f"({tensor.ndim} dims)"
+            )
+    if k.shape != v.shape:
+        raise ValueError(
+            f"{name}: K and V must have the same shape (B, S, d), "
+            f"got K {tuple(k.shape)} and V {tuple(v.shape)}"
+        )
+    if q is not None:
+        if not isinstance(q, Tensor):
+            raise ValueError(f"{name}: Q must be a torch.Tensor or None, got {type(q).__name__}")
+        if q.shape != k.shape:
+            raise ValueError(
+                f"{name}: Q must have the shape of K {tuple(k.shape)}, got {tuple(q.shape)}"
+            )
+    if not (k.is_floating_point() and v.is_floating_point()):
+        raise ValueError(f"{name}: K and V must be floating point, got {k.dtype} and {v.dtype}")
+    return k, v
+
+
+def _check_mask(mask: Tensor | None, batch: int) -> None:
+    if mask is None:
+        return
+    if not isinstance(mask, Tensor):
+        raise ValueError(
+            f"mask must be a bool tensor of shape ({batch},), got {type(mask).__name__}"
+        )
+    if mask.dtype != torch.bool:
+        raise ValueError(f"mask must have dtype torch.bool, got {mask.dtype}")
+    if tuple(mask.shape) != (batch,):
+        raise ValueError(
+            f"mask must have shape ({batch},) (one flag per sample), got {tuple(mask.shape)}"
+        )
+
+
+def choose_method(s_a: int, s_b: int, d: int) -> Literal["materialize", "gram"]:
+    """Pick the cheaper computation path from the shapes.
+
+    Args:
+        s_a: Source sequence length ``S_a``.
+        s_b: Target sequence length ``S_b``.
+        d: Attention width ``d``.
+
+    Returns:
+        ``"gram"`` when its multiply-adds ``2·d·(S_a² + S_a·S_b + S_b²)`` (the K and V Gram
+        matrices of the three pairs) are fewer than the ``d²·(S_a + S_b)`` of forming both ``M``,
+        else ``"materialize"``.
+    """
+    gram_cost = 2 * d * (s_a * s_a + s_a * s_b + s_b * s_b)
+    materialize_cost = d * d * (s_a + s_b)
+    return "gram" if gram_cost < materialize_cost else "materialize"
+
+
+def _safe_sqrt(x: Tensor) -> Tensor:
+    """``sqrt(max(x, 0))`` whose gradient is 0 (a valid subgradient of the norm) at 0, not inf."""
+    positive = x > 0
+    return torch.where(positive, torch.sqrt(torch.where(positive, x, torch.ones_like(x))), 0.0)
+
+
+def _materialized_squared_distance(
+    k_a: Tensor, v_a: Tensor, k_b: Tensor, v_b: Tensor, eps: float
+) -> Tensor:
+    m_a = torch.bmm(k_a.transpose(1, 2), v_a)  # (B, d, d)
+    m_b = torch.bmm(k_b.transpose(1, 2), v_b)
+    m_a = F.normalize(m_a.flatten(1), dim=1, eps=eps)
+    m_b = F.normalize(m_b.flatten(1), dim=1, eps=eps)
+    return (m_b - m_a).square().sum(dim=1)
+
+
+def _distance_materialize(k_a: Tensor, v_a: Tensor, k_b: Tensor, v_b: Tensor, eps: float) -> Tensor:
+    return _safe_sqrt(_materialized_squared_distance(k_a, v_a, k_b, v_b, eps))
+
+
+def _gram_inner(k_x: Tensor, v_x: Tensor, k_y: Tensor, v_y: Tensor) -> Tensor:
+    """``⟨K_xᵀV_x, K_yᵀV_y⟩_F`` per sample from the ``(S_x, S_y)`` Gram matrices; ``(B,)``."""
+    return (torch.bmm(k_x, k_y.transpose(1, 2)) * torch.bmm(v_x, v_y.transpose(1, 2))).sum((1, 2))
+
+
+def _gram_squared_distance(
+    k_a: Tensor, v_a: Tensor, k_b: Tensor, v_b: Tensor, eps: float
+) -> Tensor:
+    # ℓ² = ‖M̂_b‖² + ‖M̂_a‖² − 2⟨M_a, M_b⟩/(n_a n_b) with n = max(‖M‖, eps), the same
+    # normalisation as F.normalize on the materialised path. The terms are written so that
+    # identical inputs give bitwise-identical terms and hence exactly 0.
+    sq_a = _gram_inner(k_a, v_a, k_a, v_a)
+    sq_b = _gram_inner(k_b, v_b, k_b, v_b)
+    cross = _gram_inner(k_a, v_a, k_b, v_b)
+    # clamp before sqrt: below eps² the norm is the constant eps, so no gradient flows via sqrt(0)
+    n_a = torch.sqrt(sq_a.clamp_min(eps * eps))
+    n_b = torch.sqrt(sq_b.clamp_min(eps * eps))
+    return sq_b / (n_b * n_b) + sq_a / (n_a * n_a) - 2.0 * (cross / (n_a * n_b))
+
+
+_REFINE_BELOW = {torch.float64: 1e-4}
+"""Gram-path samples with ``ℓ`` below this are recomputed more precisely (``_distance_gram``)."""
+_REFINE_BELOW_DEFAULT = 0.1
+
+
+def _distance_gram(k_a: Tensor, v_a: Tensor, k_b: Tensor, v_b: Tensor, eps: float) -> Tensor:
+    squared = _gram_squared_distance(k_a, v_a, k_b, v_b, eps)
+    # ℓ² = 2 − 2cos cancels: its absolute error is ~1e-7 in float32 (~2e-16 in float64), an
+    # error of ~1e-7/ℓ in ℓ (3e-4 at ℓ = 1e-4). Near-aligned samples are redone: float32 ones in
+    # float64 on the Gram path (within 1e-6 of the materialised path, still never forming d × d);
+    # float64 ones within 1e-4 of perfect alignment by materialising those samples only.
+    threshold = _REFINE_BELOW.get(squared.dtype, _REFINE_BELOW_DEFAULT)
+    near = squared.detach() < threshold**2
+    if bool(near.any()):
+        idx = near.nonzero(as_tuple=True)
+        parts = (k_a[idx], v_a[idx], k_b[idx], v_b[idx])
+        if squared.dtype == torch.float64:
+            refined = _materialized_squared_distance(*parts, eps)
+        else:
+            refined = _gram_squared_distance(*(p.double() for p in parts), eps)
+        squared = squared.index_put(idx, refined.to(squared.dtype))
+    return _safe_sqrt(squared)
+
+
+def cross_attention_distance(
+    source_kqv: tuple[Tensor | None, ...] | Sequence[Tensor | None],
+    target_kqv: tuple[Tensor | None, ...] | Sequence[Tensor | None],
+    *,
+    method: Method = "auto",
+    eps: float = DEFAULT_EPS,
+) -> Tensor:
+    """Per-sample D-CAT distance ``ℓ_i`` between source and target attention statistics.
+
+    Args:
+        source_kqv: ``(K_a, Q_a, V_a)`` of the frozen source, each ``(B, S_a, d)``; ``Q_a`` is
+            unused and may be ``None``. Detached: no gradient ever reaches the source.
+        target_kqv: ``(K_b, Q_b, V_b)`` of the trained target, each ``(B, S_b, d)``.
+        method: ``"materialize"``, ``"gram"`` or ``"auto"`` (:func:`choose_method`).
+        eps: Floor on the Frobenius norm of ``M`` before normalising.
+
+    Returns:
+        Tensor ``(B,)`` of distances in ``[0, 2]``, in the inputs' promoted dtype (at least
+        float32; computed outside autocast so bf16/fp16 inputs do not lose the cancellation).
+
+    Raises:
+        ValueError: On a malformed tuple, wrong ranks, or mismatched batch size or ``d``.
+    """
+    k_a, v_a = _check_kqv("source_kqv", source_kqv)
+    k_b, v_b = _check_kqv("target_kqv", target_kqv)
+    if k_a.shape[0] != k_b.shape[0]:
+        raise ValueError(
+            f"source_kqv and target_kqv must have the same batch size, got {k_a.shape[0]} "
+            f"(source {tuple(k_a.shape)}) and {k_b.shape[0]} (target {tuple(k_b.shape)})"
+        )
+    if k_a.shape[2] != k_b.shape[2]:
+        raise ValueError(
+            f"source_kqv and target_kqv must have the same attention width d (d_out), got "
+            f"{k_a.shape[2]} (source {tuple(k_a.shape)}) and {k_b.shape[2]} "
+            f"(target {tuple(k_b.shape)})"
+        )
+    if method not in _METHODS:
+        raise ValueError(f"method must be one of {_METHODS}, got {method!r}")
+    if not eps > 0:
+        raise ValueError(f"eps must be positive, got {eps}")
+    if method == "auto":
+        method = choose_method(k_a.shape[1], k_b.shape[1], k_a.shape[2])
+
+    dtype = torch.promote_types(torch.promote_types(k_a.dtype, k_b.dtype), torch.float32)
+    k_a, v_a = k_a.detach().to(dtype), v_a.detach().to(dtype)
+    k_b, v_b = k_b.to(dtype), v_b.to(dtype)
+    distance = _distance_gram if method == "gram" else _distance_materialize
+    with torch.autocast(device_type=k_b.device.type, enabled=False):
+        return distance(k_a, v_a, k_b, v_b, eps)
+
+
+def reduce_masked(
+    values: Tensor, mask: Tensor | None = None, reduction: Reduction = "mean"
+) -> Tensor:
+    """Reduce per-sample values over the samples selected by ``mask``.
+
+    Args:
+        values: Per-sample values ``(B,)``.
+        mask: Bool ``(B,)``; ``None`` selects every sample.
+        reduction: ``"mean"`` over the selected samples (exactly ``0.0`` when none is selected,
+            still attached to the graph), ``"sum"`` over them, or ``"none"``: ``(B,)`` with the
+            unselected entries set to 0.
+
+    Returns:
+        A scalar, or ``(B,)`` for ``"none"``.
+    """
+    if reduction not in _REDUCTIONS:
+        raise ValueError(f"reduction must be one of {_REDUCTIONS}, got {reduction!r}")
+    _check_mask(mask, values.shape[0])
+    if mask is not None:
+        # where() rather than multiply, so an unselected non-finite value cannot poison the sum
+        values = torch.where(
+            mask, values, torch.zeros((), dtype=values.dtype, device=values.device)
+        )
+    if reduction == "none":
+        return values
+    total = values.sum()
+    if reduction == "sum":
+        return total
+    count = values.new_tensor(values.shape[0]) if mask is None else mask.sum().to(values.dtype)
+    return total / count.clamp_min(1.0)
+
+
+def cross_attention_loss(
+    source_kqv: tuple[Tensor | None, ...] | Sequence[Tensor | None],
+    target_kqv: tuple[Tensor | None, ...] | Sequence[Tensor | None],
+    mask: Tensor | None = None,
+    *,
+    reduction: Reduction = "mean",
+    method: Method = "auto",
+    eps: float = DEFAULT_EPS,
+) -> Tensor:
+    """The D-CAT cross-attention loss ``L_CA`` (Daher et al., ICRA 2026, Eq. 7 and 17).
+
+    The **first** argument is the *source* (frozen teacher), the second the *target* (trained).
+    This is the positional form of the authors' package: ``cross_attention_loss((k_a, q_a, v_a),
+    (k_b, q_b, v_b), mask)``. No gradient reaches the source tensors.
+
+    Args:
+        source_kqv: ``(K_a, Q_a, V_a)``, each ``(B, S_a, d)``; ``Q_a`` may be ``None``.
+        target_kqv: ``(K_b, Q_b, V_b)``, each ``(B, S_b, d)``; ``S_b`` may differ from ``S_a``.
+        mask: Bool ``(B,)``, true where the sample counts (MCMA: where the source classifies it
+            correctly, see :func:`mcma_mask`). ``None``: every sample counts.
+        reduction: ``"mean"`` over the masked samples (``0.0`` when none, still in the graph),
+            ``"sum"``, or ``"none"`` for the ``(B,)`` per-sample losses (0 where unmasked).
+        method: ``"materialize"`` (forms ``Kᵀ V``), ``"gram"`` (Gram matrices) or ``"auto"``.
+        eps: Floor on ``‖Kᵀ V‖_F`` before normalising.
+
+    Returns:
+        A scalar tensor, or ``(B,)`` for ``reduction="none"``; values per sample in ``[0, 2]``.
+
+    Raises:
+        ValueError: Naming the argument and shapes at fault.
+
+    Example:
+        >>> import torch
+        >>> from dcat import cross_attention_loss
+        >>> k_a, v_a = torch.randn(4, 30, 64), torch.randn(4, 30, 64)
+        >>> k_b = torch.randn(4, 20, 64, requires_grad=True)
+        >>> v_b = torch.randn(4, 20, 64, requires_grad=True)
+        >>> loss = cross_attention_loss((k_a, None, v_a), (k_b, None, v_b))
+        >>> loss.backward()
+    """
+    if reduction not in _REDUCTIONS:
+        raise ValueError(f"reduction must be one of {_REDUCTIONS}, got {reduction!r}")
+    distances = cross_attention_distance(source_kqv, target_kqv, method=method, eps=eps)
+    return reduce_masked(distances, mask, reduction)
+
+
+def mcma_mask(source_logits: Tensor, labels: Tensor) -> Tensor:
+    """Masked cross-modal alignment: which samples the source classifies correctly.
+
+    Args:
+        source_logits: ``(B, C)`` logits of the frozen source.
+        labels: ``(B,)`` integer class labels.
+
+    Returns:
+        Bool tensor ``(B,)``, true where ``argmax(source_logits) == labels``.
+    """
+    if not isinstance(source_logits, Tensor) or source_logits.ndim != 2:
+        shape = tuple(source_logits.shape) if isinstance(source_logits, Tensor) else None
+        raise ValueError(f"source_logits must have shape (B, C), got {shape}")
+    if (
+        not isinstance(labels, Tensor)
+        or labels.ndim != 1
+        or labels.shape[0] != source_logits.shape[0]
+    ):
+        shape = tuple(labels.shape) if isinstance(labels, Tensor) else None
+        raise ValueError(
+            f"labels must have shape ({source_logits.shape[0]},) to match source_logits "
+            f"{tuple(source_logits.shape)}, got {shape}"
+        )
+    if labels.is_floating_point() or labels.dtype == torch.bool:
+        raise ValueError(f"labels must be integer class indices, got dtype {labels.dtype}")
+    return source_logits.detach().argmax(dim=1) == labels
