@@ -27,8 +27,12 @@ from torch import Tensor
 __all__ = [
     "DEFAULT_EPS",
     "choose_method",
+    "contrastive_alignment_loss",
     "cross_attention_distance",
     "cross_attention_loss",
+    "feature_alignment_loss",
+    "global_masked_mean",
+    "logit_distillation_loss",
     "mcma_mask",
     "reduce_masked",
 ]
@@ -328,3 +332,98 @@ def mcma_mask(source_logits: Tensor, labels: Tensor) -> Tensor:
     if labels.is_floating_point() or labels.dtype == torch.bool:
         raise ValueError(f"labels must be integer class indices, got dtype {labels.dtype}")
     return source_logits.detach().argmax(dim=1) == labels
+
+
+def global_masked_mean(values: Tensor, mask: Tensor | None = None) -> Tensor:
+    """Masked mean over the *global* batch when running under ``torch.distributed``.
+
+    Each rank returns ``world_size · Σ_local ℓ / N_global`` with ``N_global`` the masked count
+    summed over ranks. Data-parallel training averages gradients over ranks, so the effective
+    gradient is that of ``Σ_global ℓ / N_global``, the mean over the masked samples of the whole
+    batch, and not the mean of per-rank means (which would overweight ranks with few masked
+    samples). Outside a process group this is :func:`reduce_masked` with ``"mean"``.
+
+    Args:
+        values: Per-sample values ``(B,)`` of this rank.
+        mask: Bool ``(B,)`` or ``None`` (every sample).
+
+    Returns:
+        A scalar; exactly 0 (in the graph) when no rank has a masked sample.
+    """
+    import torch.distributed as dist
+
+    if not (dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1):
+        return reduce_masked(values, mask, "mean")
+    total = reduce_masked(values, mask, "sum")
+    count = values.new_tensor(values.shape[0] if mask is None else float(mask.sum()))
+    dist.all_reduce(count)
+    return total * dist.get_world_size() / count.clamp_min(1.0)
+
+
+def logit_distillation_loss(
+    student_logits: Tensor, teacher_logits: Tensor, temperature: float = 4.0
+) -> Tensor:
+    """Soft-target distillation (Hinton et al., 2015): ``T² · KL(p_T(teacher) ‖ p_T(student))``.
+
+    Args:
+        student_logits: ``(B, C)`` of the trained target.
+        teacher_logits: ``(B, C)`` of the frozen source (detached here).
+        temperature: Softening temperature ``T > 0``; ``T²`` keeps gradient scale comparable.
+
+    Returns:
+        Scalar, batch mean.
+    """
+    if student_logits.shape != teacher_logits.shape or student_logits.ndim != 2:
+        raise ValueError(
+            f"student_logits and teacher_logits must both be (B, C), got "
+            f"{tuple(student_logits.shape)} and {tuple(teacher_logits.shape)}"
+        )
+    if temperature <= 0:
+        raise ValueError(f"temperature must be positive, got {temperature}")
+    log_student = F.log_softmax(student_logits.float() / temperature, dim=1)
+    log_teacher = F.log_softmax(teacher_logits.detach().float() / temperature, dim=1)
+    kl = F.kl_div(log_student, log_teacher, reduction="batchmean", log_target=True)
+    return kl * temperature**2
+
+
+def feature_alignment_loss(projected_student: Tensor, teacher_embedding: Tensor) -> Tensor:
+    """Feature alignment (FitNets-style hint, Romero et al., 2015): MSE to the teacher embedding.
+
+    Args:
+        projected_student: ``(B, D)``, the target's pooled embedding through a learned projection.
+        teacher_embedding: ``(B, D)``, the frozen source's pooled embedding (detached here).
+    """
+    if projected_student.shape != teacher_embedding.shape:
+        raise ValueError(
+            f"projected_student and teacher_embedding must have the same shape, got "
+            f"{tuple(projected_student.shape)} and {tuple(teacher_embedding.shape)}"
+        )
+    return F.mse_loss(projected_student.float(), teacher_embedding.detach().float())
+
+
+def contrastive_alignment_loss(
+    target_projection: Tensor, source_projection: Tensor, temperature: float = 0.1
+) -> Tensor:
+    """Symmetric InfoNCE between the paired samples' projections (CLIP / COCOA-style).
+
+    Positives are the two modalities of the same sample; the other samples of the batch are the
+    negatives (Radford et al., 2021; Deldari et al., 2022).
+
+    Args:
+        target_projection: ``(B, D)`` projection of the target's pooled embedding.
+        source_projection: ``(B, D)`` projection of the frozen source's pooled embedding (the
+            projection head is trained; the source network is not).
+        temperature: ``τ > 0``.
+    """
+    if target_projection.shape != source_projection.shape or target_projection.ndim != 2:
+        raise ValueError(
+            f"target_projection and source_projection must both be (B, D), got "
+            f"{tuple(target_projection.shape)} and {tuple(source_projection.shape)}"
+        )
+    if temperature <= 0:
+        raise ValueError(f"temperature must be positive, got {temperature}")
+    a = F.normalize(target_projection.float(), dim=1)
+    b = F.normalize(source_projection.float(), dim=1)
+    logits = a @ b.T / temperature
+    targets = torch.arange(a.shape[0], device=a.device)
+    return (F.cross_entropy(logits, targets) + F.cross_entropy(logits.T, targets)) / 2

@@ -1,0 +1,229 @@
+"""Cache of a frozen source's outputs, so transfer runs the source once per training sample.
+
+A frozen source in eval mode is a deterministic function of its input, so everything the
+transfer losses need (``K`` and ``V``, the logits for MCMA and distillation, the pooled embedding
+for feature baselines) can be computed in one pass and looked up by sample index afterwards
+(DESIGN.md §5). ``K`` and ``V`` are kept in float16 by default (half the memory of float32; the
+loss is computed in float32 regardless).
+
+The cache is keyed by a hash of the source's weights, the data it was computed on, and the
+storage dtype: :meth:`SourceCache.load` refuses a file whose key differs, so a stale cache is
+never used. Storage is in memory, or on disk as ``.npy`` files read through memory maps for
+sets larger than RAM.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import tempfile
+from collections.abc import Callable
+from pathlib import Path
+from typing import NamedTuple
+
+import numpy as np
+import torch
+from torch import Tensor, nn
+from torch.utils.data import DataLoader, Dataset
+
+__all__ = ["SourceCache", "SourceOutputs", "cache_key", "state_dict_digest"]
+
+_FIELDS = ("keys", "values", "logits", "embedding")
+
+
+class SourceOutputs(NamedTuple):
+    """What the transfer losses need from a source, for one batch.
+
+    Attributes:
+        keys: ``K`` ``(B, S, d_out)``.
+        values: ``V`` ``(B, S, d_out)``.
+        logits: ``(B, num_classes)``.
+        embedding: Pooled attention output ``(B, d_out)``.
+    """
+
+    keys: Tensor
+    values: Tensor
+    logits: Tensor
+    embedding: Tensor
+
+
+def state_dict_digest(model: nn.Module) -> str:
+    """SHA-256 of a module's parameters and buffers (names, shapes, dtypes, bytes)."""
+    digest = hashlib.sha256()
+    for name, tensor in sorted(model.state_dict().items()):
+        array = tensor.detach().cpu().contiguous()
+        digest.update(f"{name}:{tuple(array.shape)}:{array.dtype}".encode())
+        digest.update(array.reshape(-1).view(torch.uint8).numpy().tobytes())
+    return digest.hexdigest()
+
+
+def _dataset_digest(dataset: Dataset, modality: str) -> str:
+    fingerprint = getattr(dataset, "fingerprint", None)
+    if callable(fingerprint):
+        return fingerprint([modality])
+    digest = hashlib.sha256()  # generic datasets: hash every item's input and label, in order
+    for index in range(len(dataset)):  # type: ignore[arg-type]
+        item = dataset[index]
+        digest.update(item["inputs"][modality].numpy().tobytes())
+        digest.update(item["label"].numpy().tobytes())
+    return digest.hexdigest()
+
+
+def cache_key(model: nn.Module, dataset: Dataset, modality: str, dtype: torch.dtype) -> str:
+    """The key a cache of ``model`` over ``dataset[modality]`` at ``dtype`` is stored under."""
+    parts = [state_dict_digest(model), _dataset_digest(dataset, modality), modality, str(dtype)]
+    return hashlib.sha256("|".join(parts).encode()).hexdigest()
+
+
+class SourceCache:
+    """Per-sample outputs of a frozen source, looked up by the batch's ``index``.
+
+    Build one with :meth:`build`; it is saved to and reloaded from ``cache_dir`` when given.
+
+    Args:
+        keys: ``(N, S, d_out)``, Tensor or memory-mapped array.
+        values: ``(N, S, d_out)``.
+        logits: ``(N, num_classes)``, float32.
+        embedding: ``(N, d_out)``, float32.
+        key: The cache key (:func:`cache_key`).
+    """
+
+    def __init__(self, keys, values, logits, embedding, key: str) -> None:
+        n = len(logits)
+        for field, array in zip(_FIELDS, (keys, values, logits, embedding), strict=True):
+            if len(array) != n:
+                raise ValueError(f"cache field {field} has {len(array)} rows, expected {n}")
+        self._arrays = {"keys": keys, "values": values, "logits": logits, "embedding": embedding}
+        self.key = key
+
+    def __len__(self) -> int:
+        return len(self._arrays["logits"])
+
+    @property
+    def nbytes(self) -> int:
+        """Bytes held by the four arrays."""
+        return sum(int(a.nbytes) for a in self._arrays.values())
+
+    def lookup(self, index: Tensor, device: torch.device | str | None = None) -> SourceOutputs:
+        """Outputs for the samples at ``index`` ``(B,)``, on ``device`` (default: index's)."""
+        device = device if device is not None else index.device
+        rows = index.detach().cpu().numpy() if isinstance(index, Tensor) else np.asarray(index)
+        if rows.size and (rows.min() < 0 or rows.max() >= len(self)):
+            raise IndexError(f"cache of {len(self)} samples looked up at index {rows.max()}")
+        out = []
+        for field in _FIELDS:
+            array = self._arrays[field]
+            part = (
+                array[torch.from_numpy(rows)]
+                if isinstance(array, Tensor)
+                else torch.from_numpy(np.ascontiguousarray(array[rows]))
+            )
+            out.append(part.to(device, non_blocking=True))
+        return SourceOutputs(*out)
+
+    @classmethod
+    @torch.no_grad()
+    def build(
+        cls,
+        model: nn.Module,
+        dataset: Dataset,
+        modality: str,
+        *,
+        dtype: torch.dtype = torch.float16,
+        batch_size: int = 64,
+        device: torch.device | str = "cpu",
+        autocast_dtype: torch.dtype | None = None,
+        cache_dir: str | Path | None = None,
+        progress: Callable[[int, int], None] | None = None,
+    ) -> SourceCache:
+        """Run ``model`` (eval mode, no grad) once over ``dataset`` and keep its outputs.
+
+        Args:
+            model: A :class:`~dcat.model.ModalityNet` (anything with ``forward_all``).
+            dataset: Items ``{"inputs": {modality: x}, "label": y, "index": i}``; iterated in
+                order, so row ``i`` of the cache is ``dataset[i]``.
+            modality: The source's input key.
+            dtype: Storage dtype of ``K`` and ``V``.
+            batch_size: Extraction batch size.
+            device: Where the source runs.
+            autocast_dtype: e.g. ``torch.bfloat16`` on a GPU; ``None`` runs in float32.
+            cache_dir: If given, reuse ``cache_dir/<key>/`` when it exists with the same key,
+                else write it there (atomically) as memory-mappable ``.npy`` files.
+            progress: Called as ``progress(done, total)`` after each batch.
+
+        Returns:
+            The cache (memory-mapped when ``cache_dir`` is given).
+        """
+        key = cache_key(model, dataset, modality, dtype)
+        if cache_dir is not None:
+            folder = Path(cache_dir) / key[:32]
+            if (folder / "meta.json").is_file():
+                return cls.load(folder, expected_key=key)
+        was_training = model.training
+        model.eval()
+        device = torch.device(device)
+        total = len(dataset)  # type: ignore[arg-type]
+        parts: dict[str, list[Tensor]] = {field: [] for field in _FIELDS}
+        loader = DataLoader(dataset, batch_size=batch_size, shuffle=False)
+        done = 0
+        try:
+            for batch in loader:
+                x = batch["inputs"][modality].to(device, non_blocking=True)
+                with torch.autocast(
+                    device.type,
+                    dtype=autocast_dtype or torch.float32,
+                    enabled=autocast_dtype is not None,
+                ):
+                    out = model.forward_all(x)
+                k, _, v = out.kqv
+                parts["keys"].append(k.to(dtype).cpu())
+                parts["values"].append(v.to(dtype).cpu())
+                parts["logits"].append(out.logits.float().cpu())
+                parts["embedding"].append(out.embedding.float().cpu())
+                done += len(x)
+                if progress is not None:
+                    progress(done, total)
+        finally:
+            model.train(was_training)
+        cache = cls(*(torch.cat(parts[field]) for field in _FIELDS), key=key)
+        if cache_dir is not None:
+            return cache.save(Path(cache_dir) / key[:32])
+        return cache
+
+    def save(self, folder: str | Path) -> SourceCache:
+        """Write the cache to ``folder`` atomically and return a memory-mapped view of it."""
+        folder = Path(folder)
+        folder.parent.mkdir(parents=True, exist_ok=True)
+        tmp = Path(tempfile.mkdtemp(prefix=f".{folder.name}.", dir=folder.parent))
+        try:
+            for field, array in self._arrays.items():
+                data = array.numpy() if isinstance(array, Tensor) else np.asarray(array)
+                np.save(tmp / f"{field}.npy", data, allow_pickle=False)
+            (tmp / "meta.json").write_text(json.dumps({"key": self.key, "rows": len(self)}))
+            if folder.exists():
+                shutil.rmtree(folder)
+            os.replace(tmp, folder)
+        except BaseException:
+            shutil.rmtree(tmp, ignore_errors=True)
+            raise
+        return SourceCache.load(folder, expected_key=self.key)
+
+    @classmethod
+    def load(cls, folder: str | Path, expected_key: str | None = None) -> SourceCache:
+        """Open a saved cache (memory-mapped); refuse it if its key is not ``expected_key``."""
+        folder = Path(folder)
+        meta_path = folder / "meta.json"
+        if not meta_path.is_file():
+            raise ValueError(f"{folder}: not a source cache (no meta.json)")
+        meta = json.loads(meta_path.read_text())
+        if expected_key is not None and meta.get("key") != expected_key:
+            raise ValueError(
+                f"{folder}: stale source cache (key {str(meta.get('key'))[:12]}…, expected "
+                f"{expected_key[:12]}…): the source weights or the data changed"
+            )
+        arrays = [
+            np.load(folder / f"{field}.npy", mmap_mode="r", allow_pickle=False) for field in _FIELDS
+        ]
+        return cls(*arrays, key=meta["key"])

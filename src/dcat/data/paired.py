@@ -1,0 +1,187 @@
+"""Paired multi-sensor samples held in memory, as a ``torch.utils.data.Dataset``.
+
+A paired sample holds one array per modality, a label, a subject id and a recording id
+(DESIGN.md §3). Items are dictionaries, the batch format every task consumes::
+
+    {"inputs": {modality: Tensor (C_m, T_m)}, "label": int64 scalar, "index": int64 scalar}
+
+``index`` is the item's position in this dataset; source caches are keyed by it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Literal
+
+import numpy as np
+import torch
+from torch.utils.data import Dataset
+
+__all__ = ["ChannelStats", "PairedDataset", "fit_normalization"]
+
+NormKind = Literal["zscore", "minmax"]
+
+
+@dataclass(frozen=True)
+class ChannelStats:
+    """Per-channel normalisation of one modality: ``(x − shift) / scale``.
+
+    Attributes:
+        kind: ``"zscore"`` (mean, std) or ``"minmax"`` (to ``[−1, 1]``, as the paper does for IMU).
+        shift: ``(C,)``.
+        scale: ``(C,)``, positive.
+    """
+
+    kind: NormKind
+    shift: np.ndarray
+    scale: np.ndarray
+
+    def apply(self, array: np.ndarray) -> np.ndarray:
+        """Normalise ``(N, C, T)`` or ``(C, T)`` float arrays."""
+        return ((array - self.shift[:, None]) / self.scale[:, None]).astype(np.float32)
+
+    def to_dict(self) -> dict:
+        return {"kind": self.kind, "shift": self.shift.tolist(), "scale": self.scale.tolist()}
+
+    @classmethod
+    def from_dict(cls, data: Mapping) -> ChannelStats:
+        return cls(
+            data["kind"],
+            np.asarray(data["shift"], dtype=np.float64),
+            np.asarray(data["scale"], dtype=np.float64),
+        )
+
+
+def fit_normalization(array: np.ndarray, kind: NormKind = "zscore") -> ChannelStats:
+    """Fit per-channel statistics on ``(N, C, T)`` training data (never on test data)."""
+    if array.ndim != 3:
+        raise ValueError(f"expected an array of shape (N, C, T), got {array.shape}")
+    data = array.astype(np.float64)
+    if kind == "zscore":
+        shift, scale = data.mean(axis=(0, 2)), data.std(axis=(0, 2))
+    elif kind == "minmax":
+        low, high = data.min(axis=(0, 2)), data.max(axis=(0, 2))
+        shift, scale = (high + low) / 2, (high - low) / 2
+    else:
+        raise ValueError(f"normalization kind must be 'zscore' or 'minmax', got {kind!r}")
+    return ChannelStats(kind, shift, np.where(scale > 1e-12, scale, 1.0))
+
+
+class PairedDataset(Dataset):
+    """Time-synchronised samples of several modalities, held as arrays.
+
+    Args:
+        inputs: Modality name → float array ``(N, C_m, T_m)``; ``T_m`` may differ by modality.
+        labels: ``(N,)`` class indices in ``[0, len(class_names))``.
+        subjects: ``(N,)`` subject ids.
+        recordings: ``N`` recording ids (e.g. ``"a1_s1_t1"``).
+        class_names: Names of the classes, index = label.
+        name: Data set name, recorded in results.
+    """
+
+    def __init__(
+        self,
+        inputs: Mapping[str, np.ndarray],
+        labels: Sequence[int] | np.ndarray,
+        subjects: Sequence[int] | np.ndarray,
+        recordings: Sequence[str],
+        class_names: Sequence[str],
+        *,
+        name: str = "paired",
+    ) -> None:
+        if not inputs:
+            raise ValueError("inputs must hold at least one modality")
+        self.labels = np.asarray(labels, dtype=np.int64)
+        self.subjects = np.asarray(subjects, dtype=np.int64)
+        self.recordings = list(recordings)
+        self.class_names = list(class_names)
+        self.name = name
+        n = len(self.labels)
+        if self.labels.ndim != 1 or len(self.subjects) != n or len(self.recordings) != n:
+            raise ValueError(
+                f"labels, subjects and recordings must be 1-D of one length, got "
+                f"{self.labels.shape}, {self.subjects.shape}, {len(self.recordings)}"
+            )
+        if n and (self.labels.min() < 0 or self.labels.max() >= len(self.class_names)):
+            raise ValueError(
+                f"labels must lie in [0, {len(self.class_names)}), got "
+                f"[{self.labels.min()}, {self.labels.max()}]"
+            )
+        self.inputs: dict[str, np.ndarray] = {}
+        for modality, array in inputs.items():
+            array = np.asarray(array, dtype=np.float32)
+            if array.ndim != 3 or array.shape[0] != n:
+                raise ValueError(
+                    f"inputs[{modality!r}] must have shape ({n}, C, T), got {array.shape}"
+                )
+            if not np.isfinite(array).all():
+                bad = int(np.argwhere(~np.isfinite(array))[0][0])
+                raise ValueError(
+                    f"inputs[{modality!r}] has NaN or Inf values (first in sample {bad}, "
+                    f"recording {self.recordings[bad]!r})"
+                )
+            self.inputs[modality] = array
+
+    @property
+    def modalities(self) -> list[str]:
+        return list(self.inputs)
+
+    @property
+    def num_classes(self) -> int:
+        return len(self.class_names)
+
+    def shape(self, modality: str) -> tuple[int, int]:
+        """``(C, T)`` of one modality's samples."""
+        self._check_modality(modality)
+        return tuple(self.inputs[modality].shape[1:])  # type: ignore[return-value]
+
+    def _check_modality(self, modality: str) -> None:
+        if modality not in self.inputs:
+            raise ValueError(f"unknown modality {modality!r}; this data set has {self.modalities}")
+
+    def __len__(self) -> int:
+        return len(self.labels)
+
+    def __getitem__(self, index: int) -> dict:
+        return {
+            "inputs": {m: torch.from_numpy(a[index]) for m, a in self.inputs.items()},
+            "label": torch.tensor(self.labels[index]),
+            "index": torch.tensor(index),
+        }
+
+    def subset(self, indices: Sequence[int] | np.ndarray) -> PairedDataset:
+        """A new dataset with the given samples, in that order (``index`` restarts at 0)."""
+        idx = np.asarray(indices, dtype=np.int64)
+        return PairedDataset(
+            {m: a[idx] for m, a in self.inputs.items()},
+            self.labels[idx],
+            self.subjects[idx],
+            [self.recordings[i] for i in idx],
+            self.class_names,
+            name=self.name,
+        )
+
+    def fit_normalization(self, kind: Mapping[str, NormKind] | NormKind = "zscore") -> dict:
+        """Per-modality :class:`ChannelStats` fitted on this dataset (use the training split)."""
+        kinds = kind if isinstance(kind, Mapping) else dict.fromkeys(self.inputs, kind)
+        return {m: fit_normalization(a, kinds.get(m, "zscore")) for m, a in self.inputs.items()}
+
+    def normalized(self, stats: Mapping[str, ChannelStats]) -> PairedDataset:
+        """A new dataset with each modality in ``stats`` normalised by it."""
+        inputs = {m: stats[m].apply(a) if m in stats else a for m, a in self.inputs.items()}
+        return PairedDataset(
+            inputs, self.labels, self.subjects, self.recordings, self.class_names, name=self.name
+        )
+
+    def fingerprint(self, modalities: Sequence[str] | None = None) -> str:
+        """SHA-256 of the labels and the arrays of ``modalities`` (all by default), in order."""
+        digest = hashlib.sha256()
+        digest.update(self.labels.tobytes())
+        for modality in modalities if modalities is not None else self.modalities:
+            self._check_modality(modality)
+            array = np.ascontiguousarray(self.inputs[modality])
+            digest.update(f"{modality}:{array.shape}:{array.dtype}".encode())
+            digest.update(array.tobytes())
+        return digest.hexdigest()

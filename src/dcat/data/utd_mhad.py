@@ -1,0 +1,124 @@
+"""UTD-MHAD (Chen, Jafari, Kehtarnavaz, ICIP 2015): wearable IMU + Kinect skeleton, 27 actions.
+
+Files as released: ``Inertial/aA_sS_tT_inertial.mat`` (``d_iner``, ``(N, 6)``: acc x, y, z in g,
+gyro x, y, z in deg/s, ~50 Hz) and ``Skeleton/aA_sS_tT_skeleton.mat`` (``d_skel``,
+``(20, 3, F)`` in metres). The two files of a trial cover the same interval without timestamps,
+so each is resampled to a fixed number of steps by relative position.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import numpy as np
+import scipy.io
+
+from dcat.data.paired import PairedDataset
+from dcat.data.resample import resample_linear
+
+__all__ = ["UTD_MHAD_ACTIONS", "load_utd_mhad", "read_inertial", "read_skeleton"]
+
+UTD_MHAD_ACTIONS = [
+    "right arm swipe to the left", "right arm swipe to the right", "right hand wave",
+    "two hand front clap", "right arm throw", "cross arms in the chest", "basketball shoot",
+    "right hand draw x", "right hand draw circle (clockwise)",
+    "right hand draw circle (counter clockwise)", "draw triangle", "bowling (right hand)",
+    "front boxing", "baseball swing from right", "tennis right hand forehand swing",
+    "arm curl (two arms)", "tennis serve", "two hand push", "right hand knock on door",
+    "right hand catch an object", "right hand pick up and throw", "jogging in place",
+    "walking in place", "sit to stand", "stand to sit", "forward lunge (left foot forward)",
+    "squat (two arms stretch out)",
+]  # fmt: skip
+_NAME = re.compile(r"^a(\d+)_s(\d+)_t(\d+)_inertial\.mat$")
+
+
+def _load_variable(path: Path, variable: str) -> np.ndarray:
+    try:
+        contents = scipy.io.loadmat(path)
+    except Exception as err:  # scipy raises several types for corrupt or truncated files
+        raise ValueError(f"{path}: cannot read as a .mat file ({err})") from err
+    if variable not in contents:
+        found = sorted(k for k in contents if not k.startswith("__"))
+        raise ValueError(f"{path}: variable {variable!r} not found (has {found})")
+    return np.asarray(contents[variable], dtype=np.float64)
+
+
+def read_inertial(path: Path) -> np.ndarray:
+    """Read one inertial trial as ``(6, N)``: acc x, y, z (g), gyro x, y, z (deg/s)."""
+    data = _load_variable(path, "d_iner")
+    if data.ndim != 2 or data.shape[1] != 6 or data.shape[0] < 2:
+        raise ValueError(f"{path}: d_iner must have shape (N ≥ 2, 6), got {data.shape}")
+    return data.T
+
+
+def read_skeleton(path: Path) -> np.ndarray:
+    """Read one skeleton trial as ``(60, F)``: joint j's x, y, z in channels 3j, 3j+1, 3j+2."""
+    data = _load_variable(path, "d_skel")
+    if data.ndim != 3 or data.shape[:2] != (20, 3) or data.shape[2] < 2:
+        raise ValueError(f"{path}: d_skel must have shape (20, 3, F ≥ 2), got {data.shape}")
+    return data.reshape(60, data.shape[2])
+
+
+def load_utd_mhad(
+    root: str | Path,
+    *,
+    steps: dict[str, int] | None = None,
+    subjects: list[int] | None = None,
+) -> PairedDataset:
+    """Read UTD-MHAD into a :class:`PairedDataset` with modalities ``imu`` and ``skeleton``.
+
+    Args:
+        root: Folder with ``Inertial/`` and ``Skeleton/``.
+        steps: Steps per modality after resampling; default ``{"imu": 128, "skeleton": 48}``
+            (the median trial has ~160 IMU samples and ~60 frames).
+        subjects: Keep only these subjects (1–8); all by default.
+
+    Returns:
+        ``imu`` ``(N, 6, steps["imu"])`` and ``skeleton`` ``(N, 60, steps["skeleton"])``, labels
+        0–26 (action − 1), subjects 1–8, recordings ``"aA_sS_tT"``.
+
+    Raises:
+        ValueError: A missing folder, a trial without its pair, or an unreadable file (named).
+    """
+    root = Path(root)
+    steps = {"imu": 128, "skeleton": 48, **(steps or {})}
+    inertial_dir, skeleton_dir = root / "Inertial", root / "Skeleton"
+    for folder in (inertial_dir, skeleton_dir):
+        if not folder.is_dir():
+            raise ValueError(
+                f"UTD-MHAD folder {folder} not found (expected Inertial/ and Skeleton/)"
+            )
+    trials = []
+    for path in inertial_dir.glob("*.mat"):
+        match = _NAME.match(path.name)
+        if match:
+            trials.append(tuple(int(g) for g in match.groups()))
+    trials.sort(key=lambda t: (t[1], t[0], t[2]))
+    if subjects is not None:
+        trials = [t for t in trials if t[1] in set(subjects)]
+    if not trials:
+        raise ValueError(f"no UTD-MHAD trials (aA_sS_tT_inertial.mat) found in {inertial_dir}")
+    imu, skeleton, labels, subject_ids, recordings = [], [], [], [], []
+    for action, subject, trial in trials:
+        stem = f"a{action}_s{subject}_t{trial}"
+        skeleton_path = skeleton_dir / f"{stem}_skeleton.mat"
+        if not skeleton_path.is_file():
+            raise ValueError(f"{skeleton_path}: missing skeleton file for trial {stem}")
+        if not 1 <= action <= len(UTD_MHAD_ACTIONS):
+            raise ValueError(f"{stem}: action {action} outside 1–{len(UTD_MHAD_ACTIONS)}")
+        imu.append(
+            resample_linear(read_inertial(inertial_dir / f"{stem}_inertial.mat"), steps["imu"])
+        )
+        skeleton.append(resample_linear(read_skeleton(skeleton_path), steps["skeleton"]))
+        labels.append(action - 1)
+        subject_ids.append(subject)
+        recordings.append(stem)
+    return PairedDataset(
+        {"imu": np.stack(imu), "skeleton": np.stack(skeleton)},
+        labels,
+        subject_ids,
+        recordings,
+        UTD_MHAD_ACTIONS,
+        name="utd_mhad",
+    )

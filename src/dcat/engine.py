@@ -1,0 +1,533 @@
+"""The Lightning engine: fit / validate / test any dcat task, with checkpoints, loggers, DDP.
+
+A thin wrapper. The objective lives in the task (:mod:`dcat.tasks`, framework-free); Lightning
+runs the loop, precision, distribution, checkpoints and progress; torchmetrics computes
+accuracy and macro precision, recall, F1 and the confusion matrix of the target alone.
+
+Run folder written by :func:`fit`::
+
+    run_dir/
+      config.yaml             the resolved configuration, task description and versions
+      checkpoints/best.ckpt   best validation macro-F1 (frozen sources left out)
+      checkpoints/last.ckpt   end of the last finished epoch (what ``resume`` continues from)
+      logs/                   CSV metrics (or TensorBoard events / an MLflow file store)
+      metrics.json            best validation and test metrics, confusion matrix (atomic write)
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import platform
+import tempfile
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass, field, fields
+from pathlib import Path
+from typing import Any, Literal
+
+import lightning as L
+import numpy as np
+import torch
+import torch.nn.functional as F
+import yaml
+from lightning.pytorch.callbacks import ModelCheckpoint
+from torch.utils.data import DataLoader, Dataset, DistributedSampler
+from torchmetrics import MetricCollection
+from torchmetrics.classification import (
+    MulticlassAccuracy,
+    MulticlassConfusionMatrix,
+    MulticlassF1Score,
+    MulticlassPrecision,
+    MulticlassRecall,
+)
+
+import dcat
+from dcat.cache import SourceCache
+from dcat.tasks import TransferTask, UnimodalTask
+
+__all__ = ["DCATModule", "PairedDataModule", "RunResult", "TrainConfig", "evaluate", "fit"]
+
+Task = UnimodalTask | TransferTask
+LoggerKind = Literal["csv", "tensorboard", "mlflow", "none"]
+_SOURCE_PREFIX = "task.sources."
+
+
+@dataclass
+class TrainConfig:
+    """Everything the engine needs besides the task and the data.
+
+    Attributes:
+        max_epochs: Training epochs.
+        lr: Adam learning rate.
+        weight_decay: Adam weight decay.
+        batch_size: Per-process batch size.
+        seed: Seeds weights, shuffling and dropout; same seed → same metrics on the CPU.
+        precision: Lightning precision, e.g. ``"32-true"`` or ``"bf16-mixed"`` (GPU).
+        accelerator: ``"cpu"``, ``"gpu"`` or ``"auto"``.
+        devices: Devices (processes) to use.
+        strategy: Lightning strategy, e.g. ``"auto"``, ``"ddp"``, ``"ddp_spawn"``.
+        sync_batchnorm: Synchronise batch-norm statistics across processes.
+        logger: ``"csv"`` (default, no extra dependency), ``"tensorboard"``, ``"mlflow"`` (a
+            local file store in the run folder, no server) or ``"none"``.
+        num_workers: DataLoader workers.
+        deterministic: Ask torch for deterministic algorithms.
+        progress: Show progress bars.
+        cache_sources: Serve frozen sources from a :class:`~dcat.cache.SourceCache` (turn off
+            when the source input is augmented).
+        cache_dtype: Storage dtype of cached ``K`` and ``V``: ``"float16"``, ``"bfloat16"``,
+            ``"float32"``.
+        cache_dir: Keep caches on disk here (memory-mapped); ``None`` keeps them in memory.
+        log_every_n_steps: Logging interval.
+    """
+
+    max_epochs: int = 10
+    lr: float = 1e-3
+    weight_decay: float = 0.0
+    batch_size: int = 32
+    seed: int = 0
+    precision: str = "32-true"
+    accelerator: str = "cpu"
+    devices: int = 1
+    strategy: str = "auto"
+    sync_batchnorm: bool = False
+    logger: LoggerKind = "csv"
+    num_workers: int = 0
+    deterministic: bool = True
+    progress: bool = True
+    cache_sources: bool = True
+    cache_dtype: str = "float16"
+    cache_dir: str | None = None
+    log_every_n_steps: int = 10
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        checks = {
+            "max_epochs": self.max_epochs >= 1,
+            "lr": self.lr > 0,
+            "weight_decay": self.weight_decay >= 0,
+            "batch_size": self.batch_size >= 1,
+            "devices": self.devices >= 1,
+            "num_workers": self.num_workers >= 0,
+        }
+        for name, ok in checks.items():
+            if not ok:
+                raise ValueError(f"TrainConfig.{name} is out of range: {getattr(self, name)!r}")
+        if self.logger not in ("csv", "tensorboard", "mlflow", "none"):
+            raise ValueError(
+                f"TrainConfig.logger must be csv, tensorboard, mlflow or none, got {self.logger!r}"
+            )
+        if self.cache_dtype not in ("float16", "bfloat16", "float32"):
+            raise ValueError(
+                f"TrainConfig.cache_dtype must be float16, bfloat16 or float32, "
+                f"got {self.cache_dtype!r}"
+            )
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> TrainConfig:
+        """Build from a mapping, rejecting unknown keys by name."""
+        known = {f.name for f in fields(cls)}
+        unknown = sorted(set(data) - known)
+        if unknown:
+            raise ValueError(f"unknown training option(s) {unknown}; known: {sorted(known)}")
+        return cls(**data)
+
+
+def _metrics(num_classes: int, prefix: str) -> MetricCollection:
+    return MetricCollection(
+        {
+            "acc": MulticlassAccuracy(num_classes, average="micro"),
+            "precision": MulticlassPrecision(num_classes, average="macro"),
+            "recall": MulticlassRecall(num_classes, average="macro"),
+            "f1": MulticlassF1Score(num_classes, average="macro"),
+        },
+        prefix=prefix,
+    )
+
+
+class DCATModule(L.LightningModule):
+    """LightningModule around a task: logs its loss dict, evaluates the target alone.
+
+    Args:
+        task: A :class:`~dcat.tasks.UnimodalTask` or :class:`~dcat.tasks.TransferTask`.
+        lr: Adam learning rate.
+        weight_decay: Adam weight decay.
+
+    Frozen sources are left out of checkpoints (they are inputs to the run, not its product,
+    and can be large); loading a checkpoint takes them from the task given here.
+    """
+
+    def __init__(self, task: Task, lr: float = 1e-3, weight_decay: float = 0.0) -> None:
+        super().__init__()
+        self.task = task
+        self.lr = lr
+        self.weight_decay = weight_decay
+        num_classes = task.target.num_classes
+        self.val_metrics = _metrics(num_classes, "val/")
+        self.test_metrics = _metrics(num_classes, "test/")
+        self.test_confusion = MulticlassConfusionMatrix(num_classes)
+
+    def training_step(self, batch: Mapping, batch_idx: int) -> torch.Tensor:
+        out = self.task(batch)
+        batch_size = len(batch["label"])
+        for key, value in out.items():
+            if key != "logits":
+                self.log(
+                    f"train/{key}",
+                    value.detach(),
+                    batch_size=batch_size,
+                    on_step=True,
+                    on_epoch=True,
+                    prog_bar=key == "loss",
+                )
+        return out["loss"]
+
+    def _evaluate(self, batch: Mapping, metrics: MetricCollection, stage: str) -> torch.Tensor:
+        logits = self.task.predict(batch)
+        loss = F.cross_entropy(logits, batch["label"])
+        metrics.update(logits, batch["label"])
+        self.log(f"{stage}/ce", loss, batch_size=len(batch["label"]), sync_dist=True)
+        return logits
+
+    def validation_step(self, batch: Mapping, batch_idx: int) -> None:
+        self._evaluate(batch, self.val_metrics, "val")
+
+    def on_validation_epoch_end(self) -> None:
+        self.log_dict(self.val_metrics.compute(), prog_bar=True)
+        self.val_metrics.reset()
+
+    def test_step(self, batch: Mapping, batch_idx: int) -> None:
+        logits = self._evaluate(batch, self.test_metrics, "test")
+        self.test_confusion.update(logits, batch["label"])
+
+    def on_test_epoch_end(self) -> None:
+        self.log_dict(self.test_metrics.compute())
+        self.test_metrics.reset()
+        self.confusion_matrix = self.test_confusion.compute().cpu().numpy().astype(int).tolist()
+        self.test_confusion.reset()
+
+    def configure_optimizers(self) -> torch.optim.Optimizer:
+        params = [p for p in self.task.parameters() if p.requires_grad]
+        return torch.optim.Adam(params, lr=self.lr, weight_decay=self.weight_decay)
+
+    def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        state = checkpoint["state_dict"]
+        for key in [k for k in state if k.startswith(_SOURCE_PREFIX)]:
+            del state[key]
+
+    def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        # put the given sources back so strict loading still checks every target weight
+        for key, value in self.state_dict().items():
+            if key.startswith(_SOURCE_PREFIX):
+                checkpoint["state_dict"].setdefault(key, value)
+
+
+class PairedDataModule(L.LightningDataModule):
+    """Loaders over paired datasets, shuffled by ``(seed, epoch)`` so resuming is exact.
+
+    Training uses a :class:`~torch.utils.data.DistributedSampler` in every case (one replica
+    without DDP): its permutation depends only on the seed and the epoch, so an epoch run after
+    resuming sees the same order as in an uninterrupted run, and under DDP each rank gets its
+    share of the same global permutation.
+    """
+
+    def __init__(
+        self,
+        train: Dataset | None = None,
+        val: Dataset | None = None,
+        test: Dataset | None = None,
+        *,
+        batch_size: int = 32,
+        num_workers: int = 0,
+        seed: int = 0,
+    ) -> None:
+        super().__init__()
+        self.train_set, self.val_set, self.test_set = train, val, test
+        self.batch_size, self.num_workers, self.seed = batch_size, num_workers, seed
+
+    def _loader(self, dataset: Dataset | None, shuffle: bool) -> DataLoader:
+        if dataset is None:
+            raise ValueError("no dataset given for this stage")
+        trainer = self.trainer
+        sampler = DistributedSampler(
+            dataset,
+            num_replicas=trainer.world_size if trainer else 1,
+            rank=trainer.global_rank if trainer else 0,
+            shuffle=shuffle,
+            seed=self.seed,
+        )
+        return DataLoader(
+            dataset,
+            batch_size=self.batch_size,
+            sampler=sampler,
+            num_workers=self.num_workers,
+            persistent_workers=self.num_workers > 0,
+        )
+
+    def train_dataloader(self) -> DataLoader:
+        return self._loader(self.train_set, shuffle=True)
+
+    def val_dataloader(self) -> DataLoader:
+        return self._loader(self.val_set, shuffle=False)
+
+    def test_dataloader(self) -> DataLoader:
+        return self._loader(self.test_set, shuffle=False)
+
+
+@dataclass
+class RunResult:
+    """What :func:`fit` produced.
+
+    Attributes:
+        run_dir: The run folder.
+        best_checkpoint: Path of the best-validation-F1 checkpoint.
+        last_checkpoint: Path of the last-epoch checkpoint.
+        val: Best validation metrics (``acc``, ``precision``, ``recall``, ``f1``).
+        test: Test metrics of the best checkpoint, with ``confusion_matrix``; empty without test.
+    """
+
+    run_dir: Path
+    best_checkpoint: Path
+    last_checkpoint: Path
+    val: dict[str, float]
+    test: dict[str, Any]
+
+
+def _write_atomic(path: Path, text: str) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w") as handle:
+            handle.write(text)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def describe_task(task: Task) -> dict[str, Any]:
+    """A plain description of a task for the saved configuration."""
+    description: dict[str, Any] = {
+        "kind": type(task).__name__,
+        "target_modality": task.modality,
+        "num_classes": task.target.num_classes,
+        "d_out": task.target.d_out,
+    }
+    if isinstance(task, TransferTask):
+        description["sources"] = [
+            {
+                "name": s.name,
+                "modality": s.modality,
+                "method": s.method,
+                "weight": s.weight,
+                "mcma": s.mcma,
+                "temperature": s.temperature,
+                "cached": task.cached(s.name),
+            }
+            for s in task.specs
+        ]
+    return description
+
+
+def versions() -> dict[str, str]:
+    """Versions of dcat, Python and the key libraries."""
+    import lightning
+    import torchmetrics
+
+    found = {
+        "dcat": dcat.__version__,
+        "python": platform.python_version(),
+        "torch": torch.__version__,
+        "lightning": lightning.__version__,
+        "torchmetrics": torchmetrics.__version__,
+        "numpy": np.__version__,
+    }
+    return {name: "".join(version) for name, version in found.items()}  # TorchVersion → str
+
+
+def _logger(config: TrainConfig, run_dir: Path) -> Any:
+    if config.logger == "none":
+        return False
+    if config.logger == "csv":
+        from lightning.pytorch.loggers import CSVLogger
+
+        return CSVLogger(save_dir=run_dir, name="logs", version="")
+    if config.logger == "tensorboard":
+        from lightning.pytorch.loggers import TensorBoardLogger
+
+        return TensorBoardLogger(save_dir=run_dir, name="logs", version="")
+    from lightning.pytorch.loggers import MLFlowLogger
+
+    return MLFlowLogger(
+        experiment_name="dcat", tracking_uri=(run_dir / "mlruns").resolve().as_uri()
+    )
+
+
+def _device(config: TrainConfig) -> torch.device:
+    gpu = config.accelerator in ("gpu", "cuda") or (
+        config.accelerator == "auto" and torch.cuda.is_available()
+    )
+    return torch.device("cuda" if gpu else "cpu")
+
+
+def attach_source_caches(
+    task: TransferTask, train: Dataset, config: TrainConfig, *, progress: bool = True
+) -> None:
+    """Build (or reload) a cache of every source over ``train`` and attach it to the task."""
+    device = _device(config)
+    autocast = torch.bfloat16 if config.precision.startswith("bf16") else None
+    for spec in task.specs:
+        source = task.sources[spec.name]
+        source.to(device)
+
+        def report(done: int, total: int, name: str = spec.name) -> None:
+            if progress and (done == total or done % (20 * config.batch_size) < config.batch_size):
+                print(f"  caching source {name}: {done}/{total} samples", flush=True)
+
+        cache = SourceCache.build(
+            source,
+            train,
+            spec.modality,
+            dtype=getattr(torch, config.cache_dtype),
+            batch_size=max(config.batch_size, 64),
+            device=device,
+            autocast_dtype=autocast,
+            cache_dir=config.cache_dir,
+            progress=report,
+        )
+        task.attach_cache(spec.name, cache)
+
+
+def _trainer(config: TrainConfig, run_dir: Path | None, callbacks: list, logger: Any) -> L.Trainer:
+    return L.Trainer(
+        max_epochs=config.max_epochs,
+        accelerator=config.accelerator,
+        devices=config.devices,
+        strategy=config.strategy,
+        precision=config.precision,
+        sync_batchnorm=config.sync_batchnorm,
+        deterministic=config.deterministic,
+        enable_progress_bar=config.progress,
+        enable_model_summary=False,
+        logger=logger,
+        callbacks=callbacks,
+        default_root_dir=run_dir,
+        log_every_n_steps=config.log_every_n_steps,
+        num_sanity_val_steps=0,
+        use_distributed_sampler=False,  # PairedDataModule shards with its own sampler
+    )
+
+
+def fit(
+    task: Task,
+    train: Dataset,
+    val: Dataset,
+    config: TrainConfig,
+    run_dir: str | Path,
+    *,
+    test: Dataset | None = None,
+    resume: bool = True,
+    extra_config: Mapping[str, Any] | None = None,
+) -> RunResult:
+    """Train ``task`` and keep the best (validation macro-F1) and last checkpoints.
+
+    Args:
+        task: The objective; its target is trained in place and holds the best weights after.
+        train: Training items (see :mod:`dcat.data`); sources' caches are built over it.
+        val: Validation items (model selection).
+        config: Training options.
+        run_dir: The run folder (created).
+        test: If given, the best checkpoint is evaluated on it.
+        resume: Continue from ``run_dir/checkpoints/last.ckpt`` when it exists; a finished run
+            (``metrics.json`` present) is trained no further.
+        extra_config: Anything else to record in ``config.yaml`` (data set, split, ...).
+
+    Returns:
+        :class:`RunResult`.
+    """
+    run_dir = Path(run_dir)
+    ckpt_dir = run_dir / "checkpoints"
+    last = ckpt_dir / "last.ckpt"
+    run_dir.mkdir(parents=True, exist_ok=True)
+    L.seed_everything(config.seed, workers=True, verbose=False)
+    if isinstance(task, TransferTask) and config.cache_sources:
+        attach_source_caches(task, train, config, progress=config.progress)
+    resolved = {
+        "train": asdict(config),
+        "task": describe_task(task),
+        "versions": versions(),
+        **dict(extra_config or {}),
+    }
+    _write_atomic(run_dir / "config.yaml", yaml.safe_dump(resolved, sort_keys=False))
+    module = DCATModule(task, lr=config.lr, weight_decay=config.weight_decay)
+    data = PairedDataModule(
+        train,
+        val,
+        test,
+        batch_size=config.batch_size,
+        num_workers=config.num_workers,
+        seed=config.seed,
+    )
+    checkpoint = ModelCheckpoint(
+        dirpath=ckpt_dir,
+        filename="best",
+        monitor="val/f1",
+        mode="max",
+        save_last=True,
+        enable_version_counter=False,
+    )
+    trainer = _trainer(config, run_dir, [checkpoint], _logger(config, run_dir))
+    trainer.fit(module, datamodule=data, ckpt_path=last if resume and last.is_file() else None)
+    best = (
+        Path(checkpoint.best_model_path) if checkpoint.best_model_path else ckpt_dir / "best.ckpt"
+    )
+    best_state = torch.load(best, map_location="cpu", weights_only=True)
+    val_metrics = _best_val_metrics(best_state)
+    module.load_state_dict(_with_sources(best_state["state_dict"], module), strict=True)
+    test_metrics: dict[str, Any] = {}
+    if test is not None:
+        test_metrics = _test(module, data, config)
+    result = {"val": val_metrics, "test": test_metrics, "best_checkpoint": str(best.name)}
+    if trainer.is_global_zero:
+        _write_atomic(run_dir / "metrics.json", json.dumps(result, indent=2))
+    return RunResult(run_dir, best, last, val_metrics, test_metrics)
+
+
+def _with_sources(state: dict[str, torch.Tensor], module: DCATModule) -> dict[str, torch.Tensor]:
+    merged = dict(state)
+    for key, value in module.state_dict().items():
+        if key.startswith(_SOURCE_PREFIX):
+            merged.setdefault(key, value)
+    return merged
+
+
+def _best_val_metrics(checkpoint: Mapping[str, Any]) -> dict[str, float]:
+    for callback_state in checkpoint.get("callbacks", {}).values():
+        if "best_model_score" in callback_state and callback_state["best_model_score"] is not None:
+            score = float(callback_state["best_model_score"])
+            return {"f1": score, "epoch": int(checkpoint.get("epoch", -1))}
+    return {"f1": math.nan, "epoch": int(checkpoint.get("epoch", -1))}
+
+
+def _test(module: DCATModule, data: PairedDataModule, config: TrainConfig) -> dict[str, Any]:
+    # a single process evaluates the whole test set, so every sample counts exactly once
+    single = TrainConfig(**{**asdict(config), "devices": 1, "strategy": "auto"})
+    trainer = _trainer(single, None, [], False)
+    (metrics,) = trainer.test(module, dataloaders=data.test_dataloader(), verbose=False)
+    out: dict[str, Any] = {k.removeprefix("test/"): float(v) for k, v in metrics.items()}
+    out["confusion_matrix"] = module.confusion_matrix
+    return out
+
+
+def evaluate(task: Task, dataset: Dataset, config: TrainConfig | None = None) -> dict[str, Any]:
+    """Accuracy, macro precision, recall, F1, CE and confusion matrix of the task's target.
+
+    Args:
+        task: Its target is evaluated alone, as deployed.
+        dataset: Items with the target's modality and labels.
+        config: Batch size, accelerator and precision (defaults: CPU, float32).
+    """
+    config = config or TrainConfig(progress=False)
+    module = DCATModule(task)
+    data = PairedDataModule(test=dataset, batch_size=config.batch_size, seed=config.seed)
+    return _test(module, data, config)
