@@ -33,3 +33,38 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
 @pytest.fixture(autouse=True)
 def _seed() -> None:
     torch.manual_seed(0)
+
+
+def make_paired(n: int = 48, classes: int = 3, seed: int = 0, imu_steps: int = 32):
+    """A tiny learnable two-modality data set (imu (6, T), skeleton (12, 16)), 4 subjects."""
+    import numpy as np
+
+    from dcat.data import PairedDataset
+
+    rng = np.random.default_rng(seed)
+    labels = np.arange(n) % classes
+    imu = rng.normal(size=(n, 6, imu_steps)).astype(np.float32) + 0.8 * labels[:, None, None]
+    skeleton = rng.normal(size=(n, 12, 16)).astype(np.float32) + 1.5 * labels[:, None, None]
+    return PairedDataset(
+        {"imu": imu, "skeleton": skeleton},
+        labels,
+        np.arange(n) % 4 + 1,
+        [f"rec{i}" for i in range(n)],
+        [f"class{c}" for c in range(classes)],
+        name="synthetic",
+    )
+
+
+def small_net(modality: str, classes: int = 3, d_out: int = 16, norm: str = "batch", dropout=0.0):
+    from dcat import ModalityNet, create_encoder
+
+    if modality == "imu":
+        encoder = create_encoder("imu", 6, widths=(8, 8, 12), norm=norm, dropout=0.0)
+    else:
+        encoder = create_encoder("sequence", 12, d_model=12, depth=2, norm=norm, dropout=0.0)
+    return ModalityNet(encoder, d_out=d_out, num_classes=classes, dropout=dropout)
+
+
+@pytest.fixture
+def paired():
+    return make_paired()

@@ -21,6 +21,7 @@ import math
 import os
 import platform
 import tempfile
+import warnings
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
@@ -214,12 +215,22 @@ class DCATModule(L.LightningModule):
         state = checkpoint["state_dict"]
         for key in [k for k in state if k.startswith(_SOURCE_PREFIX)]:
             del state[key]
+        # Lightning does not keep the global RNG; dropout after a resume must continue the same
+        # stream for the resumed run to equal an uninterrupted one
+        checkpoint["dcat_rng"] = {"torch": torch.get_rng_state()}
+        if torch.cuda.is_available():
+            checkpoint["dcat_rng"]["cuda"] = torch.cuda.get_rng_state_all()
 
     def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         # put the given sources back so strict loading still checks every target weight
         for key, value in self.state_dict().items():
             if key.startswith(_SOURCE_PREFIX):
                 checkpoint["state_dict"].setdefault(key, value)
+        rng = checkpoint.get("dcat_rng", {})
+        if "torch" in rng:
+            torch.set_rng_state(rng["torch"])
+        if "cuda" in rng and torch.cuda.is_available():
+            torch.cuda.set_rng_state_all(rng["cuda"])
 
 
 class PairedDataModule(L.LightningDataModule):
@@ -358,6 +369,9 @@ def _logger(config: TrainConfig, run_dir: Path) -> Any:
         return TensorBoardLogger(save_dir=run_dir, name="logs", version="")
     from lightning.pytorch.loggers import MLFlowLogger
 
+    # a local file store needs no server or database; MLflow 3 asks for this explicit opt-in
+    os.environ.setdefault("MLFLOW_ALLOW_FILE_STORE", "true")
+
     return MLFlowLogger(
         experiment_name="dcat", tracking_uri=(run_dir / "mlruns").resolve().as_uri()
     )
@@ -438,8 +452,8 @@ def fit(
         config: Training options.
         run_dir: The run folder (created).
         test: If given, the best checkpoint is evaluated on it.
-        resume: Continue from ``run_dir/checkpoints/last.ckpt`` when it exists; a finished run
-            (``metrics.json`` present) is trained no further.
+        resume: Continue from ``run_dir/checkpoints/last.ckpt`` when it exists (to
+            ``config.max_epochs``).
         extra_config: Anything else to record in ``config.yaml`` (data set, split, ...).
 
     Returns:
@@ -459,6 +473,8 @@ def fit(
         **dict(extra_config or {}),
     }
     _write_atomic(run_dir / "config.yaml", yaml.safe_dump(resolved, sort_keys=False))
+    # the frozen sources are in eval mode on purpose
+    warnings.filterwarnings("ignore", message=r"Found \d+ module\(s\) in eval mode")
     module = DCATModule(task, lr=config.lr, weight_decay=config.weight_decay)
     data = PairedDataModule(
         train,

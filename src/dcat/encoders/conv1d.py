@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
+from typing import Literal
 
 from torch import Tensor, nn
 
@@ -19,17 +21,39 @@ def _check_input(module: nn.Module, x: Tensor, in_channels: int) -> None:
         )
 
 
+Norm = Literal["batch", "group", "none"]
+
+
+def _norm(kind: Norm, channels: int) -> nn.Module:
+    if kind == "batch":
+        return nn.BatchNorm1d(channels)
+    if kind == "group":
+        return nn.GroupNorm(math.gcd(8, channels), channels)
+    if kind == "none":
+        return nn.Identity()
+    raise ValueError(f"norm must be 'batch', 'group' or 'none', got {kind!r}")
+
+
 class ConvBlock1d(nn.Sequential):
-    """Conv1d → BatchNorm1d → ReLU, 'same' padding, the paper's building block (Fig. 2, top).
+    """Conv1d → norm → ReLU, 'same' padding, the paper's building block (Fig. 2, top).
 
     Args:
         in_channels: Input channels.
         out_channels: Output channels.
         kernel_size: Odd kernel size.
         stride: Temporal stride.
+        norm: ``"batch"`` (the paper's), ``"group"`` (independent of the batch, e.g. for
+            tiny per-process batches under DDP) or ``"none"``.
     """
 
-    def __init__(self, in_channels: int, out_channels: int, kernel_size: int, stride: int = 1):
+    def __init__(
+        self,
+        in_channels: int,
+        out_channels: int,
+        kernel_size: int,
+        stride: int = 1,
+        norm: Norm = "batch",
+    ) -> None:
         if kernel_size < 1 or kernel_size % 2 == 0:
             raise ValueError(f"kernel_size must be odd and positive, got {kernel_size}")
         super().__init__(
@@ -39,9 +63,9 @@ class ConvBlock1d(nn.Sequential):
                 kernel_size,
                 stride=stride,
                 padding=kernel_size // 2,
-                bias=False,
+                bias=norm == "none",
             ),
-            nn.BatchNorm1d(out_channels),
+            _norm(norm, out_channels),
             nn.ReLU(inplace=True),
         )
 
@@ -59,6 +83,7 @@ class IMUEncoder(nn.Module):
         kernel_sizes: Kernel size of each block (odd).
         pool: Max-pool size and stride after the first block and at the end.
         dropout: Dropout on the output embeddings.
+        norm: Normalisation in the conv blocks (see :class:`ConvBlock1d`).
 
     Shape:
         input ``(B, C, T)`` with ``T ≥ pool²``, output ``(B, T // pool // pool, widths[-1])``.
@@ -72,6 +97,7 @@ class IMUEncoder(nn.Module):
         kernel_sizes: Sequence[int] = (7, 5, 3),
         pool: int = 2,
         dropout: float = 0.1,
+        norm: Norm = "batch",
     ) -> None:
         super().__init__()
         if in_channels <= 0:
@@ -87,10 +113,10 @@ class IMUEncoder(nn.Module):
         self.d_model = int(widths[-1])
         self.pool = pool
         self.features = nn.Sequential(
-            ConvBlock1d(in_channels, widths[0], kernel_sizes[0]),
+            ConvBlock1d(in_channels, widths[0], kernel_sizes[0], norm=norm),
             nn.MaxPool1d(pool),
-            ConvBlock1d(widths[0], widths[1], kernel_sizes[1]),
-            ConvBlock1d(widths[1], widths[2], kernel_sizes[2]),
+            ConvBlock1d(widths[0], widths[1], kernel_sizes[1], norm=norm),
+            ConvBlock1d(widths[1], widths[2], kernel_sizes[2], norm=norm),
             nn.MaxPool1d(pool),
             nn.Dropout(dropout),
         )
@@ -124,6 +150,7 @@ class SequenceEncoder(nn.Module):
         kernel_size: Odd kernel size of the blocks.
         downsample: Total temporal downsampling, a power of 2 (1 keeps ``S = T``).
         dropout: Dropout on the output embeddings.
+        norm: Normalisation in the conv blocks (see :class:`ConvBlock1d`).
 
     Shape:
         input ``(B, C, T)``, output ``(B, ⌈T / downsample⌉, d_model)``.
@@ -138,6 +165,7 @@ class SequenceEncoder(nn.Module):
         kernel_size: int = 5,
         downsample: int = 2,
         dropout: float = 0.1,
+        norm: Norm = "batch",
     ) -> None:
         super().__init__()
         if in_channels <= 0 or d_model <= 0 or depth <= 0:
@@ -159,7 +187,9 @@ class SequenceEncoder(nn.Module):
         for _ in range(depth):
             strides.append(2 if remaining > 1 else 1)
             remaining //= strides[-1]
-        self.blocks = nn.ModuleList(ConvBlock1d(d_model, d_model, kernel_size, s) for s in strides)
+        self.blocks = nn.ModuleList(
+            ConvBlock1d(d_model, d_model, kernel_size, s, norm=norm) for s in strides
+        )
         self.shortcuts = nn.ModuleList(
             nn.AvgPool1d(2, ceil_mode=True) if s == 2 else nn.Identity() for s in strides
         )

@@ -1,0 +1,202 @@
+"""The Lightning engine: run folder, determinism, resume, loggers, DDP, real data."""
+
+from __future__ import annotations
+
+import copy
+import json
+
+import pytest
+import torch
+import yaml
+
+from dcat.engine import TrainConfig, evaluate, fit
+from dcat.tasks import SourceSpec, TransferTask, UnimodalTask
+
+from conftest import make_paired, shared_dataset, small_net
+
+FAST = {"batch_size": 8, "progress": False, "log_every_n_steps": 1}
+
+
+def _transfer_task(
+    seed: int = 0, norm: str = "batch", dropout: float = 0.3, target_seed: int | None = None
+) -> TransferTask:
+    torch.manual_seed(seed)
+    source = small_net("skeleton", norm=norm)
+    if target_seed is not None:
+        torch.manual_seed(target_seed)
+    target = small_net("imu", norm=norm, dropout=dropout)
+    return TransferTask(target, "imu", [SourceSpec("skeleton", source)])
+
+
+def _split(data):
+    return data.subset(range(0, 36)), data.subset(range(36, 48))
+
+
+def test_fit_writes_run_folder(tmp_path, paired) -> None:
+    train, val = _split(paired)
+    result = fit(
+        _transfer_task(), train, val, TrainConfig(max_epochs=2, **FAST), tmp_path, test=val
+    )
+    assert (tmp_path / "checkpoints" / "best.ckpt").is_file()
+    assert (tmp_path / "checkpoints" / "last.ckpt").is_file()
+    assert (tmp_path / "logs" / "metrics.csv").is_file()
+    config = yaml.safe_load((tmp_path / "config.yaml").read_text())
+    assert config["train"]["max_epochs"] == 2
+    assert config["task"]["sources"][0] == {
+        "name": "skeleton",
+        "modality": "skeleton",
+        "method": "dcat",
+        "weight": 1.0,
+        "mcma": True,
+        "temperature": 1.0,
+        "cached": True,
+    }
+    assert config["versions"]["torch"] == torch.__version__
+    metrics = json.loads((tmp_path / "metrics.json").read_text())
+    assert set(metrics["test"]) >= {"acc", "precision", "recall", "f1", "ce", "confusion_matrix"}
+    confusion = metrics["test"]["confusion_matrix"]
+    assert len(confusion) == 3 and sum(map(sum, confusion)) == len(val)
+    assert metrics["test"] == result.test
+    header = (tmp_path / "logs" / "metrics.csv").read_text().splitlines()[0].split(",")
+    assert {"train/ca_epoch", "train/ce_epoch", "train/loss_epoch", "val/f1"} <= set(header)
+    # frozen sources are not stored in checkpoints
+    state = torch.load(tmp_path / "checkpoints" / "last.ckpt", weights_only=True)["state_dict"]
+    assert state and not any(k.startswith("task.sources.") for k in state)
+
+
+def test_same_seed_same_metrics_on_cpu(tmp_path, paired) -> None:
+    train, val = _split(paired)
+    config = TrainConfig(max_epochs=2, seed=3, **FAST)
+    first = fit(_transfer_task(), train, val, config, tmp_path / "a", test=val)
+    second = fit(_transfer_task(), train, val, config, tmp_path / "b", test=val)
+    assert first.test == second.test
+    other = fit(
+        _transfer_task(),
+        train,
+        val,
+        TrainConfig(max_epochs=2, seed=4, **FAST),
+        tmp_path / "c",
+        test=val,
+    )
+    state = [
+        torch.load(r.last_checkpoint, weights_only=True)["state_dict"]
+        for r in (first, second, other)
+    ]
+    assert all(torch.equal(state[0][k], state[1][k]) for k in state[0])
+    assert not all(torch.equal(state[0][k], state[2][k]) for k in state[0])
+
+
+def test_resume_equals_uninterrupted(tmp_path, paired) -> None:
+    train, val = _split(paired)
+    full = fit(
+        _transfer_task(), train, val, TrainConfig(max_epochs=4, **FAST), tmp_path / "full", test=val
+    )
+    part = tmp_path / "part"
+    fit(_transfer_task(), train, val, TrainConfig(max_epochs=2, **FAST), part)
+    # the same source, but a target with other initial weights: they must come from last.ckpt
+    resumed = fit(
+        _transfer_task(target_seed=99),
+        train,
+        val,
+        TrainConfig(max_epochs=4, **FAST),
+        part,
+        test=val,
+    )
+    a = torch.load(full.last_checkpoint, weights_only=True)
+    b = torch.load(resumed.last_checkpoint, weights_only=True)
+    assert a["epoch"] == b["epoch"] == 3
+    for key in a["state_dict"]:
+        assert torch.equal(a["state_dict"][key], b["state_dict"][key]), key
+    assert full.test == resumed.test
+
+
+@pytest.mark.parametrize("logger", ["tensorboard", "mlflow"])
+def test_other_loggers(tmp_path, paired, logger: str) -> None:
+    pytest.importorskip("tensorboard" if logger == "tensorboard" else "mlflow")
+    train, val = _split(paired)
+    fit(
+        UnimodalTask(small_net("imu"), "imu"),
+        train,
+        val,
+        TrainConfig(max_epochs=1, logger=logger, **FAST),
+        tmp_path,
+    )
+    if logger == "tensorboard":
+        assert list((tmp_path / "logs").glob("events.out.tfevents.*"))
+    else:
+        metric_dirs = list((tmp_path / "mlruns").glob("*/*/metrics"))
+        assert len(metric_dirs) == 1
+        logged = {p.relative_to(metric_dirs[0]).as_posix() for p in metric_dirs[0].rglob("*")}
+        assert {"val/f1", "val/acc", "train/loss_epoch", "train/ce_epoch"} <= logged
+
+
+def test_config_rejects_unknown_and_bad_options() -> None:
+    with pytest.raises(ValueError, match=r"unknown training option\(s\) \['epochs'\]"):
+        TrainConfig.from_dict({"epochs": 3})
+    with pytest.raises(ValueError, match=r"TrainConfig\.lr is out of range: -1"):
+        TrainConfig(lr=-1)
+    with pytest.raises(ValueError, match="logger must be csv, tensorboard, mlflow or none"):
+        TrainConfig(logger="wandb")
+
+
+def _one_step(task, data, config, run_dir):
+    fit(task, data, data, config, run_dir)
+    return {k: v.detach().clone() for k, v in task.target.state_dict().items()}
+
+
+@pytest.mark.slow
+def test_ddp_step_equals_single_process_step(tmp_path) -> None:
+    # 8 samples = one global batch: 1 process × 8 or 2 processes × 4 (gloo). GroupNorm and no
+    # dropout, so per-process batch statistics cannot differ. The MCMA mask selects unevenly
+    # across ranks; a mean of per-rank means would give a different step.
+    data = make_paired(n=8, seed=5)
+    base = _transfer_task(seed=1, norm="group", dropout=0.0)
+    common = {
+        "max_epochs": 1,
+        "progress": False,
+        "logger": "none",
+        "lr": 0.05,
+        "cache_sources": False,
+    }
+    single = _one_step(
+        copy.deepcopy(base), data, TrainConfig(batch_size=8, **common), tmp_path / "single"
+    )
+    ddp = _one_step(
+        copy.deepcopy(base),
+        data,
+        TrainConfig(batch_size=4, devices=2, strategy="ddp_spawn", **common),
+        tmp_path / "ddp",
+    )
+    initial = base.target.state_dict()
+    moved = [k for k in single if not torch.equal(single[k], initial[k])]
+    assert moved, "the step changed nothing"
+    for key in single:
+        torch.testing.assert_close(ddp[key], single[key], rtol=1e-5, atol=1e-6, msg=key)
+
+
+@pytest.mark.slow
+@pytest.mark.data
+def test_real_utd_mhad_skeleton_to_imu(tmp_path) -> None:
+    from dcat import ModalityNet, create_encoder
+    from dcat.data import load_utd_mhad
+
+    data = load_utd_mhad(shared_dataset("utd_mhad"), subjects=[1, 2, 3])
+    train_idx = [i for i, s in enumerate(data.subjects) if s in (1, 2)]
+    test_idx = [i for i, s in enumerate(data.subjects) if s == 3]
+    stats = data.subset(train_idx).fit_normalization()
+    train, test = data.subset(train_idx).normalized(stats), data.subset(test_idx).normalized(stats)
+    config = TrainConfig(max_epochs=3, batch_size=32, lr=1e-3, **{"progress": False})
+    source = ModalityNet(create_encoder("sequence", 60, d_model=64), d_out=64, num_classes=27)
+    src = fit(UnimodalTask(source, "skeleton"), train, test, config, tmp_path / "skeleton")
+    target = ModalityNet(
+        create_encoder("imu", 6, widths=(32, 64, 64)), d_out=64, num_classes=27, dropout=0.5
+    )
+    task = TransferTask(target, "imu", [SourceSpec("skeleton", source)])
+    result = fit(task, train, test, config, tmp_path / "imu", test=test)
+    assert src.best_checkpoint.is_file() and result.best_checkpoint.is_file()
+    assert 0.0 <= result.test["f1"] <= 1.0 and result.test["acc"] > 1 / 27  # better than chance
+    assert sum(map(sum, result.test["confusion_matrix"])) == len(test)
+    header = (tmp_path / "imu" / "logs" / "metrics.csv").read_text().splitlines()[0]
+    assert "train/ca_epoch" in header
+    again = evaluate(task, test)
+    assert again["f1"] == pytest.approx(result.test["f1"])

@@ -1,0 +1,192 @@
+"""Tasks' loss dicts, frozen sources, baselines and the source cache."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+import torch.nn.functional as F
+from torch.utils.data import DataLoader
+
+from dcat import cross_attention_loss, mcma_mask
+from dcat.cache import SourceCache, cache_key
+from dcat.tasks import SourceSpec, TransferTask, UnimodalTask
+
+from conftest import make_paired, small_net
+
+
+def _batch(dataset, size: int = 12, start: int = 0) -> dict:
+    return next(iter(DataLoader(dataset.subset(range(start, start + size)), batch_size=size)))
+
+
+def test_unimodal_loss_dict(paired) -> None:
+    net = small_net("imu")
+    batch = _batch(paired)
+    out = UnimodalTask(net, "imu")(batch)
+    assert set(out) == {"loss", "logits", "ce"}
+    assert out["logits"].shape == (12, 3)
+    torch.testing.assert_close(out["ce"], F.cross_entropy(out["logits"], batch["label"]))
+    assert out["loss"] is out["ce"]
+
+
+@pytest.mark.parametrize("mcma", [True, False])
+def test_dcat_loss_dict_matches_the_formula(paired, mcma: bool) -> None:
+    source, target = small_net("skeleton").eval(), small_net("imu").eval()
+    task = TransferTask(target, "imu", [SourceSpec("skeleton", source, weight=0.7, mcma=mcma)])
+    batch = _batch(paired)
+    out = task.eval()(batch)
+    src_logits, src_kqv = source(batch["inputs"]["skeleton"])
+    logits, kqv = target(batch["inputs"]["imu"])
+    mask = mcma_mask(src_logits, batch["label"]) if mcma else None
+    ca = cross_attention_loss(src_kqv, kqv, mask)
+    ce = F.cross_entropy(logits, batch["label"])
+    torch.testing.assert_close(out["ca"], ca)
+    torch.testing.assert_close(out["ca/skeleton"], ca)
+    torch.testing.assert_close(out["ce"], ce)
+    torch.testing.assert_close(out["loss"], ce + 0.7 * ca)
+    expected_frac = mask.float().mean() if mcma else torch.tensor(1.0)
+    torch.testing.assert_close(out["mcma_frac/skeleton"], expected_frac)
+
+
+def test_baselines_and_several_sources(paired) -> None:
+    source, target = small_net("skeleton").eval(), small_net("imu").eval()
+    specs = [
+        SourceSpec("skel_ca", source, modality="skeleton", weight=1.0),
+        SourceSpec(
+            "skel_kd", source, modality="skeleton", method="logit_kd", weight=0.5, temperature=2.0
+        ),
+        SourceSpec("skel_feat", source, modality="skeleton", method="feature", weight=0.3),
+        SourceSpec(
+            "skel_nce",
+            source,
+            modality="skeleton",
+            method="contrastive",
+            weight=0.2,
+            temperature=0.5,
+        ),
+    ]
+    task = TransferTask(target, "imu", specs).eval()
+    batch = _batch(paired)
+    out = task(batch)
+    src = source.forward_all(batch["inputs"]["skeleton"])
+    tgt = target.forward_all(batch["inputs"]["imu"])
+    p_t = F.softmax(src.logits / 2.0, 1)
+    kd = (p_t * (p_t.log() - F.log_softmax(tgt.logits / 2.0, 1))).sum(1).mean() * 4.0
+    torch.testing.assert_close(out["kd/skel_kd"], kd)
+    feat = ((task.projections["skel_feat"](tgt.embedding) - src.embedding) ** 2).mean()
+    torch.testing.assert_close(out["feat/skel_feat"], feat)
+    heads = task.projections["skel_nce"]
+    a = F.normalize(heads["target"](tgt.embedding), dim=1)
+    b = F.normalize(heads["source"](src.embedding), dim=1)
+    sim = a @ b.T / 0.5
+    labels = torch.arange(len(a))
+    nce = (F.cross_entropy(sim, labels) + F.cross_entropy(sim.T, labels)) / 2
+    torch.testing.assert_close(out["nce/skel_nce"], nce)
+    total = out["ce"] + out["ca"] + 0.5 * kd + 0.3 * feat + 0.2 * nce
+    torch.testing.assert_close(out["loss"], total)
+    # only the target and the baselines' projections train
+    trainable = {id(p) for p in task.trainable_parameters()}
+    assert trainable == {id(p) for p in [*target.parameters(), *task.projections.parameters()]}
+
+
+def test_sources_frozen_and_bit_identical_after_training(paired) -> None:
+    source, target = small_net("skeleton"), small_net("imu", dropout=0.3)
+    before = {k: v.clone() for k, v in source.state_dict().items()}
+    task = TransferTask(target, "imu", [SourceSpec("skeleton", source)])
+    task.train()
+    assert target.training and not source.training
+    assert all(not p.requires_grad for p in source.parameters())
+    optimizer = torch.optim.Adam(task.trainable_parameters(), lr=1e-2)
+    for start in (0, 12, 24):
+        out = task(_batch(paired, start=start))
+        optimizer.zero_grad()
+        out["loss"].backward()
+        optimizer.step()
+    for key, value in source.state_dict().items():  # BN running stats included
+        assert torch.equal(value, before[key]), key
+    assert not source.training
+
+
+def test_spec_and_task_errors() -> None:
+    src = small_net("skeleton")
+    with pytest.raises(ValueError, match=r"weight \(λ\) must be ≥ 0, got -0.1"):
+        SourceSpec("skeleton", src, weight=-0.1)
+    with pytest.raises(ValueError, match="method must be one of"):
+        SourceSpec("skeleton", src, method="mixup")
+    with pytest.raises(ValueError, match="d_out=32 but the target has d_out=16"):
+        TransferTask(
+            small_net("imu"), "imu", [SourceSpec("skeleton", small_net("skeleton", d_out=32))]
+        )
+    with pytest.raises(ValueError, match="has 5 classes but the target has 3"):
+        TransferTask(
+            small_net("imu"), "imu", [SourceSpec("skeleton", small_net("skeleton", classes=5))]
+        )
+    with pytest.raises(ValueError, match="source names must be unique"):
+        TransferTask(small_net("imu"), "imu", [SourceSpec("s", src), SourceSpec("s", src)])
+    task = TransferTask(small_net("imu"), "imu", [SourceSpec("skeleton", src)])
+    with pytest.raises(ValueError, match=r"batch\['inputs'\] has no modality 'skeleton'"):
+        task({"inputs": {"imu": torch.randn(2, 6, 32)}, "label": torch.tensor([0, 1])})
+
+
+def test_cache_gives_the_same_losses(paired) -> None:
+    source, target = small_net("skeleton").eval(), small_net("imu").eval()
+    specs = [
+        SourceSpec("skeleton", source),
+        SourceSpec("kd", source, modality="skeleton", method="logit_kd"),
+        SourceSpec("feat", source, modality="skeleton", method="feature"),
+    ]
+    task = TransferTask(target, "imu", specs).eval()
+    batch = _batch(paired, size=16, start=5)
+    batch["index"] = batch["index"] + 5  # positions in the full data set the cache covers
+    uncached = task(batch)
+    for spec in specs:
+        task.attach_cache(spec.name, SourceCache.build(source, paired, "skeleton", batch_size=7))
+    assert all(task.cached(s.name) for s in specs)
+    cached = task(batch)
+    for key in ("ce", "ca", "kd", "feat", "loss", "mcma_frac/skeleton"):
+        torch.testing.assert_close(cached[key], uncached[key], rtol=1e-3, atol=1e-3, msg=key)
+    assert cached["ca"] != 0
+
+
+def test_cache_contents_and_disk_round_trip(tmp_path, paired) -> None:
+    source = small_net("skeleton").eval()
+    memory = SourceCache.build(source, paired, "skeleton", batch_size=10)
+    assert memory._arrays["keys"].dtype == torch.float16
+    out = source.forward_all(torch.from_numpy(paired.inputs["skeleton"][[3, 40]]))
+    got = memory.lookup(torch.tensor([3, 40]))
+    torch.testing.assert_close(got.keys.float(), out.kqv[0], rtol=2e-3, atol=2e-3)
+    torch.testing.assert_close(got.logits, out.logits)
+    on_disk = SourceCache.build(source, paired, "skeleton", cache_dir=tmp_path)
+    folder = tmp_path / on_disk.key[:32]
+    assert {p.name for p in folder.iterdir()} == {
+        "keys.npy",
+        "values.npy",
+        "logits.npy",
+        "embedding.npy",
+        "meta.json",
+    }
+    assert isinstance(on_disk._arrays["keys"], np.memmap)
+    again = on_disk.lookup(torch.tensor([3, 40]))
+    torch.testing.assert_close(again.values, got.values)
+    assert not list(tmp_path.glob(".*"))  # no temporary folder left behind
+
+
+def test_stale_cache_is_never_used(tmp_path, paired) -> None:
+    source = small_net("skeleton").eval()
+    cache = SourceCache.build(source, paired, "skeleton", cache_dir=tmp_path)
+    key = cache.key
+    other_data = make_paired(seed=1)
+    assert cache_key(source, other_data, "skeleton", torch.float16) != key
+    assert cache_key(source, paired, "skeleton", torch.float32) != key
+    with torch.no_grad():
+        source.head.bias.add_(1.0)
+    new_key = cache_key(source, paired, "skeleton", torch.float16)
+    assert new_key != key
+    with pytest.raises(ValueError, match="stale source cache"):
+        SourceCache.load(tmp_path / key[:32], expected_key=new_key)
+    rebuilt = SourceCache.build(source, paired, "skeleton", cache_dir=tmp_path)
+    assert rebuilt.key == new_key
+    torch.testing.assert_close(
+        rebuilt.lookup(torch.tensor([0])).logits,
+        source.eval()(torch.from_numpy(paired.inputs["skeleton"][:1]))[0],
+    )
