@@ -200,3 +200,24 @@ def test_real_utd_mhad_skeleton_to_imu(tmp_path) -> None:
     assert "train/ca_epoch" in header
     again = evaluate(task, test)
     assert again["f1"] == pytest.approx(result.test["f1"])
+
+
+@pytest.mark.gpu
+@pytest.mark.parametrize("cache", [True, False])
+def test_bf16_transfer_on_gpu(tmp_path, paired, cache: bool) -> None:
+    train, val = _split(paired)
+    task = _transfer_task()
+    config = TrainConfig(
+        max_epochs=2, accelerator="gpu", precision="bf16-mixed", cache_sources=cache, **FAST
+    )
+    result = fit(task, train, val, config, tmp_path, test=val)
+    assert task.cached("skeleton") is cache
+    assert 0.0 <= result.test["f1"] <= 1.0 and result.test["ce"] == pytest.approx(
+        result.test["ce"]
+    )  # finite
+    assert sum(map(sum, result.test["confusion_matrix"])) == len(val)
+    state = torch.load(result.last_checkpoint, weights_only=True)["state_dict"]
+    assert all(torch.isfinite(v).all() for v in state.values() if v.is_floating_point())
+    # the trained target runs on the CPU afterwards, as deployed
+    cpu = evaluate(task.cpu(), val)
+    assert cpu["f1"] == pytest.approx(result.test["f1"], abs=0.1)

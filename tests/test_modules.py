@@ -147,3 +147,33 @@ def test_core_imports_no_training_framework() -> None:
         [sys.executable, "-c", code], capture_output=True, text=True, check=False
     )
     assert result.returncode == 0, result.stdout + result.stderr
+
+
+@pytest.mark.parametrize(
+    ("depth", "channels", "size", "d_model", "expected"),
+    [
+        (18, 3, 32, None, 512),
+        (18, 1, 40, 64, 64),
+        (34, 4, 33, 32, 32),
+    ],
+)
+def test_video_encoder_shapes(depth, channels, size, d_model, expected) -> None:
+    enc = create_encoder("video", channels, depth=depth, d_model=d_model).eval()
+    out = enc(torch.randn(2, 5, channels, size, size))
+    assert out.shape == (2, 5, expected) and enc.d_model == expected
+    with pytest.raises(ValueError, match=rf"expects input of shape \(B, F, {channels}, H, W\)"):
+        enc(torch.randn(2, channels, size, size))
+
+
+def test_video_encoder_loads_local_weights(tmp_path) -> None:
+    import torchvision
+
+    reference = torchvision.models.resnet18(weights=None)
+    path = tmp_path / "resnet18.pt"
+    torch.save(reference.state_dict(), path)
+    enc = create_encoder("video", 3, depth=18, weights=path)
+    torch.testing.assert_close(enc.trunk.layer4[1].conv2.weight, reference.layer4[1].conv2.weight)
+    grey = create_encoder("video", 1, depth=18, weights=path)
+    torch.testing.assert_close(
+        grey.trunk.conv1.weight, reference.conv1.weight.mean(1, keepdim=True)
+    )

@@ -22,7 +22,7 @@ import os
 import platform
 import tempfile
 import warnings
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any, Literal
@@ -442,6 +442,7 @@ def fit(
     test: Dataset | None = None,
     resume: bool = True,
     extra_config: Mapping[str, Any] | None = None,
+    callbacks: Sequence[L.Callback] = (),
 ) -> RunResult:
     """Train ``task`` and keep the best (validation macro-F1) and last checkpoints.
 
@@ -455,6 +456,7 @@ def fit(
         resume: Continue from ``run_dir/checkpoints/last.ckpt`` when it exists (to
             ``config.max_epochs``).
         extra_config: Anything else to record in ``config.yaml`` (data set, split, ...).
+        callbacks: More Lightning callbacks (early stopping, timers, ...).
 
     Returns:
         :class:`RunResult`.
@@ -492,7 +494,7 @@ def fit(
         save_last=True,
         enable_version_counter=False,
     )
-    trainer = _trainer(config, run_dir, [checkpoint], _logger(config, run_dir))
+    trainer = _trainer(config, run_dir, [checkpoint, *callbacks], _logger(config, run_dir))
     trainer.fit(module, datamodule=data, ckpt_path=last if resume and last.is_file() else None)
     best = (
         Path(checkpoint.best_model_path) if checkpoint.best_model_path else ckpt_dir / "best.ckpt"

@@ -73,7 +73,8 @@ class PairedDataset(Dataset):
     """Time-synchronised samples of several modalities, held as arrays.
 
     Args:
-        inputs: Modality name → float array ``(N, C_m, T_m)``; ``T_m`` may differ by modality.
+        inputs: Modality name → float array ``(N, ...)``: ``(N, C_m, T_m)`` for series (``T_m``
+            may differ by modality), ``(N, F, C, H, W)`` for video frames.
         labels: ``(N,)`` class indices in ``[0, len(class_names))``.
         subjects: ``(N,)`` subject ids.
         recordings: ``N`` recording ids (e.g. ``"a1_s1_t1"``).
@@ -112,9 +113,10 @@ class PairedDataset(Dataset):
         self.inputs: dict[str, np.ndarray] = {}
         for modality, array in inputs.items():
             array = np.asarray(array, dtype=np.float32)
-            if array.ndim != 3 or array.shape[0] != n:
+            if array.ndim < 2 or array.shape[0] != n:
                 raise ValueError(
-                    f"inputs[{modality!r}] must have shape ({n}, C, T), got {array.shape}"
+                    f"inputs[{modality!r}] must have shape ({n}, ...) e.g. ({n}, C, T), "
+                    f"got {array.shape}"
                 )
             if not np.isfinite(array).all():
                 bad = int(np.argwhere(~np.isfinite(array))[0][0])
@@ -132,10 +134,10 @@ class PairedDataset(Dataset):
     def num_classes(self) -> int:
         return len(self.class_names)
 
-    def shape(self, modality: str) -> tuple[int, int]:
-        """``(C, T)`` of one modality's samples."""
+    def shape(self, modality: str) -> tuple[int, ...]:
+        """Shape of one modality's samples, e.g. ``(C, T)``."""
         self._check_modality(modality)
-        return tuple(self.inputs[modality].shape[1:])  # type: ignore[return-value]
+        return tuple(self.inputs[modality].shape[1:])
 
     def _check_modality(self, modality: str) -> None:
         if modality not in self.inputs:
@@ -164,9 +166,11 @@ class PairedDataset(Dataset):
         )
 
     def fit_normalization(self, kind: Mapping[str, NormKind] | NormKind = "zscore") -> dict:
-        """Per-modality :class:`ChannelStats` fitted on this dataset (use the training split)."""
-        kinds = kind if isinstance(kind, Mapping) else dict.fromkeys(self.inputs, kind)
-        return {m: fit_normalization(a, kinds.get(m, "zscore")) for m, a in self.inputs.items()}
+        """Per-channel :class:`ChannelStats` of each ``(N, C, T)`` series modality, fitted on
+        this dataset (use the training split). Other shapes (video) are not included."""
+        series = [m for m, a in self.inputs.items() if a.ndim == 3]
+        kinds = kind if isinstance(kind, Mapping) else dict.fromkeys(series, kind)
+        return {m: fit_normalization(self.inputs[m], kinds.get(m, "zscore")) for m in series}
 
     def normalized(self, stats: Mapping[str, ChannelStats]) -> PairedDataset:
         """A new dataset with each modality in ``stats`` normalised by it."""

@@ -6,11 +6,13 @@ exposes ``d_model``.
 
 from dcat.encoders.conv1d import ConvBlock1d, IMUEncoder, SequenceEncoder
 from dcat.encoders.registry import create_encoder, is_encoder, list_encoders, register_encoder
+from dcat.encoders.video import VideoEncoder
 
 __all__ = [
     "ConvBlock1d",
     "IMUEncoder",
     "SequenceEncoder",
+    "VideoEncoder",
     "create_encoder",
     "is_encoder",
     "list_encoders",

@@ -1,0 +1,122 @@
+"""Seconds per training epoch: unimodal target vs D-CAT with the source run every step vs cached.
+
+A video-like source (per-frame ResNet over 30 frames) is far heavier than the IMU target, so
+running it every step dominates a transfer epoch; the source cache (dcat.cache) runs it once.
+Prints one JSON object on its last line::
+
+    {"unimodal_s", "transfer_uncached_s", "transfer_cached_s", "cached_over_unimodal",
+     "uncached_over_cached", "cache_build_s", ...}
+
+Times are medians over epochs 2..N (the first epoch warms up), all in one run. Goal (issue 3):
+``cached_over_unimodal`` ≤ 1.2 on the CPU. On a GPU: ``--accelerator gpu --precision bf16-mixed``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import tempfile
+import time
+from pathlib import Path
+
+import lightning as L
+import numpy as np
+import torch
+
+from dcat import ModalityNet, create_encoder
+from dcat.data import PairedDataset
+from dcat.engine import TrainConfig, fit
+from dcat.tasks import SourceSpec, TransferTask, UnimodalTask
+
+
+class EpochTimer(L.Callback):
+    """Wall time of each epoch's training batches (validation excluded)."""
+
+    def __init__(self) -> None:
+        self.times: list[float] = []
+
+    def _sync(self, trainer: L.Trainer) -> None:
+        if trainer.strategy.root_device.type == "cuda":
+            torch.cuda.synchronize()
+
+    def on_train_epoch_start(self, trainer: L.Trainer, module: L.LightningModule) -> None:
+        self._sync(trainer)
+        self._start = time.perf_counter()
+
+    def on_validation_epoch_start(self, trainer: L.Trainer, module: L.LightningModule) -> None:
+        self._sync(trainer)  # validation follows each epoch's training batches
+        self.times.append(time.perf_counter() - self._start)
+
+
+def make_data(n: int, frames: int, size: int, imu_steps: int, classes: int) -> PairedDataset:
+    rng = np.random.default_rng(0)
+    labels = np.arange(n) % classes
+    video = rng.normal(size=(n, frames, 3, size, size)).astype(np.float32)
+    imu = rng.normal(size=(n, 6, imu_steps)).astype(np.float32) + 0.3 * labels[:, None, None]
+    return PairedDataset(
+        {"video": video, "imu": imu}, labels, np.zeros(n, dtype=int),
+        [str(i) for i in range(n)], [str(c) for c in range(classes)], name="bench",
+    )  # fmt: skip
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--samples", type=int, default=160)
+    parser.add_argument("--frames", type=int, default=30)
+    parser.add_argument("--size", type=int, default=32, help="frame height and width")
+    parser.add_argument("--depth", type=int, default=18, help="ResNet depth of the source")
+    parser.add_argument("--epochs", type=int, default=4)
+    parser.add_argument("--batch-size", type=int, default=16)
+    parser.add_argument("--accelerator", default="cpu")
+    parser.add_argument("--precision", default="32-true")
+    args = parser.parse_args()
+
+    classes = 8
+    train = make_data(args.samples, args.frames, args.size, 100, classes)
+    val = train.subset(range(16))
+    gpu = args.accelerator in ("gpu", "cuda")
+    torch.manual_seed(0)
+    video = create_encoder("video", 3, depth=args.depth, channels_last=gpu)
+    source = ModalityNet(video, d_out=512, num_classes=classes)
+
+    def target() -> ModalityNet:
+        torch.manual_seed(1)
+        return ModalityNet(create_encoder("imu", 6), d_out=512, num_classes=classes, dropout=0.5)
+
+    def run(task, cache: bool, folder: Path) -> tuple[float, float]:
+        timer = EpochTimer()
+        config = TrainConfig(
+            max_epochs=args.epochs, batch_size=args.batch_size, accelerator=args.accelerator,
+            precision=args.precision, progress=False, logger="none", cache_sources=cache,
+            deterministic=False,
+        )  # fmt: skip
+        start = time.perf_counter()
+        fit(task, train, val, config, folder, resume=False, callbacks=[timer])
+        total = time.perf_counter() - start
+        return statistics.median(timer.times[1:]), total - sum(timer.times)
+
+    results: dict[str, object] = {
+        "device": torch.cuda.get_device_name() if gpu else "cpu",
+        "threads": torch.get_num_threads(), "precision": args.precision,
+        "samples": args.samples, "frames": args.frames, "size": args.size,
+        "source_depth": args.depth, "batch_size": args.batch_size,
+    }  # fmt: skip
+    with tempfile.TemporaryDirectory() as tmp:
+        root = Path(tmp)
+        results["unimodal_s"], _ = run(UnimodalTask(target(), "imu"), False, root / "uni")
+        print("unimodal done", results["unimodal_s"], flush=True)
+        spec = [SourceSpec("video", source)]
+        uncached, _ = run(TransferTask(target(), "imu", spec), False, root / "uncached")
+        results["transfer_uncached_s"] = uncached
+        print("uncached done", uncached, flush=True)
+        cached, overhead = run(TransferTask(target(), "imu", spec), True, root / "cached")
+        results["transfer_cached_s"] = cached
+        results["cache_build_and_other_s"] = round(overhead, 3)
+    results["cached_over_unimodal"] = results["transfer_cached_s"] / results["unimodal_s"]
+    results["uncached_over_cached"] = results["transfer_uncached_s"] / results["transfer_cached_s"]
+    print(json.dumps({k: round(v, 4) if isinstance(v, float) else v for k, v in results.items()}))
+
+
+if __name__ == "__main__":
+    main()
