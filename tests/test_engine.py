@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import copy
 import json
+import math
 
 import pytest
 import torch
@@ -212,9 +213,7 @@ def test_bf16_transfer_on_gpu(tmp_path, paired, cache: bool) -> None:
     )
     result = fit(task, train, val, config, tmp_path, test=val)
     assert task.cached("skeleton") is cache
-    assert 0.0 <= result.test["f1"] <= 1.0 and result.test["ce"] == pytest.approx(
-        result.test["ce"]
-    )  # finite
+    assert 0.0 <= result.test["f1"] <= 1.0 and math.isfinite(result.test["ce"])
     assert sum(map(sum, result.test["confusion_matrix"])) == len(val)
     state = torch.load(result.last_checkpoint, weights_only=True)["state_dict"]
     assert all(torch.isfinite(v).all() for v in state.values() if v.is_floating_point())
