@@ -190,3 +190,18 @@ def test_stale_cache_is_never_used(tmp_path, paired) -> None:
         rebuilt.lookup(torch.tensor([0])).logits,
         source.eval()(torch.from_numpy(paired.inputs["skeleton"][:1]))[0],
     )
+
+
+def test_required_modalities_follow_the_cache(paired) -> None:
+    source = small_net("skeleton")
+    task = TransferTask(small_net("imu"), "imu", [SourceSpec("skeleton", source)])
+    assert task.required_modalities() == ["imu", "skeleton"]
+    task.attach_cache("skeleton", SourceCache.build(source, paired, "skeleton"))
+    assert task.required_modalities() == ["imu"]
+    view = paired.select(task.required_modalities())
+    assert view.modalities == ["imu"] and len(view) == len(paired)
+    assert np.shares_memory(view.inputs["imu"], paired.inputs["imu"])
+    batch = next(iter(DataLoader(view, batch_size=12)))
+    assert set(batch["inputs"]) == {"imu"}
+    assert torch.isfinite(task(batch)["loss"])  # runs without the source's input
+    assert UnimodalTask(small_net("imu"), "imu").required_modalities() == ["imu"]

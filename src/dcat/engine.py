@@ -171,17 +171,32 @@ class DCATModule(L.LightningModule):
     def training_step(self, batch: Mapping, batch_idx: int) -> torch.Tensor:
         out = self.task(batch)
         batch_size = len(batch["label"])
+        self.log(
+            "train/loss",
+            out["loss"].detach(),
+            batch_size=batch_size,
+            prog_bar=True,
+            on_step=True,
+            on_epoch=True,
+        )
+        # the other components are summed here and logged once per epoch: Lightning's per-key,
+        # per-step bookkeeping costs more than a small target's whole step
         for key, value in out.items():
-            if key != "logits":
-                self.log(
-                    f"train/{key}",
-                    value.detach(),
-                    batch_size=batch_size,
-                    on_step=True,
-                    on_epoch=True,
-                    prog_bar=key == "loss",
-                )
+            if key not in ("loss", "logits"):
+                total = self._sums.get(key)
+                weighted = value.detach() * batch_size
+                self._sums[key] = weighted if total is None else total + weighted
+        self._count += batch_size
         return out["loss"]
+
+    def on_train_epoch_start(self) -> None:
+        self._sums: dict[str, torch.Tensor] = {}
+        self._count = 0
+
+    def on_train_epoch_end(self) -> None:
+        if self._count:
+            means = {f"train/{k}": v / self._count for k, v in self._sums.items()}
+            self.log_dict(means, sync_dist=True)
 
     def _evaluate(self, batch: Mapping, metrics: MetricCollection, stage: str) -> torch.Tensor:
         logits = self.task.predict(batch)
@@ -475,6 +490,10 @@ def fit(
         **dict(extra_config or {}),
     }
     _write_atomic(run_dir / "config.yaml", yaml.safe_dump(resolved, sort_keys=False))
+    # loaders carry only what the task reads: a cached video source costs nothing per step
+    train = _only(train, task.required_modalities())
+    val = _only(val, [task.modality])
+    test = _only(test, [task.modality]) if test is not None else None
     # the frozen sources are in eval mode on purpose
     warnings.filterwarnings("ignore", message=r"Found \d+ module\(s\) in eval mode")
     module = DCATModule(task, lr=config.lr, weight_decay=config.weight_decay)
@@ -509,6 +528,11 @@ def fit(
     if trainer.is_global_zero:
         _write_atomic(run_dir / "metrics.json", json.dumps(result, indent=2))
     return RunResult(run_dir, best, last, val_metrics, test_metrics)
+
+
+def _only(dataset: Dataset, modalities: list[str]) -> Dataset:
+    select = getattr(dataset, "select", None)
+    return select(modalities) if callable(select) else dataset
 
 
 def _with_sources(state: dict[str, torch.Tensor], module: DCATModule) -> dict[str, torch.Tensor]:
@@ -547,5 +571,7 @@ def evaluate(task: Task, dataset: Dataset, config: TrainConfig | None = None) ->
     """
     config = config or TrainConfig(progress=False)
     module = DCATModule(task)
-    data = PairedDataModule(test=dataset, batch_size=config.batch_size, seed=config.seed)
+    data = PairedDataModule(
+        test=_only(dataset, [task.modality]), batch_size=config.batch_size, seed=config.seed
+    )
     return _test(module, data, config)

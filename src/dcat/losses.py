@@ -35,6 +35,7 @@ __all__ = [
     "logit_distillation_loss",
     "mcma_mask",
     "reduce_masked",
+    "select_samples",
 ]
 
 DEFAULT_EPS = 1e-8
@@ -138,6 +139,43 @@ def _gram_inner(k_x: Tensor, v_x: Tensor, k_y: Tensor, v_y: Tensor) -> Tensor:
     return (torch.bmm(k_x, k_y.transpose(1, 2)) * torch.bmm(v_x, v_y.transpose(1, 2))).sum((1, 2))
 
 
+class _GramStatistics(torch.autograd.Function):
+    """``(⟨M_a, M_b⟩_F, ‖M_b‖²_F)`` per sample from Gram matrices, with an analytic backward.
+
+    With ``P = K_b K_aᵀ``, ``Q = V_b V_aᵀ``, ``R = K_b K_bᵀ``, ``T = V_b V_bᵀ``:
+    ``∂⟨·⟩/∂K_b = Q K_a``, ``∂‖M_b‖²/∂K_b = 2 T K_b`` (and symmetrically for ``V_b``): four
+    batched products where autograd would run six. The source (``K_a``, ``V_a``) gets no
+    gradient. Under ``create_graph=True`` the backward recomputes ``P, Q, R, T`` from the
+    inputs with differentiable operations, so second derivatives stay exact.
+    """
+
+    @staticmethod
+    def _grams(k_a: Tensor, v_a: Tensor, k_b: Tensor, v_b: Tensor) -> tuple[Tensor, ...]:
+        return (
+            torch.bmm(k_b, k_a.transpose(1, 2)),
+            torch.bmm(v_b, v_a.transpose(1, 2)),
+            torch.bmm(k_b, k_b.transpose(1, 2)),
+            torch.bmm(v_b, v_b.transpose(1, 2)),
+        )
+
+    @staticmethod
+    def forward(ctx, k_a: Tensor, v_a: Tensor, k_b: Tensor, v_b: Tensor) -> tuple[Tensor, Tensor]:
+        p, q, r, t = _GramStatistics._grams(k_a, v_a, k_b, v_b)
+        ctx.save_for_backward(k_a, v_a, k_b, v_b, p, q, r, t)
+        return (p * q).sum((1, 2)), (r * t).sum((1, 2))
+
+    @staticmethod
+    def backward(ctx, g_cross: Tensor, g_square: Tensor) -> tuple[Tensor | None, ...]:
+        k_a, v_a, k_b, v_b, p, q, r, t = ctx.saved_tensors
+        if torch.is_grad_enabled():
+            p, q, r, t = _GramStatistics._grams(k_a, v_a, k_b, v_b)
+        g_c = g_cross[:, None, None]
+        g_s = 2.0 * g_square[:, None, None]
+        grad_k = torch.baddbmm(torch.bmm(g_c * q, k_a), g_s * t, k_b)
+        grad_v = torch.baddbmm(torch.bmm(g_c * p, v_a), g_s * r, v_b)
+        return None, None, grad_k, grad_v
+
+
 def _gram_squared_distance(
     k_a: Tensor, v_a: Tensor, k_b: Tensor, v_b: Tensor, eps: float
 ) -> Tensor:
@@ -145,8 +183,7 @@ def _gram_squared_distance(
     # normalisation as F.normalize on the materialised path. The terms are written so that
     # identical inputs give bitwise-identical terms and hence exactly 0.
     sq_a = _gram_inner(k_a, v_a, k_a, v_a)
-    sq_b = _gram_inner(k_b, v_b, k_b, v_b)
-    cross = _gram_inner(k_a, v_a, k_b, v_b)
+    cross, sq_b = _GramStatistics.apply(k_a, v_a, k_b, v_b)
     # clamp before sqrt: below eps² the norm is the constant eps, so no gradient flows via sqrt(0)
     n_a = torch.sqrt(sq_a.clamp_min(eps * eps))
     n_b = torch.sqrt(sq_b.clamp_min(eps * eps))
@@ -302,8 +339,22 @@ def cross_attention_loss(
     """
     if reduction not in _REDUCTIONS:
         raise ValueError(f"reduction must be one of {_REDUCTIONS}, got {reduction!r}")
-    distances = cross_attention_distance(source_kqv, target_kqv, method=method, eps=eps)
-    return reduce_masked(distances, mask, reduction)
+    if mask is None or reduction == "none":
+        distances = cross_attention_distance(source_kqv, target_kqv, method=method, eps=eps)
+        return reduce_masked(distances, mask, reduction)
+    # unmasked samples contribute neither value nor gradient: compute the masked ones only
+    _check_mask(mask, _check_kqv("source_kqv", source_kqv)[0].shape[0])
+    _check_kqv("target_kqv", target_kqv)
+    distances = cross_attention_distance(
+        select_samples(source_kqv, mask), select_samples(target_kqv, mask), method=method, eps=eps
+    )
+    return reduce_masked(distances, None, reduction)
+
+
+def select_samples(kqv: Sequence[Tensor | None], mask: Tensor) -> tuple[Tensor | None, ...]:
+    """The rows of a ``(K, Q, V)`` tuple where ``mask`` ``(B,)`` is true (``None`` stays)."""
+    rows = mask.nonzero(as_tuple=True)[0]
+    return tuple(None if t is None else t.index_select(0, rows.to(t.device)) for t in kqv)
 
 
 def mcma_mask(source_logits: Tensor, labels: Tensor) -> Tensor:

@@ -27,6 +27,7 @@ from dcat.losses import (
     global_masked_mean,
     logit_distillation_loss,
     mcma_mask,
+    select_samples,
 )
 from dcat.model import ModalityNet
 
@@ -76,6 +77,10 @@ class UnimodalTask(nn.Module):
     def predict(self, batch: Mapping) -> Tensor:
         """Target logits ``(B, num_classes)``."""
         return self.target(_input(batch, self.modality))[0]
+
+    def required_modalities(self) -> list[str]:
+        """The ``batch["inputs"]`` keys that ``forward`` reads."""
+        return [self.modality]
 
     def forward(self, batch: Mapping) -> dict[str, Tensor]:
         """Returns ``{"loss", "logits", "ce"}``."""
@@ -218,6 +223,12 @@ class TransferTask(nn.Module):
         """Whether source ``name`` is served from a cache."""
         return name in self._caches
 
+    def required_modalities(self) -> list[str]:
+        """The ``batch["inputs"]`` keys that ``forward`` reads: the target's and those of the
+        sources not served from a cache."""
+        needed = [self.modality] + [s.modality for s in self.specs if s.name not in self._caches]
+        return list(dict.fromkeys(needed))
+
     def trainable_parameters(self) -> list[nn.Parameter]:
         """Parameters of the target and the baselines' projections."""
         return [p for p in self.parameters() if p.requires_grad]
@@ -250,16 +261,19 @@ class TransferTask(nn.Module):
             source = self.source_outputs(spec, batch)
             component = METHODS[spec.method]
             if spec.method == "dcat":
+                source_kqv, target_kqv = (source.keys, None, source.values), target.kqv
+                frac = labels.new_ones((), dtype=torch.float32)
+                if spec.mcma:
+                    # unaligned samples add nothing: only the masked ones are computed
+                    mask = mcma_mask(source.logits, labels)
+                    source_kqv = select_samples(source_kqv, mask)
+                    target_kqv = select_samples(target_kqv, mask)
+                    frac = mask.float().mean()
                 distances = cross_attention_distance(
-                    (source.keys, None, source.values),
-                    target.kqv,
-                    method=spec.loss_method,
-                    eps=self.eps,
+                    source_kqv, target_kqv, method=spec.loss_method, eps=self.eps
                 )
-                mask = mcma_mask(source.logits, labels) if spec.mcma else None
-                value = global_masked_mean(distances, mask)
-                frac = mask.float().mean() if mask is not None else distances.new_tensor(1.0)
-                out[f"mcma_frac/{spec.name}"] = frac.detach()
+                value = global_masked_mean(distances)
+                out[f"mcma_frac/{spec.name}"] = frac
             elif spec.method == "logit_kd":
                 value = logit_distillation_loss(target.logits, source.logits, spec.temperature)
             elif spec.method == "feature":

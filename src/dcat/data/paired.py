@@ -80,6 +80,7 @@ class PairedDataset(Dataset):
         recordings: ``N`` recording ids (e.g. ``"a1_s1_t1"``).
         class_names: Names of the classes, index = label.
         name: Data set name, recorded in results.
+        validate: Check shapes, label range and finiteness (derived views skip the array scan).
     """
 
     def __init__(
@@ -91,6 +92,7 @@ class PairedDataset(Dataset):
         class_names: Sequence[str],
         *,
         name: str = "paired",
+        validate: bool = True,
     ) -> None:
         if not inputs:
             raise ValueError("inputs must hold at least one modality")
@@ -118,7 +120,7 @@ class PairedDataset(Dataset):
                     f"inputs[{modality!r}] must have shape ({n}, ...) e.g. ({n}, C, T), "
                     f"got {array.shape}"
                 )
-            if not np.isfinite(array).all():
+            if validate and not np.isfinite(array).all():
                 bad = int(np.argwhere(~np.isfinite(array))[0][0])
                 raise ValueError(
                     f"inputs[{modality!r}] has NaN or Inf values (first in sample {bad}, "
@@ -153,17 +155,30 @@ class PairedDataset(Dataset):
             "index": torch.tensor(index),
         }
 
+    def _derive(
+        self, inputs: Mapping[str, np.ndarray], idx: np.ndarray | None = None
+    ) -> PairedDataset:
+        labels, subjects, recordings = self.labels, self.subjects, self.recordings
+        if idx is not None:
+            labels, subjects = labels[idx], subjects[idx]
+            recordings = [recordings[i] for i in idx]
+        return PairedDataset(
+            inputs, labels, subjects, recordings, self.class_names, name=self.name, validate=False
+        )
+
     def subset(self, indices: Sequence[int] | np.ndarray) -> PairedDataset:
         """A new dataset with the given samples, in that order (``index`` restarts at 0)."""
         idx = np.asarray(indices, dtype=np.int64)
-        return PairedDataset(
-            {m: a[idx] for m, a in self.inputs.items()},
-            self.labels[idx],
-            self.subjects[idx],
-            [self.recordings[i] for i in idx],
-            self.class_names,
-            name=self.name,
-        )
+        if idx.size and (idx.min() < -len(self) or idx.max() >= len(self)):
+            raise ValueError(f"subset indices out of range for {len(self)} samples")
+        return self._derive({m: a[idx] for m, a in self.inputs.items()}, idx)
+
+    def select(self, modalities: Sequence[str]) -> PairedDataset:
+        """The same samples with only ``modalities`` (arrays shared, not copied), so loaders
+        collate and move only what a task reads."""
+        for modality in modalities:
+            self._check_modality(modality)
+        return self._derive({m: self.inputs[m] for m in dict.fromkeys(modalities)})
 
     def fit_normalization(self, kind: Mapping[str, NormKind] | NormKind = "zscore") -> dict:
         """Per-channel :class:`ChannelStats` of each ``(N, C, T)`` series modality, fitted on
@@ -174,9 +189,8 @@ class PairedDataset(Dataset):
 
     def normalized(self, stats: Mapping[str, ChannelStats]) -> PairedDataset:
         """A new dataset with each modality in ``stats`` normalised by it."""
-        inputs = {m: stats[m].apply(a) if m in stats else a for m, a in self.inputs.items()}
-        return PairedDataset(
-            inputs, self.labels, self.subjects, self.recordings, self.class_names, name=self.name
+        return self._derive(
+            {m: stats[m].apply(a) if m in stats else a for m, a in self.inputs.items()}
         )
 
     def fingerprint(self, modalities: Sequence[str] | None = None) -> str:
