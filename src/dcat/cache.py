@@ -109,6 +109,10 @@ class SourceCache:
     def lookup(self, index: Tensor, device: torch.device | str | None = None) -> SourceOutputs:
         """Outputs for the samples at ``index`` ``(B,)``, on ``device`` (default: index's)."""
         device = device if device is not None else index.device
+        first = self._arrays["keys"]
+        if isinstance(first, Tensor) and isinstance(index, Tensor) and first.device == index.device:
+            # same device: gather there (index_select checks bounds) without a host round trip
+            return SourceOutputs(*(self._arrays[f].index_select(0, index) for f in _FIELDS))
         rows = index.detach().cpu().numpy() if isinstance(index, Tensor) else np.asarray(index)
         if rows.size and (rows.min() < 0 or rows.max() >= len(self)):
             raise IndexError(f"cache of {len(self)} samples looked up at index {rows.max()}")
@@ -122,6 +126,14 @@ class SourceCache:
             )
             out.append(part.to(device, non_blocking=True))
         return SourceOutputs(*out)
+
+    def to(self, device: torch.device | str) -> SourceCache:
+        """An in-memory cache with its arrays on ``device`` (a GPU: lookups without host
+        syncs or copies); a memory-mapped cache is returned unchanged."""
+        if not all(isinstance(a, Tensor) for a in self._arrays.values()):
+            return self
+        moved = [self._arrays[f].to(device) for f in _FIELDS]
+        return SourceCache(*moved, key=self.key)
 
     @classmethod
     @torch.no_grad()

@@ -424,7 +424,7 @@ def attach_source_caches(
             cache_dir=config.cache_dir,
             progress=report,
         )
-        task.attach_cache(spec.name, cache)
+        task.attach_cache(spec.name, cache.to(device) if device.type == "cuda" else cache)
 
 
 def _trainer(config: TrainConfig, run_dir: Path | None, callbacks: list, logger: Any) -> L.Trainer:

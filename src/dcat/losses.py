@@ -203,6 +203,12 @@ def _distance_gram(k_a: Tensor, v_a: Tensor, k_b: Tensor, v_b: Tensor, eps: floa
     # float64 ones within 1e-4 of perfect alignment by materialising those samples only.
     threshold = _REFINE_BELOW.get(squared.dtype, _REFINE_BELOW_DEFAULT)
     near = squared.detach() < threshold**2
+    if squared.is_cuda and squared.dtype != torch.float64:
+        # branch-free on a GPU: a host sync per step costs more than redoing the batch in fp64
+        refined = _gram_squared_distance(
+            k_a.double(), v_a.double(), k_b.double(), v_b.double(), eps
+        )
+        return _safe_sqrt(torch.where(near, refined.to(squared.dtype), squared))
     if bool(near.any()):
         idx = near.nonzero(as_tuple=True)
         parts = (k_a[idx], v_a[idx], k_b[idx], v_b[idx])
@@ -293,8 +299,9 @@ def reduce_masked(
     total = values.sum()
     if reduction == "sum":
         return total
-    count = values.new_tensor(values.shape[0]) if mask is None else mask.sum().to(values.dtype)
-    return total / count.clamp_min(1.0)
+    if mask is None:
+        return total / max(values.shape[0], 1)  # a Python divisor: no device tensor, no sync
+    return total / mask.sum().to(values.dtype).clamp_min(1.0)
 
 
 def cross_attention_loss(
@@ -339,7 +346,8 @@ def cross_attention_loss(
     """
     if reduction not in _REDUCTIONS:
         raise ValueError(f"reduction must be one of {_REDUCTIONS}, got {reduction!r}")
-    if mask is None or reduction == "none":
+    if mask is None or reduction == "none" or mask.is_cuda:
+        # (on a GPU, selecting rows would need a host sync; masking the values does not)
         distances = cross_attention_distance(source_kqv, target_kqv, method=method, eps=eps)
         return reduce_masked(distances, mask, reduction)
     # unmasked samples contribute neither value nor gradient: compute the masked ones only
@@ -406,7 +414,10 @@ def global_masked_mean(values: Tensor, mask: Tensor | None = None) -> Tensor:
     if not (dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1):
         return reduce_masked(values, mask, "mean")
     total = reduce_masked(values, mask, "sum")
-    count = values.new_tensor(values.shape[0] if mask is None else float(mask.sum()))
+    if mask is None:
+        count = torch.full((), float(values.shape[0]), dtype=values.dtype, device=values.device)
+    else:
+        count = mask.sum().to(values.dtype)
     dist.all_reduce(count)
     return total * dist.get_world_size() / count.clamp_min(1.0)
 

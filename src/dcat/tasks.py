@@ -262,17 +262,22 @@ class TransferTask(nn.Module):
             component = METHODS[spec.method]
             if spec.method == "dcat":
                 source_kqv, target_kqv = (source.keys, None, source.values), target.kqv
-                frac = labels.new_ones((), dtype=torch.float32)
-                if spec.mcma:
-                    # unaligned samples add nothing: only the masked ones are computed
-                    mask = mcma_mask(source.logits, labels)
+                mask = mcma_mask(source.logits, labels) if spec.mcma else None
+                # unaligned samples add nothing, so on the CPU only the masked ones are
+                # computed; on a GPU the row selection would cost a host sync: values are masked
+                selected = mask is not None and not labels.is_cuda
+                if selected:
                     source_kqv = select_samples(source_kqv, mask)
                     target_kqv = select_samples(target_kqv, mask)
-                    frac = mask.float().mean()
                 distances = cross_attention_distance(
                     source_kqv, target_kqv, method=spec.loss_method, eps=self.eps
                 )
-                value = global_masked_mean(distances)
+                value = global_masked_mean(distances, None if selected else mask)
+                frac = (
+                    mask.float().mean()
+                    if mask is not None
+                    else labels.new_ones((), dtype=torch.float32)
+                )
                 out[f"mcma_frac/{spec.name}"] = frac
             elif spec.method == "logit_kd":
                 value = logit_distillation_loss(target.logits, source.logits, spec.temperature)

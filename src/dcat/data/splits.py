@@ -1,0 +1,197 @@
+"""Train / validation / test splits: in-distribution (ID) and out-of-distribution (OOD).
+
+* ``"id"``: a stratified random split; subjects appear in several parts (DESIGN.md §2).
+* ``"ood"``: subject-disjoint, no subject in two parts; either explicit subject lists (e.g.
+  UTD-MHAD's cross-subject protocol, train 1, 3, 5, 7 / test 2, 4, 6, 8) or groups drawn at
+  random by scikit-learn's ``GroupShuffleSplit``. Validation subjects are taken from the
+  training subjects.
+
+Splits are data: :meth:`Split.save` writes them as JSON beside the results.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Literal
+
+import numpy as np
+from sklearn.model_selection import GroupShuffleSplit, train_test_split
+
+__all__ = ["Split", "make_split"]
+
+SplitKind = Literal["id", "ood"]
+
+
+@dataclass(frozen=True)
+class Split:
+    """Indices of the three parts of a split, into one dataset.
+
+    Attributes:
+        kind: ``"id"`` or ``"ood"``.
+        seed: The seed that drew it.
+        train: Sorted training indices.
+        val: Sorted validation indices.
+        test: Sorted test indices.
+    """
+
+    kind: str
+    seed: int
+    train: np.ndarray
+    val: np.ndarray
+    test: np.ndarray
+
+    def parts(self) -> dict[str, np.ndarray]:
+        return {"train": self.train, "val": self.val, "test": self.test}
+
+    def to_dict(self, subjects: np.ndarray | None = None) -> dict:
+        out: dict = {"kind": self.kind, "seed": self.seed}
+        for name, idx in self.parts().items():
+            out[name] = idx.tolist()
+            if subjects is not None:
+                out[f"{name}_subjects"] = sorted({int(s) for s in subjects[idx]})
+        return out
+
+    def save(self, path: str | Path, subjects: np.ndarray | None = None) -> None:
+        """Write the split as JSON (indices, and each part's subjects when given)."""
+        Path(path).write_text(json.dumps(self.to_dict(subjects)))
+
+    @classmethod
+    def load(cls, path: str | Path) -> Split:
+        data = json.loads(Path(path).read_text())
+        return cls(
+            data["kind"], int(data["seed"]),
+            *(np.asarray(data[p], dtype=np.int64) for p in ("train", "val", "test")),
+        )  # fmt: skip
+
+
+def _check_fraction(name: str, value: float) -> None:
+    if not 0.0 < value < 1.0:
+        raise ValueError(f"{name} must be in (0, 1), got {value}")
+
+
+def _stratify(labels: np.ndarray) -> np.ndarray | None:
+    # a class with a single sample cannot be stratified; fall back to a plain random split
+    _, counts = np.unique(labels, return_counts=True)
+    return labels if counts.min() >= 2 else None
+
+
+def make_split(
+    labels: Sequence[int] | np.ndarray,
+    subjects: Sequence[int] | np.ndarray,
+    kind: SplitKind,
+    *,
+    seed: int = 0,
+    test_size: float = 0.2,
+    val_size: float = 0.1,
+    train_subjects: Sequence[int] | None = None,
+    val_subjects: Sequence[int] | None = None,
+    test_subjects: Sequence[int] | None = None,
+) -> Split:
+    """Split samples into train / validation / test.
+
+    Args:
+        labels: ``(N,)`` class indices (stratification for ``"id"``).
+        subjects: ``(N,)`` subject ids (groups for ``"ood"``).
+        kind: ``"id"`` (stratified random) or ``"ood"`` (subject-disjoint).
+        seed: Random seed.
+        test_size: Fraction of samples (ID) or subjects (OOD) in the test part.
+        val_size: Fraction of the *training* samples (ID) or subjects (OOD) held out for
+            validation.
+        train_subjects: OOD only: explicit training subjects (validation subjects are drawn from
+            them unless ``val_subjects`` is given).
+        val_subjects: OOD only: explicit validation subjects.
+        test_subjects: OOD only: explicit test subjects; default: every subject not in train or
+            validation.
+
+    Returns:
+        :class:`Split`.
+
+    Raises:
+        ValueError: An unknown kind, a bad fraction, subject lists that overlap or name unknown
+            subjects, or a part that comes out empty.
+    """
+    labels = np.asarray(labels)
+    subjects = np.asarray(subjects)
+    if labels.shape != subjects.shape or labels.ndim != 1:
+        raise ValueError(
+            f"labels and subjects must be 1-D of one length, got {labels.shape} "
+            f"and {subjects.shape}"
+        )
+    _check_fraction("test_size", test_size)
+    _check_fraction("val_size", val_size)
+    index = np.arange(len(labels))
+    if kind == "id":
+        if train_subjects or val_subjects or test_subjects:
+            raise ValueError("subject lists apply to OOD splits only (kind='ood')")
+        train_val, test = train_test_split(
+            index, test_size=test_size, random_state=seed, stratify=_stratify(labels)
+        )
+        train, val = train_test_split(
+            train_val, test_size=val_size, random_state=seed + 1,
+            stratify=_stratify(labels[train_val]),
+        )  # fmt: skip
+    elif kind == "ood":
+        train, val, test = _ood(
+            index, subjects, seed, test_size, val_size, train_subjects, val_subjects, test_subjects
+        )
+    else:
+        raise ValueError(f"split kind must be 'id' or 'ood', got {kind!r}")
+    split = Split(kind, seed, np.sort(train), np.sort(val), np.sort(test))
+    for name, idx in split.parts().items():
+        if len(idx) == 0:
+            raise ValueError(f"the {kind} split (seed {seed}) leaves the {name} part empty")
+    return split
+
+
+def _ood(
+    index: np.ndarray,
+    subjects: np.ndarray,
+    seed: int,
+    test_size: float,
+    val_size: float,
+    train_subjects: Sequence[int] | None,
+    val_subjects: Sequence[int] | None,
+    test_subjects: Sequence[int] | None,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    known = set(np.unique(subjects).tolist())
+    lists = {
+        "train_subjects": train_subjects,
+        "val_subjects": val_subjects,
+        "test_subjects": test_subjects,
+    }
+    for name, values in lists.items():
+        unknown = sorted(set(values or ()) - known)
+        if unknown:
+            raise ValueError(
+                f"{name} names subjects not in the data: {unknown} (the data has {sorted(known)})"
+            )
+    given = [set(v) for v in lists.values() if v]
+    for i, a in enumerate(given):
+        for b in given[i + 1 :]:
+            if a & b:
+                raise ValueError(f"subject lists overlap: {sorted(a & b)} in two parts")
+    if train_subjects is None and test_subjects is None:
+        outer = GroupShuffleSplit(n_splits=1, test_size=test_size, random_state=seed)
+        train_val, test = next(outer.split(index, groups=subjects))
+    else:
+        if test_subjects is None:
+            test_subjects = sorted(known - set(train_subjects) - set(val_subjects or ()))
+        if train_subjects is None:
+            train_subjects = sorted(known - set(test_subjects) - set(val_subjects or ()))
+        test = index[np.isin(subjects, list(test_subjects))]
+        train_val = index[np.isin(subjects, list(train_subjects) + list(val_subjects or ()))]
+    if val_subjects:
+        val = train_val[np.isin(subjects[train_val], list(val_subjects))]
+        train = train_val[~np.isin(subjects[train_val], list(val_subjects))]
+    else:
+        if len(np.unique(subjects[train_val])) < 2:
+            raise ValueError(
+                "an OOD split needs at least 2 training subjects to hold one out for validation"
+            )
+        inner = GroupShuffleSplit(n_splits=1, test_size=val_size, random_state=seed + 1)
+        rel_train, rel_val = next(inner.split(train_val, groups=subjects[train_val]))
+        train, val = train_val[rel_train], train_val[rel_val]
+    return train, val, test
