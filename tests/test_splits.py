@@ -68,16 +68,8 @@ def test_split_errors() -> None:
         make_split(LABELS, SUBJECTS, "ood", train_subjects=[1], test_subjects=[9])
     with pytest.raises(ValueError, match=r"subject lists overlap: \[3\]"):
         make_split(LABELS, SUBJECTS, "ood", train_subjects=[1, 3], test_subjects=[3, 4])
-    with pytest.raises(ValueError, match="leaves the val part empty"):
-        make_split(
-            LABELS,
-            SUBJECTS,
-            "ood",
-            train_subjects=[1, 2],
-            val_subjects=[],
-            test_subjects=list(range(3, 9)),
-            val_size=0.01,
-        )
+    with pytest.raises(ValueError, match="leaves the test part empty"):
+        make_split(LABELS, SUBJECTS, "ood", train_subjects=list(range(1, 9)))
     with pytest.raises(ValueError, match="subject lists apply to OOD splits only"):
         make_split(LABELS, SUBJECTS, "id", test_subjects=[1])
     with pytest.raises(ValueError, match=r"test_size must be in \(0, 1\), got 1.5"):
