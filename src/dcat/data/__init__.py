@@ -10,7 +10,7 @@ from dcat.data.avletters import (
 from dcat.data.paired import ChannelStats, PairedDataset, fit_normalization
 from dcat.data.resample import resample_linear
 from dcat.data.splits import Split, make_split
-from dcat.data.utd_mhad import UTD_MHAD_ACTIONS, load_utd_mhad
+from dcat.data.utd_mhad import UTD_MHAD_ACTIONS, load_utd_mhad, load_utd_mhad_embedded
 
 __all__ = [
     "AVLETTERS_CLASSES",
@@ -21,6 +21,7 @@ __all__ = [
     "fit_normalization",
     "load_avletters",
     "load_utd_mhad",
+    "load_utd_mhad_embedded",
     "make_split",
     "read_htk",
     "read_lips",

@@ -17,7 +17,13 @@ import scipy.io
 from dcat.data.paired import PairedDataset
 from dcat.data.resample import resample_linear
 
-__all__ = ["UTD_MHAD_ACTIONS", "load_utd_mhad", "read_inertial", "read_skeleton"]
+__all__ = [
+    "UTD_MHAD_ACTIONS",
+    "load_utd_mhad",
+    "load_utd_mhad_embedded",
+    "read_inertial",
+    "read_skeleton",
+]
 
 UTD_MHAD_ACTIONS = [
     "right arm swipe to the left", "right arm swipe to the right", "right hand wave",
@@ -99,18 +105,29 @@ def load_utd_mhad(
         trials = [t for t in trials if t[1] in set(subjects)]
     if not trials:
         raise ValueError(f"no UTD-MHAD trials (aA_sS_tT_inertial.mat) found in {inertial_dir}")
-    imu, skeleton, labels, subject_ids, recordings = [], [], [], [], []
-    for action, subject, trial in trials:
-        stem = f"a{action}_s{subject}_t{trial}"
+
+    def read(trial: tuple[int, int, int]) -> tuple[np.ndarray, np.ndarray]:
+        action, subject, number = trial
+        stem = f"a{action}_s{subject}_t{number}"
         skeleton_path = skeleton_dir / f"{stem}_skeleton.mat"
         if not skeleton_path.is_file():
             raise ValueError(f"{skeleton_path}: missing skeleton file for trial {stem}")
+        return read_inertial(inertial_dir / f"{stem}_inertial.mat"), read_skeleton(skeleton_path)
+
+    return _build(trials, read, steps)
+
+
+def _build(trials: list[tuple[int, int, int]], read, steps: dict[str, int]) -> PairedDataset:
+    """Resample each trial's ``(6, N)`` IMU and ``(60, F)`` skeleton; ``read(trial)`` gives them."""
+    imu, skeleton, labels, subject_ids, recordings = [], [], [], [], []
+    for trial in trials:
+        action, subject, number = trial
+        stem = f"a{action}_s{subject}_t{number}"
         if not 1 <= action <= len(UTD_MHAD_ACTIONS):
             raise ValueError(f"{stem}: action {action} outside 1–{len(UTD_MHAD_ACTIONS)}")
-        imu.append(
-            resample_linear(read_inertial(inertial_dir / f"{stem}_inertial.mat"), steps["imu"])
-        )
-        skeleton.append(resample_linear(read_skeleton(skeleton_path), steps["skeleton"]))
+        inertial, joints = read(trial)
+        imu.append(resample_linear(inertial, steps["imu"]))
+        skeleton.append(resample_linear(joints, steps["skeleton"]))
         labels.append(action - 1)
         subject_ids.append(subject)
         recordings.append(stem)
@@ -122,3 +139,40 @@ def load_utd_mhad(
         UTD_MHAD_ACTIONS,
         name="utd_mhad",
     )
+
+
+EMBEDDED = Path(__file__).parents[1] / "embedded" / "utd_mhad.npz"
+
+
+def load_utd_mhad_embedded(
+    *, steps: dict[str, int] | None = None, subjects: list[int] | None = None
+) -> PairedDataset:
+    """UTD-MHAD from the compact copy shipped inside dcat (no download, no other data needed).
+
+    The copy holds all 861 trials at their original lengths in float16 (written by
+    ``scripts/make_embedded_utd_mhad.py``); they are resampled as :func:`load_utd_mhad` does.
+    Citation: Chen, Jafari, Kehtarnavaz, ICIP 2015 (free for research use).
+
+    Args:
+        steps: As for :func:`load_utd_mhad`.
+        subjects: As for :func:`load_utd_mhad`.
+    """
+    steps = {"imu": 128, "skeleton": 48, **(steps or {})}
+    with np.load(EMBEDDED, allow_pickle=False) as data:
+        arrays = {k: data[k] for k in data.files}
+    index = {tuple(int(v) for v in t): i for i, t in enumerate(arrays["trials"])}
+    trials = sorted(index, key=lambda t: (t[1], t[0], t[2]))
+    if subjects is not None:
+        trials = [t for t in trials if t[1] in set(subjects)]
+    if not trials:
+        raise ValueError(f"no embedded UTD-MHAD trials for subjects {subjects} (subjects are 1–8)")
+
+    def read(trial: tuple[int, int, int]) -> tuple[np.ndarray, np.ndarray]:
+        i = index[trial]
+        imu = arrays["imu"][arrays["imu_offsets"][i] : arrays["imu_offsets"][i + 1]]
+        joints = arrays["skeleton"][
+            arrays["skeleton_offsets"][i] : arrays["skeleton_offsets"][i + 1]
+        ]
+        return imu.T.astype(np.float64), joints.T.astype(np.float64)
+
+    return _build(trials, read, steps)
