@@ -20,7 +20,6 @@ import json
 import math
 import os
 import platform
-import tempfile
 import warnings
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field, fields
@@ -46,6 +45,7 @@ from torchmetrics.classification import (
 import dcat
 from dcat.cache import SourceCache
 from dcat.tasks import TransferTask, UnimodalTask
+from dcat.utils import write_atomic
 
 __all__ = ["DCATModule", "PairedDataModule", "RunResult", "TrainConfig", "evaluate", "fit"]
 
@@ -319,18 +319,6 @@ class RunResult:
     test: dict[str, Any]
 
 
-def _write_atomic(path: Path, text: str) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w") as handle:
-            handle.write(text)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
 def describe_task(task: Task) -> dict[str, Any]:
     """A plain description of a task for the saved configuration."""
     description: dict[str, Any] = {
@@ -489,7 +477,7 @@ def fit(
         "versions": versions(),
         **dict(extra_config or {}),
     }
-    _write_atomic(run_dir / "config.yaml", yaml.safe_dump(resolved, sort_keys=False))
+    write_atomic(run_dir / "config.yaml", yaml.safe_dump(resolved, sort_keys=False))
     # loaders carry only what the task reads: a cached video source costs nothing per step
     train = _only(train, task.required_modalities())
     val = _only(val, [task.modality])
@@ -526,7 +514,7 @@ def fit(
         test_metrics = _test(module, data, config)
     result = {"val": val_metrics, "test": test_metrics, "best_checkpoint": str(best.name)}
     if trainer.is_global_zero:
-        _write_atomic(run_dir / "metrics.json", json.dumps(result, indent=2))
+        write_atomic(run_dir / "metrics.json", json.dumps(result, indent=2))
     return RunResult(run_dir, best, last, val_metrics, test_metrics)
 
 

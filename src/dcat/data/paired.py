@@ -80,6 +80,7 @@ class PairedDataset(Dataset):
         recordings: ``N`` recording ids (e.g. ``"a1_s1_t1"``).
         class_names: Names of the classes, index = label.
         name: Data set name, recorded in results.
+        subject_names: Original subject names by id, when ids were assigned (e.g. manifests).
         validate: Check shapes, label range and finiteness (derived views skip the array scan).
     """
 
@@ -92,6 +93,7 @@ class PairedDataset(Dataset):
         class_names: Sequence[str],
         *,
         name: str = "paired",
+        subject_names: Mapping[int, str] | None = None,
         validate: bool = True,
     ) -> None:
         if not inputs:
@@ -101,6 +103,7 @@ class PairedDataset(Dataset):
         self.recordings = list(recordings)
         self.class_names = list(class_names)
         self.name = name
+        self.subject_names = dict(subject_names) if subject_names else {}
         n = len(self.labels)
         if self.labels.ndim != 1 or len(self.subjects) != n or len(self.recordings) != n:
             raise ValueError(
@@ -163,8 +166,9 @@ class PairedDataset(Dataset):
             labels, subjects = labels[idx], subjects[idx]
             recordings = [recordings[i] for i in idx]
         return PairedDataset(
-            inputs, labels, subjects, recordings, self.class_names, name=self.name, validate=False
-        )
+            inputs, labels, subjects, recordings, self.class_names, name=self.name,
+            subject_names=self.subject_names, validate=False,
+        )  # fmt: skip
 
     def subset(self, indices: Sequence[int] | np.ndarray) -> PairedDataset:
         """A new dataset with the given samples, in that order (``index`` restarts at 0)."""

@@ -1,0 +1,284 @@
+"""Cut continuous synchronised streams into labelled windows on a common time axis (seconds).
+
+Each modality keeps its own sampling rate (DESIGN.md §3): a 2 s window is ``round(2 * rate)``
+samples of that modality. Recorded timestamps may jitter, repeat or skip; every window is
+resampled onto a regular grid per modality, and windows that overlap a long gap in any stream are
+dropped rather than filled by interpolation across the gap.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Literal
+
+import numpy as np
+
+__all__ = ["Stream", "Windows", "cut_windows"]
+
+LabelRule = Literal["majority", "center"]
+
+# Relative slack when testing ``start + window_s <= span end``: starts are built as
+# ``span_start + k * stride_s`` and a window that fits exactly must not be lost to rounding.
+# Relative to the span and window (not the absolute times, which may be UNIX seconds).
+_FIT_TOLERANCE = 1e-9
+
+
+@dataclass(frozen=True)
+class Stream:
+    """One continuously recorded modality.
+
+    Attributes:
+        times: ``(N,)`` sample times in seconds; may jitter, repeat and need not start at 0.
+        values: ``(N, C)`` samples, one column per channel.
+        rate: Nominal sampling rate in Hz: a window of ``W`` seconds has ``round(W * rate)``
+            samples on the output grid.
+    """
+
+    times: np.ndarray
+    values: np.ndarray
+    rate: float
+
+
+@dataclass(frozen=True)
+class Windows:
+    """Labelled windows cut from synchronised streams.
+
+    Attributes:
+        inputs: Modality → ``(num_windows, C, round(window_s * rate))`` float32.
+        labels: ``(num_windows,)`` int64.
+        starts: ``(num_windows,)`` float64 window start times in seconds.
+    """
+
+    inputs: dict[str, np.ndarray]
+    labels: np.ndarray
+    starts: np.ndarray
+
+    def __len__(self) -> int:
+        return len(self.labels)
+
+
+def _prepare_stream(name: str, stream: Stream) -> tuple[np.ndarray, np.ndarray]:
+    """Validate one stream; return its sorted unique times ``(M,)`` and values ``(M, C)``."""
+    rate = float(stream.rate)
+    if not np.isfinite(rate) or rate <= 0:
+        raise ValueError(f"stream {name!r}: rate must be a positive number of Hz, got {rate}")
+    try:
+        times = np.asarray(stream.times, dtype=np.float64)
+        values = np.asarray(stream.values, dtype=np.float64)
+    except (TypeError, ValueError) as err:
+        raise ValueError(f"stream {name!r}: times and values must be numeric ({err})") from err
+    if times.ndim != 1:
+        raise ValueError(f"stream {name!r}: times must have shape (N,), got {times.shape}")
+    if values.ndim != 2:
+        raise ValueError(
+            f"stream {name!r}: values must have shape (N, C), got {values.shape} "
+            "(use values[:, None] for a single channel)"
+        )
+    if len(times) != len(values):
+        raise ValueError(
+            f"stream {name!r}: times has {len(times)} entries but values has {len(values)} rows"
+        )
+    if len(times) == 0 or values.shape[1] == 0:
+        raise ValueError(f"stream {name!r} is empty (values shape {values.shape})")
+    if not np.isfinite(times).all():
+        bad = int(np.flatnonzero(~np.isfinite(times))[0])
+        raise ValueError(f"stream {name!r}: time at index {bad} is {times[bad]} (not finite)")
+    if not np.isfinite(values).all():
+        row, col = (int(i) for i in np.argwhere(~np.isfinite(values))[0])
+        raise ValueError(
+            f"stream {name!r}: value at index {row}, channel {col} is {values[row, col]} "
+            "(not finite)"
+        )
+    order = np.argsort(times, kind="stable")
+    times, values = times[order], values[order]
+    unique, first, counts = np.unique(times, return_index=True, return_counts=True)
+    if len(unique) < len(times):
+        # Devices that batch their events stamp several samples with one time; averaging them
+        # keeps their information without inventing an order inside the batch.
+        values = np.add.reduceat(values, first, axis=0) / counts[:, None]
+    return unique, values
+
+
+def _slack(span_end: float, window_s: float) -> float:
+    """Rounding allowance for comparing computed window edges with recorded times."""
+    return _FIT_TOLERANCE * max(1.0, window_s) + 4 * float(np.spacing(abs(span_end)))
+
+
+def _window_starts(
+    span_start: float, span_end: float, window_s: float, stride_s: float
+) -> np.ndarray:
+    span = span_end - span_start
+    slack = _slack(span_end, max(window_s, span))
+    if span + slack < window_s:
+        return np.zeros(0, dtype=np.float64)
+    count = int(np.floor((span - window_s + slack) / stride_s)) + 1
+    return span_start + np.arange(count, dtype=np.float64) * stride_s
+
+
+def _overlaps_gap(
+    times: np.ndarray, starts: np.ndarray, window_s: float, max_gap: float
+) -> np.ndarray:
+    """``(W,)`` True where a gap ``> max_gap`` between consecutive samples meets the window."""
+    steps = np.diff(times)
+    # The slack keeps a step of exactly ``max_gap`` (e.g. 3 periods of float timestamps) allowed.
+    gap = np.flatnonzero(steps > max_gap * (1 + 1e-9))
+    if gap.size == 0:
+        return np.zeros(len(starts), dtype=bool)
+    gap_begin, gap_end = times[gap], times[gap + 1]
+    ends = starts + window_s
+    return ((gap_begin[None, :] < ends[:, None]) & (gap_end[None, :] > starts[:, None])).any(1)
+
+
+def _window_labels(
+    label_times: np.ndarray,
+    label_values: np.ndarray,
+    starts: np.ndarray,
+    window_s: float,
+    rule: LabelRule,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Label of each window and the fraction of its label samples that carry that label.
+
+    Windows with no label sample inside get fraction 0 (and label −1).
+    """
+    labels = np.full(len(starts), -1, dtype=np.int64)
+    fractions = np.zeros(len(starts), dtype=np.float64)
+    # Window edges are computed as start + k * stride and may land a rounding error past a label
+    # sample recorded on the same clock; shifting both edges by the slack keeps it inside.
+    slack = _slack(float(starts[-1]) if len(starts) else 0.0, window_s)
+    lows = np.searchsorted(label_times, starts - slack, side="left")
+    highs = np.searchsorted(label_times, starts + window_s - slack, side="left")
+    for i, (low, high) in enumerate(zip(lows, highs, strict=True)):
+        if high <= low:
+            continue
+        inside = label_values[low:high]
+        if rule == "majority":
+            values, first, counts = np.unique(inside, return_index=True, return_counts=True)
+            tied = np.flatnonzero(counts == counts.max())
+            # Ties go to the label seen first in time, so the result does not depend on label ids.
+            label = values[tied[np.argmin(first[tied])]]
+        else:
+            centre = starts[i] + window_s / 2
+            # argmin takes the earlier of two equally near samples.
+            label = inside[np.argmin(np.abs(label_times[low:high] - centre))]
+        labels[i] = label
+        fractions[i] = np.count_nonzero(inside == label) / len(inside)
+    return labels, fractions
+
+
+def _resample(
+    times: np.ndarray, values: np.ndarray, starts: np.ndarray, steps: int, rate: float
+) -> np.ndarray:
+    """Linear interpolation onto ``start + (arange(steps) + 0.5) / rate``: ``(W, C, steps)``."""
+    grid = (starts[:, None] + (np.arange(steps) + 0.5)[None, :] / rate).ravel()
+    channels = [np.interp(grid, times, values[:, c]) for c in range(values.shape[1])]
+    out = np.stack(channels, axis=0).reshape(values.shape[1], len(starts), steps)
+    return np.ascontiguousarray(out.transpose(1, 0, 2), dtype=np.float32)
+
+
+def cut_windows(
+    streams: Mapping[str, Stream],
+    label_times: np.ndarray,
+    label_values: np.ndarray,
+    *,
+    window_s: float,
+    stride_s: float,
+    max_gap_s: float | Mapping[str, float] | None = None,
+    label_rule: LabelRule = "majority",
+    min_label_fraction: float = 0.0,
+) -> Windows:
+    """Cut synchronised streams into labelled windows on a common time axis.
+
+    Each stream is sorted by time and samples sharing a timestamp are averaged. Windows start at
+    the beginning of the span all streams cover (the intersection of their ``[first, last]``
+    times) and step by ``stride_s`` while ``start + window_s`` stays within the span. Inside a
+    window, modality ``m`` is linearly interpolated onto ``start + (arange(n) + 0.5) / rate_m``
+    with ``n = round(window_s * rate_m)``.
+
+    A window is dropped when any stream has two consecutive samples more than its maximum gap
+    apart with the gap overlapping the window, when no label sample lies in
+    ``[start, start + window_s)``, or when fewer than ``min_label_fraction`` of its label samples
+    carry the window's label.
+
+    Args:
+        streams: Modality → :class:`Stream`.
+        label_times: ``(L,)`` times in seconds of per-time labels (e.g. one stream's samples).
+        label_values: ``(L,)`` integer labels at those times.
+        window_s: Window length in seconds.
+        stride_s: Step between window starts in seconds.
+        max_gap_s: Largest allowed gap between consecutive samples, in seconds: one value for
+            all modalities or a modality → value mapping; ``None`` (or a modality missing from
+            the mapping) means 3 sample periods of that modality, ``3 / rate``.
+        label_rule: ``"majority"``: the most frequent label in the window, ties to the label
+            whose samples come first; ``"center"``: the label sample nearest the window centre.
+        min_label_fraction: Drop windows where the window's label covers a smaller fraction of
+            the label samples inside (0 keeps all).
+
+    Returns:
+        :class:`Windows` with ``inputs[m]`` ``(W, C_m, round(window_s * rate_m))`` float32,
+        ``labels`` ``(W,)`` int64 and ``starts`` ``(W,)`` float64.
+
+    Raises:
+        ValueError: Empty or malformed streams (named, with the first non-finite index), a
+            non-positive rate, window, stride or gap, or malformed labels.
+    """
+    if not streams:
+        raise ValueError("streams must hold at least one modality")
+    for what, value in (("window_s", window_s), ("stride_s", stride_s)):
+        if not np.isfinite(value) or value <= 0:
+            raise ValueError(f"{what} must be a positive number of seconds, got {value}")
+    if label_rule not in ("majority", "center"):
+        raise ValueError(f"label_rule must be 'majority' or 'center', got {label_rule!r}")
+    if not 0.0 <= min_label_fraction <= 1.0:
+        raise ValueError(f"min_label_fraction must lie in [0, 1], got {min_label_fraction}")
+    prepared = {name: _prepare_stream(name, stream) for name, stream in streams.items()}
+    steps = {name: round(window_s * float(stream.rate)) for name, stream in streams.items()}
+    for name, count in steps.items():
+        if count < 1:
+            raise ValueError(
+                f"stream {name!r}: window_s={window_s} at {streams[name].rate} Hz gives no "
+                "samples per window"
+            )
+    gaps: dict[str, float] = {}
+    for name, stream in streams.items():
+        given = max_gap_s.get(name) if isinstance(max_gap_s, Mapping) else max_gap_s
+        gap = 3.0 / float(stream.rate) if given is None else float(given)
+        if not np.isfinite(gap) or gap <= 0:
+            raise ValueError(f"max_gap_s for stream {name!r} must be positive, got {given}")
+        gaps[name] = gap
+    if isinstance(max_gap_s, Mapping) and set(max_gap_s) - set(streams):
+        raise ValueError(
+            f"max_gap_s names unknown modalities {sorted(set(max_gap_s) - set(streams))}; "
+            f"streams are {list(streams)}"
+        )
+
+    label_times = np.asarray(label_times, dtype=np.float64)
+    label_values = np.asarray(label_values)
+    if label_times.ndim != 1 or label_values.ndim != 1 or len(label_times) != len(label_values):
+        raise ValueError(
+            f"label_times and label_values must be 1-D of one length, got {label_times.shape} "
+            f"and {label_values.shape}"
+        )
+    if label_values.size and not np.issubdtype(label_values.dtype, np.integer):
+        raise ValueError(f"label_values must be integers, got dtype {label_values.dtype}")
+    if not np.isfinite(label_times).all():
+        bad = int(np.flatnonzero(~np.isfinite(label_times))[0])
+        raise ValueError(f"label_times[{bad}] is {label_times[bad]} (not finite)")
+    order = np.argsort(label_times, kind="stable")
+    label_times, label_values = label_times[order], label_values[order].astype(np.int64)
+
+    span_start = max(times[0] for times, _ in prepared.values())
+    span_end = min(times[-1] for times, _ in prepared.values())
+    starts = _window_starts(span_start, span_end, window_s, stride_s)
+    keep = np.ones(len(starts), dtype=bool)
+    for name, (times, _) in prepared.items():
+        keep &= ~_overlaps_gap(times, starts, window_s, gaps[name])
+    labels, fractions = _window_labels(label_times, label_values, starts, window_s, label_rule)
+    # The small slack keeps e.g. 2/3 ≥ 2/3 when the threshold was written as a rounded decimal.
+    keep &= (labels >= 0) & (fractions >= min_label_fraction - 1e-12)
+    starts, labels = starts[keep], labels[keep]
+
+    inputs = {}
+    for name, (times, values) in prepared.items():
+        inputs[name] = _resample(times, values, starts, steps[name], float(streams[name].rate))
+    return Windows(inputs=inputs, labels=labels, starts=starts)

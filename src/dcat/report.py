@@ -1,0 +1,294 @@
+"""Tables (Markdown) and plots (PNG) from an experiment's records.
+
+* Per split kind, a table shaped like the paper's Tables II (ID) and III (OOD): per target and
+  source, one row per metric, one column per method, ``mean ± std`` over seeds; each transfer
+  cell adds the paired difference to the baseline of the same split and seed and the p-value of
+  a paired t-test over seeds (scipy), ``n/a`` with fewer than two seeds.
+* The λ sweep, shaped like Table IV.
+* Plots: macro-F1 per method with standard-deviation error bars, and the confusion matrices of
+  the baseline and D-CAT targets (summed over seeds).
+"""
+
+from __future__ import annotations
+
+import json
+from collections import defaultdict
+from collections.abc import Sequence
+from datetime import date
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from scipy import stats
+
+from dcat.utils import write_atomic
+
+__all__ = ["METHOD_LABELS", "METRICS", "format_table", "method_table", "write_report"]
+
+METRICS = [
+    ("accuracy", "Accuracy"),
+    ("recall", "Recall"),
+    ("precision", "Precision"),
+    ("f1", "F1-Score"),
+]  # the paper's row order
+METHOD_LABELS = {
+    "baseline": "Baseline", "dcat": "D-CAT", "dcat_no_mcma": "No MCMA",
+    "logit_kd": "Logit KD", "feature": "Feature align.", "contrastive": "Contrastive",
+}  # fmt: skip
+SPLIT_TITLES = {
+    "id": "In-distribution (ID): stratified random split, subjects shared",
+    "ood": "Out-of-distribution (OOD): subject-disjoint split",
+}
+
+
+def _key(record: dict[str, Any]) -> tuple:
+    return (record["split"], record["target"], record["seed"])
+
+
+def paired(values: dict[int, float], baseline: dict[int, float]) -> tuple[float, float, float]:
+    """Mean and std of the per-seed difference to the baseline, and the paired t-test p-value.
+
+    Args:
+        values: Seed → metric of the method.
+        baseline: Seed → metric of the baseline.
+
+    Returns:
+        ``(mean Δ, std Δ, p)``; ``p`` is NaN with fewer than two common seeds or no variance.
+    """
+    seeds = sorted(set(values) & set(baseline))
+    diff = np.array([values[s] - baseline[s] for s in seeds])
+    if len(seeds) < 2:
+        return (float(diff.mean()) if len(diff) else float("nan")), float("nan"), float("nan")
+    a = np.array([values[s] for s in seeds])
+    b = np.array([baseline[s] for s in seeds])
+    p = float(stats.ttest_rel(a, b).pvalue) if diff.std() > 0 else float("nan")
+    return float(diff.mean()), float(diff.std(ddof=1)), p
+
+
+def _fmt(values: Sequence[float]) -> str:
+    if len(values) > 1:
+        return f"{np.mean(values):.3f} ± {np.std(values, ddof=1):.3f}"
+    return f"{np.mean(values):.3f}"
+
+
+def _fmt_p(p: float) -> str:
+    return "n/a" if np.isnan(p) else (f"{p:.3f}" if p >= 0.001 else "<0.001")
+
+
+def method_table(
+    records: list[dict[str, Any]], split: str, target: str, source: str, weight: float | None
+) -> list[list[str]]:
+    """Rows (metric, then one cell per method) for one target and source in one split."""
+    base = {
+        r["seed"]: r
+        for r in records
+        if r["split"] == split and r["target"] == target and r["method"] == "baseline"
+    }
+    columns: list[tuple[str, dict[int, dict]]] = [("baseline", base)]
+    for method in METHOD_LABELS:
+        if method == "baseline":
+            continue
+        runs = {
+            r["seed"]: r
+            for r in records
+            if r["split"] == split
+            and r["target"] == target
+            and r["source"] == source
+            and r["method"] == method
+            and r["lambda"] == weight
+        }
+        if runs:
+            columns.append((method, runs))
+    rows = [["Metric", *(METHOD_LABELS[m] for m, _ in columns)]]
+    for metric, label in METRICS:
+        row = [label]
+        for method, runs in columns:
+            values = {seed: r[metric] for seed, r in runs.items()}
+            cell = _fmt(list(values.values()))
+            if method != "baseline" and base:
+                mean, _, p = paired(values, {s: r[metric] for s, r in base.items()})
+                cell += f" (Δ {mean:+.3f}, p={_fmt_p(p)})"
+            row.append(cell)
+        rows.append(row)
+    return rows
+
+
+def format_table(rows: list[list[str]]) -> str:
+    """A Markdown table from a header row and body rows."""
+    lines = ["| " + " | ".join(rows[0]) + " |", "|" + "---|" * len(rows[0])]
+    lines += ["| " + " | ".join(row) + " |" for row in rows[1:]]
+    return "\n".join(lines)
+
+
+def _lambda_rows(
+    records: list[dict[str, Any]], split: str, target: str, source: str
+) -> list[list[str]]:
+    runs = [
+        r
+        for r in records
+        if r["split"] == split
+        and r["target"] == target
+        and r["source"] == source
+        and r["method"] == "dcat"
+    ]
+    by_lambda: dict[float, list[dict]] = defaultdict(list)
+    for r in runs:
+        by_lambda[r["lambda"]].append(r)
+    rows = [["λ", *(label for _, label in METRICS)]]
+    for lam in sorted(by_lambda):
+        rows.append([f"{lam:g}", *(_fmt([r[m] for r in by_lambda[lam]]) for m, _ in METRICS)])
+    return rows
+
+
+def _plot_f1(out: Path, records: list[dict[str, Any]], split: str, weight: float) -> str | None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    rows = [r for r in records if r["split"] == split]
+    targets = sorted({r["target"] for r in rows})
+    groups: dict[tuple[str, str], list[float]] = defaultdict(list)
+    for r in rows:
+        if r["method"] == "baseline":
+            groups[(r["target"], METHOD_LABELS["baseline"])].append(r["f1"])
+        elif r["lambda"] == weight:  # the λ sweep has its own table
+            label = f"{METHOD_LABELS[r['method']]} ({r['source']})"
+            groups[(r["target"], label)].append(r["f1"])
+    if not groups:
+        return None
+    labels = list(dict.fromkeys(label for _, label in groups))
+    fig, ax = plt.subplots(figsize=(max(6, 1.8 * len(targets) * max(1, len(labels)) / 3), 4))
+    width = 0.8 / len(labels)
+    for i, label in enumerate(labels):
+        means = [np.mean(groups.get((t, label), [np.nan])) for t in targets]
+        errs = [
+            np.std(groups[(t, label)], ddof=1) if len(groups.get((t, label), [])) > 1 else 0
+            for t in targets
+        ]
+        ax.bar(np.arange(len(targets)) + i * width, means, width, yerr=errs, capsize=3, label=label)
+    ax.set_xticks(np.arange(len(targets)) + width * (len(labels) - 1) / 2, targets)
+    ax.set_ylabel("macro F1 (test)")
+    ax.set_title(f"{split.upper()}: macro F1 per target, mean ± std over seeds")
+    ax.legend(fontsize="small")
+    fig.tight_layout()
+    name = f"f1_{split}.png"
+    fig.savefig(out / name, dpi=110)
+    plt.close(fig)
+    return name
+
+
+def _plot_confusion(
+    out: Path,
+    records: list[dict[str, Any]],
+    split: str,
+    target: str,
+    source: str,
+    weight: float | None,
+    class_names: list[str],
+) -> str | None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    panels = []
+    for method in ("baseline", "dcat"):
+        runs = [
+            r
+            for r in records
+            if r["split"] == split
+            and r["target"] == target
+            and r["method"] == method
+            and (method == "baseline" or (r["source"] == source and r["lambda"] == weight))
+        ]
+        total = None
+        for r in runs:
+            matrix = np.array(
+                json.loads((out / r["run"] / "metrics.json").read_text())["test"][
+                    "confusion_matrix"
+                ]
+            )
+            total = matrix if total is None else total + matrix
+        if total is not None:
+            panels.append((METHOD_LABELS[method], total))
+    if not panels:
+        return None
+    fig, axes = plt.subplots(1, len(panels), figsize=(5.5 * len(panels), 5), squeeze=False)
+    for ax, (title, matrix) in zip(axes[0], panels, strict=True):
+        norm = matrix / np.maximum(matrix.sum(1, keepdims=True), 1)
+        ax.imshow(norm, vmin=0, vmax=1, cmap="Blues")
+        ax.set_title(f"{title}: {target}, {split.upper()}")
+        ax.set_xlabel("predicted")
+        ax.set_ylabel("true")
+        ticks = np.arange(len(class_names))
+        short = [c[:12] for c in class_names]
+        ax.set_xticks(ticks, short, rotation=90, fontsize=6)
+        ax.set_yticks(ticks, short, fontsize=6)
+    fig.tight_layout()
+    name = f"confusion_{split}_{target}_from-{source}.png"
+    fig.savefig(out / name, dpi=110)
+    plt.close(fig)
+    return name
+
+
+def write_report(out: Path, records: list[dict[str, Any]], config: Any, data: Any) -> Path:
+    """Write ``report.md`` (and its PNGs) into ``out``; returns its path."""
+    weight = config.weight
+    lines = [
+        f"# dcat experiment: {config.name}",
+        "",
+        f"Data set `{data.name}` ({len(data)} samples, {data.num_classes} classes, "
+        f"modalities {', '.join(data.modalities)}); seeds {config.seeds}; test-split "
+        f"metrics (macro precision, recall, F1). Written {date.today().isoformat()}.",
+        "",
+        "Cells: mean ± std over seeds; for transfers, (Δ mean paired difference to the "
+        "baseline of the same split and seed, p = paired t-test over seeds).",
+        "",
+    ]
+    pairs = [(t.source, t.target) for t in config.transfers]
+    for split in dict.fromkeys(s.kind for s in config.splits):
+        lines += [f"## {SPLIT_TITLES.get(split, split)}", ""]
+        targets = list(dict.fromkeys(t for _, t in pairs)) or list(config.modalities)
+        for target in targets:
+            sources = [s for s, t in pairs if t == target] or [""]
+            for source in sources:
+                heading = f"### target {target}" + (f" ← source {source}" if source else "")
+                lines += [
+                    heading,
+                    "",
+                    format_table(method_table(records, split, target, source, weight)),
+                    "",
+                ]
+        plot = _plot_f1(out, records, split, weight)
+        if plot:
+            lines += [f"![macro F1, {split}]({plot})", ""]
+        for source, target in pairs:
+            name = _plot_confusion(out, records, split, target, source, weight, data.class_names)
+            if name:
+                lines += [f"![confusion matrices]({name})", ""]
+    sweep = [
+        (s, t)
+        for s, t in pairs
+        if len(
+            {
+                r["lambda"]
+                for r in records
+                if r["method"] == "dcat" and r["source"] == s and r["target"] == t
+            }
+        )
+        > 1
+    ]
+    if sweep:
+        lines += ["## Effect of the cross-attention weight λ (D-CAT with MCMA)", ""]
+        for split in dict.fromkeys(s.kind for s in config.splits):
+            for source, target in sweep:
+                lines += [
+                    f"### {split.upper()}: target {target} ← source {source}",
+                    "",
+                    format_table(_lambda_rows(records, split, target, source)),
+                    "",
+                ]
+    path = out / "report.md"
+    write_atomic(path, "\n".join(lines))
+    return path

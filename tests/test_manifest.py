@@ -1,0 +1,347 @@
+"""Users' own data through a manifest CSV (dcat.data.manifest)."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from dcat.data.manifest import load_manifest
+from dcat.data.resample import resample_linear
+
+
+def _table(path: Path, header: list[str], rows: list[list]) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    lines = [",".join(header)] + [",".join(str(cell) for cell in row) for row in rows]
+    path.write_text("\n".join(lines) + "\n")
+    return path
+
+
+def _npy(path: Path, array: np.ndarray) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    np.save(path, array)
+
+
+def _imu(length: int) -> np.ndarray:
+    """(T, 6): channel c is c + t / T, so the resampled values are known."""
+    return np.stack([c + np.arange(length) / length for c in range(6)], axis=1)
+
+
+SEGMENTED_HEADER = ["subject", "recording", "label", "imu", "imu_hz", "audio", "audio_hz"]
+
+
+@pytest.fixture
+def segmented(tmp_path: Path) -> Path:
+    """Three trials: imu .npy at 50 Hz (100, 110, 90 samples), audio .csv at 20 Hz (40, 44, 36)."""
+    folder = tmp_path / "mydata"
+    rows = []
+    for i, (subject, recording, label, length) in enumerate(
+        [("alice", "t1", "walk", 100), ("alice", "t2", "sit", 110), ("bob", "", "walk", 90)]
+    ):
+        _npy(folder / "imu" / f"{i}.npy", _imu(length))
+        audio_length = length * 2 // 5
+        t = np.arange(audio_length)
+        _table(folder / "audio" / f"{i}.csv", ["left", "right"], np.stack([t, -t], 1).tolist())
+        rows.append([subject, recording, label, f"imu/{i}.npy", 50, f"audio/{i}.csv", 20])
+    return _table(folder / "manifest.csv", SEGMENTED_HEADER, rows)
+
+
+def _rewrite(manifest: Path, header: list[str] | None = None, edit=None) -> Path:
+    """Rewrite the manifest with another header and/or ``edit(rows)`` applied."""
+    lines = manifest.read_text().splitlines()
+    rows = [line.split(",") for line in lines[1:]]
+    if edit is not None:
+        edit(rows)
+    return _table(manifest, header or lines[0].split(","), rows)
+
+
+def test_segmented_manifest_with_npy_and_csv_at_different_lengths(segmented: Path) -> None:
+    dataset = load_manifest(segmented)
+    assert dataset.name == "mydata"
+    assert dataset.shape("imu") == (6, 100)  # median of 100, 110, 90
+    assert dataset.shape("audio") == (2, 40)  # median of 40, 44, 36
+    assert dataset.class_names == ["sit", "walk"]
+    assert dataset.labels.tolist() == [1, 0, 1]
+    assert dataset.subjects.tolist() == [0, 0, 1]
+    assert dataset.subject_names == {0: "alice", 1: "bob"}
+    assert dataset.subset([1]).subject_names == {0: "alice", 1: "bob"}
+    assert dataset.recordings == ["t1", "t2", "3"]  # an empty recording cell → row number
+    np.testing.assert_allclose(dataset.inputs["imu"][1], resample_linear(_imu(110).T, 100))
+    t = np.arange(44)
+    expected_audio = resample_linear(np.stack([t, -t]).astype(float), 40)
+    np.testing.assert_allclose(dataset.inputs["audio"][1], expected_audio)
+
+
+def test_segmented_steps_classes_and_name_options(segmented: Path) -> None:
+    dataset = load_manifest(
+        segmented, steps={"imu": 32}, classes=["walk", "sit", "run"], name="mine"
+    )
+    assert dataset.shape("imu") == (6, 32)
+    assert dataset.shape("audio") == (2, 40)
+    assert dataset.class_names == ["walk", "sit", "run"]
+    assert dataset.labels.tolist() == [0, 1, 0]
+    assert dataset.name == "mine"
+
+
+def test_single_channel_npy_and_rates_are_optional_for_segmented(tmp_path: Path) -> None:
+    _npy(tmp_path / "a.npy", np.arange(10.0))
+    _npy(tmp_path / "b.npy", np.arange(7, dtype=np.int16))
+    rows = [[7, "up", "a.npy"], [7, "up", "b.npy"]]
+    manifest = _table(tmp_path / "trials.csv", ["subject", "label", "x"], rows)
+    dataset = load_manifest(manifest)
+    assert dataset.name == "trials"
+    assert dataset.shape("x") == (1, 8)  # median of 10 and 7, rounded half to even
+    np.testing.assert_allclose(dataset.inputs["x"][0, 0], np.linspace(0, 9, 8), rtol=1e-6)
+    assert dataset.subject_names == {0: "7"}
+
+
+STREAM_HEADER = ["subject", "recording", "label_file", "imu", "imu_hz", "audio"]
+
+
+@pytest.fixture
+def stream(tmp_path: Path) -> Path:
+    """Two recordings: imu .npy at 50 Hz, audio .csv with a time column at 16 Hz, label files."""
+    folder = tmp_path / "streams"
+    rows = []
+    for subject, recording, seconds, labels in [
+        ("p1", "r1", 10, lambda t: np.where(t < 4.5, "walk", "sit")),
+        ("p2", "r2", 4, lambda t: np.full(len(t), "run")),
+    ]:
+        _npy(folder / "imu" / f"{recording}.npy", _imu(seconds * 50 + 1)[:, :3])
+        t = np.arange(seconds * 16 + 1) / 16
+        audio = np.stack([t, 2 * t], 1).tolist()
+        _table(folder / "audio" / f"{recording}.csv", ["time", "level"], audio)
+        label_times = np.arange(seconds * 10) / 10
+        label_rows = list(zip(label_times, labels(label_times), strict=True))
+        _table(folder / "labels" / f"{recording}.csv", ["time", "label"], label_rows)
+        row = [subject, recording, f"labels/{recording}.csv", f"imu/{recording}.npy", 50]
+        rows.append([*row, f"audio/{recording}.csv"])
+    return _table(folder / "manifest.csv", STREAM_HEADER, rows)
+
+
+def test_stream_manifest_is_cut_into_labelled_windows(stream: Path) -> None:
+    dataset = load_manifest(stream, window_s=2.0, stride_s=1.0)
+    # r1: 10 s → 9 windows; r2: 4 s → 3 windows
+    assert len(dataset) == 12
+    assert dataset.shape("imu") == (3, 100)
+    assert dataset.shape("audio") == (1, 32)  # rate 16 Hz inferred from the time column
+    assert dataset.class_names == ["run", "sit", "walk"]
+    expected = ["walk"] * 4 + ["sit"] * 5 + ["run"] * 3
+    assert dataset.labels.tolist() == [dataset.class_names.index(x) for x in expected]
+    assert dataset.subjects.tolist() == [0] * 9 + [1] * 3
+    assert dataset.recordings == [f"r1_w{k}" for k in range(9)] + [f"r2_w{k}" for k in range(3)]
+    starts = np.concatenate([np.arange(9.0), np.arange(3.0)])
+    grid = starts[:, None] + (np.arange(32) + 0.5) / 16
+    np.testing.assert_allclose(dataset.inputs["audio"][:, 0], 2 * grid, rtol=1e-6)
+
+
+def test_stream_manifest_with_given_classes_and_stride(stream: Path) -> None:
+    classes = ["walk", "sit", "run", "jump"]
+    dataset = load_manifest(stream, window_s=1.0, stride_s=0.5, classes=classes)
+    assert dataset.class_names == classes
+    assert len(dataset) == 19 + 7
+    assert dataset.shape("imu") == (3, 50)
+
+
+def _message(manifest: Path, *parts: str) -> str:
+    """A regex that the error names the manifest and each of ``parts`` in that order."""
+    return re.escape(str(manifest)) + ".*" + ".*".join(re.escape(p) for p in parts)
+
+
+def test_missing_required_column(segmented: Path) -> None:
+    _rewrite(segmented, ["person", *SEGMENTED_HEADER[1:]])
+    with pytest.raises(ValueError, match=_message(segmented, "column 'subject'", "missing")):
+        load_manifest(segmented)
+
+
+def test_both_or_neither_label_columns(segmented: Path) -> None:
+    original = segmented.read_text()
+    _rewrite(
+        segmented, [*SEGMENTED_HEADER, "label_file"], lambda rows: [r.append("l.csv") for r in rows]
+    )
+    with pytest.raises(ValueError, match=_message(segmented, "'label_file'", "found both")):
+        load_manifest(segmented)
+    segmented.write_text(original)
+    _rewrite(
+        segmented,
+        [c for c in SEGMENTED_HEADER if c != "label"],
+        lambda rows: [r.pop(2) for r in rows],
+    )
+    with pytest.raises(ValueError, match=_message(segmented, "'label_file'", "found neither")):
+        load_manifest(segmented)
+
+
+def test_unknown_columns_are_listed(segmented: Path) -> None:
+    _rewrite(
+        segmented,
+        [*SEGMENTED_HEADER, "notes", "video_hz"],
+        lambda rows: [r.extend(["left wrist", "30"]) for r in rows],
+    )
+    with pytest.raises(ValueError, match=_message(segmented, "['notes', 'video_hz']")):
+        load_manifest(segmented)
+
+
+def test_missing_file(segmented: Path) -> None:
+    (segmented.parent / "audio" / "1.csv").unlink()
+    with pytest.raises(ValueError, match=_message(segmented, "row 2", "'audio'", "not found")):
+        load_manifest(segmented)
+
+
+@pytest.mark.parametrize(("file", "content", "parts"), [
+    ("imu/0.npy", b"not a numpy file", ("row 1", "'imu'", "0.npy", "cannot read as a .npy")),
+    ("audio/2.csv", b"", ("row 3", "'audio'", "2.csv", "empty file")),
+    ("audio/2.csv", b"left,right\n", ("row 3", "'audio'", "2.csv", "no data rows")),
+    ("audio/0.csv", b"1,2\n3,4\n", ("row 1", "'audio'", "0.csv", "first line must name")),
+    ("audio/1.csv", b"left,right\n1,2\n3\n", ("row 2", "'audio'", "row 2 has 1 fields")),
+])  # fmt: skip
+def test_unreadable_corrupt_or_empty_file(segmented: Path, file, content, parts) -> None:
+    (segmented.parent / file).write_bytes(content)
+    with pytest.raises(ValueError, match=_message(segmented, *parts)):
+        load_manifest(segmented)
+
+
+def test_empty_npy_array(segmented: Path) -> None:
+    _npy(segmented.parent / "imu" / "2.npy", np.zeros((0, 6)))
+    with pytest.raises(ValueError, match=_message(segmented, "row 3", "2.npy", "empty array")):
+        load_manifest(segmented)
+
+
+def test_wrong_dtype(segmented: Path) -> None:
+    _npy(segmented.parent / "imu" / "1.npy", np.array([["a", "b"], ["c", "d"]]))
+    with pytest.raises(ValueError, match=_message(segmented, "row 2", "'imu'", "wrong dtype <U1")):
+        load_manifest(segmented)
+    _npy(segmented.parent / "imu" / "1.npy", _imu(110))
+    _table(segmented.parent / "audio" / "0.csv", ["left", "right"], [[1, 2], [3, "abc"]])
+    with pytest.raises(
+        ValueError,
+        match=_message(segmented, "row 1", "'audio'", "row 2, column 'right': 'abc'", "dtype"),
+    ):
+        load_manifest(segmented)
+
+
+def test_nan_or_inf_names_the_file(segmented: Path) -> None:
+    array = _imu(90)
+    array[5, 2] = np.nan
+    _npy(segmented.parent / "imu" / "2.npy", array)
+    with pytest.raises(ValueError, match=_message(segmented, "row 3", "2.npy", "NaN or Inf")):
+        load_manifest(segmented)
+    _npy(segmented.parent / "imu" / "2.npy", _imu(90))
+    _table(segmented.parent / "audio" / "1.csv", ["left", "right"], [[1, 2], ["inf", 4]])
+    with pytest.raises(ValueError, match=_message(segmented, "row 2", "1.csv", "NaN or Inf")):
+        load_manifest(segmented)
+
+
+def test_channel_count_differs_between_rows(segmented: Path) -> None:
+    _npy(segmented.parent / "imu" / "1.npy", _imu(110)[:, :5])
+    with pytest.raises(
+        ValueError, match=_message(segmented, "6 channel(s) in row 1 but 5 in row 2")
+    ):
+        load_manifest(segmented)
+
+
+def test_modality_present_in_one_row_and_empty_in_another(segmented: Path) -> None:
+    def clear(rows):
+        rows[1][5] = ""
+
+    _rewrite(segmented, None, clear)
+    with pytest.raises(
+        ValueError,
+        match=_message(segmented, "row 2", "'audio'", "empty in row(s) [2] but filled in"),
+    ):
+        load_manifest(segmented)
+
+
+def test_label_not_in_classes(segmented: Path) -> None:
+    with pytest.raises(
+        ValueError, match=_message(segmented, "row 2", "'label'", "label 'sit' is not one of")
+    ):
+        load_manifest(segmented, classes=["walk", "run"])
+
+
+def test_stream_label_not_in_classes_names_the_label_file_row(stream: Path) -> None:
+    with pytest.raises(
+        ValueError,
+        match=_message(stream, "row 1", "'label_file'", "r1.csv: row 46: label 'sit'"),
+    ):
+        load_manifest(stream, window_s=2.0, stride_s=1.0, classes=["walk", "run"])
+
+
+def test_duration_mismatch_between_modalities(segmented: Path) -> None:
+    t = np.arange(44 * 3 // 2)  # 3.3 s at 20 Hz against imu's 2.2 s
+    _table(segmented.parent / "audio" / "1.csv", ["left", "right"], np.stack([t, t], 1).tolist())
+    with pytest.raises(
+        ValueError, match=_message(segmented, "row 2", "imu 2.2 s, audio 3.3 s", "10%")
+    ):
+        load_manifest(segmented)
+    t = np.arange(46)  # 2.3 s against 2.2 s: within 10 %
+    _table(segmented.parent / "audio" / "1.csv", ["left", "right"], np.stack([t, t], 1).tolist())
+    assert len(load_manifest(segmented)) == 3
+
+
+def test_paths_escaping_the_folder(segmented: Path) -> None:
+    outside = segmented.parent.parent / "outside.npy"
+    _npy(outside, _imu(100))
+
+    def point_outside(rows):
+        rows[0][3] = "../outside.npy"
+
+    _rewrite(segmented, None, point_outside)
+    with pytest.raises(ValueError, match=_message(segmented, "row 1", "'imu'", "leads outside")):
+        load_manifest(segmented)
+    assert len(load_manifest(segmented, allow_absolute=True)) == 3
+
+    def absolute(rows):
+        rows[0][3] = str(outside)
+
+    _rewrite(segmented, None, absolute)
+    with pytest.raises(ValueError, match=_message(segmented, "row 1", "'imu'", "absolute path")):
+        load_manifest(segmented)
+    assert len(load_manifest(segmented, allow_absolute=True)) == 3
+
+
+def test_stream_needs_windows_and_rates(stream: Path) -> None:
+    with pytest.raises(ValueError, match=_message(stream, "need window_s and stride_s")):
+        load_manifest(stream)
+    with pytest.raises(ValueError, match=_message(stream, "steps applies to segmented")):
+        load_manifest(stream, window_s=2.0, stride_s=1.0, steps={"imu": 10})
+
+    def no_rate(rows):
+        rows[1][4] = ""
+
+    _rewrite(stream, None, no_rate)
+    with pytest.raises(ValueError, match=_message(stream, "row 2", "'imu_hz'", "r2.npy")):
+        load_manifest(stream, window_s=2.0, stride_s=1.0)
+
+
+def test_bad_rate_and_segmented_window_options(segmented: Path) -> None:
+    with pytest.raises(ValueError, match=_message(segmented, "window_s, stride_s")):
+        load_manifest(segmented, window_s=2.0, stride_s=1.0)
+
+    def bad_rate(rows):
+        rows[2][4] = "fast"
+
+    _rewrite(segmented, None, bad_rate)
+    with pytest.raises(ValueError, match=_message(segmented, "row 3", "'imu_hz'", "'fast'")):
+        load_manifest(segmented)
+
+
+def test_label_file_missing_column(stream: Path) -> None:
+    _table(stream.parent / "labels" / "r2.csv", ["time", "activity"], [[0.0, "run"]])
+    with pytest.raises(
+        ValueError, match=_message(stream, "row 2", "'label_file'", "missing column 'label'")
+    ):
+        load_manifest(stream, window_s=2.0, stride_s=1.0)
+
+
+def test_manifest_itself_missing_empty_or_ragged(tmp_path: Path, segmented: Path) -> None:
+    with pytest.raises(ValueError, match=r"manifest .*nothing\.csv not found"):
+        load_manifest(tmp_path / "nothing.csv")
+    empty = tmp_path / "empty.csv"
+    empty.write_text("")
+    with pytest.raises(ValueError, match=_message(empty, "empty manifest")):
+        load_manifest(empty)
+    _rewrite(segmented, None, lambda rows: rows[1].pop())
+    with pytest.raises(ValueError, match=_message(segmented, "row 2", "6 fields", "header has 7")):
+        load_manifest(segmented)
