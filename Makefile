@@ -4,7 +4,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: install test test-fast lint bench clean
+.PHONY: install demo test test-fast lint bench clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -13,6 +13,10 @@ $(STAMP): pyproject.toml
 	touch $(STAMP)
 
 install: $(STAMP)
+
+# The main job: the paper's protocol on the embedded UTD-MHAD (< 10 min on 2 CPU cores).
+demo: $(STAMP)
+	$(VENV)/bin/dcat demo --out runs/demo
 
 # The whole suite (slow tests included, GPU tests skip themselves without a GPU), then ruff.
 test: $(STAMP)
@@ -28,6 +32,7 @@ lint: $(STAMP)
 
 bench: $(STAMP)
 	$(PY) benchmarks/bench_loss.py
+	$(PY) benchmarks/bench_transfer.py
 
 clean:
 	rm -rf $(VENV) build dist *.egg-info src/*.egg-info .pytest_cache .ruff_cache .hypothesis runs

@@ -205,3 +205,64 @@ def test_required_modalities_follow_the_cache(paired) -> None:
     assert set(batch["inputs"]) == {"imu"}
     assert torch.isfinite(task(batch)["loss"])  # runs without the source's input
     assert UnimodalTask(small_net("imu"), "imu").required_modalities() == ["imu"]
+
+
+def test_baseline_loss_errors() -> None:
+    from dcat.losses import contrastive_alignment_loss, logit_distillation_loss
+
+    with pytest.raises(ValueError, match=r"must both be \(B, C\), got \(2, 3\) and \(2, 4\)"):
+        logit_distillation_loss(torch.zeros(2, 3), torch.zeros(2, 4))
+    with pytest.raises(ValueError, match="temperature must be positive, got 0"):
+        logit_distillation_loss(torch.zeros(2, 3), torch.zeros(2, 3), temperature=0)
+    with pytest.raises(ValueError, match=r"must both be \(B, D\), got \(2, 3\) and \(3, 3\)"):
+        contrastive_alignment_loss(torch.zeros(2, 3), torch.zeros(3, 3))
+    with pytest.raises(ValueError, match="temperature must be positive, got -1"):
+        contrastive_alignment_loss(torch.zeros(2, 3), torch.zeros(2, 3), temperature=-1)
+
+
+class _Frames:
+    """A minimal lazy array: samples computed on access, views by index."""
+
+    def __init__(self, rows: np.ndarray) -> None:
+        self.rows = rows
+        self.shape = (len(rows), 3, 1, 4, 4)
+        self.ndim = 5
+        self.reads = 0
+
+    def __len__(self) -> int:
+        return len(self.rows)
+
+    def __getitem__(self, index: int) -> np.ndarray:
+        self.reads += 1
+        return np.full(self.shape[1:], float(self.rows[index]), dtype=np.float32)
+
+    def take(self, indices: np.ndarray) -> _Frames:
+        return _Frames(self.rows[np.asarray(indices)])
+
+    def fingerprint(self) -> str:
+        return ",".join(map(str, self.rows))
+
+
+def test_paired_dataset_holds_lazy_arrays(paired) -> None:
+    from dcat.data import PairedDataset
+
+    frames = _Frames(np.arange(len(paired)))
+    data = PairedDataset(
+        {"video": frames, "imu": paired.inputs["imu"]},
+        paired.labels,
+        paired.subjects,
+        paired.recordings,
+        paired.class_names,
+    )
+    assert frames.reads == 0  # nothing read at construction
+    part = data.subset([5, 2])
+    assert isinstance(part.inputs["video"], _Frames) and part.inputs["video"].rows.tolist() == [
+        5,
+        2,
+    ]
+    item = part[1]
+    assert (
+        item["inputs"]["video"].dtype == torch.float32 and item["inputs"]["video"][0, 0, 0, 0] == 2
+    )
+    assert set(data.fit_normalization()) == {"imu"}  # video is not normalised per channel
+    assert data.fingerprint(["video"]) != data.subset(range(len(data) - 1)).fingerprint(["video"])

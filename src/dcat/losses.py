@@ -422,6 +422,18 @@ def global_masked_mean(values: Tensor, mask: Tensor | None = None) -> Tensor:
     return total * dist.get_world_size() / count.clamp_min(1.0)
 
 
+def _check_pair(name_a: str, a: Tensor, name_b: str, b: Tensor, shape: str) -> None:
+    if a.shape != b.shape or a.ndim != 2:
+        raise ValueError(
+            f"{name_a} and {name_b} must both be {shape}, got {tuple(a.shape)} and {tuple(b.shape)}"
+        )
+
+
+def _check_temperature(temperature: float) -> None:
+    if not temperature > 0:
+        raise ValueError(f"temperature must be positive, got {temperature}")
+
+
 def logit_distillation_loss(
     student_logits: Tensor, teacher_logits: Tensor, temperature: float = 4.0
 ) -> Tensor:
@@ -435,13 +447,8 @@ def logit_distillation_loss(
     Returns:
         Scalar, batch mean.
     """
-    if student_logits.shape != teacher_logits.shape or student_logits.ndim != 2:
-        raise ValueError(
-            f"student_logits and teacher_logits must both be (B, C), got "
-            f"{tuple(student_logits.shape)} and {tuple(teacher_logits.shape)}"
-        )
-    if temperature <= 0:
-        raise ValueError(f"temperature must be positive, got {temperature}")
+    _check_pair("student_logits", student_logits, "teacher_logits", teacher_logits, "(B, C)")
+    _check_temperature(temperature)
     log_student = F.log_softmax(student_logits.float() / temperature, dim=1)
     log_teacher = F.log_softmax(teacher_logits.detach().float() / temperature, dim=1)
     kl = F.kl_div(log_student, log_teacher, reduction="batchmean", log_target=True)
@@ -477,13 +484,10 @@ def contrastive_alignment_loss(
             projection head is trained; the source network is not).
         temperature: ``τ > 0``.
     """
-    if target_projection.shape != source_projection.shape or target_projection.ndim != 2:
-        raise ValueError(
-            f"target_projection and source_projection must both be (B, D), got "
-            f"{tuple(target_projection.shape)} and {tuple(source_projection.shape)}"
-        )
-    if temperature <= 0:
-        raise ValueError(f"temperature must be positive, got {temperature}")
+    _check_pair(
+        "target_projection", target_projection, "source_projection", source_projection, "(B, D)"
+    )
+    _check_temperature(temperature)
     a = F.normalize(target_projection.float(), dim=1)
     b = F.normalize(source_projection.float(), dim=1)
     logits = a @ b.T / temperature

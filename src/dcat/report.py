@@ -158,7 +158,7 @@ def _plot_f1(out: Path, records: list[dict[str, Any]], split: str, weight: float
     if not groups:
         return None
     labels = list(dict.fromkeys(label for _, label in groups))
-    fig, ax = plt.subplots(figsize=(max(6, 1.8 * len(targets) * max(1, len(labels)) / 3), 4))
+    fig, ax = plt.subplots(figsize=(max(8, 1.2 * len(targets) * max(1, len(labels)) / 2), 4))
     width = 0.8 / len(labels)
     for i, label in enumerate(labels):
         means = [np.mean(groups.get((t, label), [np.nan])) for t in targets]
@@ -170,7 +170,7 @@ def _plot_f1(out: Path, records: list[dict[str, Any]], split: str, weight: float
     ax.set_xticks(np.arange(len(targets)) + width * (len(labels) - 1) / 2, targets)
     ax.set_ylabel("macro F1 (test)")
     ax.set_title(f"{split.upper()}: macro F1 per target, mean ± std over seeds")
-    ax.legend(fontsize="small")
+    ax.legend(fontsize="small", loc="upper left", bbox_to_anchor=(1.01, 1.0))
     fig.tight_layout()
     name = f"f1_{split}.png"
     fig.savefig(out / name, dpi=110)
@@ -214,7 +214,7 @@ def _plot_confusion(
             panels.append((METHOD_LABELS[method], total))
     if not panels:
         return None
-    fig, axes = plt.subplots(1, len(panels), figsize=(5.5 * len(panels), 5), squeeze=False)
+    fig, axes = plt.subplots(1, len(panels), figsize=(7 * len(panels), 6.5), squeeze=False)
     for ax, (title, matrix) in zip(axes[0], panels, strict=True):
         norm = matrix / np.maximum(matrix.sum(1, keepdims=True), 1)
         ax.imshow(norm, vmin=0, vmax=1, cmap="Blues")
@@ -222,7 +222,7 @@ def _plot_confusion(
         ax.set_xlabel("predicted")
         ax.set_ylabel("true")
         ticks = np.arange(len(class_names))
-        short = [c[:12] for c in class_names]
+        short = [f"{i}: {c[:22]}" for i, c in enumerate(class_names)]
         ax.set_xticks(ticks, short, rotation=90, fontsize=6)
         ax.set_yticks(ticks, short, fontsize=6)
     fig.tight_layout()

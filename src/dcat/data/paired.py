@@ -13,13 +13,44 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Literal
+from typing import Literal, Protocol, runtime_checkable
 
 import numpy as np
 import torch
 from torch.utils.data import Dataset
 
-__all__ = ["ChannelStats", "PairedDataset", "fit_normalization"]
+__all__ = ["ChannelStats", "LazyArray", "PairedDataset", "fit_normalization"]
+
+
+@runtime_checkable
+class LazyArray(Protocol):
+    """An array-like read per sample, for modalities too large for memory (decoded video).
+
+    ``PairedDataset`` keeps such an array as it is: items are read one at a time, ``subset``
+    makes a view with :meth:`take`, and source caches are keyed by :meth:`fingerprint`.
+    """
+
+    shape: tuple[int, ...]
+    ndim: int
+
+    def __len__(self) -> int: ...
+
+    def __getitem__(self, index: int) -> np.ndarray:
+        """Sample ``index`` as a float32 array of shape ``shape[1:]``."""
+        ...
+
+    def take(self, indices: np.ndarray) -> LazyArray:
+        """A view of the samples at ``indices``, in that order."""
+        ...
+
+    def fingerprint(self) -> str:
+        """A hash of the content (e.g. of the source files and decoding options)."""
+        ...
+
+
+def _is_lazy(array: object) -> bool:
+    return isinstance(array, LazyArray) and not isinstance(array, np.ndarray)
+
 
 NormKind = Literal["zscore", "minmax"]
 
@@ -117,6 +148,14 @@ class PairedDataset(Dataset):
             )
         self.inputs: dict[str, np.ndarray] = {}
         for modality, array in inputs.items():
+            if _is_lazy(array):
+                if len(array) != n or array.ndim < 2:
+                    raise ValueError(
+                        f"inputs[{modality!r}] must hold {n} samples of at least "
+                        f"1 dimension, got shape {array.shape}"
+                    )
+                self.inputs[modality] = array
+                continue
             array = np.asarray(array, dtype=np.float32)
             if array.ndim < 2 or array.shape[0] != n:
                 raise ValueError(
@@ -153,7 +192,10 @@ class PairedDataset(Dataset):
 
     def __getitem__(self, index: int) -> dict:
         return {
-            "inputs": {m: torch.from_numpy(a[index]) for m, a in self.inputs.items()},
+            "inputs": {
+                m: torch.from_numpy(np.ascontiguousarray(a[index], dtype=np.float32))
+                for m, a in self.inputs.items()
+            },
             "label": torch.tensor(self.labels[index]),
             "index": torch.tensor(index),
         }
@@ -175,7 +217,9 @@ class PairedDataset(Dataset):
         idx = np.asarray(indices, dtype=np.int64)
         if idx.size and (idx.min() < -len(self) or idx.max() >= len(self)):
             raise ValueError(f"subset indices out of range for {len(self)} samples")
-        return self._derive({m: a[idx] for m, a in self.inputs.items()}, idx)
+        return self._derive(
+            {m: a.take(idx) if _is_lazy(a) else a[idx] for m, a in self.inputs.items()}, idx
+        )
 
     def select(self, modalities: Sequence[str]) -> PairedDataset:
         """The same samples with only ``modalities`` (arrays shared, not copied), so loaders
@@ -187,7 +231,7 @@ class PairedDataset(Dataset):
     def fit_normalization(self, kind: Mapping[str, NormKind] | NormKind = "zscore") -> dict:
         """Per-channel :class:`ChannelStats` of each ``(N, C, T)`` series modality, fitted on
         this dataset (use the training split). Other shapes (video) are not included."""
-        series = [m for m, a in self.inputs.items() if a.ndim == 3]
+        series = [m for m, a in self.inputs.items() if a.ndim == 3 and not _is_lazy(a)]
         kinds = kind if isinstance(kind, Mapping) else dict.fromkeys(series, kind)
         return {m: fit_normalization(self.inputs[m], kinds.get(m, "zscore")) for m in series}
 
@@ -203,6 +247,9 @@ class PairedDataset(Dataset):
         digest.update(self.labels.tobytes())
         for modality in modalities if modalities is not None else self.modalities:
             self._check_modality(modality)
+            if _is_lazy(self.inputs[modality]):
+                digest.update(f"{modality}:lazy:{self.inputs[modality].fingerprint()}".encode())
+                continue
             array = np.ascontiguousarray(self.inputs[modality])
             digest.update(f"{modality}:{array.shape}:{array.dtype}".encode())
             digest.update(array.tobytes())

@@ -1,0 +1,145 @@
+"""Experiment config validation, the protocol end to end, the report, and the CLI."""
+
+from __future__ import annotations
+
+import csv
+import json
+
+import pytest
+import yaml
+
+from dcat.cli import main
+from dcat.config import apply_overrides, list_presets, load_config
+from dcat.experiment import RESULT_FIELDS, plan_jobs, run_experiment
+
+TINY = {
+    "name": "tiny",
+    "data": {
+        "dataset": "utd_mhad_embedded",
+        "options": {"steps": {"imu": 32, "skeleton": 16}, "subjects": [1, 2, 3, 4]},
+    },
+    "modalities": {
+        "imu": {"encoder": "imu", "options": {"widths": [8, 16, 16]}},
+        "skeleton": {"encoder": "sequence", "options": {"d_model": 16, "depth": 2}},
+    },
+    "splits": [{"kind": "ood", "train_subjects": [1, 2, 3], "test_subjects": [4]}],
+    "seeds": [0],
+    "transfers": [{"source": "skeleton", "target": "imu"}],
+    "methods": ["dcat", "dcat_no_mcma", "logit_kd"],
+    "lambdas": [0.1, 1.0],
+    "d_out": 16,
+    "train": {"max_epochs": 2, "batch_size": 32},
+}
+
+
+def _write(tmp_path, data: dict, name: str = "config.yaml"):
+    path = tmp_path / name
+    path.write_text(yaml.safe_dump(data))
+    return path
+
+
+def test_presets_load_and_validate() -> None:
+    assert "utd_mhad_demo" in list_presets()
+    config = load_config("utd_mhad_demo")
+    assert config.seeds == [0, 1, 2] and {s.kind for s in config.splits} == {"id", "ood"}
+    assert [(t.source, t.target) for t in config.transfers] == [
+        ("skeleton", "imu"),
+        ("imu", "skeleton"),
+    ]
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        ({"trian": {}}, r"unknown key\(s\) \['trian'\]; known keys"),
+        (
+            {"data": {"dataset": "utd_mhad_embedded", "root_dir": "x"}},
+            r"unknown key\(s\) \['root_dir'\] under data",
+        ),
+        ({"train": {"epochs": 3}}, r"train: unknown training option\(s\) \['epochs'\]"),
+        ({"weight": -0.5}, r"weight \(λ\) must be ≥ 0, got -0.5"),
+        ({"lambdas": [1.0, -1.0]}, r"lambdas\[1\] \(λ\) must be ≥ 0"),
+        ({"methods": ["dcat", "mixup"]}, r"methods: unknown \['mixup'\]"),
+        (
+            {"transfers": [{"source": "audio", "target": "imu"}]},
+            r"transfers\[0\]\.source: modality 'audio' is not declared",
+        ),
+        (
+            {"modalities": {"imu": {"encoder": "lstm"}}},
+            r"modalities\.imu\.encoder: unknown encoder 'lstm'",
+        ),
+        ({"seeds": "zero"}, r"seeds: must be a list, got 'zero'"),
+        ({"d_out": "big"}, r"d_out: must be int, got 'big'"),
+        ({"splits": [{"kind": "loso"}]}, r"splits\[0\]\.kind: must be one of \['id', 'ood'\]"),
+    ],
+)
+def test_config_errors_name_the_key(tmp_path, change: dict, message: str) -> None:
+    data = {**TINY, **change}
+    if "modalities" in change:
+        data["transfers"] = []
+    with pytest.raises(ValueError, match=message):
+        load_config(_write(tmp_path, data))
+
+
+def test_overrides_and_missing_config(tmp_path) -> None:
+    config = load_config(
+        _write(tmp_path, TINY),
+        ["train.max_epochs=5", "seeds=[3, 4]", "data.options.subjects=[1, 2]"],
+    )
+    assert config.train["max_epochs"] == 5 and config.seeds == [3, 4]
+    assert config.data.options["subjects"] == [1, 2]
+    with pytest.raises(ValueError, match=r"must look like key\.path=value"):
+        apply_overrides({}, ["seeds"])
+    with pytest.raises(ValueError, match=r"'nope\.yaml': no such file, and not a preset"):
+        load_config("nope.yaml")
+
+
+def test_plan_has_baselines_first_and_the_lambda_sweep(tmp_path) -> None:
+    jobs = plan_jobs(load_config(_write(tmp_path, TINY)))
+    methods = [(j.method, j.target, j.weight) for j in jobs]
+    assert methods[:2] == [("baseline", "imu", None), ("baseline", "skeleton", None)]
+    assert ("dcat", "imu", 0.1) in methods and methods.count(("dcat", "imu", 1.0)) == 1
+    assert len(jobs) == 2 + 3 + 1
+
+
+@pytest.mark.slow
+def test_experiment_end_to_end_and_resume(tmp_path) -> None:
+    config = load_config(_write(tmp_path, TINY))
+    lines: list[str] = []
+    report = run_experiment(config, tmp_path / "out", log=lines.append)
+    out = tmp_path / "out"
+    records = json.loads((out / "results.json").read_text())
+    assert len(records) == 6
+    assert {r["method"] for r in records} == {"baseline", "dcat", "dcat_no_mcma", "logit_kd"}
+    assert all(set(r) == set(RESULT_FIELDS) for r in records)
+    assert all(0.0 <= r["f1"] <= 1.0 for r in records)
+    with (out / "results.csv").open() as handle:
+        rows = list(csv.DictReader(handle))
+    assert len(rows) == 6 and list(rows[0]) == RESULT_FIELDS
+    split = json.loads((out / "splits" / "ood_seed0.json").read_text())
+    assert split["test_subjects"] == [4] and not set(split["train_subjects"]) & {4}
+    text = report.read_text()
+    assert "| Metric | Baseline | D-CAT | No MCMA | Logit KD |" in text
+    for metric in ("Accuracy", "Recall", "Precision", "F1-Score"):
+        assert f"| {metric} |" in text
+    assert "## Effect of the cross-attention weight λ" in text and "| 0.1 |" in text
+    assert (out / "f1_ood.png").stat().st_size > 1000
+    assert (out / "confusion_ood_imu_from-skeleton.png").is_file()
+    assert lines[-1].startswith("report:") and any("[6/6]" in line for line in lines)
+    # running again trains nothing and gives the same results
+    again: list[str] = []
+    run_experiment(config, out, log=again.append)
+    assert sum("(done before)" in line for line in again) == 6
+    assert json.loads((out / "results.json").read_text()) == records
+
+
+def test_cli_exit_codes(tmp_path, capsys) -> None:
+    assert main(["presets"]) == 0
+    assert "utd_mhad_demo" in capsys.readouterr().out
+    bad = _write(tmp_path, {**TINY, "trian": 1})
+    assert main(["experiment", str(bad), "--out", str(tmp_path / "o")]) == 2
+    err = capsys.readouterr().err
+    assert "dcat: error:" in err and "trian" in err and "Traceback" not in err
+    assert not (tmp_path / "o").exists()  # nothing written for a rejected config
+    with pytest.raises(ValueError):
+        main(["experiment", str(bad), "--debug"])
