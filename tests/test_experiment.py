@@ -143,3 +143,31 @@ def test_cli_exit_codes(tmp_path, capsys) -> None:
     assert not (tmp_path / "o").exists()  # nothing written for a rejected config
     with pytest.raises(ValueError):
         main(["experiment", str(bad), "--debug"])
+
+
+@pytest.mark.slow
+@pytest.mark.data
+def test_avletters_lips_and_mfcc_experiment(tmp_path) -> None:
+    from conftest import shared_dataset
+
+    root = shared_dataset("avletters")
+    config = load_config("avletters", [
+        f"data.root={root}", "data.options.speakers=[Anya, Bill, Faye, Yi]",
+        "data.options.frames=8", "splits=[{kind: ood, test_subjects: [10]}]",
+        "train.max_epochs=2", "modalities.lips.options.d_model=32", "d_out=32",
+    ])  # fmt: skip
+    report = run_experiment(config, tmp_path, log=lambda _: None)
+    records = json.loads((tmp_path / "results.json").read_text())
+    assert {(r["target"], r["method"]) for r in records} == {
+        ("lips", "baseline"),
+        ("mfcc", "baseline"),
+        ("lips", "dcat"),
+        ("lips", "dcat_no_mcma"),
+        ("mfcc", "dcat"),
+        ("mfcc", "dcat_no_mcma"),
+    }
+    split = json.loads((tmp_path / "splits" / "ood_seed0.json").read_text())
+    assert split["test_subjects"] == [10] and 10 not in split["train_subjects"]
+    text = report.read_text()
+    assert "### target lips ← source mfcc" in text and "### target mfcc ← source lips" in text
+    assert all(0.0 <= r["f1"] <= 1.0 for r in records)

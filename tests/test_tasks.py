@@ -266,3 +266,54 @@ def test_paired_dataset_holds_lazy_arrays(paired) -> None:
     )
     assert set(data.fit_normalization()) == {"imu"}  # video is not normalised per channel
     assert data.fingerprint(["video"]) != data.subset(range(len(data) - 1)).fingerprint(["video"])
+
+
+class _FloatFrames(_Frames):
+    """uint8 frames read one sample at a time as float in [0, 1] (the DataLoader path)."""
+
+    def __init__(self, frames: np.ndarray) -> None:
+        self.frames = frames
+        self.rows = np.arange(len(frames))
+        self.shape = frames.shape
+        self.ndim = frames.ndim
+        self.reads = 0
+
+    def __getitem__(self, index: int) -> np.ndarray:
+        return self.frames[self.rows[index]].astype(np.float32) / 255.0
+
+
+class _Uint8Frames(_FloatFrames):
+    """The same, plus the raw uint8 batch read that the extraction fast path uses."""
+
+    def raw_batch(self, indices: np.ndarray) -> np.ndarray:
+        self.reads += 1
+        return self.frames[self.rows[indices]]
+
+
+def test_cache_fast_path_for_uint8_frames_equals_loader_path(paired) -> None:
+    from dcat import ModalityNet, create_encoder
+    from dcat.data import PairedDataset
+
+    rng = np.random.default_rng(0)
+    frames = rng.integers(0, 256, size=(10, 3, 3, 16, 16), dtype=np.uint8)
+    data = PairedDataset(
+        {"video": _Uint8Frames(frames)},
+        paired.labels[:10],
+        paired.subjects[:10],
+        paired.recordings[:10],
+        paired.class_names,
+    )
+    net = ModalityNet(create_encoder("video", 3, depth=18, d_model=16), d_out=16, num_classes=3)
+    fast = SourceCache.build(net, data, "video", batch_size=4, dtype=torch.float32)
+    assert data.inputs["video"].reads == 3  # ceil(10 / 4) raw batches
+    slow_data = PairedDataset(
+        {"video": _FloatFrames(frames)},
+        data.labels,
+        data.subjects,
+        data.recordings,
+        data.class_names,
+    )
+    slow = SourceCache.build(net, slow_data, "video", batch_size=4, dtype=torch.float32)
+    index = torch.arange(10)
+    for a, b in zip(fast.lookup(index), slow.lookup(index), strict=True):
+        torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-4)

@@ -19,7 +19,7 @@ import json
 import os
 import shutil
 import tempfile
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import NamedTuple
 
@@ -75,6 +75,41 @@ def cache_key(model: nn.Module, dataset: Dataset, modality: str, dtype: torch.dt
     """The key a cache of ``model`` over ``dataset[modality]`` at ``dtype`` is stored under."""
     parts = [state_dict_digest(model), _dataset_digest(dataset, modality), modality, str(dtype)]
     return hashlib.sha256("|".join(parts).encode()).hexdigest()
+
+
+def _batches(
+    dataset: Dataset, modality: str, batch_size: int, device: torch.device
+) -> Iterator[Tensor]:
+    """Yield the modality's inputs in order, in batches, on ``device``.
+
+    A lazy array with ``raw_batch(indices)`` (e.g. decoded frames cached as uint8) is read in
+    contiguous batches by a prefetching thread into pinned memory and moved without blocking,
+    so disk, host and device work overlap; anything else goes through a DataLoader.
+    """
+    array = getattr(dataset, "inputs", {}).get(modality) if hasattr(dataset, "inputs") else None
+    raw_batch = getattr(array, "raw_batch", None)
+    if not callable(raw_batch):
+        loader = DataLoader(dataset, batch_size=batch_size, shuffle=False)
+        for batch in loader:
+            yield batch["inputs"][modality].to(device, non_blocking=True)
+        return
+    from concurrent.futures import ThreadPoolExecutor
+
+    pin = device.type == "cuda"
+
+    def read(start: int) -> Tensor:
+        rows = np.arange(start, min(start + batch_size, len(array)))
+        tensor = torch.from_numpy(np.ascontiguousarray(raw_batch(rows)))
+        return tensor.pin_memory() if pin else tensor
+
+    starts = list(range(0, len(array), batch_size))
+    with ThreadPoolExecutor(max_workers=2) as pool:
+        pending = [pool.submit(read, start) for start in starts[:2]]
+        for i in range(len(starts)):
+            host = pending.pop(0).result()
+            if i + 2 < len(starts):
+                pending.append(pool.submit(read, starts[i + 2]))
+            yield host.to(device, non_blocking=True)
 
 
 class SourceCache:
@@ -178,11 +213,9 @@ class SourceCache:
         device = torch.device(device)
         total = len(dataset)  # type: ignore[arg-type]
         parts: dict[str, list[Tensor]] = {field: [] for field in _FIELDS}
-        loader = DataLoader(dataset, batch_size=batch_size, shuffle=False)
         done = 0
         try:
-            for batch in loader:
-                x = batch["inputs"][modality].to(device, non_blocking=True)
+            for x in _batches(dataset, modality, batch_size, device):
                 with torch.autocast(
                     device.type,
                     dtype=autocast_dtype or torch.float32,
@@ -190,16 +223,17 @@ class SourceCache:
                 ):
                     out = model.forward_all(x)
                 k, _, v = out.kqv
-                parts["keys"].append(k.to(dtype).cpu())
-                parts["values"].append(v.to(dtype).cpu())
-                parts["logits"].append(out.logits.float().cpu())
-                parts["embedding"].append(out.embedding.float().cpu())
+                # kept on the device until the end: one transfer, no per-batch sync
+                parts["keys"].append(k.to(dtype))
+                parts["values"].append(v.to(dtype))
+                parts["logits"].append(out.logits.float())
+                parts["embedding"].append(out.embedding.float())
                 done += len(x)
                 if progress is not None:
                     progress(done, total)
         finally:
             model.train(was_training)
-        cache = cls(*(torch.cat(parts[field]) for field in _FIELDS), key=key)
+        cache = cls(*(torch.cat(parts[field]).cpu() for field in _FIELDS), key=key)
         if cache_dir is not None:
             return cache.save(Path(cache_dir) / key[:32])
         return cache

@@ -32,6 +32,11 @@ class VideoEncoder(nn.Module):
         weights: Optional path of a local torchvision ResNet ``state_dict`` file (loaded with
             ``weights_only=True``; nothing is downloaded).
         channels_last: Run the trunk in channels-last memory format (faster on GPUs).
+        compile: Wrap the trunk in :func:`torch.compile` (pays off on GPUs for long runs).
+
+    Input frames are uint8 in ``[0, 255]`` or float in ``[0, 1]``; they are standardised on
+    the device (ImageNet mean and std for 3 channels, 0.5 / 0.25 otherwise), so loaders can
+    move compact uint8 frames.
 
     Shape:
         input ``(B, F, C, H, W)``, output ``(B, F, d_model)``.
@@ -45,6 +50,7 @@ class VideoEncoder(nn.Module):
         d_model: int | None = None,
         weights: str | Path | None = None,
         channels_last: bool = False,
+        compile: bool = False,
     ) -> None:
         super().__init__()
         if depth not in _RESNETS:
@@ -64,7 +70,14 @@ class VideoEncoder(nn.Module):
                 )
         features = trunk.fc.in_features
         trunk.fc = nn.Identity()
-        self.trunk = trunk
+        self.trunk = torch.compile(trunk) if compile else trunk
+        mean, std = (
+            ([0.485, 0.456, 0.406], [0.229, 0.224, 0.225])
+            if in_channels == 3
+            else ([0.5] * in_channels, [0.25] * in_channels)
+        )
+        self.register_buffer("mean", torch.tensor(mean).view(1, -1, 1, 1), persistent=False)
+        self.register_buffer("std", torch.tensor(std).view(1, -1, 1, 1), persistent=False)
         self.project = (
             nn.Identity() if d_model in (None, features) else nn.Linear(features, d_model)
         )
@@ -81,6 +94,9 @@ class VideoEncoder(nn.Module):
             )
         batch, frames = x.shape[:2]
         flat = x.reshape(batch * frames, *x.shape[2:])
+        if flat.dtype == torch.uint8:
+            flat = flat.float().div_(255.0)
+        flat = (flat - self.mean) / self.std
         if self.channels_last:
             flat = flat.contiguous(memory_format=torch.channels_last)
         return self.project(self.trunk(flat).reshape(batch, frames, -1))
