@@ -226,3 +226,50 @@ def test_bf16_transfer_on_gpu(tmp_path, paired, cache: bool) -> None:
     # the trained target runs on the CPU afterwards, as deployed
     cpu = evaluate(task.cpu(), val)
     assert cpu["f1"] == pytest.approx(result.test["f1"], abs=0.1)
+
+
+@pytest.mark.gpu
+def test_video_to_imu_transfer_on_gpu_with_resnet101_source(tmp_path) -> None:
+    # UESTC-shaped generated data: clips of frames (cached uint8 on disk) paired with IMU windows
+    import numpy as np
+
+    from dcat import ModalityNet, create_encoder
+    from dcat.data import FrameStore, PairedDataset
+
+    rng = np.random.default_rng(0)
+    n, classes = 48, 8
+    labels = np.arange(n) % classes
+    frames = rng.integers(0, 256, size=(n, 8, 3, 112, 112), dtype=np.uint8)
+    store = FrameStore.from_array(frames, tmp_path / "frames")
+    imu = rng.normal(size=(n, 6, 70)).astype(np.float32) + labels[:, None, None]
+    data = PairedDataset(
+        {"video": store, "imu": imu},
+        labels,
+        np.arange(n) % 4,
+        [str(i) for i in range(n)],
+        [str(c) for c in range(classes)],
+    )
+    train, val = data.subset(range(40)), data.subset(range(40, 48))
+    torch.manual_seed(0)
+    video = create_encoder("video", 3, depth=101, channels_last=True)
+    source = ModalityNet(video, d_out=64, num_classes=classes)
+    gpu = {"accelerator": "gpu", "precision": "bf16-mixed", "progress": False}
+    fit(
+        UnimodalTask(source, "video"),
+        train,
+        val,
+        TrainConfig(max_epochs=1, batch_size=8, **gpu),
+        tmp_path / "video",
+    )
+    target = ModalityNet(create_encoder("imu", 6), d_out=64, num_classes=classes)
+    task = TransferTask(target, "imu", [SourceSpec("video", source)])
+    result = fit(
+        task, train, val, TrainConfig(max_epochs=3, batch_size=8, **gpu), tmp_path / "imu", test=val
+    )
+    assert task.cached("video") and task.required_modalities() == ["imu"]
+    cache = task._caches["video"]
+    assert (
+        cache._arrays["keys"].shape == (40, 8, 64) and cache._arrays["keys"].dtype == torch.float16
+    )
+    assert cache._arrays["keys"].is_cuda  # served from the device without host syncs
+    assert math.isfinite(result.test["ce"]) and 0.0 <= result.test["f1"] <= 1.0

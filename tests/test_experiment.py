@@ -38,6 +38,14 @@ def _write(tmp_path, data: dict, name: str = "config.yaml"):
     return path
 
 
+@pytest.mark.parametrize("preset", list_presets())
+def test_every_preset_validates(preset: str) -> None:
+    config = load_config(preset)
+    assert config.transfers and config.splits
+    for modality in config.modalities:
+        assert config.train_config(modality, 0).max_epochs >= 1
+
+
 def test_presets_load_and_validate() -> None:
     assert "utd_mhad_demo" in list_presets()
     config = load_config("utd_mhad_demo")

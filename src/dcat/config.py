@@ -42,7 +42,8 @@ class DataConfig:
 
     Attributes:
         dataset: ``utd_mhad_embedded`` (shipped with dcat), ``utd_mhad``, ``sp_sw_har``,
-            ``avletters`` or ``manifest`` (your own data, see the README).
+            ``avletters``, ``uestc_mmea``, ``cough``, ``vggsound`` or ``manifest`` (your own
+            data, see the README).
         root: Folder (or manifest file) of the data; not needed for the embedded set.
         options: Keyword options of the reader (e.g. ``steps``, ``window_s``).
         normalization: ``zscore``, ``minmax`` or ``none``, or a mapping modality → kind;

@@ -76,9 +76,20 @@ def load_dataset(config: ExperimentConfig) -> PairedDataset:
         from dcat.data.manifest import load_manifest
 
         return load_manifest(root, **options)
+    if data.dataset == "cough":
+        from dcat.data.cough import load_cough
+
+        return load_cough(root, **options)
+    if data.dataset in ("uestc_mmea", "vggsound"):
+        from dcat.data import load_uestc_mmea, load_vggsound
+
+        # decoded frames are cached once, beside the data unless a folder is given
+        options.setdefault("frame_cache", root / ".dcat_frames")
+        loader = load_uestc_mmea if data.dataset == "uestc_mmea" else load_vggsound
+        return loader(root, **options)
     raise ValueError(
         f"config: data.dataset: unknown data set {data.dataset!r}; choose from "
-        "utd_mhad_embedded, utd_mhad, sp_sw_har, avletters, manifest"
+        "utd_mhad_embedded, utd_mhad, sp_sw_har, avletters, uestc_mmea, cough, vggsound, manifest"
     )
 
 
