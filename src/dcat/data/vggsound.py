@@ -23,10 +23,9 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Literal, NamedTuple
 
-import av
 import numpy as np
 
-from dcat.data.media import FrameStore, VideoClip, decode_audio_track, read_wav
+from dcat.data.media import FrameStore, VideoClip, av, decode_audio_track, read_wav
 from dcat.data.paired import PairedDataset
 
 __all__ = ["VGGSoundRow", "load_vggsound", "read_vggsound_csv"]
