@@ -472,3 +472,15 @@ def test_media_libraries_are_imported_on_first_use() -> None:
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.split() == ["0", "0"]
+
+
+def test_raw_into_copies_consecutive_and_scattered_rows(tmp_path) -> None:
+    rng = np.random.default_rng(2)
+    frames = rng.integers(0, 256, size=(6, 2, 1, 3, 3), dtype=np.uint8)
+    store = FrameStore.from_array(frames, tmp_path)
+    out = np.empty((3, 2, 1, 3, 3), dtype=np.uint8)
+    store.raw_into(np.array([1, 2, 3]), out)
+    assert np.array_equal(out, frames[1:4])
+    view = store.take([5, 0, 3])
+    view.raw_into(np.array([0, 1, 2]), out)
+    assert np.array_equal(out, frames[[5, 0, 3]])

@@ -95,21 +95,52 @@ def _batches(
         return
     from concurrent.futures import ThreadPoolExecutor
 
-    pin = device.type == "cuda"
-
-    def read(start: int) -> Tensor:
-        rows = np.arange(start, min(start + batch_size, len(array)))
-        tensor = torch.from_numpy(np.ascontiguousarray(raw_batch(rows)))
-        return tensor.pin_memory() if pin else tensor
-
     starts = list(range(0, len(array), batch_size))
-    with ThreadPoolExecutor(max_workers=2) as pool:
-        pending = [pool.submit(read, start) for start in starts[:2]]
+    raw_into = getattr(array, "raw_into", None)
+    if device.type != "cuda" or not callable(raw_into):
+
+        def read(start: int) -> Tensor:
+            rows = np.arange(start, min(start + batch_size, len(array)))
+            tensor = torch.from_numpy(np.ascontiguousarray(raw_batch(rows)))
+            return tensor.pin_memory() if device.type == "cuda" else tensor
+
+        with ThreadPoolExecutor(max_workers=2) as pool:
+            pending = [pool.submit(read, start) for start in starts[:2]]
+            for i in range(len(starts)):
+                host = pending.pop(0).result()
+                if i + 2 < len(starts):
+                    pending.append(pool.submit(read, starts[i + 2]))
+                yield host.to(device, non_blocking=True)
+        return
+    # GPU: a ring of reused pinned buffers filled by reader threads straight from the store (one
+    # copy); an event per buffer keeps a reader from refilling it before its upload has finished
+    ring = 4
+    sample = tuple(array.shape[1:])
+    buffers = [
+        torch.empty((batch_size, *sample), dtype=torch.uint8).pin_memory() for _ in range(ring)
+    ]
+    uploaded: list[torch.cuda.Event | None] = [None] * ring
+
+    def fill(i: int) -> Tensor:
+        slot = i % ring
+        if uploaded[slot] is not None:
+            uploaded[slot].synchronize()
+        rows = np.arange(starts[i], min(starts[i] + batch_size, len(array)))
+        host = buffers[slot][: len(rows)]
+        raw_into(rows, host.numpy())
+        return host
+
+    with ThreadPoolExecutor(max_workers=ring - 1) as pool:
+        pending = [pool.submit(fill, i) for i in range(min(ring - 1, len(starts)))]
         for i in range(len(starts)):
             host = pending.pop(0).result()
-            if i + 2 < len(starts):
-                pending.append(pool.submit(read, starts[i + 2]))
-            yield host.to(device, non_blocking=True)
+            batch = host.to(device, non_blocking=True)
+            event = torch.cuda.Event()
+            event.record()
+            uploaded[i % ring] = event
+            if i + ring - 1 < len(starts):
+                pending.append(pool.submit(fill, i + ring - 1))
+            yield batch
 
 
 class SourceCache:

@@ -749,6 +749,15 @@ class FrameStore:
         rows = self._indices[np.asarray(indices, dtype=np.int64)]
         return np.asarray(self._data[rows])
 
+    def raw_into(self, indices: Sequence[int] | np.ndarray, out: np.ndarray) -> None:
+        """Copy the samples at ``indices`` as stored (uint8) into ``out`` ``(B, F, C, H, W)``:
+        one copy from the page cache, a contiguous slice when the rows are consecutive."""
+        rows = self._indices[np.asarray(indices, dtype=np.int64)]
+        if len(rows) > 1 and np.all(np.diff(rows) == 1):
+            np.copyto(out, self._data[rows[0] : rows[-1] + 1])
+        else:
+            np.take(self._data, rows, axis=0, out=out)
+
     def take(self, indices: Sequence[int] | np.ndarray) -> FrameStore:
         """A view of the samples at ``indices`` (of this view), in that order; no copy.
 
