@@ -177,3 +177,11 @@ def test_video_encoder_loads_local_weights(tmp_path) -> None:
     torch.testing.assert_close(
         grey.trunk.conv1.weight, reference.conv1.weight.mean(1, keepdim=True)
     )
+
+
+def test_video_encoder_channels_last_and_uint8_input() -> None:
+    enc = create_encoder("video", 3, depth=18, d_model=16, channels_last=True).eval()
+    weight = enc.trunk.conv1.weight
+    assert weight.is_contiguous(memory_format=torch.channels_last)
+    frames = torch.randint(0, 256, (2, 3, 3, 32, 32), dtype=torch.uint8)
+    torch.testing.assert_close(enc(frames), enc(frames.float() / 255), rtol=1e-5, atol=1e-5)

@@ -70,6 +70,9 @@ class VideoEncoder(nn.Module):
                 )
         features = trunk.fc.in_features
         trunk.fc = nn.Identity()
+        if channels_last:
+            # the weights too: with only the input channels-last, cuDNN converts on every call
+            trunk = trunk.to(memory_format=torch.channels_last)
         self.trunk = torch.compile(trunk) if compile else trunk
         mean, std = (
             ([0.485, 0.456, 0.406], [0.229, 0.224, 0.225])
