@@ -52,10 +52,17 @@ class SourceOutputs(NamedTuple):
 def state_dict_digest(model: nn.Module) -> str:
     """SHA-256 of a module's parameters and buffers (names, shapes, dtypes, bytes)."""
     digest = hashlib.sha256()
-    for name, tensor in sorted(model.state_dict().items()):
-        array = tensor.detach().cpu().contiguous()
-        digest.update(f"{name}:{tuple(array.shape)}:{array.dtype}".encode())
-        digest.update(array.reshape(-1).view(torch.uint8).numpy().tobytes())
+    items = sorted(model.state_dict().items())
+    for name, tensor in items:
+        digest.update(f"{name}:{tuple(tensor.shape)}:{tensor.dtype}".encode())
+    # the bytes of every tensor of a device in one flat buffer: one copy to the host, not one
+    # synchronising copy per tensor
+    by_device: dict[torch.device, list[Tensor]] = {}
+    for _, tensor in items:
+        flat = tensor.detach().contiguous().reshape(-1).view(torch.uint8)
+        by_device.setdefault(tensor.device, []).append(flat)
+    for device in sorted(by_device, key=str):
+        digest.update(torch.cat(by_device[device]).cpu().numpy().tobytes())
     return digest.hexdigest()
 
 
@@ -121,6 +128,8 @@ def _batches(
     ]
     uploaded: list[torch.cuda.Event | None] = [None] * ring
 
+    stream = torch.cuda.Stream(device)  # uploads overlap the compute on the current stream
+
     def fill(i: int) -> Tensor:
         slot = i % ring
         if uploaded[slot] is not None:
@@ -134,9 +143,12 @@ def _batches(
         pending = [pool.submit(fill, i) for i in range(min(ring - 1, len(starts)))]
         for i in range(len(starts)):
             host = pending.pop(0).result()
-            batch = host.to(device, non_blocking=True)
-            event = torch.cuda.Event()
-            event.record()
+            with torch.cuda.stream(stream):
+                batch = host.to(device, non_blocking=True)
+                event = torch.cuda.Event()
+                event.record(stream)
+            torch.cuda.current_stream(device).wait_event(event)
+            batch.record_stream(torch.cuda.current_stream(device))
             uploaded[i % ring] = event
             if i + ring - 1 < len(starts):
                 pending.append(pool.submit(fill, i + ring - 1))

@@ -73,7 +73,7 @@ class VideoEncoder(nn.Module):
         if channels_last:
             # the weights too: with only the input channels-last, cuDNN converts on every call
             trunk = trunk.to(memory_format=torch.channels_last)
-        self.trunk = torch.compile(trunk) if compile else trunk
+        self.trunk = trunk
         mean, std = (
             ([0.485, 0.456, 0.406], [0.229, 0.224, 0.225])
             if in_channels == 3
@@ -87,6 +87,8 @@ class VideoEncoder(nn.Module):
         self.in_channels = in_channels
         self.d_model = int(d_model or features)
         self.channels_last = channels_last
+        # compiled together with the standardisation, which Inductor then fuses into one pass
+        self._frames = torch.compile(self._frame_features) if compile else self._frame_features
 
     def forward(self, x: Tensor) -> Tensor:
         """Encode ``(B, F, C, H, W)`` into ``(B, F, d_model)``."""
@@ -96,10 +98,14 @@ class VideoEncoder(nn.Module):
                 f"got {tuple(x.shape)}"
             )
         batch, frames = x.shape[:2]
-        flat = x.reshape(batch * frames, *x.shape[2:])
+        features = self._frames(x.reshape(batch * frames, *x.shape[2:]))
+        return self.project(features.reshape(batch, frames, -1))
+
+    def _frame_features(self, flat: Tensor) -> Tensor:
+        """``(N, C, H, W)`` frames (uint8 or float) → trunk features ``(N, features)``."""
         if flat.dtype == torch.uint8:
-            flat = flat.float().div_(255.0)
+            flat = flat.float() / 255.0
         flat = (flat - self.mean) / self.std
         if self.channels_last:
             flat = flat.contiguous(memory_format=torch.channels_last)
-        return self.project(self.trunk(flat).reshape(batch, frames, -1))
+        return self.trunk(flat)
