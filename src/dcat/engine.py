@@ -482,8 +482,6 @@ def fit(
     train = _only(train, task.required_modalities())
     val = _only(val, [task.modality])
     test = _only(test, [task.modality]) if test is not None else None
-    # the frozen sources are in eval mode on purpose
-    warnings.filterwarnings("ignore", message=r"Found \d+ module\(s\) in eval mode")
     module = DCATModule(task, lr=config.lr, weight_decay=config.weight_decay)
     data = PairedDataModule(
         train,
@@ -502,7 +500,10 @@ def fit(
         enable_version_counter=False,
     )
     trainer = _trainer(config, run_dir, [checkpoint, *callbacks], _logger(config, run_dir))
-    trainer.fit(module, datamodule=data, ckpt_path=last if resume and last.is_file() else None)
+    with warnings.catch_warnings():
+        # the frozen sources are in eval mode on purpose
+        warnings.filterwarnings("ignore", message=r"Found \d+ module\(s\) in eval mode")
+        trainer.fit(module, datamodule=data, ckpt_path=last if resume and last.is_file() else None)
     best = (
         Path(checkpoint.best_model_path) if checkpoint.best_model_path else ckpt_dir / "best.ckpt"
     )
