@@ -200,6 +200,17 @@ def _scan_end(path: Path, index: int, origin: float) -> float | None:
     return end
 
 
+def _timeline(container: Any, stream: Any, path: Path, kind: str) -> tuple[float, float]:
+    """The container's start time and the stream's end (from the headers, else by a scan)."""
+    origin = _origin(container)
+    end = _stream_end(container, stream, origin)
+    if end is None:
+        end = _scan_end(path, stream.index, origin)
+    if end is None:
+        raise ValueError(f"{path}: the {kind} stream has no timestamps or duration")
+    return origin, end
+
+
 def _clip_interval(
     path: Path,
     start_s: float,
@@ -296,12 +307,7 @@ def decode_video(
     try:
         stream = _stream(container, "video", path)
         stream.thread_type = "AUTO"  # frame-threaded decoding; output order is unchanged
-        origin = _origin(container)
-        file_end = _stream_end(container, stream, origin)
-        if file_end is None:
-            file_end = _scan_end(path, stream.index, origin)
-        if file_end is None:
-            raise ValueError(f"{path}: the video stream has no timestamps or duration")
+        origin, file_end = _timeline(container, stream, path, "video")
         rate = stream.average_rate or stream.guessed_rate
         # Container durations are rounded, and the last frame lasts one frame period, so a clip
         # may end up to one source frame past the stated end.
@@ -404,12 +410,7 @@ def decode_audio_track(
     container = _open(path)
     try:
         stream = _stream(container, "audio", path)
-        origin = _origin(container)
-        file_end = _stream_end(container, stream, origin)
-        if file_end is None:
-            file_end = _scan_end(path, stream.index, origin)
-        if file_end is None:
-            raise ValueError(f"{path}: the audio stream has no timestamps or duration")
+        origin, file_end = _timeline(container, stream, path, "audio")
         start, duration = _clip_interval(path, start_s, duration_s, file_end, _AUDIO_END_TOLERANCE)
         # Seek a little early: an audio codec's first frame after a seek lacks the previous
         # frame's overlap (AAC's MDCT), so that frame should fall before the clip.
