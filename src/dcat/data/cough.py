@@ -32,6 +32,7 @@ import numpy as np
 
 from dcat.data.media import read_wav
 from dcat.data.paired import PairedDataset
+from dcat.data.tabular import parse_numbers
 from dcat.data.windows import LabelRule, Stream, cut_windows
 
 __all__ = [
@@ -307,21 +308,7 @@ def read_metawear(path: str | Path, unit: str) -> tuple[np.ndarray, np.ndarray, 
                 f"{path}: row {row_number} has {len(row)} fields, the header has {len(header)}"
             )
     columns = [header.index(name) for name in names]
-    numeric = np.empty((len(rows), len(names)), dtype=np.float64)
-    for j, (name, column) in enumerate(zip(names, columns, strict=True)):
-        cells = [row[column].strip() for row in rows]
-        try:
-            numeric[:, j] = np.array(cells, dtype=np.float64)
-        except ValueError:
-            # Only on failure: find the offending cell so the message can point at it.
-            for row_number, cell in enumerate(cells, start=1):
-                try:
-                    float(cell)
-                except ValueError:
-                    raise ValueError(
-                        f"{path}: row {row_number}, column {name!r}: {cell!r} is not a number"
-                    ) from None
-            raise
+    numeric = parse_numbers(path, [[row[c].strip() for c in columns] for row in rows], names)
     if not np.isfinite(numeric).all():
         row, col = (int(i) for i in np.argwhere(~np.isfinite(numeric))[0])
         raise ValueError(f"{path}: row {row + 1}, column {names[col]!r} is not finite")

@@ -19,6 +19,7 @@ import numpy as np
 
 from dcat.data.paired import PairedDataset
 from dcat.data.resample import resample_linear
+from dcat.data.tabular import first_bad_cell
 from dcat.data.windows import Stream, cut_windows
 
 __all__ = ["load_manifest"]
@@ -146,14 +147,6 @@ def _resolve(ctx: _Context, row: int, column: str, value: str, allow_absolute: b
     return target
 
 
-def _first_bad_cell(cells: list[list[str]], columns: list[str]) -> tuple[int, str, str] | None:
-    for number, line in enumerate(cells, start=1):
-        for name, cell in zip(columns, line, strict=True):
-            if not _is_number(cell):
-                return number, name, cell
-    return None
-
-
 def _read_csv_table(
     ctx: _Context, row: int, column: str, path: Path
 ) -> tuple[list[str], list[list[str]]]:
@@ -192,7 +185,7 @@ def _numeric(
     ctx: _Context, row: int, column: str, path: Path, cells: list[list[str]], names: list[str]
 ) -> np.ndarray:
     """``(N, K)`` float64 from CSV strings; a non-number is named by file row and column."""
-    bad = _first_bad_cell(cells, names)
+    bad = first_bad_cell(cells, names)
     if bad is not None:
         number, name, cell = bad
         raise ctx.error(

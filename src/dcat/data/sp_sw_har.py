@@ -18,6 +18,7 @@ from pathlib import Path
 import numpy as np
 
 from dcat.data.paired import PairedDataset
+from dcat.data.tabular import parse_numbers
 from dcat.data.windows import LabelRule, Stream, cut_windows
 
 __all__ = ["SP_SW_HAR_ACTIVITIES", "SP_SW_HAR_CHANNELS", "load_sp_sw_har", "read_execution"]
@@ -27,21 +28,6 @@ SP_SW_HAR_CHANNELS = ["x_acc", "y_acc", "z_acc", "x_gyro", "y_gyro", "z_gyro"]
 _DEVICES = {"phone": "sp", "watch": "sw"}
 _FILE = re.compile(r"^s(\d+)_(\d+)_(sp|sw)\.csv$")
 _SUBJECT_DIR = re.compile(r"^s\d+$")
-
-
-def _numeric_column(path: Path, name: str, cells: list[str]) -> np.ndarray:
-    try:
-        return np.array(cells, dtype=np.float64)
-    except ValueError:
-        # Only on failure: find the offending cell so the message can point at it.
-        for row, cell in enumerate(cells, start=1):
-            try:
-                float(cell)
-            except ValueError:
-                raise ValueError(
-                    f"{path}: row {row}, column {name!r}: {cell!r} is not a number"
-                ) from None
-        raise
 
 
 def read_execution(path: str | Path) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -90,9 +76,9 @@ def read_execution(path: str | Path) -> tuple[np.ndarray, np.ndarray, np.ndarray
             ndmin=2,
         )
     except ValueError:
-        for name in numeric_names:
-            column = header.index(name)
-            _numeric_column(path, name, [rows[i][column].strip() for i in kept])
+        columns = [header.index(name) for name in numeric_names]
+        table = [[rows[i][c].strip() for c in columns] for i in kept]
+        parse_numbers(path, table, numeric_names)  # names the bad cell
         raise
     values, timestamps = numeric[:, :6], numeric[:, 6]
     if not np.isfinite(numeric).all():

@@ -29,6 +29,7 @@ import numpy as np
 from dcat.data.media import FrameStore, VideoClip
 from dcat.data.paired import PairedDataset
 from dcat.data.resample import resample_linear
+from dcat.data.tabular import parse_numbers
 
 __all__ = [
     "PAPER_8_CLASSES",
@@ -174,19 +175,7 @@ def read_uestc_imu(
             )
     if len(rows) < 2:
         raise ValueError(f"{path}: {len(rows)} data row(s), expected at least 2")
-    try:
-        values = np.array(rows, dtype=np.float64)
-    except ValueError:
-        for row, cells in enumerate(rows, start=1):
-            for column, cell in enumerate(cells, start=1):
-                try:
-                    float(cell)
-                except ValueError:
-                    raise ValueError(
-                        f"{path}: row {row}, column {column}: {cell!r} is not a number "
-                        "(the files have no header)"
-                    ) from None
-        raise
+    values = parse_numbers(path, rows, range(1, 7), note=" (the files have no header)")
     if not np.isfinite(values).all():
         row, column = (int(i) + 1 for i in np.argwhere(~np.isfinite(values))[0])
         raise ValueError(f"{path}: row {row}, column {column} is not finite")
