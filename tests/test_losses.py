@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from hypothesis import assume, given, settings
+from hypothesis import assume, example, given, settings
 from hypothesis import strategies as st
 
 from dcat import cross_attention_loss, mcma_mask
@@ -100,6 +100,8 @@ def test_range_and_paths_agree_float64(shape: tuple) -> None:
 
 @settings(max_examples=60, deadline=None)
 @given(shapes, st.sampled_from([0.0, 1e-4, 1e-2, 1.0]))
+# K nearly orthogonal to V (Σ k·v = −0.0101 in sample 1): the float32 Gram sums cancel
+@example((0, 5, 4, 1, 1), 0.0)
 def test_paths_agree_float32_including_near_identical(shape: tuple, noise: float) -> None:
     k_a, v_a, k_b, v_b = _random_kqv(*shape, dtype=torch.float32)
     if noise and shape[2] == shape[3]:

@@ -177,8 +177,8 @@ class _GramStatistics(torch.autograd.Function):
 
 
 def _gram_squared_distance(
-    k_a: Tensor, v_a: Tensor, k_b: Tensor, v_b: Tensor, eps: float
-) -> Tensor:
+    k_a: Tensor, v_a: Tensor, k_b: Tensor, v_b: Tensor, eps: float, *, conditioning: bool = False
+) -> Tensor | tuple[Tensor, Tensor]:
     # ℓ² = ‖M̂_b‖² + ‖M̂_a‖² − 2⟨M_a, M_b⟩/(n_a n_b) with n = max(‖M‖, eps), the same
     # normalisation as F.normalize on the materialised path. The terms are written so that
     # identical inputs give bitwise-identical terms and hence exactly 0.
@@ -187,22 +187,39 @@ def _gram_squared_distance(
     # clamp before sqrt: below eps² the norm is the constant eps, so no gradient flows via sqrt(0)
     n_a = torch.sqrt(sq_a.clamp_min(eps * eps))
     n_b = torch.sqrt(sq_b.clamp_min(eps * eps))
-    return sq_b / (n_b * n_b) + sq_a / (n_a * n_a) - 2.0 * (cross / (n_a * n_b))
+    squared = sq_b / (n_b * n_b) + sq_a / (n_a * n_a) - 2.0 * (cross / (n_a * n_b))
+    if not conditioning:
+        return squared
+    # ‖KᵀV‖² / (‖K‖²‖V‖²) ∈ [0, 1]: the Gram sums' rounding error relative to ‖KᵀV‖² is at most
+    # the unit roundoff divided by this (Cauchy–Schwarz bounds Σ|k_i·k_j||v_i·v_j| by ‖K‖²‖V‖²)
+    with torch.no_grad():
+        scale_a = k_a.square().sum((1, 2)) * v_a.square().sum((1, 2))
+        scale_b = k_b.square().sum((1, 2)) * v_b.square().sum((1, 2))
+        ratio = torch.minimum(
+            sq_a.detach() / scale_a.clamp_min(torch.finfo(scale_a.dtype).tiny),
+            sq_b.detach() / scale_b.clamp_min(torch.finfo(scale_b.dtype).tiny),
+        )
+    return squared, ratio
 
 
 _REFINE_BELOW = {torch.float64: 1e-4}
 """Gram-path samples with ``ℓ`` below this are recomputed more precisely (``_distance_gram``)."""
 _REFINE_BELOW_DEFAULT = 0.1
+_CONDITION_BELOW = {torch.float64: 1e-6}
+"""Gram-path samples whose ``‖KᵀV‖²/(‖K‖²‖V‖²)`` is below this are recomputed too."""
+_CONDITION_BELOW_DEFAULT = 5e-3
 
 
 def _distance_gram(k_a: Tensor, v_a: Tensor, k_b: Tensor, v_b: Tensor, eps: float) -> Tensor:
-    squared = _gram_squared_distance(k_a, v_a, k_b, v_b, eps)
+    squared, ratio = _gram_squared_distance(k_a, v_a, k_b, v_b, eps, conditioning=True)
     # ℓ² = 2 − 2cos cancels: its absolute error is ~1e-7 in float32 (~2e-16 in float64), an
     # error of ~1e-7/ℓ in ℓ (3e-4 at ℓ = 1e-4). Near-aligned samples are redone: float32 ones in
     # float64 on the Gram path (within 1e-6 of the materialised path, still never forming d × d);
-    # float64 ones within 1e-4 of perfect alignment by materialising those samples only.
+    # float64 ones within 1e-4 of perfect alignment by materialising those samples only. So are
+    # samples whose Gram sums cancel (K nearly orthogonal to V, so ‖KᵀV‖ ≪ ‖K‖‖V‖).
     threshold = _REFINE_BELOW.get(squared.dtype, _REFINE_BELOW_DEFAULT)
-    near = squared.detach() < threshold**2
+    badly_conditioned = ratio < _CONDITION_BELOW.get(squared.dtype, _CONDITION_BELOW_DEFAULT)
+    near = (squared.detach() < threshold**2) | badly_conditioned
     if squared.is_cuda and squared.dtype != torch.float64:
         # branch-free on a GPU: a host sync per step costs more than redoing the batch in fp64
         refined = _gram_squared_distance(
