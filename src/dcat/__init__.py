@@ -1,15 +1,28 @@
 """dcat: train with many sensors, deploy with one (D-CAT, Daher, Wang, Mielle, ICRA 2026).
 
 The core (losses, attention, encoders, model) imports only torch; the training engine lives in
-:mod:`dcat.engine` and is imported on demand.
+:mod:`dcat.engine` and is imported on demand. Names are imported lazily, on first use, so the
+deployment path (:mod:`dcat.predict`) runs where only numpy and onnxruntime are installed.
 """
 
-from dcat.attention import SelfAttention
-from dcat.encoders import create_encoder, list_encoders, register_encoder
-from dcat.losses import cross_attention_distance, cross_attention_loss, mcma_mask
-from dcat.model import ModalityNet, ModalityOutput
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
 
 __version__ = "0.1.0"
+
+_EXPORTS = {
+    "ModalityNet": "dcat.model",
+    "ModalityOutput": "dcat.model",
+    "SelfAttention": "dcat.attention",
+    "create_encoder": "dcat.encoders",
+    "cross_attention_distance": "dcat.losses",
+    "cross_attention_loss": "dcat.losses",
+    "list_encoders": "dcat.encoders",
+    "mcma_mask": "dcat.losses",
+    "register_encoder": "dcat.encoders",
+}
 
 __all__ = [
     "ModalityNet",
@@ -23,3 +36,21 @@ __all__ = [
     "mcma_mask",
     "register_encoder",
 ]
+
+if TYPE_CHECKING:
+    from dcat.attention import SelfAttention
+    from dcat.encoders import create_encoder, list_encoders, register_encoder
+    from dcat.losses import cross_attention_distance, cross_attention_loss, mcma_mask
+    from dcat.model import ModalityNet, ModalityOutput
+
+
+def __getattr__(name: str) -> Any:
+    if name in _EXPORTS:
+        value = getattr(importlib.import_module(_EXPORTS[name]), name)
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module 'dcat' has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(_EXPORTS))

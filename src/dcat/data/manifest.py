@@ -17,9 +17,9 @@ from pathlib import Path
 
 import numpy as np
 
-from dcat.data.paired import PairedDataset
+from dcat.data.paired import PairedDataset, StreamInfo
 from dcat.data.resample import resample_linear
-from dcat.data.tabular import first_bad_cell
+from dcat.data.tabular import first_bad_cell, is_number
 from dcat.data.windows import Stream, cut_windows
 
 __all__ = ["load_manifest"]
@@ -58,14 +58,6 @@ class _Context:
         if column is not None:
             where.append(f"column {column!r}")
         return ValueError(f"{', '.join(where)}: {message}")
-
-
-def _is_number(text: str) -> bool:
-    try:
-        float(text)
-    except ValueError:
-        return False
-    return True
 
 
 def _read_manifest(ctx: _Context) -> tuple[list[str], list[_Row]]:
@@ -144,6 +136,13 @@ def _resolve(ctx: _Context, row: int, column: str, value: str, allow_absolute: b
         target = ctx.folder / value
     if not target.is_file():
         raise ctx.error(f"file not found: {target}", row, column)
+    if not allow_absolute and not target.resolve().is_relative_to(ctx.folder.resolve()):
+        raise ctx.error(
+            f"path {value!r} goes through a symbolic link to {target.resolve()}, outside the "
+            f"manifest's folder {ctx.folder}; copy the file inside it or pass allow_absolute=True",
+            row,
+            column,
+        )
     return target
 
 
@@ -159,7 +158,7 @@ def _read_csv_table(
     if not lines or not any(cell.strip() for cell in lines[0]):
         raise ctx.error(f"{path}: empty file", row, column)
     header = [cell.strip() for cell in lines[0]]
-    if all(_is_number(cell) for cell in header):
+    if all(is_number(cell) for cell in header):
         raise ctx.error(
             f"{path}: the first line must name the columns (found numbers {header[:4]})",
             row,
@@ -384,8 +383,8 @@ def _load_streams(
     stride_s: float,
     max_gap_s: float | None,
     allow_absolute: bool,
-) -> tuple[dict[str, np.ndarray], list[str], list[int], list[str], list[int]]:
-    """Inputs, recordings, labels, class names and source row index of each window."""
+) -> tuple[dict[str, np.ndarray], list[str], list[int], list[str], list[int], dict[str, float]]:
+    """Inputs, recordings, labels, class names, source row of each window and grid rates."""
     label_files = []
     for row in rows:
         path = _resolve(ctx, row.number, "label_file", row.cells["label_file"], allow_absolute)
@@ -469,7 +468,7 @@ def _load_streams(
             "have gaps in every window, or no label falls inside"
         )
     stacked = {m: np.concatenate(a) for m, a in inputs.items()}
-    return stacked, recordings, labels, names, subject_rows
+    return stacked, recordings, labels, names, subject_rows, grid_rates
 
 
 def load_manifest(
@@ -500,7 +499,8 @@ def load_manifest(
             modality over the rows.
         window_s: Stream manifests (required): window length in seconds.
         stride_s: Stream manifests (required): step between window starts in seconds.
-        allow_absolute: Accept absolute paths and paths leading outside the manifest's folder.
+        allow_absolute: Accept absolute paths and paths leading outside the manifest's folder
+            (also through a symbolic link).
         name: Data set name; default the manifest's file name without ``.csv`` (or its folder's
             name when the file is called ``manifest.csv``).
         max_gap_s: Stream manifests: drop windows overlapping a longer gap between samples;
@@ -551,6 +551,7 @@ def load_manifest(
             ctx, rows, modalities, classes, steps, allow_absolute
         )
         subjects = subject_ids
+        streams = {}
     else:
         if window_s is None or stride_s is None:
             raise ctx.error(
@@ -561,14 +562,15 @@ def load_manifest(
                 "steps applies to segmented samples; windows of recordings have "
                 "round(window_s * rate) steps"
             )
-        inputs, recordings, labels, names, which = _load_streams(
+        inputs, recordings, labels, names, which, grid_rates = _load_streams(
             ctx, rows, modalities, classes, window_s, stride_s, max_gap_s, allow_absolute
         )
+        streams = {m: StreamInfo(rate_hz=rate) for m, rate in grid_rates.items()}
         subjects = [subject_ids[i] for i in which]
     if name is None:
         stem = ctx.manifest.stem
         name = ctx.manifest.parent.resolve().name if stem == "manifest" else stem
     return PairedDataset(
         inputs, labels, subjects, recordings, names, name=name,
-        subject_names=dict(enumerate(subject_names)),
+        subject_names=dict(enumerate(subject_names)), streams=streams,
     )  # fmt: skip

@@ -33,7 +33,6 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from scipy.signal import resample_poly
 
 from dcat.utils import write_atomic
 
@@ -109,6 +108,8 @@ def resample_audio(audio: np.ndarray, orig_rate: int, rate: int) -> np.ndarray:
     # The reduced ratio keeps the polyphase filter short (44100 → 16000 is 160/441, not
     # 16000/44100), which is what makes resample_poly fast.
     g = math.gcd(orig_rate, rate)
+    from scipy.signal import resample_poly  # here, so the deployment path needs no SciPy
+
     return resample_poly(audio, rate // g, orig_rate // g, axis=-1).astype(np.float32)
 
 

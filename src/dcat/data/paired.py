@@ -19,7 +19,7 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
-__all__ = ["ChannelStats", "LazyArray", "PairedDataset", "fit_normalization"]
+__all__ = ["ChannelStats", "LazyArray", "PairedDataset", "StreamInfo", "fit_normalization"]
 
 
 @runtime_checkable
@@ -53,6 +53,31 @@ def _is_lazy(array: object) -> bool:
 
 
 NormKind = Literal["zscore", "minmax"]
+
+
+@dataclass(frozen=True)
+class StreamInfo:
+    """How one modality's samples relate to the recording they were cut from.
+
+    Exported models carry this so that ``dcat predict`` can cut a raw recording the same way.
+
+    Attributes:
+        rate_hz: Steps per second along the time axis of the stored arrays (frames per second
+            for video, samples per second for audio), or ``None`` when unknown.
+        channels: Channel names in order (e.g. ``("acc_x", ...)``), or ``None``.
+        note: How the arrays were made, when it matters for deployment (e.g. resampled trials).
+    """
+
+    rate_hz: float | None = None
+    channels: tuple[str, ...] | None = None
+    note: str = ""
+
+    def to_dict(self) -> dict:
+        return {
+            "rate_hz": self.rate_hz,
+            "channels": list(self.channels) if self.channels is not None else None,
+            "note": self.note,
+        }
 
 
 @dataclass(frozen=True)
@@ -112,6 +137,7 @@ class PairedDataset(Dataset):
         class_names: Names of the classes, index = label.
         name: Data set name, recorded in results.
         subject_names: Original subject names by id, when ids were assigned (e.g. manifests).
+        streams: Per modality, its :class:`StreamInfo` (rate, channel names), when known.
         validate: Check shapes, label range and finiteness (derived views skip the array scan).
     """
 
@@ -125,6 +151,7 @@ class PairedDataset(Dataset):
         *,
         name: str = "paired",
         subject_names: Mapping[int, str] | None = None,
+        streams: Mapping[str, StreamInfo] | None = None,
         validate: bool = True,
     ) -> None:
         if not inputs:
@@ -135,6 +162,10 @@ class PairedDataset(Dataset):
         self.class_names = list(class_names)
         self.name = name
         self.subject_names = dict(subject_names) if subject_names else {}
+        unknown = sorted(set(streams or {}) - set(inputs))
+        if unknown:
+            raise ValueError(f"streams names modalities {unknown} that are not in inputs")
+        self.streams: dict[str, StreamInfo] = dict(streams or {})
         n = len(self.labels)
         if self.labels.ndim != 1 or len(self.subjects) != n or len(self.recordings) != n:
             raise ValueError(
@@ -183,6 +214,11 @@ class PairedDataset(Dataset):
         self._check_modality(modality)
         return tuple(self.inputs[modality].shape[1:])
 
+    def stream(self, modality: str) -> StreamInfo:
+        """The :class:`StreamInfo` of ``modality`` (empty when the reader did not record one)."""
+        self._check_modality(modality)
+        return self.streams.get(modality, StreamInfo())
+
     def _check_modality(self, modality: str) -> None:
         if modality not in self.inputs:
             raise ValueError(f"unknown modality {modality!r}; this data set has {self.modalities}")
@@ -210,6 +246,7 @@ class PairedDataset(Dataset):
         return PairedDataset(
             inputs, labels, subjects, recordings, self.class_names, name=self.name,
             subject_names=self.subject_names, validate=False,
+            streams={m: s for m, s in self.streams.items() if m in inputs},
         )  # fmt: skip
 
     def subset(self, indices: Sequence[int] | np.ndarray) -> PairedDataset:

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import numpy as np
 
-from dcat.data.paired import PairedDataset
+from dcat.data.paired import PairedDataset, StreamInfo
 from dcat.data.tabular import parse_numbers
 from dcat.data.windows import LabelRule, Stream, cut_windows
 
@@ -110,6 +110,9 @@ def _find_executions(data_dir: Path) -> dict[tuple[str, str], dict[str, Path]]:
                 subject, execution, device = match.groups()
                 found.setdefault((subject, execution), {})[device] = path
     return found
+
+
+_CHANNELS = ("acc_x", "acc_y", "acc_z", "gyro_x", "gyro_y", "gyro_z")
 
 
 def load_sp_sw_har(
@@ -216,4 +219,8 @@ def load_sp_sw_har(
         recordings,
         SP_SW_HAR_ACTIVITIES,
         name="sp_sw_har",
+        streams={
+            m: StreamInfo(rates[m], _CHANNELS, note="windows of continuous streams")
+            for m in _DEVICES
+        },
     )

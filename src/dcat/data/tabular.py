@@ -7,7 +7,16 @@ from pathlib import Path
 
 import numpy as np
 
-__all__ = ["first_bad_cell", "parse_numbers"]
+__all__ = ["first_bad_cell", "is_number", "parse_numbers"]
+
+
+def is_number(text: str) -> bool:
+    """Whether a CSV cell parses as a float (header rows are told from data rows by this)."""
+    try:
+        float(text)
+    except ValueError:
+        return False
+    return True
 
 
 def first_bad_cell(

@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 import scipy.io
 
-from dcat.data.paired import PairedDataset
+from dcat.data.paired import PairedDataset, StreamInfo
 from dcat.data.resample import resample_linear
 
 __all__ = [
@@ -37,6 +37,12 @@ UTD_MHAD_ACTIONS = [
     "squat (two arms stretch out)",
 ]  # fmt: skip
 _NAME = re.compile(r"^a(\d+)_s(\d+)_t(\d+)_inertial\.mat$")
+IMU_RATE_HZ = 50.0
+SKELETON_RATE_HZ = 30.0
+_CHANNELS = {
+    "imu": ("acc_x", "acc_y", "acc_z", "gyro_x", "gyro_y", "gyro_z"),
+    "skeleton": tuple(f"joint{j + 1}_{axis}" for j in range(20) for axis in "xyz"),
+}
 
 
 def _load_variable(path: Path, variable: str) -> np.ndarray:
@@ -47,7 +53,17 @@ def _load_variable(path: Path, variable: str) -> np.ndarray:
     if variable not in contents:
         found = sorted(k for k in contents if not k.startswith("__"))
         raise ValueError(f"{path}: variable {variable!r} not found (has {found})")
-    return np.asarray(contents[variable], dtype=np.float64)
+    try:
+        array = np.asarray(contents[variable], dtype=np.float64)
+    except (TypeError, ValueError) as err:
+        raise ValueError(f"{path}: {variable} is not a numeric array ({err})") from err
+    if not np.isfinite(array).all():
+        index = tuple(int(i) for i in np.argwhere(~np.isfinite(array))[0])
+        raise ValueError(
+            f"{path}: {variable} has NaN or Inf values (first at index {index} of shape "
+            f"{array.shape})"
+        )
+    return array
 
 
 def read_inertial(path: Path) -> np.ndarray:
@@ -120,12 +136,15 @@ def load_utd_mhad(
 def _build(trials: list[tuple[int, int, int]], read, steps: dict[str, int]) -> PairedDataset:
     """Resample each trial's ``(6, N)`` IMU and ``(60, F)`` skeleton; ``read(trial)`` gives them."""
     imu, skeleton, labels, subject_ids, recordings = [], [], [], [], []
+    seconds: dict[str, list[float]] = {"imu": [], "skeleton": []}
     for trial in trials:
         action, subject, number = trial
         stem = f"a{action}_s{subject}_t{number}"
         if not 1 <= action <= len(UTD_MHAD_ACTIONS):
             raise ValueError(f"{stem}: action {action} outside 1–{len(UTD_MHAD_ACTIONS)}")
         inertial, joints = read(trial)
+        seconds["imu"].append(inertial.shape[1] / IMU_RATE_HZ)
+        seconds["skeleton"].append(joints.shape[1] / SKELETON_RATE_HZ)
         imu.append(resample_linear(inertial, steps["imu"]))
         skeleton.append(resample_linear(joints, steps["skeleton"]))
         labels.append(action - 1)
@@ -138,6 +157,16 @@ def _build(trials: list[tuple[int, int, int]], read, steps: dict[str, int]) -> P
         recordings,
         UTD_MHAD_ACTIONS,
         name="utd_mhad",
+        streams={
+            m: StreamInfo(
+                # a whole trial becomes the model's window: its rate is steps per median trial
+                rate_hz=steps[m] / float(np.median(seconds[m])),
+                channels=_CHANNELS[m],
+                note=f"trials ({native:g} Hz) resampled to {steps[m]} steps; median trial "
+                f"{np.median(seconds[m]):.2f} s",
+            )
+            for m, native in (("imu", IMU_RATE_HZ), ("skeleton", SKELETON_RATE_HZ))
+        },
     )
 
 
