@@ -300,6 +300,64 @@ def test_paths_escaping_the_folder(segmented: Path) -> None:
         load_manifest(segmented)
     assert len(load_manifest(segmented, allow_absolute=True)) == 3
 
+    def down_and_out(rows):  # lexically outside after normalisation
+        rows[0][3] = "imu/../../outside.npy"
+
+    _rewrite(segmented, None, down_and_out)
+    with pytest.raises(ValueError, match=_message(segmented, "row 1", "'imu'", "leads outside")):
+        load_manifest(segmented)
+    assert len(load_manifest(segmented, allow_absolute=True)) == 3
+
+
+def test_symlinks_leading_outside_the_folder(segmented: Path) -> None:
+    folder = segmented.parent
+    outside = folder.parent / "elsewhere"
+    _npy(outside / "0.npy", _imu(100))
+    # a file link, then a folder link, both pointing outside the manifest's folder
+    (folder / "imu" / "0.npy").unlink()
+    (folder / "imu" / "0.npy").symlink_to(outside / "0.npy")
+    with pytest.raises(
+        ValueError, match=_message(segmented, "row 1", "'imu'", "symbolic link", "outside")
+    ):
+        load_manifest(segmented)
+    assert len(load_manifest(segmented, allow_absolute=True)) == 3
+
+    (folder / "imu" / "0.npy").unlink()
+    (folder / "linked").symlink_to(outside, target_is_directory=True)
+
+    def through_folder_link(rows):
+        rows[0][3] = "linked/0.npy"
+
+    _rewrite(segmented, None, through_folder_link)
+    with pytest.raises(ValueError, match=_message(segmented, "row 1", "symbolic link")):
+        load_manifest(segmented)
+    assert len(load_manifest(segmented, allow_absolute=True)) == 3
+
+
+def test_symlinks_inside_the_folder_are_fine(segmented: Path, tmp_path: Path) -> None:
+    folder = segmented.parent
+    (folder / "imu" / "alias.npy").symlink_to(folder / "imu" / "0.npy")
+
+    def alias(rows):
+        rows[0][3] = "imu/alias.npy"
+
+    _rewrite(segmented, None, alias)
+    assert len(load_manifest(segmented)) == 3
+    # and the manifest's folder itself may be reached through a link
+    (tmp_path / "link_to_data").symlink_to(folder, target_is_directory=True)
+    assert len(load_manifest(tmp_path / "link_to_data" / "manifest.csv")) == 3
+
+
+def test_stream_label_file_symlink_outside_is_refused(stream: Path) -> None:
+    label_file = stream.parent / "labels" / "r1.csv"
+    outside = stream.parent.parent / "r1_labels.csv"
+    outside.write_text(label_file.read_text())
+    label_file.unlink()
+    label_file.symlink_to(outside)
+    with pytest.raises(ValueError, match=_message(stream, "row 1", "'label_file'", "symbolic")):
+        load_manifest(stream, window_s=2.0, stride_s=1.0)
+    assert len(load_manifest(stream, window_s=2.0, stride_s=1.0, allow_absolute=True)) == 12
+
 
 def test_stream_needs_windows_and_rates(stream: Path) -> None:
     with pytest.raises(ValueError, match=_message(stream, "need window_s and stride_s")):

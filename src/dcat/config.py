@@ -8,6 +8,7 @@ in ``dcat/presets/*.yaml``.
 from __future__ import annotations
 
 import dataclasses
+import difflib
 import types
 import typing
 from dataclasses import dataclass, field, fields
@@ -165,6 +166,8 @@ class ExperimentConfig:
             raise ValueError(f"config: d_out must be positive, got {self.d_out}")
         # validates the training options (names and ranges) early, before any work
         self.train_config("", 0)
+        for name in self.modalities:
+            self.train_config(name, 0)
 
     def train_config(self, modality: str, seed: int) -> TrainConfig:
         """The training options for ``modality`` as a target at ``seed``."""
@@ -177,10 +180,30 @@ class ExperimentConfig:
             return TrainConfig.from_dict(options)
         except ValueError as err:
             where = f"modalities.{modality}.train" if modality else "train"
-            raise ValueError(f"config: {where}: {err}") from err
+            known = [f.name for f in fields(TrainConfig)]
+            hint = did_you_mean(sorted(set(options) - set(known)), known)
+            raise ValueError(f"config: {where}: {err}{hint}") from err
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
+
+
+def did_you_mean(unknown: list[str], known: typing.Iterable[str]) -> str:
+    """``"; did you mean 'train'?"`` for the unknown names close to a known one, else ``""``."""
+    guesses = [
+        f"{name!r} for {match[0]!r}" if len(unknown) > 1 else repr(match[0])
+        for name in unknown
+        if (match := difflib.get_close_matches(name, sorted(known), n=1, cutoff=0.6))
+    ]
+    return f"; did you mean {', '.join(guesses)}?" if guesses else ""
+
+
+def _yaml_problem(err: yaml.YAMLError) -> str:
+    """`` at line L, column C: problem`` on one line (PyYAML's own message spans several)."""
+    mark = getattr(err, "problem_mark", None)
+    problem = getattr(err, "problem", None) or str(err).splitlines()[0]
+    where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark is not None else ""
+    return f"{where}: {problem}"
 
 
 def _describe(tp: Any) -> str:
@@ -237,7 +260,10 @@ def _build(cls: type, data: Any, where: str) -> Any:
     unknown = sorted(set(data) - known)
     if unknown:
         place = f" under {where}" if where else ""
-        raise ValueError(f"unknown key(s) {unknown}{place}; known keys: {sorted(known)}")
+        raise ValueError(
+            f"unknown key(s) {unknown}{place}; known keys: {sorted(known)}"
+            + did_you_mean(unknown, known)
+        )
     missing = [
         f.name
         for f in fields(cls)
@@ -264,7 +290,12 @@ def apply_overrides(data: dict[str, Any], overrides: list[str]) -> dict[str, Any
             if not isinstance(node.get(key, {}), dict):
                 raise ValueError(f"override {override!r}: {key!r} is not a mapping")
             node = node.setdefault(key, {})
-        node[keys[-1]] = yaml.safe_load(raw)
+        try:
+            node[keys[-1]] = yaml.safe_load(raw)
+        except yaml.YAMLError as err:
+            raise ValueError(
+                f"override {override!r}: the value is not valid YAML{_yaml_problem(err)}"
+            ) from err
     return data
 
 
@@ -288,13 +319,15 @@ def load_config(source: str | Path, overrides: list[str] | None = None) -> Exper
                 f"config {source!r}: no such file, and not a preset (presets: {list_presets()})"
             )
     try:
-        data = yaml.safe_load(path.read_text())
+        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except UnicodeDecodeError as err:
+        raise ValueError(f"{path}: not a text (YAML) file ({err})") from err
     except yaml.YAMLError as err:
-        raise ValueError(f"{path}: not valid YAML ({err})") from err
+        raise ValueError(f"{path}: not valid YAML{_yaml_problem(err)}") from err
     if not isinstance(data, dict):
         raise ValueError(f"{path}: must hold a mapping of configuration keys")
     data = apply_overrides(data, overrides or [])
     try:
         return _build(ExperimentConfig, data, "")
     except ValueError as err:
-        raise ValueError(f"{path}: {err}") from err
+        raise ValueError(f"{path}: {str(err).removeprefix('config: ')}") from err

@@ -12,14 +12,21 @@ Run folder written by :func:`fit`::
       checkpoints/last.ckpt   end of the last finished epoch (what ``resume`` continues from)
       logs/                   CSV metrics (or TensorBoard events / an MLflow file store)
       metrics.json            best validation and test metrics, confusion matrix (atomic write)
+      model_card.json         what deployment needs: classes, input, rate, normalisation, network
+      examples.npy            a few validation inputs of the target, for export parity checks
 """
 
 from __future__ import annotations
 
+import contextlib
+import csv
+import importlib.metadata
+import io
 import json
 import math
 import os
 import platform
+import subprocess
 import warnings
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field, fields
@@ -32,6 +39,7 @@ import torch
 import torch.nn.functional as F
 import yaml
 from lightning.pytorch.callbacks import ModelCheckpoint
+from lightning.pytorch.plugins import TorchCheckpointIO
 from torch.utils.data import DataLoader, Dataset, DistributedSampler
 from torchmetrics import MetricCollection
 from torchmetrics.classification import (
@@ -44,8 +52,9 @@ from torchmetrics.classification import (
 
 import dcat
 from dcat.cache import SourceCache
+from dcat.card import ModelCard
 from dcat.tasks import TransferTask, UnimodalTask
-from dcat.utils import write_atomic
+from dcat.utils import load_torch_file, write_atomic
 
 __all__ = ["DCATModule", "PairedDataModule", "RunResult", "TrainConfig", "evaluate", "fit"]
 
@@ -167,6 +176,8 @@ class DCATModule(L.LightningModule):
         self.val_metrics = _metrics(num_classes, "val/")
         self.test_metrics = _metrics(num_classes, "test/")
         self.test_confusion = MulticlassConfusionMatrix(num_classes)
+        # the model card (dcat.card) travels inside every checkpoint, so one file is exportable
+        self.card: dict[str, Any] | None = None
 
     def training_step(self, batch: Mapping, batch_idx: int) -> torch.Tensor:
         out = self.task(batch)
@@ -233,6 +244,8 @@ class DCATModule(L.LightningModule):
         # Lightning does not keep the global RNG; dropout after a resume must continue the same
         # stream for the resumed run to equal an uninterrupted one
         checkpoint["dcat_rng"] = {"torch": torch.get_rng_state()}
+        if self.card is not None:
+            checkpoint["dcat_card"] = self.card
         if torch.cuda.is_available():
             checkpoint["dcat_rng"]["cuda"] = torch.cuda.get_rng_state_all()
 
@@ -343,8 +356,12 @@ def describe_task(task: Task) -> dict[str, Any]:
     return description
 
 
-def versions() -> dict[str, str]:
-    """Versions of dcat, Python and the key libraries."""
+def versions() -> dict[str, Any]:
+    """Versions of dcat, Python and the key libraries, and the commit of a dcat checkout.
+
+    ``git_commit`` and ``git_dirty`` (uncommitted changes to tracked files) are there only when
+    dcat is imported from a git working tree that tracks it (not from an installed wheel).
+    """
     import lightning
     import torchmetrics
 
@@ -356,16 +373,127 @@ def versions() -> dict[str, str]:
         "torchmetrics": torchmetrics.__version__,
         "numpy": np.__version__,
     }
-    return {name: "".join(version) for name, version in found.items()}  # TorchVersion → str
+    for distribution in ("torchvision", "scipy", "scikit-learn"):
+        with contextlib.suppress(importlib.metadata.PackageNotFoundError):
+            found[distribution] = importlib.metadata.version(distribution)
+    out: dict[str, Any] = {name: "".join(v) for name, v in found.items()}  # TorchVersion → str
+    out.update(_git_state(Path(dcat.__file__).resolve().parent))
+    return out
 
 
-def _logger(config: TrainConfig, run_dir: Path) -> Any:
+def _git_state(folder: Path) -> dict[str, Any]:
+    """``git_commit`` and ``git_dirty`` of the checkout tracking ``folder``; ``{}`` without one."""
+
+    def git(*args: str) -> subprocess.CompletedProcess:
+        return subprocess.run(
+            ["git", "-C", str(folder), *args],
+            capture_output=True,
+            text=True,
+            timeout=5,
+            stdin=subprocess.DEVNULL,
+            env={**os.environ, "GIT_OPTIONAL_LOCKS": "0"},  # never take the index lock
+        )
+
+    try:
+        # a venv or wheel inside some other repository must not report that repository
+        if git("ls-files", "--error-unmatch", "--", "__init__.py").returncode != 0:
+            return {}
+        head = git("rev-parse", "--verify", "HEAD")
+        if head.returncode != 0:
+            return {}
+        status = git("status", "--porcelain", "--untracked-files=no")
+    except (OSError, subprocess.SubprocessError):  # no git, or it hung
+        return {}
+    state: dict[str, Any] = {"git_commit": head.stdout.strip()}
+    if status.returncode == 0:
+        state["git_dirty"] = bool(status.stdout.strip())
+    return state
+
+
+class _CheckpointIO(TorchCheckpointIO):
+    """Checkpoints written through a temporary file beside them and a rename, so a killed run
+    leaves the previous ``last.ckpt`` whole; read back without unpickling code (whatever
+    ``weights_only`` Lightning passes)."""
+
+    def save_checkpoint(
+        self, checkpoint: dict[str, Any], path: str | Path, storage_options: Any | None = None
+    ) -> None:
+        if storage_options is not None:
+            raise TypeError("dcat's checkpoint writer takes no storage_options")
+        path = Path(path)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        # a fixed name (one writer per run folder): a kill's leftover is overwritten next time
+        tmp = path.with_name(f".{path.name}.tmp")
+        try:
+            torch.save(checkpoint, tmp)
+            os.replace(tmp, path)
+        except BaseException:
+            tmp.unlink(missing_ok=True)
+            raise
+
+    def load_checkpoint(
+        self,
+        path: str | Path,
+        map_location: Any = lambda storage, loc: storage,
+        weights_only: bool | None = None,
+    ) -> dict[str, Any]:
+        return load_torch_file(path, map_location=map_location)
+
+
+def _resume_epoch(last: Path) -> int:
+    """The epoch ``last`` ended; refuses, by name, a file that is not a plain checkpoint."""
+    state = load_torch_file(last, mmap=True)
+    if not isinstance(state, Mapping) or not isinstance(state.get("epoch"), int):
+        raise ValueError(f"{last} is not a Lightning checkpoint (no epoch); delete it to restart")
+    return state["epoch"]
+
+
+def _csv_logger(run_dir: Path, keep_through_epoch: int | None) -> Any:
+    """Lightning's CSV logger; resuming, it keeps the rows of the epochs already finished.
+
+    (Lightning's own deletes the old ``metrics.csv``, so a resumed run would lose them.)
+    """
+    from lightning.pytorch.loggers import CSVLogger
+    from lightning.pytorch.utilities import rank_zero_only
+
+    logger = CSVLogger(save_dir=run_dir, name="logs", version="")
+    path = Path(logger.log_dir) / "metrics.csv"
+    if keep_through_epoch is None or rank_zero_only.rank != 0 or not path.is_file():
+        return logger
+    text = path.read_text()
+    if not text.endswith("\n"):  # a line cut short by a kill
+        text = text[: text.rfind("\n") + 1]
+    reader = csv.DictReader(io.StringIO(text, newline=""))
+    rows = [r for r in reader if _epoch_of(r) is not None and _epoch_of(r) <= keep_through_epoch]
+    columns = sorted(reader.fieldnames or [])
+    with warnings.catch_warnings():  # "previous log files ... will be deleted": not these rows
+        warnings.filterwarnings("ignore", message="Experiment logs directory")
+        writer = logger.experiment  # its creation deletes metrics.csv
+    writer.metrics_keys = columns  # later rows add to these columns, not replace them
+    if rows:
+        text = io.StringIO(newline="")
+        out = csv.DictWriter(text, fieldnames=columns)
+        out.writeheader()
+        out.writerows(rows)
+        write_atomic(path, text.getvalue())
+    return logger
+
+
+def _epoch_of(row: dict) -> int | None:
+    """The epoch of a whole CSV row, or None."""
+    if None in row or None in row.values():  # too many or too few cells
+        return None
+    try:
+        return int(float(row.get("epoch") or 0))
+    except ValueError:
+        return None
+
+
+def _logger(config: TrainConfig, run_dir: Path, keep_through_epoch: int | None = None) -> Any:
     if config.logger == "none":
         return False
     if config.logger == "csv":
-        from lightning.pytorch.loggers import CSVLogger
-
-        return CSVLogger(save_dir=run_dir, name="logs", version="")
+        return _csv_logger(run_dir, keep_through_epoch)
     if config.logger == "tensorboard":
         from lightning.pytorch.loggers import TensorBoardLogger
 
@@ -432,6 +560,7 @@ def _trainer(config: TrainConfig, run_dir: Path | None, callbacks: list, logger:
         log_every_n_steps=config.log_every_n_steps,
         num_sanity_val_steps=0,
         use_distributed_sampler=False,  # PairedDataModule shards with its own sampler
+        plugins=[_CheckpointIO()],
     )
 
 
@@ -446,6 +575,7 @@ def fit(
     resume: bool = True,
     extra_config: Mapping[str, Any] | None = None,
     callbacks: Sequence[L.Callback] = (),
+    normalization: Any | None = None,
 ) -> RunResult:
     """Train ``task`` and keep the best (validation macro-F1) and last checkpoints.
 
@@ -460,6 +590,8 @@ def fit(
             ``config.max_epochs``).
         extra_config: Anything else to record in ``config.yaml`` (data set, split, ...).
         callbacks: More Lightning callbacks (early stopping, timers, ...).
+        normalization: The :class:`~dcat.data.ChannelStats` the target's inputs were normalised
+            with (fitted on the training split), recorded in the model card for deployment.
 
     Returns:
         :class:`RunResult`.
@@ -483,6 +615,11 @@ def fit(
     val = _only(val, [task.modality])
     test = _only(test, [task.modality]) if test is not None else None
     module = DCATModule(task, lr=config.lr, weight_decay=config.weight_decay)
+    card = describe_model(task, train, normalization, run_dir, extra_config)
+    if card is not None and _is_rank_zero():
+        card.save(run_dir / "model_card.json")
+        _save_examples(val, task.modality, run_dir / "examples.npy")
+    module.card = card.to_dict() if card is not None else None
     data = PairedDataModule(
         train,
         val,
@@ -499,15 +636,18 @@ def fit(
         save_last=True,
         enable_version_counter=False,
     )
-    trainer = _trainer(config, run_dir, [checkpoint, *callbacks], _logger(config, run_dir))
+    resume_from = last if resume and last.is_file() else None
+    resume_epoch = _resume_epoch(resume_from) if resume_from is not None else None
+    logger = _logger(config, run_dir, keep_through_epoch=resume_epoch)
+    trainer = _trainer(config, run_dir, [checkpoint, *callbacks], logger)
     with warnings.catch_warnings():
         # the frozen sources are in eval mode on purpose
         warnings.filterwarnings("ignore", message=r"Found \d+ module\(s\) in eval mode")
-        trainer.fit(module, datamodule=data, ckpt_path=last if resume and last.is_file() else None)
+        trainer.fit(module, datamodule=data, ckpt_path=resume_from, weights_only=True)
     best = (
         Path(checkpoint.best_model_path) if checkpoint.best_model_path else ckpt_dir / "best.ckpt"
     )
-    best_state = torch.load(best, map_location="cpu", weights_only=True)
+    best_state = load_torch_file(best)
     val_metrics = _best_val_metrics(best_state)
     module.load_state_dict(_with_sources(best_state["state_dict"], module), strict=True)
     test_metrics: dict[str, Any] = {}
@@ -517,6 +657,70 @@ def fit(
     if trainer.is_global_zero:
         write_atomic(run_dir / "metrics.json", json.dumps(result, indent=2))
     return RunResult(run_dir, best, last, val_metrics, test_metrics)
+
+
+def _is_rank_zero() -> bool:
+    """Whether this is the main process (rank 0) of a possibly distributed launch."""
+    return int(os.environ.get("RANK", os.environ.get("LOCAL_RANK", "0"))) == 0
+
+
+def describe_model(
+    task: Task,
+    dataset: Dataset,
+    normalization: Any | None = None,
+    run_dir: Path | None = None,
+    extra: Mapping[str, Any] | None = None,
+) -> ModelCard | None:
+    """The :class:`~dcat.card.ModelCard` of ``task``'s target trained on ``dataset``.
+
+    Class names, sample shape, rate and channel names come from a
+    :class:`~dcat.data.PairedDataset` (generic names and the first item's shape otherwise).
+    Returns ``None`` when the target's encoder was not built by name (it cannot be rebuilt).
+    """
+    try:
+        architecture = task.target.architecture()
+    except ValueError:
+        return None
+    modality = task.modality
+    shape_of = getattr(dataset, "shape", None)
+    if callable(shape_of):
+        shape = shape_of(modality)
+    else:
+        shape = tuple(dataset[0]["inputs"][modality].shape)
+    names = getattr(dataset, "class_names", None) or [
+        str(i) for i in range(task.target.num_classes)
+    ]
+    stream_of = getattr(dataset, "stream", None)
+    stream = stream_of(modality) if callable(stream_of) else None
+    run: dict[str, Any] = {"dir": str(run_dir) if run_dir is not None else None}
+    for key in ("experiment", "job"):
+        if extra and key in extra:
+            run[key] = extra[key]
+    return ModelCard(
+        modality=modality,
+        class_names=list(names),
+        input_shape=[int(n) for n in shape],
+        rate_hz=stream.rate_hz if stream is not None else None,
+        channels=list(stream.channels) if stream is not None and stream.channels else None,
+        normalization=normalization.to_dict() if normalization is not None else None,
+        architecture=architecture,
+        dcat_version=dcat.__version__,
+        run=run,
+        note=stream.note if stream is not None else "",
+    )
+
+
+def _save_examples(dataset: Dataset, modality: str, path: Path, limit_bytes: int = 8 << 20) -> None:
+    """Up to 16 inputs of ``modality`` (at most ``limit_bytes``), for export parity checks."""
+    first = np.asarray(dataset[0]["inputs"][modality], dtype=np.float32)
+    count = int(min(16, len(dataset), max(1, limit_bytes // max(first.nbytes, 1))))
+    examples = np.stack(
+        [np.asarray(dataset[i]["inputs"][modality], dtype=np.float32) for i in range(count)]
+    )
+    tmp = path.with_name(path.name + ".tmp")
+    with open(tmp, "wb") as handle:
+        np.save(handle, examples, allow_pickle=False)
+    os.replace(tmp, path)
 
 
 def _only(dataset: Dataset, modalities: list[str]) -> Dataset:

@@ -16,11 +16,16 @@ Run folder::
 
 A finished model (its ``metrics.json`` present) is not trained again, and an interrupted one
 resumes from its last checkpoint, so running the same command again completes a run.
+
+Bad input (the data, reader and encoder options, every split of every seed, checkpoints an
+earlier run left in the folder) is found before the folder is created or written to; the cases
+and their messages are catalogued in ``docs/errors.md``.
 """
 
 from __future__ import annotations
 
 import csv
+import inspect
 import io
 import json
 import time
@@ -33,13 +38,13 @@ import numpy as np
 import torch
 import yaml
 
-from dcat.config import ExperimentConfig
-from dcat.data import PairedDataset, make_split
+from dcat.config import ExperimentConfig, SplitConfig, did_you_mean
+from dcat.data import PairedDataset, Split, make_split
 from dcat.encoders import create_encoder
 from dcat.engine import fit, versions
 from dcat.model import ModalityNet
 from dcat.tasks import SourceSpec, TransferTask, UnimodalTask
-from dcat.utils import write_atomic
+from dcat.utils import load_torch_file, write_atomic
 
 __all__ = ["RESULT_FIELDS", "Job", "load_dataset", "plan_jobs", "run_experiment"]
 
@@ -47,50 +52,76 @@ RESULT_FIELDS = [
     "dataset", "split", "seed", "source", "target", "method", "lambda", "mcma",
     "accuracy", "precision", "recall", "f1", "run",
 ]  # fmt: skip
+DATASETS = (
+    "utd_mhad_embedded", "utd_mhad", "sp_sw_har", "avletters", "uestc_mmea", "cough", "vggsound",
+    "manifest",
+)  # fmt: skip
+"""The ``data.dataset`` names an experiment can read."""
+
+
+def _read(
+    reader: Callable[..., PairedDataset], dataset: str, options: dict, *args: Any
+) -> PairedDataset:
+    """Call a reader; a mistyped ``data.options`` key is named, not a ``TypeError``."""
+    known = [
+        name
+        for name, p in inspect.signature(reader).parameters.items()
+        if p.kind is inspect.Parameter.KEYWORD_ONLY
+    ]
+    unknown = sorted(set(options) - set(known))
+    if unknown:
+        raise ValueError(
+            f"config: data.options: unknown option(s) {unknown} for data set {dataset!r}; "
+            f"known: {known}" + did_you_mean(unknown, known)
+        )
+    return reader(*args, **options)
 
 
 def load_dataset(config: ExperimentConfig) -> PairedDataset:
     """Read the configured data set."""
     data = config.data
     options = dict(data.options)
+    if data.dataset not in DATASETS:
+        raise ValueError(
+            f"config: data.dataset: unknown data set {data.dataset!r}; choose from "
+            + ", ".join(DATASETS)
+        )
     if data.dataset == "utd_mhad_embedded":
         from dcat.data import load_utd_mhad_embedded
 
-        return load_utd_mhad_embedded(**options)
+        return _read(load_utd_mhad_embedded, data.dataset, options)
     if data.root is None:
         raise ValueError(f"config: data.root is required for data set {data.dataset!r}")
     root = Path(data.root).expanduser()
+    if not root.exists():
+        raise ValueError(f"config: data.root: {root} not found")
     if data.dataset == "utd_mhad":
         from dcat.data import load_utd_mhad
 
-        return load_utd_mhad(root, **options)
+        return _read(load_utd_mhad, data.dataset, options, root)
     if data.dataset == "avletters":
         from dcat.data import load_avletters
 
-        return load_avletters(root, **options)
+        return _read(load_avletters, data.dataset, options, root)
     if data.dataset == "sp_sw_har":
         from dcat.data.sp_sw_har import load_sp_sw_har
 
-        return load_sp_sw_har(root, **options)
+        return _read(load_sp_sw_har, data.dataset, options, root)
     if data.dataset == "manifest":
         from dcat.data.manifest import load_manifest
 
-        return load_manifest(root, **options)
+        return _read(load_manifest, data.dataset, options, root)
     if data.dataset == "cough":
         from dcat.data.cough import load_cough
 
-        return load_cough(root, **options)
-    if data.dataset in ("uestc_mmea", "vggsound"):
-        from dcat.data import load_uestc_mmea, load_vggsound
+        return _read(load_cough, data.dataset, options, root)
+    # uestc_mmea or vggsound
+    from dcat.data import load_uestc_mmea, load_vggsound
 
-        # decoded frames are cached once, beside the data unless a folder is given
-        options.setdefault("frame_cache", root / ".dcat_frames")
-        loader = load_uestc_mmea if data.dataset == "uestc_mmea" else load_vggsound
-        return loader(root, **options)
-    raise ValueError(
-        f"config: data.dataset: unknown data set {data.dataset!r}; choose from "
-        "utd_mhad_embedded, utd_mhad, sp_sw_har, avletters, uestc_mmea, cough, vggsound, manifest"
-    )
+    # decoded frames are cached once, beside the data unless a folder is given
+    options.setdefault("frame_cache", root / ".dcat_frames")
+    loader = load_uestc_mmea if data.dataset == "uestc_mmea" else load_vggsound
+    return _read(loader, data.dataset, options, root)
 
 
 @dataclass(frozen=True)
@@ -165,26 +196,73 @@ def build_net(
     return ModalityNet(encoder, d_out=config.d_out, num_classes=data.num_classes, dropout=dropout)
 
 
-def _normalize(config: ExperimentConfig, train: PairedDataset) -> dict:
+def _normalization_kinds(config: ExperimentConfig, data: PairedDataset) -> dict[str, str]:
     kinds = config.data.normalization
-    kinds = kinds if isinstance(kinds, dict) else dict.fromkeys(train.modalities, kinds)
+    kinds = kinds if isinstance(kinds, dict) else dict.fromkeys(data.modalities, kinds)
     for modality, kind in kinds.items():
+        if modality not in data.modalities:
+            raise ValueError(
+                f"config: data.normalization: modality {modality!r} is not in the data set "
+                f"(has {data.modalities})"
+            )
         if kind not in ("zscore", "minmax", "none"):
             raise ValueError(
                 f"config: data.normalization.{modality}: must be zscore, minmax "
                 f"or none, got {kind!r}"
             )
+    return kinds
+
+
+def _normalize(config: ExperimentConfig, train: PairedDataset) -> dict:
+    kinds = _normalization_kinds(config, train)
     stats = train.fit_normalization({m: k for m, k in kinds.items() if k != "none"})
     return {m: s for m, s in stats.items() if kinds.get(m, "zscore") != "none"}
 
 
 def _load_target(run_dir: Path, net: ModalityNet) -> ModalityNet:
-    state = torch.load(
-        run_dir / "checkpoints" / "best.ckpt", map_location="cpu", weights_only=True
-    )["state_dict"]
+    """Load the finished run's best target weights into ``net`` (a fresh network)."""
+    path = run_dir / "checkpoints" / "best.ckpt"
+    checkpoint = load_torch_file(path)
+    state = checkpoint.get("state_dict") if isinstance(checkpoint, dict) else None
+    if not isinstance(state, dict):
+        raise ValueError(f"{path} is not a dcat checkpoint (no state_dict)")
     prefix = "task.target."
-    net.load_state_dict({k[len(prefix) :]: v for k, v in state.items() if k.startswith(prefix)})
+    state = {k[len(prefix) :]: v for k, v in state.items() if k.startswith(prefix)}
+    _check_fits(path, state, net)
+    net.load_state_dict(state)
     return net.eval()
+
+
+def _check_fits(path: Path, state: dict[str, Any], net: ModalityNet) -> None:
+    """A ValueError naming ``path`` and what differs when ``state`` is not a ``net``."""
+    expected = net.state_dict()
+    problems = []
+    head, want = state.get("head.weight"), expected["head.weight"]
+    if isinstance(head, torch.Tensor) and head.ndim == 2 and head.shape != want.shape:
+        if head.shape[0] != want.shape[0]:
+            problems.append(
+                f"holds a model for {head.shape[0]} classes, this experiment needs {want.shape[0]}"
+            )
+        if head.shape[1] != want.shape[1]:
+            problems.append(f"has d_out {head.shape[1]}, this experiment needs {want.shape[1]}")
+    if not problems:
+        shapes = [
+            f"{k} {tuple(state[k].shape)} ≠ {tuple(v.shape)}"
+            for k, v in expected.items()
+            if k in state and getattr(state[k], "shape", None) != v.shape
+        ]
+        missing = [k for k in expected if k not in state]
+        unexpected = [k for k in state if k not in expected]
+        found = {"shapes differ": shapes, "missing": missing, "unexpected": unexpected}
+        for what, keys in found.items():
+            if keys:
+                more = f" (+{len(keys) - 4} more)" if len(keys) > 4 else ""
+                problems.append(f"{what}: {', '.join(keys[:4])}{more}")
+    if problems:
+        raise ValueError(
+            f"{path} {'; '.join(problems)}: it was trained with another configuration; use a "
+            "fresh --out folder"
+        )
 
 
 def _record(config: ExperimentConfig, job: Job, metrics: dict) -> dict[str, Any]:
@@ -225,10 +303,23 @@ def run_experiment(
     from dcat.report import write_report  # matplotlib only when a report is written
 
     out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
     data = data if data is not None else load_dataset(config)
     _check_data(config, data)
     jobs = plan_jobs(config)
+    # What can be checked is checked before anything is written or trained, so a bad option
+    # or a bad split of the last seed does not fail a run hours in, beside finished models.
+    _normalization_kinds(config, data)
+    for modality in dict.fromkeys(job.target for job in jobs):
+        build_net(config, data, modality, 0)
+    splits = {
+        (i, seed): _draw_split(data, split_cfg, i, seed)
+        for i, split_cfg in enumerate(config.splits)
+        for seed in config.seeds
+    }
+    for job in jobs:  # models finished by an earlier run must fit this configuration
+        if job.method == "baseline" and (out / job.folder / "metrics.json").is_file():
+            _load_target(out / job.folder, build_net(config, data, job.target, job.seed))
+    out.mkdir(parents=True, exist_ok=True)
     resolved = {
         "experiment": config.to_dict(),
         "versions": versions(),
@@ -247,17 +338,11 @@ def run_experiment(
     records: list[dict[str, Any]] = []
     started = time.perf_counter()
     done = 0
-    for split_cfg in config.splits:
+    for i, split_cfg in enumerate(config.splits):
         for seed in config.seeds:
-            split = make_split(
-                data.labels, data.subjects, split_cfg.kind, seed=seed,
-                test_size=split_cfg.test_size, val_size=split_cfg.val_size,
-                train_subjects=split_cfg.train_subjects, val_subjects=split_cfg.val_subjects,
-                test_subjects=split_cfg.test_subjects,
-            )  # fmt: skip
+            split = splits[i, seed]
             (out / "splits").mkdir(exist_ok=True)
             split.save(out / "splits" / f"{split_cfg.kind}_seed{seed}.json", data.subjects)
-            _check_classes(data, split, split_cfg.kind, seed)
             train = data.subset(split.train)
             stats = _normalize(config, train)
             parts = {
@@ -283,6 +368,7 @@ def run_experiment(
                         run_dir,
                         test=parts["test"],
                         extra_config={"experiment": config.name, "job": job.__dict__},
+                        normalization=stats.get(job.target),
                     )
                     if job.method == "baseline":
                         baselines[job.target] = net.eval()
@@ -303,6 +389,21 @@ def run_experiment(
     report = write_report(out, records, config, data)
     log(f"report: {report}")
     return report
+
+
+def _draw_split(data: PairedDataset, split_cfg: SplitConfig, index: int, seed: int) -> Split:
+    """The split ``config.splits[index]`` at ``seed``, every class in its training part."""
+    try:
+        split = make_split(
+            data.labels, data.subjects, split_cfg.kind, seed=seed,
+            test_size=split_cfg.test_size, val_size=split_cfg.val_size,
+            train_subjects=split_cfg.train_subjects, val_subjects=split_cfg.val_subjects,
+            test_subjects=split_cfg.test_subjects,
+        )  # fmt: skip
+        _check_classes(data, split, split_cfg.kind, seed)
+    except ValueError as err:
+        raise ValueError(f"config: splits[{index}]: {err}") from err
+    return split
 
 
 def _check_classes(data: PairedDataset, split: Any, kind: str, seed: int) -> None:

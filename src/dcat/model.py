@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
-from typing import NamedTuple
+from collections.abc import Mapping
+from typing import Any, NamedTuple
 
 from torch import Tensor, nn
 
 from dcat.attention import SelfAttention
+from dcat.encoders.registry import create_encoder
 
 __all__ = ["ModalityNet", "ModalityOutput"]
 
@@ -66,6 +68,56 @@ class ModalityNet(nn.Module):
         self.head = nn.Linear(d_out, num_classes)
         self.d_out = d_out
         self.num_classes = num_classes
+        self.num_heads = num_heads
+
+    def architecture(self) -> dict[str, Any]:
+        """A JSON-able description from which :meth:`from_architecture` rebuilds this network.
+
+        Raises:
+            ValueError: The encoder was not made by :func:`~dcat.encoders.create_encoder`.
+        """
+        spec = getattr(self.encoder, "dcat_spec", None)
+        if spec is None:
+            raise ValueError(
+                f"the encoder {type(self.encoder).__name__} was not built by create_encoder, "
+                "so the network cannot be described for export; register it with "
+                "@register_encoder and build it by name"
+            )
+        return {
+            "encoder": spec["name"],
+            "in_channels": spec["in_channels"],
+            "encoder_options": dict(spec["options"]),
+            "d_out": self.d_out,
+            "num_classes": self.num_classes,
+            "num_heads": self.num_heads,
+            "dropout": self.dropout.p,
+        }
+
+    # build-time options that do not change the weights and do not belong in a deployed model
+    _BUILD_ONLY = ("weights", "compile")
+
+    @classmethod
+    def from_architecture(cls, architecture: Mapping[str, Any]) -> ModalityNet:
+        """Build a (randomly initialised) network from :meth:`architecture`'s description.
+
+        Local pretrained-weight paths and ``compile`` are dropped: the weights come from the
+        checkpoint that is loaded next.
+        """
+        required = ("encoder", "in_channels", "encoder_options", "d_out", "num_classes")
+        missing = [k for k in required if k not in architecture]
+        if missing:
+            raise ValueError(f"architecture description lacks {missing}")
+        options = {
+            k: v for k, v in architecture["encoder_options"].items() if k not in cls._BUILD_ONLY
+        }
+        encoder = create_encoder(architecture["encoder"], architecture["in_channels"], **options)
+        return cls(
+            encoder,
+            d_out=architecture["d_out"],
+            num_classes=architecture["num_classes"],
+            dropout=architecture.get("dropout", 0.0),
+            num_heads=architecture.get("num_heads", 1),
+        )
 
     def forward_all(self, x: Tensor) -> ModalityOutput:
         """Run the network and return logits, ``(K, Q, V)`` and the pooled embedding.

@@ -20,6 +20,8 @@ from typing import Literal
 import numpy as np
 from sklearn.model_selection import GroupShuffleSplit, train_test_split
 
+from dcat.utils import write_atomic
+
 __all__ = ["Split", "make_split"]
 
 SplitKind = Literal["id", "ood"]
@@ -56,7 +58,7 @@ class Split:
 
     def save(self, path: str | Path, subjects: np.ndarray | None = None) -> None:
         """Write the split as JSON (indices, and each part's subjects when given)."""
-        Path(path).write_text(json.dumps(self.to_dict(subjects)))
+        write_atomic(path, json.dumps(self.to_dict(subjects)))
 
     @classmethod
     def load(cls, path: str | Path) -> Split:
@@ -126,13 +128,21 @@ def make_split(
     if kind == "id":
         if train_subjects or val_subjects or test_subjects:
             raise ValueError("subject lists apply to OOD splits only (kind='ood')")
-        train_val, test = train_test_split(
-            index, test_size=test_size, random_state=seed, stratify=_stratify(labels)
-        )
-        train, val = train_test_split(
-            train_val, test_size=val_size, random_state=seed + 1,
-            stratify=_stratify(labels[train_val]),
-        )  # fmt: skip
+        try:
+            train_val, test = train_test_split(
+                index, test_size=test_size, random_state=seed, stratify=_stratify(labels)
+            )
+            train, val = train_test_split(
+                train_val, test_size=val_size, random_state=seed + 1,
+                stratify=_stratify(labels[train_val]),
+            )  # fmt: skip
+        except ValueError as err:  # scikit-learn's words, e.g. a part smaller than the classes
+            classes = len(np.unique(labels))
+            raise ValueError(
+                f"cannot draw a stratified id split of {len(labels)} samples of {classes} "
+                f"classes with test_size={test_size}, val_size={val_size} (each part needs a "
+                f"sample of every class; raise the fractions or add samples): {err}"
+            ) from err
     elif kind == "ood":
         train, val, test = _ood(
             index, subjects, seed, test_size, val_size, train_subjects, val_subjects, test_subjects
@@ -142,7 +152,13 @@ def make_split(
     split = Split(kind, seed, np.sort(train), np.sort(val), np.sort(test))
     for name, idx in split.parts().items():
         if len(idx) == 0:
-            raise ValueError(f"the {kind} split (seed {seed}) leaves the {name} part empty")
+            shown = "; ".join(
+                f"{part} {sorted({int(s) for s in subjects[i]}) if len(i) else 'none'}"
+                for part, i in split.parts().items()
+            )
+            raise ValueError(
+                f"the {kind} split (seed {seed}) leaves the {name} part empty (subjects: {shown})"
+            )
     return split
 
 

@@ -19,6 +19,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from dcat.encoders.registry import register_encoder
+from dcat.utils import load_torch_file
 
 __all__ = ["AudioEncoder", "ConvBlock2d", "LogMel", "SpecAugment", "load_panns_weights"]
 
@@ -421,7 +422,7 @@ def _panns_to_dcat(key: str) -> str | None:
 
 
 def _read_state_dict(path: Path) -> Mapping[str, Tensor]:
-    state = torch.load(path, map_location="cpu", weights_only=True)
+    state = load_torch_file(path)
     # PANNs' released files hold {"model": state_dict, ...}; accept a bare state dict too.
     if isinstance(state, Mapping) and isinstance(state.get("model"), Mapping):
         state = state["model"]

@@ -47,6 +47,10 @@ def create_encoder(name: str, in_channels: int, **kwargs: Any) -> nn.Module:
         in_channels: Input channels ``C``.
         **kwargs: The encoder's own options.
 
+    Returns:
+        The encoder, with a ``dcat_spec`` attribute ``{"name", "in_channels", "options"}`` from
+        which :meth:`dcat.model.ModalityNet.from_architecture` rebuilds it.
+
     Raises:
         ValueError: For an unknown name (the message lists the known ones) or unknown options.
     """
@@ -55,6 +59,9 @@ def create_encoder(name: str, in_channels: int, **kwargs: Any) -> nn.Module:
             f"unknown encoder {name!r}; registered encoders: {', '.join(list_encoders())}"
         )
     try:
-        return _ENCODERS[name](in_channels, **kwargs)
+        encoder = _ENCODERS[name](in_channels, **kwargs)
     except TypeError as err:
         raise ValueError(f"encoder {name!r}: {err}") from err
+    # how to build it again: what an exported model records (see ModalityNet.architecture)
+    encoder.dcat_spec = {"name": name, "in_channels": in_channels, "options": dict(kwargs)}
+    return encoder

@@ -9,6 +9,7 @@ import torchvision
 from torch import Tensor, nn
 
 from dcat.encoders.registry import register_encoder
+from dcat.utils import load_torch_file
 
 __all__ = ["VideoEncoder"]
 
@@ -59,7 +60,7 @@ class VideoEncoder(nn.Module):
             raise ValueError(f"in_channels must be positive, got {in_channels}")
         trunk = getattr(torchvision.models, _RESNETS[depth])(weights=None)
         if weights is not None:
-            state = torch.load(Path(weights), map_location="cpu", weights_only=True)
+            state = load_torch_file(weights)
             trunk.load_state_dict(state)
         if in_channels != 3:
             old = trunk.conv1

@@ -1,0 +1,167 @@
+"""The model card: what a trained single-sensor model needs to be used on a raw recording.
+
+Every training run stores one (in its checkpoints and as ``model_card.json``), and every export
+writes it as ``metadata.json`` beside the model files. It is plain JSON and this module imports
+neither torch nor onnxruntime, so the deployment side (:mod:`dcat.predict`) can read it anywhere.
+
+Fields::
+
+    format          "dcat-model/1"
+    modality        the sensor, e.g. "imu"
+    class_names     index = class
+    input           {"shape": one sample's shape, e.g. [6, 128] (C, T) or [F, C, H, W] for
+                     video, "dtype": "float32", "time_axis": axis of that shape that is time}
+    window          {"samples": steps per window, "seconds": samples / rate_hz or null}
+    rate_hz         steps per second along the time axis (null when unknown)
+    channels        channel names in order (null when unknown)
+    normalization   {"kind", "shift", "scale"} per channel, applied as (x - shift) / scale,
+                    or null (video: the network standardises frames itself)
+    architecture    how to rebuild the network (see ModalityNet.architecture)
+    note            how the training windows were made, when it matters
+    dcat_version    the version that trained it
+    run             where it came from: run folder, checkpoint, experiment and job
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+__all__ = ["CARD_FORMAT", "ModelCard"]
+
+CARD_FORMAT = "dcat-model/1"
+
+
+@dataclass
+class ModelCard:
+    """Deployment description of one trained target network (see the module docstring).
+
+    Attributes:
+        modality: Sensor name.
+        class_names: Class names, index = class.
+        input_shape: One sample's shape without the batch axis.
+        rate_hz: Steps per second along the time axis, or ``None``.
+        channels: Channel names, or ``None``.
+        normalization: ``{"kind", "shift", "scale"}`` or ``None``.
+        architecture: Network description for :meth:`dcat.model.ModalityNet.from_architecture`.
+        dcat_version: Version of dcat that trained the model.
+        run: Provenance (run folder, checkpoint, experiment, job).
+        note: How the training windows were made.
+        input_dtype: Input dtype of the network.
+        format: Card format tag.
+    """
+
+    modality: str
+    class_names: list[str]
+    input_shape: list[int]
+    rate_hz: float | None
+    channels: list[str] | None
+    normalization: dict[str, Any] | None
+    architecture: dict[str, Any]
+    dcat_version: str
+    run: dict[str, Any] = field(default_factory=dict)
+    note: str = ""
+    input_dtype: str = "float32"
+    format: str = CARD_FORMAT
+
+    def __post_init__(self) -> None:
+        if len(self.input_shape) not in (2, 4):
+            raise ValueError(
+                f"model card: input shape must be (C, T) or (F, C, H, W), got {self.input_shape}"
+            )
+        if len(self.class_names) < 2:
+            raise ValueError(f"model card: need at least 2 class names, got {self.class_names}")
+        if self.channels is not None and len(self.channels) != self.num_channels:
+            raise ValueError(
+                f"model card: {len(self.channels)} channel names for {self.num_channels} channels"
+            )
+
+    @property
+    def is_video(self) -> bool:
+        """Frames ``(F, C, H, W)`` rather than a series ``(C, T)``."""
+        return len(self.input_shape) == 4
+
+    @property
+    def time_axis(self) -> int:
+        """Axis of :attr:`input_shape` that is time: 0 for video frames, 1 for series."""
+        return 0 if self.is_video else 1
+
+    @property
+    def num_channels(self) -> int:
+        return self.input_shape[1] if self.is_video else self.input_shape[0]
+
+    @property
+    def window_samples(self) -> int:
+        """Steps (samples or frames) per window."""
+        return self.input_shape[self.time_axis]
+
+    @property
+    def window_seconds(self) -> float | None:
+        return None if self.rate_hz is None else self.window_samples / self.rate_hz
+
+    def to_dict(self) -> dict[str, Any]:
+        """The JSON form (see the module docstring)."""
+        data = asdict(self)
+        shape = data.pop("input_shape")
+        data["input"] = {
+            "shape": shape,
+            "dtype": data.pop("input_dtype"),
+            "time_axis": self.time_axis,
+        }
+        data["window"] = {"samples": self.window_samples, "seconds": self.window_seconds}
+        order = ["format", "modality", "class_names", "input", "window", "rate_hz", "channels"]
+        return {**{k: data[k] for k in order}, **{k: v for k, v in data.items() if k not in order}}
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any], *, where: str = "model card") -> ModelCard:
+        """Read :meth:`to_dict`'s form; ``where`` names the file in errors."""
+        if data.get("format") != CARD_FORMAT:
+            raise ValueError(
+                f"{where}: not a dcat model description (format {data.get('format')!r}, "
+                f"expected {CARD_FORMAT!r})"
+            )
+        required = ["modality", "class_names", "input", "rate_hz", "architecture"]
+        missing = [k for k in required if k not in data]
+        if missing:
+            raise ValueError(f"{where}: missing field(s) {missing}")
+        try:
+            return cls(
+                modality=str(data["modality"]),
+                class_names=[str(c) for c in data["class_names"]],
+                input_shape=[int(n) for n in data["input"]["shape"]],
+                rate_hz=None if data["rate_hz"] is None else float(data["rate_hz"]),
+                channels=None if data.get("channels") is None else list(data["channels"]),
+                normalization=data.get("normalization"),
+                architecture=dict(data["architecture"]),
+                dcat_version=str(data.get("dcat_version", "")),
+                run=dict(data.get("run") or {}),
+                note=str(data.get("note", "")),
+                input_dtype=str(data["input"].get("dtype", "float32")),
+            )
+        except (KeyError, TypeError) as err:
+            raise ValueError(f"{where}: malformed field ({err})") from None
+        except ValueError as err:
+            raise ValueError(f"{where}: {err}") from None
+
+    def save(self, path: str | Path) -> None:
+        """Write as JSON (atomically)."""
+        from dcat.utils import write_atomic
+
+        write_atomic(path, json.dumps(self.to_dict(), indent=2))
+
+    @classmethod
+    def load(cls, path: str | Path) -> ModelCard:
+        """Read a JSON file written by :meth:`save`, naming the file in every error."""
+        path = Path(path)
+        if not path.is_file():
+            raise FileNotFoundError(f"{path}: no such model description file")
+        try:
+            data = json.loads(path.read_text())
+        except (json.JSONDecodeError, UnicodeDecodeError) as err:
+            raise ValueError(f"{path}: not valid JSON ({err})") from None
+        if not isinstance(data, dict):
+            raise ValueError(f"{path}: expected a JSON object")
+        return cls.from_dict(data, where=str(path))
