@@ -3,6 +3,9 @@
     dcat demo [--out DIR]                      the protocol on the embedded UTD-MHAD
     dcat experiment CONFIG [--out DIR] [--set key.path=value ...]
     dcat presets                               list the shipped configurations
+    dcat export RUN_OR_CHECKPOINT [--format onnx|torch-export] [--out DIR]
+    dcat predict MODEL INPUT [--stride S] [--out FILE]
+    dcat predict MODEL... MODALITY=INPUT... [--stride S] [--out FILE]   (fusion)
 
 Bad input ends with one clear message and exit code 2 (add ``--debug`` for the traceback).
 """
@@ -36,7 +39,9 @@ def _parser() -> argparse.ArgumentParser:
             metavar="KEY=VALUE",
             help="override a config field, e.g. seeds=[0]",
         )
-        p.add_argument("--debug", action="store_true", help="show tracebacks")
+        p.add_argument(
+            "--debug", action="store_true", default=argparse.SUPPRESS, help="show tracebacks"
+        )
 
     exp = sub.add_parser("experiment", help="run the paper's protocol from a YAML config")
     exp.add_argument("config", help="a YAML file or a preset name (see `dcat presets`)")
@@ -44,7 +49,127 @@ def _parser() -> argparse.ArgumentParser:
     demo = sub.add_parser("demo", help=f"the protocol on the embedded UTD-MHAD ({DEMO_PRESET})")
     experiment_options(demo)
     sub.add_parser("presets", help="list the shipped configurations")
+
+    exp = sub.add_parser("export", help="export a run's single-sensor model (ONNX, torch.export)")
+    exp.add_argument("run", type=Path, help="a run folder or a checkpoint file")
+    exp.add_argument("--modality", help="the target modality the run must hold (checked)")
+    exp.add_argument(
+        "--format",
+        dest="formats",
+        action="append",
+        choices=["onnx", "torch-export"],
+        help="onnx (default) and/or torch-export; repeat for both",
+    )
+    exp.add_argument("--out", type=Path, help="output folder (default RUN/export)")
+    exp.add_argument("--samples", type=Path, help="parity inputs .npy (N, *input_shape)")
+    exp.add_argument("--tolerance", type=float, default=1e-4, help="parity tolerance on logits")
+    exp.add_argument("--overwrite", action="store_true", help="replace an existing --out")
+    exp.add_argument(
+        "--debug", action="store_true", default=argparse.SUPPRESS, help="show tracebacks"
+    )
+
+    pred = sub.add_parser(
+        "predict",
+        help="classify a raw recording with exported models (sliding windows)",
+        description="Each argument is an exported model folder or a recording; with several "
+        "models, name recordings as MODALITY=PATH. Models without a recording drop out; the "
+        "others' probabilities are averaged per window.",
+    )
+    pred.add_argument("items", nargs="+", metavar="MODEL_OR_INPUT")
+    pred.add_argument("--stride", type=float, help="seconds between windows (default: half one)")
+    pred.add_argument("--out", type=Path, help="output file .csv or .jsonl (default: stdout)")
+    pred.add_argument("--format", choices=["csv", "jsonl"], help="output format")
+    pred.add_argument("--rate", type=float, help="Hz of recordings without time stamps")
+    pred.add_argument("--time-column", help="name of the CSV time column (seconds)")
+    pred.add_argument(
+        "--resample", action="store_true", help="interpolate recordings to the model's rate"
+    )
+    pred.add_argument(
+        "--debug", action="store_true", default=argparse.SUPPRESS, help="show tracebacks"
+    )
     return parser
+
+
+def _export(args: argparse.Namespace) -> int:
+    from dcat.export import export_model
+
+    export_model(
+        args.run,
+        args.out,
+        formats=args.formats or ["onnx"],
+        modality=args.modality,
+        samples=args.samples,
+        tolerance=args.tolerance,
+        overwrite=args.overwrite,
+        log=lambda line: print(line, file=sys.stderr),
+    )
+    return 0
+
+
+def _is_model(item: str) -> bool:
+    path = Path(item)
+    return (path.is_dir() and (path / "metadata.json").is_file()) or path.name == "metadata.json"
+
+
+def _predict(args: argparse.Namespace) -> int:
+    from dcat.predict import (
+        DeployedModel,
+        PredictError,
+        describe,
+        format_predictions,
+        predict,
+        read_recording,
+    )
+    from dcat.utils import write_atomic
+
+    models = [DeployedModel(item) for item in args.items if _is_model(item)]
+    inputs = [item for item in args.items if not _is_model(item)]
+    if not models:
+        raise PredictError(
+            f"no exported model folder among {args.items} (a model folder holds metadata.json)"
+        )
+    by_modality = {m.card.modality: m for m in models}
+    paths: dict[str, str] = {}
+    for item in inputs:
+        name, sep, rest = item.partition("=")
+        if sep and name.isidentifier() and not Path(item).exists():
+            modality, path = name, rest
+        elif len(models) == 1:
+            modality, path = models[0].card.modality, item
+        else:
+            raise PredictError(
+                f"with several models, name each recording as MODALITY=PATH; got {item!r} "
+                f"(models: {sorted(by_modality)})"
+            )
+        if modality not in by_modality:
+            raise PredictError(
+                f"recording {path!r} is for {modality!r}, but no model has that modality "
+                f"(models: {sorted(by_modality)})"
+            )
+        if modality in paths:
+            raise PredictError(f"two recordings for {modality!r}: {paths[modality]} and {path}")
+        paths[modality] = path
+    if not paths:
+        raise PredictError("no recording given")
+    recordings = {
+        m: read_recording(
+            p, by_modality[m].card, rate=args.rate, time_column=args.time_column,
+            resample=args.resample,
+        )
+        for m, p in paths.items()
+    }  # fmt: skip
+    print(describe(models, recordings), file=sys.stderr)
+    predictions = predict(models, recordings, stride_s=args.stride)
+    fmt = args.format or (
+        "jsonl" if args.out is not None and args.out.suffix in (".jsonl", ".json") else "csv"
+    )
+    text = format_predictions(predictions, models[0].card.class_names, fmt)
+    if args.out is None:
+        sys.stdout.write(text)
+    else:
+        write_atomic(args.out, text)
+        print(f"{len(predictions)} windows written to {args.out}", file=sys.stderr)
+    return 0
 
 
 def _experiment(source: str, out: Path | None, overrides: list[str]) -> int:
@@ -68,9 +193,13 @@ def main(argv: Sequence[str] | None = None) -> int:
 
             print("\n".join(list_presets()))
             return 0
+        if args.command == "export":
+            return _export(args)
+        if args.command == "predict":
+            return _predict(args)
         source = DEMO_PRESET if args.command == "demo" else args.config
         return _experiment(source, args.out, args.overrides)
-    except (ValueError, FileNotFoundError) as err:
+    except (ValueError, OSError) as err:  # bad input, missing or unreadable files
         if args.debug:
             raise
         print(f"dcat: error: {err}", file=sys.stderr)

@@ -1,0 +1,314 @@
+"""Export the single-sensor target network of a training run (DESIGN.md §6).
+
+``export_model(RUN_OR_CHECKPOINT)`` rebuilds the target branch alone (encoder, attention, head;
+no source, no training code) from a checkpoint and its model card, and writes a folder::
+
+    OUT/model.onnx          ONNX, dynamic batch axis (input "input", output "logits")
+    OUT/model.pt2           torch.export program (with format "torch-export")
+    OUT/model.safetensors   the weights
+    OUT/metadata.json       the model card (dcat.card) plus what was exported and its parity
+
+After writing, every format is run on held-out samples (the validation inputs the run kept in
+``examples.npy``; random inputs when a bare checkpoint has none) and compared with the PyTorch
+logits; a maximum absolute difference above the tolerance refuses the export. The folder
+appears complete or not at all: it is written under a temporary name and renamed.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import time
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import Tensor, nn
+
+import dcat
+from dcat.card import ModelCard
+from dcat.model import ModalityNet
+from dcat.utils import load_torch_file
+
+__all__ = ["FORMATS", "DeployedNet", "ExportError", "export_model", "load_trained"]
+
+FORMATS = ("onnx", "torch-export")
+_TARGET_PREFIX = "task.target."
+
+
+class ExportError(ValueError):
+    """An export that cannot be made or fails its parity check (nothing is left written)."""
+
+
+class DeployedNet(nn.Module):
+    """A target network as deployed: input ``(B, *input_shape)`` → logits ``(B, K)``."""
+
+    def __init__(self, net: ModalityNet) -> None:
+        super().__init__()
+        self.net = net
+
+    def forward(self, x: Tensor) -> Tensor:
+        """Logits ``(B, num_classes)`` of a batch of normalised inputs ``(B, *input_shape)``."""
+        return self.net.forward_all(x).logits
+
+
+def _checkpoint_path(path: Path) -> Path:
+    if path.is_file():
+        return path
+    if not path.exists():
+        raise FileNotFoundError(f"{path}: no such run folder or checkpoint")
+    best = path / "checkpoints" / "best.ckpt"
+    if best.is_file():
+        return best
+    if (path / "results.json").is_file() or (path / "runs").is_dir():
+        raise ValueError(
+            f"{path} is an experiment folder with many runs; pass one run, e.g. "
+            f"{path / 'runs' / 'ood' / 'seed0' / 'imu' / 'baseline'}"
+        )
+    raise ValueError(f"{path}: not a run folder (no checkpoints/best.ckpt) nor a checkpoint file")
+
+
+def load_trained(
+    path: str | Path, modality: str | None = None
+) -> tuple[ModalityNet, ModelCard, Path]:
+    """Rebuild a run's trained target network from its checkpoint.
+
+    Args:
+        path: A run folder (its ``checkpoints/best.ckpt`` is used) or a checkpoint file.
+        modality: If given, the target modality the checkpoint must hold.
+
+    Returns:
+        The network in eval mode, its model card (with ``run["checkpoint"]`` filled in) and
+        the checkpoint path.
+
+    Raises:
+        FileNotFoundError: ``path`` does not exist.
+        ValueError: Not a dcat checkpoint, no model card, another modality, or weights that do
+            not fit the described network (each message names the file).
+    """
+    ckpt = _checkpoint_path(Path(path))
+    try:
+        state = load_torch_file(ckpt)
+    except (EOFError, RuntimeError) as err:  # empty or cut files surface as these
+        raise ValueError(f"{ckpt} is not a readable torch file: {err}") from None
+    if not isinstance(state, dict) or "state_dict" not in state:
+        raise ValueError(f"{ckpt}: not a dcat checkpoint (no state_dict)")
+    card_data = state.get("dcat_card")
+    where = str(ckpt)
+    if card_data is None:
+        beside = ckpt.parent.parent / "model_card.json"
+        if not beside.is_file():
+            raise ValueError(
+                f"{ckpt}: holds no model description (model card); it was written by an older "
+                "dcat or its encoder was not built by name with create_encoder"
+            )
+        card = ModelCard.load(beside)
+    else:
+        card = ModelCard.from_dict(card_data, where=where)
+    if modality is not None and modality != card.modality:
+        raise ValueError(f"{ckpt}: holds a model of modality {card.modality!r}, not {modality!r}")
+    try:
+        net = ModalityNet.from_architecture(card.architecture)
+    except ValueError as err:
+        raise ValueError(f"{ckpt}: cannot rebuild the described network: {err}") from None
+    weights = {
+        k[len(_TARGET_PREFIX) :]: v
+        for k, v in state["state_dict"].items()
+        if k.startswith(_TARGET_PREFIX)
+    }
+    try:
+        net.load_state_dict(weights)
+    except RuntimeError as err:
+        details = "; ".join(line.strip() for line in str(err).splitlines()[1:] if line.strip())
+        raise ValueError(
+            f"{ckpt}: weights do not fit the described network: {details or err}"
+        ) from None
+    card.run = {**card.run, "checkpoint": str(ckpt.resolve())}
+    return net.eval(), card, ckpt
+
+
+def _examples(
+    card: ModelCard, ckpt: Path, samples: np.ndarray | str | Path | None
+) -> tuple[np.ndarray, str]:
+    if samples is None:
+        kept = ckpt.parent.parent / "examples.npy"
+        if kept.is_file():
+            samples, origin = kept, f"held-out validation inputs ({kept.name})"
+        else:
+            rng = np.random.default_rng(0)
+            random = rng.standard_normal((8, *card.input_shape)).astype(np.float32)
+            if card.is_video:
+                random = rng.random((8, *card.input_shape), dtype=np.float32)
+            return random, "random inputs (the run kept no examples.npy)"
+    else:
+        origin = "given samples"
+    if isinstance(samples, (str, Path)):
+        try:
+            array = np.load(samples, allow_pickle=False)
+        except (OSError, ValueError) as err:
+            raise ExportError(f"{samples}: cannot read samples as .npy: {err}") from None
+    else:
+        array = np.asarray(samples)
+    array = np.asarray(array, dtype=np.float32)
+    if array.ndim != len(card.input_shape) + 1 or list(array.shape[1:]) != card.input_shape:
+        raise ExportError(
+            f"parity samples must have shape (N, {', '.join(map(str, card.input_shape))}), "
+            f"got {array.shape}"
+        )
+    if not np.isfinite(array).all():
+        raise ExportError("parity samples hold NaN or Inf values")
+    return array, origin
+
+
+def _onnx(model: DeployedNet, example: Tensor, path: Path) -> None:
+    batch = torch.export.Dim("batch", min=1)
+    torch.onnx.export(
+        model,
+        (example,),
+        str(path),
+        input_names=["input"],
+        output_names=["logits"],
+        dynamic_shapes={"x": {0: batch}},
+        dynamo=True,
+        verbose=False,
+        external_data=False,
+    )
+
+
+def _onnx_logits(path: Path, inputs: np.ndarray) -> np.ndarray:
+    import onnxruntime as ort
+
+    session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    # batch 1 and the whole set both, so the dynamic batch axis is exercised
+    first = session.run(["logits"], {"input": inputs[:1]})[0]
+    rest = session.run(["logits"], {"input": inputs})[0]
+    return np.concatenate([first, rest[1:]]) if len(inputs) > 1 else first
+
+
+def _torch_export(model: DeployedNet, example: Tensor, path: Path) -> None:
+    batch = torch.export.Dim("batch", min=1)
+    program = torch.export.export(model, (example,), dynamic_shapes={"x": {0: batch}})
+    torch.export.save(program, str(path))
+
+
+def _torch_export_logits(path: Path, inputs: np.ndarray) -> np.ndarray:
+    module = torch.export.load(str(path)).module()
+    with torch.no_grad():
+        return module(torch.from_numpy(inputs)).numpy()
+
+
+_WRITERS: dict[str, tuple[str, Callable, Callable]] = {
+    "onnx": ("model.onnx", _onnx, _onnx_logits),
+    "torch-export": ("model.pt2", _torch_export, _torch_export_logits),
+}
+
+
+def export_model(
+    path: str | Path,
+    out: str | Path | None = None,
+    *,
+    formats: Sequence[str] = ("onnx",),
+    modality: str | None = None,
+    samples: np.ndarray | str | Path | None = None,
+    tolerance: float = 1e-4,
+    overwrite: bool = False,
+    log: Callable[[str], None] = print,
+) -> Path:
+    """Export a run's target network, check parity, and write the deployment folder.
+
+    Args:
+        path: A run folder or a checkpoint (see :func:`load_trained`).
+        out: Output folder; default ``<run>/export``.
+        formats: Any of ``"onnx"`` and ``"torch-export"``.
+        modality: The target modality the run must hold (checked), if given.
+        samples: Parity inputs ``(N, *input_shape)`` (array or ``.npy``), normalised as the
+            network sees them; default the run's kept validation inputs.
+        tolerance: Largest allowed ``max |logits_exported − logits_torch|``.
+        overwrite: Replace an existing ``out`` folder.
+        log: Where progress lines go.
+
+    Returns:
+        The output folder.
+
+    Raises:
+        ExportError: Unknown format, bad samples, an exporter failure, or failed parity
+            (nothing is written).
+        ValueError, FileNotFoundError: As for :func:`load_trained`.
+    """
+    unknown = [f for f in formats if f not in FORMATS]
+    if unknown or not formats:
+        raise ExportError(f"format must be one or more of {list(FORMATS)}, got {list(formats)}")
+    if not tolerance > 0:
+        raise ExportError(f"tolerance must be positive, got {tolerance}")
+    net, card, ckpt = load_trained(path, modality)
+    out = Path(out) if out is not None else ckpt.parent.parent / "export"
+    if out.exists() and not overwrite:
+        raise ExportError(f"{out} already exists; choose another --out or pass --overwrite")
+    inputs, origin = _examples(card, ckpt, samples)
+    model = DeployedNet(net).eval()
+    with torch.no_grad():
+        reference = model(torch.from_numpy(inputs)).numpy()
+    example = torch.from_numpy(inputs[: min(2, len(inputs))].copy())
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = out.parent / f".{out.name}.tmp-{os.getpid()}"
+    shutil.rmtree(tmp, ignore_errors=True)
+    tmp.mkdir()
+    try:
+        files: dict[str, str] = {}
+        parity: dict[str, Any] = {}
+        for fmt in dict.fromkeys(formats):
+            name, write, run = _WRITERS[fmt]
+            log(f"exporting {card.modality} model to {fmt} ...")
+            try:
+                write(model, example, tmp / name)
+            except Exception as err:  # exporters raise many kinds; the user needs the cause
+                raise ExportError(f"{fmt} export of {ckpt} failed: {err}") from err
+            diff = float(np.abs(run(tmp / name, inputs) - reference).max())
+            log(f"  parity on {len(inputs)} {origin}: max |Δlogit| = {diff:.3g}")
+            if not diff <= tolerance:
+                raise ExportError(
+                    f"{fmt} parity check failed: max |logits − PyTorch logits| = {diff:.3g} > "
+                    f"tolerance {tolerance:g} on {len(inputs)} {origin}; nothing was written"
+                )
+            files[fmt] = name
+            parity[fmt] = {"max_abs_diff": diff}
+        from safetensors.torch import save_file
+
+        save_file(
+            {k: v.contiguous() for k, v in net.state_dict().items()},
+            str(tmp / "model.safetensors"),
+            metadata={"format": card.format, "modality": card.modality},
+        )
+        files["safetensors"] = "model.safetensors"
+        metadata = {
+            **card.to_dict(),
+            "export": {
+                "files": files,
+                "input_name": "input",
+                "output_name": "logits",
+                "parity": {
+                    **parity,
+                    "tolerance": tolerance,
+                    "samples": len(inputs),
+                    "inputs": origin,
+                },
+                "exported_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+                "dcat_version": dcat.__version__,
+                "torch_version": "".join(torch.__version__),
+            },
+        }
+        (tmp / "metadata.json").write_text(json.dumps(metadata, indent=2))
+        if out.exists():
+            old = out.parent / f".{out.name}.old-{os.getpid()}"
+            os.replace(out, old)
+            os.replace(tmp, out)
+            shutil.rmtree(old, ignore_errors=True)
+        else:
+            os.replace(tmp, out)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    log(f"exported to {out}")
+    return out
