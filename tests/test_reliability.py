@@ -22,8 +22,10 @@ import yaml
 from dcat.config import load_config
 from dcat.encoders.audio import AudioEncoder
 from dcat.encoders.video import VideoEncoder
-from dcat.engine import TrainConfig, _CheckpointIO, _git_state, _trainer, fit
+from dcat.engine import TrainConfig, _trainer, fit
 from dcat.experiment import _load_target, run_experiment
+from dcat.provenance import git_state
+from dcat.run_files import SafeCheckpointIO
 from dcat.tasks import UnimodalTask
 from dcat.utils import load_torch_file
 from test_experiment import TINY as EXPERIMENT_TINY
@@ -217,7 +219,7 @@ def _checkout_head() -> str | None:
 def test_git_state_is_recorded_only_for_a_checkout_and_never_fails(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    assert _git_state(tmp_path) == {}  # not a repository
+    assert git_state(tmp_path) == {}  # not a repository
     repo = tmp_path / "repo"
     (repo / "pkg").mkdir(parents=True)
     (repo / "pkg" / "__init__.py").write_text("")
@@ -225,15 +227,15 @@ def test_git_state_is_recorded_only_for_a_checkout_and_never_fails(
     git += ["-c", "commit.gpgsign=false"]
     subprocess.run([*git, "init", "-q"], check=True)
     subprocess.run([*git, "commit", "-q", "--allow-empty", "-m", "x"], check=True)
-    assert _git_state(repo / "pkg") == {}  # a repository that does not track the package
+    assert git_state(repo / "pkg") == {}  # a repository that does not track the package
     subprocess.run([*git, "add", "pkg/__init__.py"], check=True)
     subprocess.run([*git, "commit", "-q", "-m", "y"], check=True)
     head = subprocess.run([*git, "rev-parse", "HEAD"], capture_output=True, text=True).stdout
-    assert _git_state(repo / "pkg") == {"git_commit": head.strip(), "git_dirty": False}
+    assert git_state(repo / "pkg") == {"git_commit": head.strip(), "git_dirty": False}
     (repo / "pkg" / "__init__.py").write_text("x = 1\n")
-    assert _git_state(repo / "pkg")["git_dirty"] is True
+    assert git_state(repo / "pkg")["git_dirty"] is True
     monkeypatch.setenv("PATH", str(tmp_path / "nowhere"))  # no git at all
-    assert _git_state(repo / "pkg") == {}
+    assert git_state(repo / "pkg") == {}
 
 
 # -- safe loading ----------------------------------------------------------------------------
@@ -271,9 +273,11 @@ def test_resume_refuses_a_checkpoint_with_code(tmp_path: Path) -> None:
     with pytest.raises(ValueError, match=_at(last, r".*not a plain weights file.*refused")):
         fit(task, data.subset(range(16)), data.subset(range(16, 24)), config, tmp_path / "run")
     # Lightning's own loading (the trainers' checkpoint plugin) refuses it too, whatever it asks
-    assert isinstance(_trainer(config, tmp_path, [], False).strategy.checkpoint_io, _CheckpointIO)
+    assert isinstance(
+        _trainer(config, tmp_path, [], False).strategy.checkpoint_io, SafeCheckpointIO
+    )
     with pytest.raises(ValueError, match=_at(last, r".*refused to unpickle")):
-        _CheckpointIO().load_checkpoint(last, weights_only=False)
+        SafeCheckpointIO().load_checkpoint(last, weights_only=False)
     assert not marker.exists()
 
 

@@ -18,15 +18,9 @@ Run folder written by :func:`fit`::
 
 from __future__ import annotations
 
-import contextlib
-import csv
-import importlib.metadata
-import io
 import json
 import math
 import os
-import platform
-import subprocess
 import warnings
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field, fields
@@ -39,7 +33,6 @@ import torch
 import torch.nn.functional as F
 import yaml
 from lightning.pytorch.callbacks import ModelCheckpoint
-from lightning.pytorch.plugins import TorchCheckpointIO
 from torch.utils.data import DataLoader, Dataset, DistributedSampler
 from torchmetrics import MetricCollection
 from torchmetrics.classification import (
@@ -53,10 +46,20 @@ from torchmetrics.classification import (
 import dcat
 from dcat.cache import SourceCache
 from dcat.card import ModelCard
+from dcat.provenance import versions
+from dcat.run_files import SafeCheckpointIO, csv_logger, resume_epoch
 from dcat.tasks import TransferTask, UnimodalTask
 from dcat.utils import load_torch_file, write_atomic
 
-__all__ = ["DCATModule", "PairedDataModule", "RunResult", "TrainConfig", "evaluate", "fit"]
+__all__ = [
+    "DCATModule",
+    "PairedDataModule",
+    "RunResult",
+    "TrainConfig",
+    "evaluate",
+    "fit",
+    "versions",
+]
 
 Task = UnimodalTask | TransferTask
 LoggerKind = Literal["csv", "tensorboard", "mlflow", "none"]
@@ -356,144 +359,11 @@ def describe_task(task: Task) -> dict[str, Any]:
     return description
 
 
-def versions() -> dict[str, Any]:
-    """Versions of dcat, Python and the key libraries, and the commit of a dcat checkout.
-
-    ``git_commit`` and ``git_dirty`` (uncommitted changes to tracked files) are there only when
-    dcat is imported from a git working tree that tracks it (not from an installed wheel).
-    """
-    import lightning
-    import torchmetrics
-
-    found = {
-        "dcat": dcat.__version__,
-        "python": platform.python_version(),
-        "torch": torch.__version__,
-        "lightning": lightning.__version__,
-        "torchmetrics": torchmetrics.__version__,
-        "numpy": np.__version__,
-    }
-    for distribution in ("torchvision", "scipy", "scikit-learn"):
-        with contextlib.suppress(importlib.metadata.PackageNotFoundError):
-            found[distribution] = importlib.metadata.version(distribution)
-    out: dict[str, Any] = {name: "".join(v) for name, v in found.items()}  # TorchVersion → str
-    out.update(_git_state(Path(dcat.__file__).resolve().parent))
-    return out
-
-
-def _git_state(folder: Path) -> dict[str, Any]:
-    """``git_commit`` and ``git_dirty`` of the checkout tracking ``folder``; ``{}`` without one."""
-
-    def git(*args: str) -> subprocess.CompletedProcess:
-        return subprocess.run(
-            ["git", "-C", str(folder), *args],
-            capture_output=True,
-            text=True,
-            timeout=5,
-            stdin=subprocess.DEVNULL,
-            env={**os.environ, "GIT_OPTIONAL_LOCKS": "0"},  # never take the index lock
-        )
-
-    try:
-        # a venv or wheel inside some other repository must not report that repository
-        if git("ls-files", "--error-unmatch", "--", "__init__.py").returncode != 0:
-            return {}
-        head = git("rev-parse", "--verify", "HEAD")
-        if head.returncode != 0:
-            return {}
-        status = git("status", "--porcelain", "--untracked-files=no")
-    except (OSError, subprocess.SubprocessError):  # no git, or it hung
-        return {}
-    state: dict[str, Any] = {"git_commit": head.stdout.strip()}
-    if status.returncode == 0:
-        state["git_dirty"] = bool(status.stdout.strip())
-    return state
-
-
-class _CheckpointIO(TorchCheckpointIO):
-    """Checkpoints written through a temporary file beside them and a rename, so a killed run
-    leaves the previous ``last.ckpt`` whole; read back without unpickling code (whatever
-    ``weights_only`` Lightning passes)."""
-
-    def save_checkpoint(
-        self, checkpoint: dict[str, Any], path: str | Path, storage_options: Any | None = None
-    ) -> None:
-        if storage_options is not None:
-            raise TypeError("dcat's checkpoint writer takes no storage_options")
-        path = Path(path)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        # a fixed name (one writer per run folder): a kill's leftover is overwritten next time
-        tmp = path.with_name(f".{path.name}.tmp")
-        try:
-            torch.save(checkpoint, tmp)
-            os.replace(tmp, path)
-        except BaseException:
-            tmp.unlink(missing_ok=True)
-            raise
-
-    def load_checkpoint(
-        self,
-        path: str | Path,
-        map_location: Any = lambda storage, loc: storage,
-        weights_only: bool | None = None,
-    ) -> dict[str, Any]:
-        return load_torch_file(path, map_location=map_location)
-
-
-def _resume_epoch(last: Path) -> int:
-    """The epoch ``last`` ended; refuses, by name, a file that is not a plain checkpoint."""
-    state = load_torch_file(last, mmap=True)
-    if not isinstance(state, Mapping) or not isinstance(state.get("epoch"), int):
-        raise ValueError(f"{last} is not a Lightning checkpoint (no epoch); delete it to restart")
-    return state["epoch"]
-
-
-def _csv_logger(run_dir: Path, keep_through_epoch: int | None) -> Any:
-    """Lightning's CSV logger; resuming, it keeps the rows of the epochs already finished.
-
-    (Lightning's own deletes the old ``metrics.csv``, so a resumed run would lose them.)
-    """
-    from lightning.pytorch.loggers import CSVLogger
-    from lightning.pytorch.utilities import rank_zero_only
-
-    logger = CSVLogger(save_dir=run_dir, name="logs", version="")
-    path = Path(logger.log_dir) / "metrics.csv"
-    if keep_through_epoch is None or rank_zero_only.rank != 0 or not path.is_file():
-        return logger
-    text = path.read_text()
-    if not text.endswith("\n"):  # a line cut short by a kill
-        text = text[: text.rfind("\n") + 1]
-    reader = csv.DictReader(io.StringIO(text, newline=""))
-    rows = [r for r in reader if _epoch_of(r) is not None and _epoch_of(r) <= keep_through_epoch]
-    columns = sorted(reader.fieldnames or [])
-    with warnings.catch_warnings():  # "previous log files ... will be deleted": not these rows
-        warnings.filterwarnings("ignore", message="Experiment logs directory")
-        writer = logger.experiment  # its creation deletes metrics.csv
-    writer.metrics_keys = columns  # later rows add to these columns, not replace them
-    if rows:
-        text = io.StringIO(newline="")
-        out = csv.DictWriter(text, fieldnames=columns)
-        out.writeheader()
-        out.writerows(rows)
-        write_atomic(path, text.getvalue())
-    return logger
-
-
-def _epoch_of(row: dict) -> int | None:
-    """The epoch of a whole CSV row, or None."""
-    if None in row or None in row.values():  # too many or too few cells
-        return None
-    try:
-        return int(float(row.get("epoch") or 0))
-    except ValueError:
-        return None
-
-
 def _logger(config: TrainConfig, run_dir: Path, keep_through_epoch: int | None = None) -> Any:
     if config.logger == "none":
         return False
     if config.logger == "csv":
-        return _csv_logger(run_dir, keep_through_epoch)
+        return csv_logger(run_dir, keep_through_epoch)
     if config.logger == "tensorboard":
         from lightning.pytorch.loggers import TensorBoardLogger
 
@@ -560,7 +430,7 @@ def _trainer(config: TrainConfig, run_dir: Path | None, callbacks: list, logger:
         log_every_n_steps=config.log_every_n_steps,
         num_sanity_val_steps=0,
         use_distributed_sampler=False,  # PairedDataModule shards with its own sampler
-        plugins=[_CheckpointIO()],
+        plugins=[SafeCheckpointIO()],
     )
 
 
@@ -637,8 +507,8 @@ def fit(
         enable_version_counter=False,
     )
     resume_from = last if resume and last.is_file() else None
-    resume_epoch = _resume_epoch(resume_from) if resume_from is not None else None
-    logger = _logger(config, run_dir, keep_through_epoch=resume_epoch)
+    resumed_epoch = resume_epoch(resume_from) if resume_from is not None else None
+    logger = _logger(config, run_dir, keep_through_epoch=resumed_epoch)
     trainer = _trainer(config, run_dir, [checkpoint, *callbacks], logger)
     with warnings.catch_warnings():
         # the frozen sources are in eval mode on purpose
