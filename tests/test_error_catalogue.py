@@ -219,19 +219,13 @@ def on_sp_sw_har(label: str) -> Callable[[Path], Path]:
     return build
 
 
-def raw_config_bytes(data: bytes) -> Callable[[Path], Path]:
+def raw_config(content: str | bytes) -> Callable[[Path], Path]:
     def build(tmp: Path) -> Path:
         path = tmp / "config.yaml"
-        path.write_bytes(data)
-        return path
-
-    return build
-
-
-def raw_config(text: str) -> Callable[[Path], Path]:
-    def build(tmp: Path) -> Path:
-        path = tmp / "config.yaml"
-        path.write_text(text)
+        if isinstance(content, bytes):
+            path.write_bytes(content)
+        else:
+            path.write_text(content)
         return path
 
     return build
@@ -317,7 +311,7 @@ CASES = [
          raw_config("name: x\ndata: [unclosed\n"),
          ["config.yaml: not valid YAML at line 3, column 1: expected ',' or ']'"]),
     Case("config-binary-file", "config is not a text file (a data file given by mistake)",
-         "config", raw_config_bytes(b"\x93NUMPY\x01\x00"),
+         "config", raw_config(b"\x93NUMPY\x01\x00"),
          ["config.yaml: not a text (YAML) file"]),
     Case("config-bad-override", "a --set without '='", "config", with_config(),
          ["override 'train.max_epochs' must look like key.path=value"],

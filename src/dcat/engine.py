@@ -18,6 +18,7 @@ Run folder written by :func:`fit`::
 
 from __future__ import annotations
 
+import io
 import json
 import math
 import os
@@ -33,6 +34,7 @@ import torch
 import torch.nn.functional as F
 import yaml
 from lightning.pytorch.callbacks import ModelCheckpoint
+from lightning.pytorch.utilities import rank_zero_only
 from torch.utils.data import DataLoader, Dataset, DistributedSampler
 from torchmetrics import MetricCollection
 from torchmetrics.classification import (
@@ -486,7 +488,7 @@ def fit(
     test = _only(test, [task.modality]) if test is not None else None
     module = DCATModule(task, lr=config.lr, weight_decay=config.weight_decay)
     card = describe_model(task, train, normalization, run_dir, extra_config)
-    if card is not None and _is_rank_zero():
+    if card is not None and rank_zero_only.rank == 0:
         card.save(run_dir / "model_card.json")
         _save_examples(val, task.modality, run_dir / "examples.npy")
     module.card = card.to_dict() if card is not None else None
@@ -527,11 +529,6 @@ def fit(
     if trainer.is_global_zero:
         write_atomic(run_dir / "metrics.json", json.dumps(result, indent=2))
     return RunResult(run_dir, best, last, val_metrics, test_metrics)
-
-
-def _is_rank_zero() -> bool:
-    """Whether this is the main process (rank 0) of a possibly distributed launch."""
-    return int(os.environ.get("RANK", os.environ.get("LOCAL_RANK", "0"))) == 0
 
 
 def describe_model(
@@ -584,13 +581,10 @@ def _save_examples(dataset: Dataset, modality: str, path: Path, limit_bytes: int
     """Up to 16 inputs of ``modality`` (at most ``limit_bytes``), for export parity checks."""
     first = np.asarray(dataset[0]["inputs"][modality], dtype=np.float32)
     count = int(min(16, len(dataset), max(1, limit_bytes // max(first.nbytes, 1))))
-    examples = np.stack(
-        [np.asarray(dataset[i]["inputs"][modality], dtype=np.float32) for i in range(count)]
-    )
-    tmp = path.with_name(path.name + ".tmp")
-    with open(tmp, "wb") as handle:
-        np.save(handle, examples, allow_pickle=False)
-    os.replace(tmp, path)
+    rest = [np.asarray(dataset[i]["inputs"][modality], dtype=np.float32) for i in range(1, count)]
+    buffer = io.BytesIO()
+    np.save(buffer, np.stack([first, *rest]), allow_pickle=False)
+    write_atomic(path, buffer.getvalue())
 
 
 def _only(dataset: Dataset, modalities: list[str]) -> Dataset:

@@ -139,10 +139,10 @@ def _examples(
             samples, origin = kept, f"held-out validation inputs ({kept.name})"
         else:
             rng = np.random.default_rng(0)
-            random = rng.standard_normal((8, *card.input_shape)).astype(np.float32)
-            if card.is_video:
-                random = rng.random((8, *card.input_shape), dtype=np.float32)
-            return random, "random inputs (the run kept no examples.npy)"
+            shape = (8, *card.input_shape)
+            # frames lie in [0, 1]; normalised series are roughly standard normal
+            draw = rng.random(shape) if card.is_video else rng.standard_normal(shape)
+            return draw.astype(np.float32), "random inputs (the run kept no examples.npy)"
     else:
         origin = "given samples"
     if isinstance(samples, (str, Path)):

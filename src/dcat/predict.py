@@ -47,6 +47,7 @@ __all__ = [
     "PredictError",
     "Recording",
     "WindowPrediction",
+    "describe",
     "format_predictions",
     "predict",
     "read_recording",
@@ -158,7 +159,9 @@ def _model_rate(card: ModelCard, given: float | None, source: str) -> float:
     return given
 
 
-def _check_rate(rate: float, model_rate: float, tolerance: float, resample: bool, where: str):
+def _check_rate(
+    rate: float, model_rate: float, tolerance: float, resample: bool, where: str
+) -> None:
     if not math.isfinite(rate) or rate <= 0:
         raise PredictError(f"{where}: sampling rate must be a positive number of Hz, got {rate}")
     if abs(rate / model_rate - 1) > tolerance and not resample:
@@ -277,65 +280,13 @@ def read_recording(
     model_rate = _model_rate(card, rate, str(path))
     start = 0.0
     if card.is_video:
-        if suffix not in _VIDEO:
-            raise PredictError(
-                f"{path}: the {card.modality} model takes video ({', '.join(_VIDEO)}), "
-                f"not {suffix or 'a file without extension'}"
-            )
-        from dcat.data.media import decode_video
-
-        _frames, channels, height, width = card.input_shape
-        decoded = decode_video(path, fps=model_rate, size=(height, width), grayscale=channels == 1)
-        if decoded.shape[1] != channels:
-            raise PredictError(
-                f"{path}: decoded frames have {decoded.shape[1]} channels, the model expects "
-                f"{channels}"
-            )
-        values = decoded.astype(np.float32) / np.float32(255)
+        values = _read_video(path, card, model_rate)
     elif suffix in _AUDIO:
-        try:
-            import soundfile
-        except ImportError:
-            raise PredictError("reading audio needs soundfile: pip install soundfile") from None
-        try:
-            audio, file_rate = soundfile.read(str(path), dtype="float32", always_2d=True)
-        except Exception as err:  # soundfile raises its own LibsndfileError
-            raise PredictError(f"{path}: cannot read audio: {err}") from None
-        if card.num_channels != 1:
-            raise PredictError(
-                f"{path}: audio gives one (mono) channel, the {card.modality} model expects "
-                f"{card.num_channels}"
-            )
-        values = audio.mean(axis=1, keepdims=True).astype(np.float64)
-        _check_finite(path, values, ["audio"], 0)
-        _check_rate(float(file_rate), model_rate, rate_tolerance, resample, str(path))
-        if file_rate != model_rate:
-            values = _interpolate(np.arange(len(values)) / file_rate, values, model_rate)
+        audio, file_rate = _read_audio(path, card)
+        values = _at_model_rate(path, audio, file_rate, model_rate, rate_tolerance, resample)
     elif suffix in (".csv", ".txt", ".npy"):
         if suffix == ".npy":
-            try:
-                array = np.load(path, allow_pickle=False)
-            except (OSError, ValueError, EOFError) as err:
-                # without an NPY header numpy falls back to pickle, which is refused
-                reason = "no NPY header" if "pickled" in str(err) else str(err)
-                raise PredictError(f"{path}: not a readable .npy array ({reason})") from None
-            if array.ndim == 1:
-                array = array[:, None]
-            if array.ndim != 2 or not np.issubdtype(array.dtype, np.number):
-                raise PredictError(
-                    f"{path}: expected a numeric (T, C) array, got {array.dtype} {array.shape}"
-                )
-            if array.shape[1] != card.num_channels:
-                hint = (
-                    " (it looks like (C, T): transpose it)"
-                    if (array.shape[0] == card.num_channels)
-                    else ""
-                )
-                raise PredictError(
-                    f"{path}: has {array.shape[1]} channels (shape {array.shape}), the "
-                    f"{card.modality} model expects {card.num_channels}{hint}"
-                )
-            times, values = None, array.astype(np.float64)
+            times, values = None, _read_npy(path, card)
             names, first_row = list(card.channels or range(card.num_channels)), 0
         else:
             header, data = _parse_csv(path)
@@ -354,9 +305,7 @@ def read_recording(
             values = _interpolate(times, values, model_rate)
         else:
             given = model_rate if rate is None else rate
-            _check_rate(given, model_rate, rate_tolerance, resample, str(path))
-            if given != model_rate:
-                values = _interpolate(np.arange(len(values)) / given, values, model_rate)
+            values = _at_model_rate(path, values, given, model_rate, rate_tolerance, resample)
     else:
         raise PredictError(
             f"{path}: unsupported recording type {suffix or '(no extension)'}; use .csv, .npy, "
@@ -370,6 +319,78 @@ def read_recording(
             f"{card.modality} model needs {window} ({window / model_rate:.3g} s)"
         )
     return Recording(values, model_rate, start, str(path))
+
+
+def _at_model_rate(
+    path: Path, values: np.ndarray, rate: float, model_rate: float, tolerance: float, resample: bool
+) -> np.ndarray:
+    """Steps ``(T, C)`` sampled at a fixed ``rate`` → the model's rate (checked first)."""
+    _check_rate(rate, model_rate, tolerance, resample, str(path))
+    if rate == model_rate:
+        return values
+    return _interpolate(np.arange(len(values)) / rate, values, model_rate)
+
+
+def _read_video(path: Path, card: ModelCard, model_rate: float) -> np.ndarray:
+    """Frames ``(F, C, H, W)`` in ``[0, 1]`` at the model's frame rate and size."""
+    if path.suffix.lower() not in _VIDEO:
+        raise PredictError(
+            f"{path}: the {card.modality} model takes video ({', '.join(_VIDEO)}), "
+            f"not {path.suffix.lower() or 'a file without extension'}"
+        )
+    from dcat.data.media import decode_video
+
+    _frames, channels, height, width = card.input_shape
+    decoded = decode_video(path, fps=model_rate, size=(height, width), grayscale=channels == 1)
+    if decoded.shape[1] != channels:
+        raise PredictError(
+            f"{path}: decoded frames have {decoded.shape[1]} channels, the model expects {channels}"
+        )
+    return decoded.astype(np.float32) / np.float32(255)
+
+
+def _read_audio(path: Path, card: ModelCard) -> tuple[np.ndarray, float]:
+    """Mono audio ``(T, 1)`` (channels averaged) and the file's rate."""
+    try:
+        import soundfile
+    except ImportError:
+        raise PredictError("reading audio needs soundfile: pip install soundfile") from None
+    try:
+        audio, file_rate = soundfile.read(str(path), dtype="float32", always_2d=True)
+    except Exception as err:  # soundfile raises its own LibsndfileError
+        raise PredictError(f"{path}: cannot read audio: {err}") from None
+    if card.num_channels != 1:
+        raise PredictError(
+            f"{path}: audio gives one (mono) channel, the {card.modality} model expects "
+            f"{card.num_channels}"
+        )
+    values = audio.mean(axis=1, keepdims=True).astype(np.float64)
+    _check_finite(path, values, ["audio"], 0)
+    return values, float(file_rate)
+
+
+def _read_npy(path: Path, card: ModelCard) -> np.ndarray:
+    """A ``(T, C)`` (or ``(T,)``) array with the model's channel count, as float64."""
+    try:
+        array = np.load(path, allow_pickle=False)
+    except (OSError, ValueError, EOFError) as err:
+        # without an NPY header numpy falls back to pickle, which is refused
+        reason = "no NPY header" if "pickled" in str(err) else str(err)
+        raise PredictError(f"{path}: not a readable .npy array ({reason})") from None
+    if array.ndim == 1:
+        array = array[:, None]
+    if array.ndim != 2 or not np.issubdtype(array.dtype, np.number):
+        raise PredictError(
+            f"{path}: expected a numeric (T, C) array, got {array.dtype} {array.shape}"
+        )
+    if array.shape[1] != card.num_channels:
+        transposed = array.shape[0] == card.num_channels
+        hint = " (it looks like (C, T): transpose it)" if transposed else ""
+        raise PredictError(
+            f"{path}: has {array.shape[1]} channels (shape {array.shape}), the "
+            f"{card.modality} model expects {card.num_channels}{hint}"
+        )
+    return array.astype(np.float64)
 
 
 def _normalize(card: ModelCard, windows: np.ndarray) -> np.ndarray:
