@@ -2,7 +2,7 @@
 
 The model is the IMU target of the demo preset (``utd_mhad_demo``: its encoder, ``d_out``, 27
 classes, 64 steps), trained for one epoch on the embedded UTD-MHAD so that the real export path
-runs (``dcat.export.export_model``, parity check included); or pass ``--run`` with any run
+runs (``dcat.deploy.export.export_model``, parity check included); or pass ``--run`` with any run
 folder. Both back ends run on the CPU with their default threads, interleaved in rounds so they
 share the machine's load. Prints one JSON object on its last line::
 
@@ -29,11 +29,11 @@ import torch
 
 def train_demo_imu(run_dir: Path) -> Path:
     """One epoch of the demo preset's IMU baseline on the embedded UTD-MHAD (OOD split)."""
-    from dcat.config import load_config
     from dcat.data import make_split
-    from dcat.engine import fit
-    from dcat.experiment import build_net, load_dataset
-    from dcat.tasks import UnimodalTask
+    from dcat.experiment.config import load_config
+    from dcat.experiment.runner import build_net, load_dataset
+    from dcat.training.engine import fit
+    from dcat.training.tasks import UnimodalTask
 
     config = load_config("utd_mhad_demo", ["train.max_epochs=1"])
     data = load_dataset(config)
@@ -67,8 +67,8 @@ def main() -> None:
     parser.add_argument("--batch-calls", type=int, default=20, help="batch-64 calls per round")
     args = parser.parse_args()
 
-    from dcat.export import DeployedNet, export_model, load_trained
-    from dcat.predict import DeployedModel
+    from dcat.deploy.export import DeployedNet, export_model, load_trained
+    from dcat.deploy.predict import DeployedModel
 
     with tempfile.TemporaryDirectory() as tmp:
         run = args.run or train_demo_imu(Path(tmp) / "run")

@@ -1,13 +1,14 @@
 """Seconds per training epoch: unimodal target vs D-CAT with the source run every step vs cached.
 
 A video-like source (per-frame ResNet over 30 frames) is far heavier than the IMU target, so
-running it every step dominates a transfer epoch; the source cache (dcat.cache) runs it once.
+running it every step dominates a transfer epoch; the source cache (dcat.training.cache) runs it
+once.
 Prints one JSON object on its last line::
 
     {"unimodal_s", "transfer_uncached_s", "transfer_cached_s", "cached_over_unimodal",
      "uncached_over_cached", "cache_build_s", ...}
 
-Each epoch runs through the real engine (``dcat.engine.fit``). The three configurations are
+Each epoch runs through the real engine (``dcat.training.engine.fit``). The three configurations are
 interleaved: every round trains each of them for one warm-up and one timed epoch, so they share
 the machine's load, and the figures are medians over rounds. Goal (issue 3):
 ``cached_over_unimodal`` ≤ 1.2 on the CPU. On a GPU: ``--accelerator gpu --precision bf16-mixed``.
@@ -28,8 +29,8 @@ import torch
 
 from dcat import ModalityNet, create_encoder
 from dcat.data import PairedDataset
-from dcat.engine import TrainConfig, fit
-from dcat.tasks import SourceSpec, TransferTask, UnimodalTask
+from dcat.training.engine import TrainConfig, fit
+from dcat.training.tasks import SourceSpec, TransferTask, UnimodalTask
 
 
 class EpochTimer(L.Callback):

@@ -7,7 +7,8 @@ Two measurements, eager and ``torch.compile``:
 * ``model_only_*``: dcat's source network (trunk, attention, head, on-device standardisation)
   on uint8 frames already on the GPU, to separate the network's cost from the data path;
 * ``eager_frames_per_s`` / ``compiled_frames_per_s``: dcat's own extraction pass,
-  :meth:`dcat.cache.SourceCache.build` over a :class:`dcat.data.media.FrameStore` of decoded uint8
+  :meth:`dcat.training.cache.SourceCache.build` over a
+  :class:`dcat.data.frame_store.FrameStore` of decoded uint8
   frames on disk: prefetched, pinned uint8 batches, standardised on the device, through the
   whole source network (ResNet-101 trunk, attention, head) with K and V kept for the loss,
   including the cache key (a SHA-256 of the source weights and the data, ``cache_key_s``, a
@@ -30,9 +31,9 @@ import torch
 import torchvision
 
 from dcat import ModalityNet, create_encoder
-from dcat.cache import SourceCache
 from dcat.data import PairedDataset
-from dcat.data.media import FrameStore
+from dcat.data.frame_store import FrameStore
+from dcat.training.cache import SourceCache
 
 
 def reference(compiled: bool, batch: int, size: int, repeats: int) -> float:
@@ -101,7 +102,7 @@ def extraction(compiled: bool, data: PairedDataset, clips_per_batch: int, repeat
 
 def key_seconds(data: PairedDataset) -> float:
     """Time of the cache key alone (SHA-256 of the source weights and the data fingerprint)."""
-    from dcat.cache import cache_key
+    from dcat.training.cache import cache_key
 
     torch.manual_seed(0)
     source = ModalityNet(create_encoder("video", 3, depth=101), d_out=512, num_classes=8).cuda()

@@ -13,8 +13,8 @@ import torch
 from torch import nn
 
 from dcat import create_encoder, list_encoders
-from dcat.encoders import AudioEncoder, LogMel
-from dcat.encoders.audio import SpecAugment, load_panns_weights
+from dcat.nn.encoders import AudioEncoder, LogMel
+from dcat.nn.encoders.audio import SpecAugment, load_panns_weights
 
 SR = 16000
 SMALL = (16, 32, 64)  # three blocks: time and frequency pooled by 4

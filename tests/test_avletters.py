@@ -17,7 +17,7 @@ from dcat.data.avletters import (
     read_lips,
     speaker_ids,
 )
-from dcat.data.resample import resample_linear
+from dcat.io.resample import resample_linear
 
 from conftest import shared_dataset
 

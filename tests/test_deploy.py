@@ -14,13 +14,13 @@ import numpy as np
 import pytest
 import torch
 
-from dcat.card import ModelCard
 from dcat.cli import main
 from dcat.data import PairedDataset, StreamInfo
-from dcat.engine import TrainConfig, fit
-from dcat.export import DeployedNet, export_model, load_trained
-from dcat.predict import DeployedModel, PredictError, predict, read_recording
-from dcat.tasks import UnimodalTask
+from dcat.deploy.export import DeployedNet, export_model, load_trained
+from dcat.deploy.predict import DeployedModel, PredictError, predict, read_recording
+from dcat.io.card import ModelCard
+from dcat.training.engine import TrainConfig, fit
+from dcat.training.tasks import UnimodalTask
 
 from conftest import make_paired, small_net
 
@@ -169,7 +169,7 @@ def test_onnx_and_torch_export_logits_equal_pytorch(runs: dict, batch: int) -> N
 def test_failed_parity_refuses_and_writes_nothing(
     runs: dict, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys
 ) -> None:
-    import dcat.export as export
+    import dcat.deploy.export as export
 
     real = export._WRITERS["onnx"]
     monkeypatch.setitem(
@@ -568,7 +568,7 @@ def test_predict_wav_with_an_audio_model(tmp_path: Path, capsys) -> None:
 def test_predict_mp4_with_a_video_model(tmp_path: Path) -> None:
     av = pytest.importorskip("av")
     from dcat import create_encoder
-    from dcat.data.media import decode_video
+    from dcat.io.media import decode_video
 
     rng = np.random.default_rng(0)
     clips = rng.random((6, 4, 3, 32, 32), dtype=np.float32)

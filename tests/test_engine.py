@@ -10,8 +10,8 @@ import pytest
 import torch
 import yaml
 
-from dcat.engine import TrainConfig, evaluate, fit
-from dcat.tasks import SourceSpec, TransferTask, UnimodalTask
+from dcat.training.engine import TrainConfig, evaluate, fit
+from dcat.training.tasks import SourceSpec, TransferTask, UnimodalTask
 
 from conftest import make_paired, shared_dataset, small_net
 

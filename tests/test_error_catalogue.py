@@ -27,6 +27,7 @@ import scipy.io
 import yaml
 
 from dcat.cli import main
+from dcat.errors import DcatError
 from test_avletters import pattern_vid, utterance_mfcc, write_htk, write_lips
 
 # Files whose presence means "this run (or this model) finished".
@@ -629,7 +630,7 @@ def test_stale_checkpoint(case: Case, finished_run, tmp_path: Path, capsys) -> N
 @pytest.mark.parametrize(
     ("error", "code", "message"),
     [
-        (ValueError("simulated failure"), 2, "dcat: error: simulated failure"),
+        (DcatError("simulated failure"), 2, "dcat: error: simulated failure"),
         (KeyboardInterrupt(), 130, "dcat: interrupted; run the same command again to resume"),
     ],
     ids=["error", "interrupt"],
@@ -637,16 +638,16 @@ def test_stale_checkpoint(case: Case, finished_run, tmp_path: Path, capsys) -> N
 def test_failure_part_way_leaves_no_results(
     error: BaseException, code: int, message: str, tmp_path: Path, capsys, monkeypatch
 ) -> None:
-    import dcat.experiment
+    import dcat.experiment.runner
 
-    real_fit = dcat.experiment.fit
+    real_fit = dcat.experiment.runner.fit
 
     def fit(task, train, val, options, run_dir, **kwargs):
         if "dcat_from-mic" in str(run_dir):  # the transfer, after both baselines
             raise error
         return real_fit(task, train, val, options, run_dir, **kwargs)
 
-    monkeypatch.setattr(dcat.experiment, "fit", fit)
+    monkeypatch.setattr(dcat.experiment.runner, "fit", fit)
     config, out = with_config()(tmp_path), tmp_path / "out"
     assert main(["experiment", str(config), "--out", str(out)]) == code
     # (Lightning's own INFO lines go to stderr too; so may its logging complaints about the

@@ -9,8 +9,8 @@ import pytest
 import yaml
 
 from dcat.cli import main
-from dcat.config import apply_overrides, list_presets, load_config
-from dcat.experiment import RESULT_FIELDS, plan_jobs, run_experiment
+from dcat.experiment.config import apply_overrides, list_presets, load_config
+from dcat.experiment.runner import RESULT_FIELDS, plan_jobs, run_experiment
 
 TINY = {
     "name": "tiny",

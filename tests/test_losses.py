@@ -12,7 +12,7 @@ from hypothesis import assume, example, given, settings
 from hypothesis import strategies as st
 
 from dcat import cross_attention_loss, mcma_mask
-from dcat.losses import DEFAULT_EPS, choose_method, cross_attention_distance
+from dcat.nn.losses import DEFAULT_EPS, choose_method, cross_attention_distance
 
 GOLDEN = json.loads((Path(__file__).parent / "fixtures" / "golden_loss.json").read_text())
 METHODS = ("materialize", "gram")

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from dcat.data.manifest import load_manifest
-from dcat.data.resample import resample_linear
+from dcat.io.resample import resample_linear
 
 
 def _table(path: Path, header: list[str], rows: list[list]) -> Path:

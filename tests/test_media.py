@@ -12,17 +12,16 @@ import pytest
 import soundfile as sf
 import torch
 
-import dcat.data.media as media
+import dcat.data.frame_store as frame_store
 from dcat.data import PairedDataset
-from dcat.data.media import (
-    FrameStore,
-    VideoClip,
+from dcat.data.frame_store import FrameStore, VideoClip
+from dcat.data.paired import LazyArray
+from dcat.io.media import (
     decode_audio_track,
     decode_video,
     read_wav,
     resample_audio,
 )
-from dcat.data.paired import LazyArray
 
 FPS = 10
 N_FRAMES = 20  # 2 s
@@ -317,13 +316,13 @@ def clips(tmp_path: Path, video: Path) -> list[VideoClip]:
 @pytest.fixture
 def count_decodes(monkeypatch: pytest.MonkeyPatch) -> list[Path]:
     calls: list[Path] = []
-    original = media.decode_video
+    original = frame_store.decode_video
 
     def counting(path, **kwargs):
         calls.append(Path(path))
         return original(path, **kwargs)
 
-    monkeypatch.setattr(media, "decode_video", counting)
+    monkeypatch.setattr(frame_store, "decode_video", counting)
     return calls
 
 
@@ -467,7 +466,7 @@ def test_media_libraries_are_imported_on_first_use() -> None:
     import sys
 
     code = (
-        "import sys, dcat, dcat.data, dcat.data.media; "
+        "import sys, dcat, dcat.data, dcat.io.media; "
         "print(int('av' in sys.modules), int('soundfile' in sys.modules))"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)

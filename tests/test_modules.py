@@ -11,7 +11,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from dcat import ModalityNet, SelfAttention, create_encoder, list_encoders, register_encoder
-from dcat.encoders import IMUEncoder, SequenceEncoder
+from dcat.nn.encoders import IMUEncoder, SequenceEncoder
 
 
 @pytest.mark.parametrize(
@@ -138,7 +138,7 @@ def test_modality_net_errors() -> None:
 
 def test_core_imports_no_training_framework() -> None:
     code = (
-        "import sys, dcat, dcat.losses, dcat.attention, dcat.model, dcat.encoders; "
+        "import sys, dcat, dcat.nn.losses, dcat.nn.attention, dcat.nn.model, dcat.nn.encoders; "
         "bad = [m for m in ('lightning', 'pytorch_lightning', 'torchmetrics') "
         "if m in sys.modules]; "
         "print(bad); sys.exit(1 if bad else 0)"

@@ -19,15 +19,15 @@ import pytest
 import torch
 import yaml
 
-from dcat.config import load_config
-from dcat.encoders.audio import AudioEncoder
-from dcat.encoders.video import VideoEncoder
-from dcat.engine import TrainConfig, _trainer, fit
-from dcat.experiment import _load_target, run_experiment
-from dcat.provenance import git_state
-from dcat.run_files import SafeCheckpointIO
-from dcat.tasks import UnimodalTask
-from dcat.utils import load_torch_file
+from dcat.experiment.config import load_config
+from dcat.experiment.runner import _load_target, run_experiment
+from dcat.nn.encoders.audio import AudioEncoder
+from dcat.nn.encoders.video import VideoEncoder
+from dcat.nn.weights import load_torch_file
+from dcat.training.checkpoints import SafeCheckpointIO
+from dcat.training.engine import TrainConfig, _trainer, fit
+from dcat.training.provenance import git_state
+from dcat.training.tasks import UnimodalTask
 from test_experiment import TINY as EXPERIMENT_TINY
 
 from conftest import make_paired, small_net

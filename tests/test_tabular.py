@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from dcat.data.sp_sw_har import read_execution
-from dcat.data.tabular import first_bad_cell, parse_numbers
+from dcat.io.table import first_bad_cell, parse_numbers
 
 
 def test_parse_numbers_values_and_first_bad_cell() -> None:

@@ -9,8 +9,8 @@ import torch.nn.functional as F
 from torch.utils.data import DataLoader
 
 from dcat import cross_attention_loss, mcma_mask
-from dcat.cache import SourceCache, cache_key
-from dcat.tasks import SourceSpec, TransferTask, UnimodalTask
+from dcat.training.cache import SourceCache, cache_key
+from dcat.training.tasks import SourceSpec, TransferTask, UnimodalTask
 
 from conftest import make_paired, small_net
 
@@ -208,7 +208,7 @@ def test_required_modalities_follow_the_cache(paired) -> None:
 
 
 def test_baseline_loss_errors() -> None:
-    from dcat.losses import contrastive_alignment_loss, logit_distillation_loss
+    from dcat.nn.losses import contrastive_alignment_loss, logit_distillation_loss
 
     with pytest.raises(ValueError, match=r"must both be \(B, C\), got \(2, 3\) and \(2, 4\)"):
         logit_distillation_loss(torch.zeros(2, 3), torch.zeros(2, 4))

@@ -9,7 +9,7 @@ import av
 import numpy as np
 import pytest
 
-from dcat.data.media import FrameStore
+from dcat.data.frame_store import FrameStore
 from dcat.data.uestc_mmea import (
     PAPER_8_CLASSES,
     UESTC_CLASSES,

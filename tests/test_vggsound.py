@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from dcat.data.media import FrameStore
+from dcat.data.frame_store import FrameStore
 from dcat.data.vggsound import load_vggsound, read_vggsound_csv
 
 SR = 8000  # the replica's audio rate; loaded with audio_rate=SR

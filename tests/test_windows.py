@@ -1,4 +1,4 @@
-"""Cutting synchronised streams into labelled windows (dcat.data.windows)."""
+"""Cutting synchronised streams into labelled windows (dcat.io.windows)."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from dcat.data.windows import Stream, Windows, cut_windows
+from dcat.io.windows import Stream, Windows, cut_windows
 
 
 def _stream(rate: float, start: float, end: float, channels: int = 2, fn=None) -> Stream:

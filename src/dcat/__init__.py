@@ -1,8 +1,9 @@
 """dcat: train with many sensors, deploy with one (D-CAT, Daher, Wang, Mielle, ICRA 2026).
 
 The core (losses, attention, encoders, model) imports only torch; the training engine lives in
-:mod:`dcat.engine` and is imported on demand. Names are imported lazily, on first use, so the
-deployment path (:mod:`dcat.predict`) runs where only numpy and onnxruntime are installed.
+:mod:`dcat.training.engine` and is imported on demand. Names are imported lazily, on first use,
+so the
+deployment path (:mod:`dcat.deploy.predict`) runs where only numpy and onnxruntime are installed.
 """
 
 from __future__ import annotations
@@ -13,15 +14,15 @@ from typing import TYPE_CHECKING, Any
 __version__ = "0.1.0"
 
 _EXPORTS = {
-    "ModalityNet": "dcat.model",
-    "ModalityOutput": "dcat.model",
-    "SelfAttention": "dcat.attention",
-    "create_encoder": "dcat.encoders",
-    "cross_attention_distance": "dcat.losses",
-    "cross_attention_loss": "dcat.losses",
-    "list_encoders": "dcat.encoders",
-    "mcma_mask": "dcat.losses",
-    "register_encoder": "dcat.encoders",
+    "ModalityNet": "dcat.nn.model",
+    "ModalityOutput": "dcat.nn.model",
+    "SelfAttention": "dcat.nn.attention",
+    "create_encoder": "dcat.nn.encoders",
+    "cross_attention_distance": "dcat.nn.losses",
+    "cross_attention_loss": "dcat.nn.losses",
+    "list_encoders": "dcat.nn.encoders",
+    "mcma_mask": "dcat.nn.losses",
+    "register_encoder": "dcat.nn.encoders",
 }
 
 __all__ = [
@@ -38,10 +39,10 @@ __all__ = [
 ]
 
 if TYPE_CHECKING:
-    from dcat.attention import SelfAttention
-    from dcat.encoders import create_encoder, list_encoders, register_encoder
-    from dcat.losses import cross_attention_distance, cross_attention_loss, mcma_mask
-    from dcat.model import ModalityNet, ModalityOutput
+    from dcat.nn.attention import SelfAttention
+    from dcat.nn.encoders import create_encoder, list_encoders, register_encoder
+    from dcat.nn.losses import cross_attention_distance, cross_attention_loss, mcma_mask
+    from dcat.nn.model import ModalityNet, ModalityOutput
 
 
 def __getattr__(name: str) -> Any:

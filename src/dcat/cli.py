@@ -7,7 +7,9 @@
     dcat predict MODEL INPUT [--stride S] [--out FILE]
     dcat predict MODEL... MODALITY=INPUT... [--stride S] [--out FILE]   (fusion)
 
-Bad input ends with one clear message and exit code 2 (add ``--debug`` for the traceback).
+Bad input (:class:`~dcat.errors.DcatError`, or a file that cannot be read) ends with one clear
+message and exit code 2 (add ``--debug`` for the traceback). Any other exception is a bug: its
+traceback is shown and the exit code is 1.
 """
 
 from __future__ import annotations
@@ -16,6 +18,8 @@ import argparse
 import sys
 from collections.abc import Sequence
 from pathlib import Path
+
+from dcat.errors import DcatError
 
 __all__ = ["main"]
 
@@ -91,7 +95,7 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def _export(args: argparse.Namespace) -> int:
-    from dcat.export import export_model
+    from dcat.deploy.export import export_model
 
     export_model(
         args.run,
@@ -112,7 +116,7 @@ def _is_model(item: str) -> bool:
 
 
 def _predict(args: argparse.Namespace) -> int:
-    from dcat.predict import (
+    from dcat.deploy.predict import (
         DeployedModel,
         PredictError,
         describe,
@@ -120,7 +124,7 @@ def _predict(args: argparse.Namespace) -> int:
         predict,
         read_recording,
     )
-    from dcat.utils import write_atomic
+    from dcat.io.atomic import write_atomic
 
     models = [DeployedModel(item) for item in args.items if _is_model(item)]
     inputs = [item for item in args.items if not _is_model(item)]
@@ -173,8 +177,8 @@ def _predict(args: argparse.Namespace) -> int:
 
 
 def _experiment(source: str, out: Path | None, overrides: list[str]) -> int:
-    from dcat.config import load_config
-    from dcat.experiment import run_experiment
+    from dcat.experiment.config import load_config
+    from dcat.experiment.runner import run_experiment
 
     config = load_config(source, overrides)
     report = run_experiment(config, out or Path("runs") / config.name)
@@ -189,7 +193,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     try:
         if args.command == "presets":
-            from dcat.config import list_presets
+            from dcat.experiment.config import list_presets
 
             print("\n".join(list_presets()))
             return 0
@@ -199,7 +203,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _predict(args)
         source = DEMO_PRESET if args.command == "demo" else args.config
         return _experiment(source, args.out, args.overrides)
-    except (ValueError, OSError) as err:  # bad input, missing or unreadable files
+    except (DcatError, OSError) as err:  # bad input, missing or unreadable files
         if args.debug:
             raise
         print(f"dcat: error: {err}", file=sys.stderr)

@@ -1,6 +1,6 @@
 """Data: paired multi-sensor samples, resampling, splits, readers for real data sets.
 
-Names are imported on first use: :mod:`dcat.data.media` and the readers do not pull in torch.
+Names are imported on first use: :mod:`dcat.io.media` and the readers do not pull in torch.
 """
 
 from __future__ import annotations
@@ -12,20 +12,20 @@ _EXPORTS = {
     "AVLETTERS_CLASSES": "dcat.data.avletters",
     "COUGH_CLASSES": "dcat.data.cough",
     "ChannelStats": "dcat.data.paired",
-    "FrameStore": "dcat.data.media",
+    "FrameStore": "dcat.data.frame_store",
     "PAPER_8_CLASSES": "dcat.data.uestc_mmea",
     "PairedDataset": "dcat.data.paired",
     "SP_SW_HAR_ACTIVITIES": "dcat.data.sp_sw_har",
     "Split": "dcat.data.splits",
-    "Stream": "dcat.data.windows",
+    "Stream": "dcat.io.windows",
     "StreamInfo": "dcat.data.paired",
     "UESTC_CLASSES": "dcat.data.uestc_mmea",
     "UTD_MHAD_ACTIONS": "dcat.data.utd_mhad",
-    "VideoClip": "dcat.data.media",
-    "Windows": "dcat.data.windows",
-    "cut_windows": "dcat.data.windows",
-    "decode_audio_track": "dcat.data.media",
-    "decode_video": "dcat.data.media",
+    "VideoClip": "dcat.data.frame_store",
+    "Windows": "dcat.io.windows",
+    "cut_windows": "dcat.io.windows",
+    "decode_audio_track": "dcat.io.media",
+    "decode_video": "dcat.io.media",
     "fit_normalization": "dcat.data.paired",
     "load_avletters": "dcat.data.avletters",
     "load_cough": "dcat.data.cough",
@@ -38,9 +38,9 @@ _EXPORTS = {
     "make_split": "dcat.data.splits",
     "read_htk": "dcat.data.avletters",
     "read_lips": "dcat.data.avletters",
-    "read_wav": "dcat.data.media",
-    "resample_audio": "dcat.data.media",
-    "resample_linear": "dcat.data.resample",
+    "read_wav": "dcat.io.media",
+    "resample_audio": "dcat.io.media",
+    "resample_linear": "dcat.io.resample",
     "speaker_ids": "dcat.data.avletters",
 }
 
@@ -89,23 +89,22 @@ if TYPE_CHECKING:
         speaker_ids,
     )
     from dcat.data.cough import COUGH_CLASSES, load_cough
+    from dcat.data.frame_store import FrameStore, VideoClip
     from dcat.data.manifest import load_manifest
-    from dcat.data.media import (
-        FrameStore,
-        VideoClip,
-        decode_audio_track,
-        decode_video,
-        read_wav,
-        resample_audio,
-    )
     from dcat.data.paired import ChannelStats, PairedDataset, StreamInfo, fit_normalization
-    from dcat.data.resample import resample_linear
     from dcat.data.sp_sw_har import SP_SW_HAR_ACTIVITIES, load_sp_sw_har
     from dcat.data.splits import Split, make_split
     from dcat.data.uestc_mmea import PAPER_8_CLASSES, UESTC_CLASSES, load_uestc_mmea
     from dcat.data.utd_mhad import UTD_MHAD_ACTIONS, load_utd_mhad, load_utd_mhad_embedded
     from dcat.data.vggsound import load_vggsound
-    from dcat.data.windows import Stream, Windows, cut_windows
+    from dcat.io.media import (
+        decode_audio_track,
+        decode_video,
+        read_wav,
+        resample_audio,
+    )
+    from dcat.io.resample import resample_linear
+    from dcat.io.windows import Stream, Windows, cut_windows
 
 
 def __getattr__(name: str) -> Any:

@@ -22,7 +22,8 @@ import torch
 import torch.nn.functional as F
 
 from dcat.data.paired import PairedDataset
-from dcat.data.resample import resample_linear
+from dcat.errors import DcatError
+from dcat.io.resample import resample_linear
 
 __all__ = [
     "AVLETTERS_CLASSES",
@@ -57,32 +58,32 @@ def read_htk(path: str | Path) -> tuple[np.ndarray, float]:
         seconds (0.02 for AVLetters).
 
     Raises:
-        ValueError: A short or malformed header, a compressed parameter kind, a body whose size
+        DcatError: A short or malformed header, a compressed parameter kind, a body whose size
             does not match the header, or NaN/Inf values; the message names the file.
     """
     path = Path(path)
     data = path.read_bytes()
     if len(data) < _HTK_HEADER.size:
-        raise ValueError(
+        raise DcatError(
             f"{path}: {len(data)} bytes, shorter than the {_HTK_HEADER.size}-byte HTK header"
         )
     n_samples, period, sample_size, kind = _HTK_HEADER.unpack_from(data)
     if n_samples <= 0:
-        raise ValueError(f"{path}: HTK header has nSamples = {n_samples}, expected > 0")
+        raise DcatError(f"{path}: HTK header has nSamples = {n_samples}, expected > 0")
     if period <= 0:
-        raise ValueError(f"{path}: HTK header has sampPeriod = {period}, expected > 0")
+        raise DcatError(f"{path}: HTK header has sampPeriod = {period}, expected > 0")
     if sample_size <= 0 or sample_size % 4:
-        raise ValueError(
+        raise DcatError(
             f"{path}: HTK header has sampSize = {sample_size} bytes, expected a positive "
             "multiple of 4 (float32 values)"
         )
     if kind & _HTK_COMPRESSED:
         # Compressed files store int16 values plus scale/offset vectors; none are in AVLetters.
-        raise ValueError(f"{path}: compressed HTK parameter kind {kind} (flag _C) is unsupported")
+        raise DcatError(f"{path}: compressed HTK parameter kind {kind} (flag _C) is unsupported")
     expected = n_samples * sample_size
     found = len(data) - _HTK_HEADER.size
     if found != expected:
-        raise ValueError(
+        raise DcatError(
             f"{path}: HTK body has {found} bytes, expected {expected} "
             f"({n_samples} frames × {sample_size} bytes); the file is truncated or has "
             "trailing bytes"
@@ -91,7 +92,7 @@ def read_htk(path: str | Path) -> tuple[np.ndarray, float]:
     frames = frames.reshape(n_samples, sample_size // 4).astype(np.float32)
     if not np.isfinite(frames).all():
         bad = int(np.argwhere(~np.isfinite(frames))[0][0])
-        raise ValueError(f"{path}: HTK values contain NaN or Inf (first in frame {bad})")
+        raise DcatError(f"{path}: HTK values contain NaN or Inf (first in frame {bad})")
     return frames, period * 1e-7
 
 
@@ -108,22 +109,22 @@ def read_lips(path: str | Path) -> np.ndarray:
         ``(T, 60, 80)`` uint8 greyscale frames.
 
     Raises:
-        ValueError: An unreadable file, no ``vid`` variable, or ``vid`` not uint8 ``(4800, T)``.
+        DcatError: An unreadable file, no ``vid`` variable, or ``vid`` not uint8 ``(4800, T)``.
     """
     path = Path(path)
     try:
         contents = scipy.io.loadmat(path)
     except Exception as err:  # scipy raises several types for corrupt or truncated files
-        raise ValueError(f"{path}: cannot read as a .mat file ({err})") from err
+        raise DcatError(f"{path}: cannot read as a .mat file ({err})") from err
     if "vid" not in contents:
         found = sorted(k for k in contents if not k.startswith("__"))
-        raise ValueError(f"{path}: variable 'vid' not found (has {found})")
+        raise DcatError(f"{path}: variable 'vid' not found (has {found})")
     vid = np.asarray(contents["vid"])
     pixels = LIPS_HEIGHT * LIPS_WIDTH
     if vid.ndim != 2 or vid.shape[0] != pixels or vid.shape[1] < 1:
-        raise ValueError(f"{path}: vid must have shape ({pixels}, T ≥ 1), got {vid.shape}")
+        raise DcatError(f"{path}: vid must have shape ({pixels}, T ≥ 1), got {vid.shape}")
     if vid.dtype != np.uint8:
-        raise ValueError(f"{path}: vid must be uint8 greyscale, got {vid.dtype}")
+        raise DcatError(f"{path}: vid must be uint8 greyscale, got {vid.dtype}")
     video = vid.reshape(LIPS_HEIGHT, LIPS_WIDTH, vid.shape[1], order="F")
     return np.ascontiguousarray(np.moveaxis(video, 2, 0))
 
@@ -147,7 +148,7 @@ def _folders(root: Path) -> tuple[Path, Path]:
     lips_dir, mfcc_dir = root / "Lips", root / "Audio" / "mfcc" / "Clean"
     for folder in (lips_dir, mfcc_dir):
         if not folder.is_dir():
-            raise ValueError(
+            raise DcatError(
                 f"AVLetters folder {folder} not found (expected Lips/ and Audio/mfcc/Clean/)"
             )
     return lips_dir, mfcc_dir
@@ -231,14 +232,14 @@ def load_avletters(
         (``"A1_Anya"``).
 
     Raises:
-        ValueError: A missing folder, an unknown speaker, a file without its pair, an unreadable
+        DcatError: A missing folder, an unknown speaker, a file without its pair, an unreadable
             file, or an utterance whose two streams' durations disagree (all named).
     """
     root = Path(root)
     if frames < 1 or mfcc_steps < 1:
-        raise ValueError(f"frames and mfcc_steps must be positive, got {frames}, {mfcc_steps}")
+        raise DcatError(f"frames and mfcc_steps must be positive, got {frames}, {mfcc_steps}")
     if len(lips_size) != 2 or min(lips_size) < 1:
-        raise ValueError(f"lips_size must be two positive ints (H, W), got {lips_size}")
+        raise DcatError(f"lips_size must be two positive ints (H, W), got {lips_size}")
     lips_size = (int(lips_size[0]), int(lips_size[1]))
     lips_dir, mfcc_dir = _folders(root)
     lips_files = _parse_names(lips_dir, _LIPS_NAME)
@@ -246,18 +247,18 @@ def load_avletters(
     no_mfcc = sorted(set(lips_files) - set(mfcc_files))
     if no_mfcc:
         stem = no_mfcc[0]
-        raise ValueError(f"{mfcc_dir / (stem + '.mfcc')}: missing MFCC file for utterance {stem}")
+        raise DcatError(f"{mfcc_dir / (stem + '.mfcc')}: missing MFCC file for utterance {stem}")
     no_lips = sorted(set(mfcc_files) - set(lips_files))
     if no_lips:
         stem = no_lips[0]
-        raise ValueError(
+        raise DcatError(
             f"{lips_dir / (stem + '-lips.mat')}: missing lips file for utterance {stem}"
         )
     ids = _number_speakers(lips_files)
     if speakers is not None:
         unknown = sorted(set(speakers) - set(ids))
         if unknown:
-            raise ValueError(f"unknown AVLetters speakers {unknown}; {root} has {list(ids)}")
+            raise DcatError(f"unknown AVLetters speakers {unknown}; {root} has {list(ids)}")
     keep = set(ids) if speakers is None else set(speakers)
 
     def order(stem: str) -> tuple[int, str, int]:
@@ -266,20 +267,20 @@ def load_avletters(
 
     stems = sorted((s for s in lips_files if _speaker(s) in keep), key=order)
     if not stems:
-        raise ValueError(f"no AVLetters utterances (<L><r>_<Speaker>-lips.mat) found in {lips_dir}")
+        raise DcatError(f"no AVLetters utterances (<L><r>_<Speaker>-lips.mat) found in {lips_dir}")
     lips, mfcc, labels, subjects = [], [], [], []
     for stem in stems:
         video = read_lips(lips_files[stem])
         coefficients, period = read_htk(mfcc_files[stem])
         if coefficients.shape[1] != MFCC_COEFFICIENTS:
-            raise ValueError(
+            raise DcatError(
                 f"{mfcc_files[stem]}: {coefficients.shape[1]} values per frame, expected "
                 f"{MFCC_COEFFICIENTS} (12 MFCC + energy and their deltas)"
             )
         video_s, mfcc_s = video.shape[0] / VIDEO_FPS, coefficients.shape[0] * period
         mismatch = abs(video_s - mfcc_s) / max(video_s, mfcc_s)
         if mismatch > max_duration_mismatch:
-            raise ValueError(
+            raise DcatError(
                 f"utterance {stem}: video lasts {video_s:.2f} s ({video.shape[0]} frames at "
                 f"{VIDEO_FPS:g} fps) but MFCC {mfcc_s:.2f} s ({coefficients.shape[0]} frames), "
                 f"a {mismatch:.0%} mismatch (limit {max_duration_mismatch:.0%})"

@@ -14,7 +14,7 @@ Files as released (the data set notes, ``DATASETS.md`` §2)::
 Each trial is one continuous ~10 min recording. The annotation gives event segments (seconds on
 the annotated WAV's timeline); ``sync_time.txt`` maps that timeline onto the IMU's ``elapsed (s)``
 axis: ``t_imu = t_audio - data_label_start + imu_start``. Samples are windows cut from the
-continuous streams on the IMU clock (:func:`~dcat.data.windows.cut_windows`), labelled by the
+continuous streams on the IMU clock (:func:`~dcat.io.windows.cut_windows`), labelled by the
 segments they cover. Subject ids are the folder names (005–017), so subject-disjoint (OOD) splits
 are possible. The data are CC0 (Dryad).
 """
@@ -30,10 +30,11 @@ from pathlib import Path
 
 import numpy as np
 
-from dcat.data.media import read_wav
 from dcat.data.paired import PairedDataset
-from dcat.data.tabular import parse_numbers
-from dcat.data.windows import LabelRule, Stream, cut_windows
+from dcat.errors import DcatError
+from dcat.io.media import read_wav
+from dcat.io.table import parse_numbers
+from dcat.io.windows import LabelRule, Stream, cut_windows
 
 __all__ = [
     "COUGH_BACKGROUND",
@@ -100,7 +101,7 @@ def _normalise_text(text: str) -> str:
 def _segment_label(path: Path, where: str, annotations: object) -> int:
     """Class index of one segment's ``annotations`` mapping (see DATASETS.md §2.2)."""
     if not isinstance(annotations, Mapping) or not annotations:
-        raise ValueError(
+        raise DcatError(
             f"{path}: {where}, field 'annotations': expected a non-empty object "
             f"{{category: {{'values': {{'id': .., 'value': ..}}}}}}, got {annotations!r}"
         )
@@ -108,7 +109,7 @@ def _segment_label(path: Path, where: str, annotations: object) -> int:
     for category, annotation in annotations.items():
         values = annotation.get("values") if isinstance(annotation, Mapping) else None
         if not isinstance(values, Mapping):
-            raise ValueError(
+            raise DcatError(
                 f"{path}: {where}, field 'annotations.{category}.values': expected an object "
                 f"with 'value' (class text) or 'id' (1–8), got {values!r}"
             )
@@ -120,7 +121,7 @@ def _segment_label(path: Path, where: str, annotations: object) -> int:
                 labels.add(len(COUGH_CLASSES))
                 continue
             if key not in _CLASS_TEXT:
-                raise ValueError(
+                raise DcatError(
                     f"{path}: {where}, field 'annotations.{category}.values.value': unknown "
                     f"label {text!r} (expected one of {COUGH_CLASSES})"
                 )
@@ -128,7 +129,7 @@ def _segment_label(path: Path, where: str, annotations: object) -> int:
             continue
         value_id = values.get("id")
         if isinstance(value_id, bool) or not isinstance(value_id, int):
-            raise ValueError(
+            raise DcatError(
                 f"{path}: {where}, field 'annotations.{category}.values': neither a class text "
                 f"'value' nor an integer 'id' (got {dict(values)!r})"
             )
@@ -137,12 +138,12 @@ def _segment_label(path: Path, where: str, annotations: object) -> int:
         elif 1 <= value_id <= len(COUGH_CLASSES):
             labels.add(value_id - 1)
         else:
-            raise ValueError(
+            raise DcatError(
                 f"{path}: {where}, field 'annotations.{category}.values.id': unknown label id "
                 f"{value_id} (expected 1–{len(COUGH_CLASSES)})"
             )
     if len(labels) > 1:
-        raise ValueError(
+        raise DcatError(
             f"{path}: {where}, field 'annotations': several classes "
             f"{sorted(labels)} in one segment (expected one)"
         )
@@ -152,7 +153,7 @@ def _segment_label(path: Path, where: str, annotations: object) -> int:
 def _seconds(path: Path, where: str, segment: Mapping, field: str) -> float:
     value = segment.get(field)
     if isinstance(value, bool) or not isinstance(value, int | float) or not np.isfinite(value):
-        raise ValueError(
+        raise DcatError(
             f"{path}: {where}, field {field!r}: expected a finite number of seconds, got {value!r}"
         )
     return float(value)
@@ -171,7 +172,7 @@ def read_cough_annotations(path: str | Path) -> dict[str, list[CoughSegment]]:
         WAV file name (as written, without folders) → its segments in file order.
 
     Raises:
-        ValueError: Malformed JSON, a missing or malformed field, an unknown label, a segment
+        DcatError: Malformed JSON, a missing or malformed field, an unknown label, a segment
             ending before it starts, or a file annotated twice (file, entry and segment named;
             entries and segments are counted from 0).
     """
@@ -179,28 +180,28 @@ def read_cough_annotations(path: str | Path) -> dict[str, list[CoughSegment]]:
     try:
         data = json.loads(path.read_text(encoding="utf-8-sig"))
     except json.JSONDecodeError as err:
-        raise ValueError(
+        raise DcatError(
             f"{path}: malformed JSON at line {err.lineno}, column {err.colno} ({err.msg})"
         ) from err
     if not isinstance(data, list):
-        raise ValueError(
+        raise DcatError(
             f"{path}: expected a JSON list of annotated files, got {type(data).__name__}"
         )
     out: dict[str, list[CoughSegment]] = {}
     seen: set[str] = set()  # names compare case-insensitively, as the files are matched
     for e, entry in enumerate(data):
         if not isinstance(entry, Mapping):
-            raise ValueError(f"{path}: entry {e}: expected an object, got {entry!r}")
+            raise DcatError(f"{path}: entry {e}: expected an object, got {entry!r}")
         name = entry.get("original_filename", entry.get("filename"))
         if not isinstance(name, str) or not name.strip():
-            raise ValueError(
+            raise DcatError(
                 f"{path}: entry {e}, field 'original_filename': expected a WAV file name, "
                 f"got {name!r}"
             )
         name = Path(name.strip().replace("\\", "/")).name
         segments = entry.get("segmentations")
         if not isinstance(segments, list):
-            raise ValueError(
+            raise DcatError(
                 f"{path}: entry {e} ({name}), field 'segmentations': expected a list, "
                 f"got {segments!r}"
             )
@@ -208,15 +209,15 @@ def read_cough_annotations(path: str | Path) -> dict[str, list[CoughSegment]]:
         for s, segment in enumerate(segments):
             where = f"entry {e} ({name}), segment {s}"
             if not isinstance(segment, Mapping):
-                raise ValueError(f"{path}: {where}: expected an object, got {segment!r}")
+                raise DcatError(f"{path}: {where}: expected an object, got {segment!r}")
             start = _seconds(path, where, segment, "start_time")
             end = _seconds(path, where, segment, "end_time")
             if end < start:
-                raise ValueError(f"{path}: {where}: end_time {end} is before start_time {start}")
+                raise DcatError(f"{path}: {where}: end_time {end} is before start_time {start}")
             label = _segment_label(path, where, segment.get("annotations"))
             parsed.append(CoughSegment(start, end, label))
         if name.lower() in seen:
-            raise ValueError(f"{path}: entry {e}: {name} is annotated twice")
+            raise DcatError(f"{path}: entry {e}: {name} is annotated twice")
         seen.add(name.lower())
         out[name] = parsed
     return out
@@ -234,7 +235,7 @@ def read_sync_times(path: str | Path) -> dict[int, tuple[float, float]]:
         Trial number → ``(data_label_start, imu_start)`` in seconds.
 
     Raises:
-        ValueError: A line without a trial number or either time, or a trial given twice (file
+        DcatError: A line without a trial number or either time, or a trial given twice (file
             and line, from 1, named).
     """
     path = Path(path)
@@ -250,17 +251,17 @@ def read_sync_times(path: str | Path) -> dict[int, tuple[float, float]]:
         ):
             match = pattern.search(line)
             if match is None:
-                raise ValueError(
+                raise DcatError(
                     f"{path}: line {number}, field {field!r}: not found in {line.strip()!r} "
                     "(expected e.g. 'trial 1  data_label_start 5.0  imu_start 10.0')"
                 )
             found[field] = match.group(1)
         trial = int(found["trial"])
         if trial in out:
-            raise ValueError(f"{path}: line {number}: trial {trial} is given twice")
+            raise DcatError(f"{path}: line {number}: trial {trial} is given twice")
         out[trial] = (float(found["data_label_start"]), float(found["imu_start"]))
     if not out:
-        raise ValueError(f"{path}: empty file (expected one line per trial)")
+        raise DcatError(f"{path}: empty file (expected one line per trial)")
     return out
 
 
@@ -283,35 +284,35 @@ def read_metawear(path: str | Path, unit: str) -> tuple[np.ndarray, np.ndarray, 
         order.
 
     Raises:
-        ValueError: An empty file, a missing column, a short row or a non-numeric or non-finite
+        DcatError: An empty file, a missing column, a short row or a non-numeric or non-finite
             value (file, row from 1 at the first data row, and column named).
     """
     path = Path(path)
     with path.open(newline="", encoding="utf-8-sig") as handle:
         lines = handle.read().splitlines()
     if not lines or not lines[0].strip():
-        raise ValueError(f"{path}: empty file (expected a MetaWear header and data rows)")
+        raise DcatError(f"{path}: empty file (expected a MetaWear header and data rows)")
     header = [_header_key(cell) for cell in next(csv.reader([lines[0]]))]
     wanted = ["elapsed (s)", *(f"{axis}-axis ({unit.lower()})" for axis in "xyz")]
     missing = [name for name in wanted if name not in header]
     if missing:
-        raise ValueError(f"{path}: missing column(s) {missing} (header is {header})")
+        raise DcatError(f"{path}: missing column(s) {missing} (header is {header})")
     epoch = next((c for c in ("epoch (ms)", "epoc (ms)") if c in header), None)
     names = wanted + ([epoch] if epoch else [])
     kept = [i for i in range(1, len(lines)) if lines[i].strip()]
     if not kept:
-        raise ValueError(f"{path}: no data rows after the header")
+        raise DcatError(f"{path}: no data rows after the header")
     rows = list(csv.reader([lines[i] for i in kept]))
     for row_number, row in enumerate(rows, start=1):
         if len(row) != len(header):
-            raise ValueError(
+            raise DcatError(
                 f"{path}: row {row_number} has {len(row)} fields, the header has {len(header)}"
             )
     columns = [header.index(name) for name in names]
     numeric = parse_numbers(path, [[row[c].strip() for c in columns] for row in rows], names)
     if not np.isfinite(numeric).all():
         row, col = (int(i) for i in np.argwhere(~np.isfinite(numeric))[0])
-        raise ValueError(f"{path}: row {row + 1}, column {names[col]!r} is not finite")
+        raise DcatError(f"{path}: row {row + 1}, column {names[col]!r} is not finite")
     elapsed, values = numeric[:, 0], numeric[:, 1:4]
     # In ms, not s: epoch seconds (~1.7e9) would lose sub-microsecond precision, and the
     # differences between files are what matter.
@@ -327,7 +328,7 @@ def _find_root(root: Path) -> Path:
         inner = [p for p in root.iterdir() if (p / "DataAnnotation.json").is_file()]
         if len(inner) == 1:
             return inner[0]
-    raise ValueError(f"cough data set: no DataAnnotation.json in {root} or its sub-folders")
+    raise DcatError(f"cough data set: no DataAnnotation.json in {root} or its sub-folders")
 
 
 def _trial_for_name(name: str) -> int:
@@ -350,8 +351,8 @@ def _find_wav(subject_dir: Path, name: str) -> Path:
         if len(found) == 1:
             return found[0]
         if len(found) > 1:
-            raise ValueError(f"{subject_dir}: annotated file {name} matches several files {found}")
-    raise ValueError(
+            raise DcatError(f"{subject_dir}: annotated file {name} matches several files {found}")
+    raise DcatError(
         f"{subject_dir}: annotated file {name} (named in DataAnnotation.json) not found in "
         f"{[t.name for t in trials]}"
     )
@@ -375,13 +376,13 @@ def _window_lengths(
         return {"imu": 60.0 / imu_rate, "audio": 0.5}
     if isinstance(window_s, Mapping):
         if set(window_s) != {"imu", "audio"}:
-            raise ValueError(f"window_s must name 'imu' and 'audio', got {sorted(window_s)}")
+            raise DcatError(f"window_s must name 'imu' and 'audio', got {sorted(window_s)}")
         lengths = {m: float(v) for m, v in window_s.items()}
     else:
         lengths = {"imu": float(window_s), "audio": float(window_s)}
     for modality, value in lengths.items():
         if not np.isfinite(value) or value <= 0:
-            raise ValueError(f"window_s[{modality!r}] must be positive seconds, got {value}")
+            raise DcatError(f"window_s[{modality!r}] must be positive seconds, got {value}")
     return lengths
 
 
@@ -404,7 +405,7 @@ def load_cough(
     For every annotated WAV (one per subject and trial), the IMU CSVs of its trial folder and the
     subject's ``sync_time.txt`` are read; audio and labels are moved onto the IMU clock, the IMU
     is restricted to the time the audio covers, and windows are cut every ``stride_s`` seconds.
-    The IMU and the labels go through :func:`~dcat.data.windows.cut_windows`; the audio is cut
+    The IMU and the labels go through :func:`~dcat.io.windows.cut_windows`; the audio is cut
     from the WAV at the same times by sample index, because interpolating audio onto a shifted
     grid would low-pass it. When the two modalities' windows differ in length they share their
     centre, and the label is that of the longer window.
@@ -429,7 +430,7 @@ def load_cough(
             the paper's 8 tasks.
         max_gap_s: Drop windows overlapping a longer gap between IMU samples (Bluetooth
             dropouts); 0.1 s is 10 samples at 100 Hz and 2.5 at the magnetometer's 25 Hz.
-        label_rule: ``"majority"`` or ``"center"`` (:func:`~dcat.data.windows.cut_windows`),
+        label_rule: ``"majority"`` or ``"center"`` (:func:`~dcat.io.windows.cut_windows`),
             applied to per-time labels at 200 Hz that are background outside the segments.
         min_label_fraction: Drop windows whose label covers less of the window than this.
 
@@ -441,7 +442,7 @@ def load_cough(
         position among all windows of that trial, background included).
 
     Raises:
-        ValueError: A missing file (WAV, IMU CSV, ``sync_time.txt``, subject folder), a malformed
+        DcatError: A missing file (WAV, IMU CSV, ``sync_time.txt``, subject folder), a malformed
             file (named with row/line and field), unknown subjects or sensors, a trial absent from
             ``sync_time.txt``, a bad option, or no windows at all.
     """
@@ -450,10 +451,10 @@ def load_cough(
     outer = max(lengths.values())
     for what, value in (("stride_s", stride_s), ("imu_rate", imu_rate), ("audio_rate", audio_rate)):
         if not np.isfinite(value) or value <= 0:
-            raise ValueError(f"{what} must be positive, got {value}")
+            raise DcatError(f"{what} must be positive, got {value}")
     unknown = [s for s in sensors if s not in COUGH_SENSORS]
     if unknown or not sensors or len(set(sensors)) != len(sensors):
-        raise ValueError(
+        raise DcatError(
             f"sensors must be distinct names from {list(COUGH_SENSORS)}, got {list(sensors)}"
         )
     annotations = read_cough_annotations(base / "DataAnnotation.json")
@@ -462,7 +463,7 @@ def load_cough(
     for name in annotations:
         match = _FILE_SUBJECT.match(name)
         if match is None:
-            raise ValueError(
+            raise DcatError(
                 f"{base / 'DataAnnotation.json'}: file {name!r} does not start with a "
                 "3-digit subject id (expected e.g. '005_Talking_In.wav')"
             )
@@ -470,7 +471,7 @@ def load_cough(
     if subjects is not None:
         wanted = {f"{int(s):03d}" for s in subjects}
         if wanted - set(present):
-            raise ValueError(
+            raise DcatError(
                 f"subjects {sorted(wanted - set(present))} not found in {base} (has {present})"
             )
         entries = [(s, n) for s, n in entries if s in wanted]
@@ -483,16 +484,16 @@ def load_cough(
     for subject, name in sorted(entries):
         subject_dir = base / subject
         if not subject_dir.is_dir():
-            raise ValueError(f"{subject_dir}: missing subject folder (annotated file {name})")
+            raise DcatError(f"{subject_dir}: missing subject folder (annotated file {name})")
         wav = _find_wav(subject_dir, name)
         trial_dir = wav.parent
         trial = int(_TRIAL_DIR.match(trial_dir.name).group(1))
         sync_path = subject_dir / "sync_time.txt"
         if not sync_path.is_file():
-            raise ValueError(f"{sync_path}: missing file (needed to align {wav.name})")
+            raise DcatError(f"{sync_path}: missing file (needed to align {wav.name})")
         sync = read_sync_times(sync_path)
         if trial not in sync:
-            raise ValueError(
+            raise DcatError(
                 f"{sync_path}: no line for trial {trial} (has {sorted(sync)}), needed for {wav}"
             )
         data_start, imu_start = sync[trial]
@@ -504,7 +505,7 @@ def load_cough(
         for sensor in sensors:
             path = trial_dir / _SENSOR_FILES[sensor]
             if not path.is_file():
-                raise ValueError(f"{path}: missing {sensor} file (trial of {wav.name})")
+                raise DcatError(f"{path}: missing {sensor} file (trial of {wav.name})")
             read[sensor] = read_metawear(path, COUGH_SENSORS[sensor])
         # sync_time's imu_start is on the accelerometer's elapsed axis (t1 in DataPreprocess.m);
         # each file's elapsed starts at its own first sample, so the shared epoch clock puts the
@@ -518,7 +519,7 @@ def load_cough(
             # Only IMU time the audio also covers, so every window has both modalities.
             inside = (times >= audio_begin) & (times <= audio_end)
             if np.count_nonzero(inside) < 2:
-                raise ValueError(
+                raise DcatError(
                     f"{sync_path}: trial {trial}: the audio ({wav.name}) mapped onto the IMU "
                     f"clock covers [{audio_begin:.3f}, {audio_end:.3f}] s, which holds fewer "
                     f"than 2 samples of {_SENSOR_FILES[sensor]} (elapsed {times.min():.3f}–"
@@ -561,7 +562,7 @@ def load_cough(
         subject_ids.extend([int(subject)] * int(keep.sum()))
         recordings.extend(f"{subject}_{trial_dir.name}_w{k}" for k in positions[keep])
     if not recordings:
-        raise ValueError(
+        raise DcatError(
             f"no windows of {outer} s found in {base} (subjects={subjects}, "
             f"include_background={include_background}, max_gap_s={max_gap_s})"
         )

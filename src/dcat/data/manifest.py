@@ -18,9 +18,10 @@ from pathlib import Path
 import numpy as np
 
 from dcat.data.paired import PairedDataset, StreamInfo
-from dcat.data.resample import resample_linear
-from dcat.data.tabular import first_bad_cell, is_number
-from dcat.data.windows import Stream, cut_windows
+from dcat.errors import DcatError
+from dcat.io.resample import resample_linear
+from dcat.io.table import first_bad_cell, is_number
+from dcat.io.windows import Stream, cut_windows
 
 __all__ = ["load_manifest"]
 
@@ -51,18 +52,18 @@ class _Context:
         self.manifest = manifest
         self.folder = manifest.parent
 
-    def error(self, message: str, row: int | None = None, column: str | None = None) -> ValueError:
+    def error(self, message: str, row: int | None = None, column: str | None = None) -> DcatError:
         where = [str(self.manifest)]
         if row is not None:
             where.append(f"row {row}")
         if column is not None:
             where.append(f"column {column!r}")
-        return ValueError(f"{', '.join(where)}: {message}")
+        return DcatError(f"{', '.join(where)}: {message}")
 
 
 def _read_manifest(ctx: _Context) -> tuple[list[str], list[_Row]]:
     if not ctx.manifest.is_file():
-        raise ValueError(f"manifest {ctx.manifest} not found")
+        raise DcatError(f"manifest {ctx.manifest} not found")
     try:
         # utf-8-sig: spreadsheet programs often prepend a byte-order mark.
         with ctx.manifest.open(newline="", encoding="utf-8-sig") as handle:
@@ -490,7 +491,7 @@ def load_manifest(
     resampled to ``steps[modality]`` steps by relative position. A manifest with a
     ``label_file`` column lists continuous recordings: they are cut into windows of
     ``window_s`` seconds every ``stride_s`` seconds on a common time axis
-    (:func:`~dcat.data.windows.cut_windows`, majority label).
+    (:func:`~dcat.io.windows.cut_windows`, majority label).
 
     Args:
         path: The manifest CSV. File paths inside are relative to its folder.
@@ -515,7 +516,7 @@ def load_manifest(
         the row number), with ``_wK`` appended for the K-th window of a stream (from 0).
 
     Raises:
-        ValueError: Any problem with the manifest or its files, naming the manifest, the row
+        DcatError: Any problem with the manifest or its files, naming the manifest, the row
             (1-based, counting data rows after the header) and the column at fault.
     """
     ctx = _Context(Path(path))

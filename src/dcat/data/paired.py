@@ -13,11 +13,14 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Literal, Protocol, runtime_checkable
+from typing import Protocol, runtime_checkable
 
 import numpy as np
 import torch
 from torch.utils.data import Dataset
+
+from dcat.errors import DcatError
+from dcat.io.normalization import ChannelStats, NormKind, fit_normalization
 
 __all__ = ["ChannelStats", "LazyArray", "PairedDataset", "StreamInfo", "fit_normalization"]
 
@@ -52,9 +55,6 @@ def _is_lazy(array: object) -> bool:
     return isinstance(array, LazyArray) and not isinstance(array, np.ndarray)
 
 
-NormKind = Literal["zscore", "minmax"]
-
-
 @dataclass(frozen=True)
 class StreamInfo:
     """How one modality's samples relate to the recording they were cut from.
@@ -78,51 +78,6 @@ class StreamInfo:
             "channels": list(self.channels) if self.channels is not None else None,
             "note": self.note,
         }
-
-
-@dataclass(frozen=True)
-class ChannelStats:
-    """Per-channel normalisation of one modality: ``(x − shift) / scale``.
-
-    Attributes:
-        kind: ``"zscore"`` (mean, std) or ``"minmax"`` (to ``[−1, 1]``, as the paper does for IMU).
-        shift: ``(C,)``.
-        scale: ``(C,)``, positive.
-    """
-
-    kind: NormKind
-    shift: np.ndarray
-    scale: np.ndarray
-
-    def apply(self, array: np.ndarray) -> np.ndarray:
-        """Normalise ``(N, C, T)`` or ``(C, T)`` float arrays."""
-        return ((array - self.shift[:, None]) / self.scale[:, None]).astype(np.float32)
-
-    def to_dict(self) -> dict:
-        return {"kind": self.kind, "shift": self.shift.tolist(), "scale": self.scale.tolist()}
-
-    @classmethod
-    def from_dict(cls, data: Mapping) -> ChannelStats:
-        return cls(
-            data["kind"],
-            np.asarray(data["shift"], dtype=np.float64),
-            np.asarray(data["scale"], dtype=np.float64),
-        )
-
-
-def fit_normalization(array: np.ndarray, kind: NormKind = "zscore") -> ChannelStats:
-    """Fit per-channel statistics on ``(N, C, T)`` training data (never on test data)."""
-    if array.ndim != 3:
-        raise ValueError(f"expected an array of shape (N, C, T), got {array.shape}")
-    data = array.astype(np.float64)
-    if kind == "zscore":
-        shift, scale = data.mean(axis=(0, 2)), data.std(axis=(0, 2))
-    elif kind == "minmax":
-        low, high = data.min(axis=(0, 2)), data.max(axis=(0, 2))
-        shift, scale = (high + low) / 2, (high - low) / 2
-    else:
-        raise ValueError(f"normalization kind must be 'zscore' or 'minmax', got {kind!r}")
-    return ChannelStats(kind, shift, np.where(scale > 1e-12, scale, 1.0))
 
 
 class PairedDataset(Dataset):
@@ -155,7 +110,7 @@ class PairedDataset(Dataset):
         validate: bool = True,
     ) -> None:
         if not inputs:
-            raise ValueError("inputs must hold at least one modality")
+            raise DcatError("inputs must hold at least one modality")
         self.labels = np.asarray(labels, dtype=np.int64)
         self.subjects = np.asarray(subjects, dtype=np.int64)
         self.recordings = list(recordings)
@@ -164,16 +119,16 @@ class PairedDataset(Dataset):
         self.subject_names = dict(subject_names) if subject_names else {}
         unknown = sorted(set(streams or {}) - set(inputs))
         if unknown:
-            raise ValueError(f"streams names modalities {unknown} that are not in inputs")
+            raise DcatError(f"streams names modalities {unknown} that are not in inputs")
         self.streams: dict[str, StreamInfo] = dict(streams or {})
         n = len(self.labels)
         if self.labels.ndim != 1 or len(self.subjects) != n or len(self.recordings) != n:
-            raise ValueError(
+            raise DcatError(
                 f"labels, subjects and recordings must be 1-D of one length, got "
                 f"{self.labels.shape}, {self.subjects.shape}, {len(self.recordings)}"
             )
         if n and (self.labels.min() < 0 or self.labels.max() >= len(self.class_names)):
-            raise ValueError(
+            raise DcatError(
                 f"labels must lie in [0, {len(self.class_names)}), got "
                 f"[{self.labels.min()}, {self.labels.max()}]"
             )
@@ -181,7 +136,7 @@ class PairedDataset(Dataset):
         for modality, array in inputs.items():
             if _is_lazy(array):
                 if len(array) != n or array.ndim < 2:
-                    raise ValueError(
+                    raise DcatError(
                         f"inputs[{modality!r}] must hold {n} samples of at least "
                         f"1 dimension, got shape {array.shape}"
                     )
@@ -189,13 +144,13 @@ class PairedDataset(Dataset):
                 continue
             array = np.asarray(array, dtype=np.float32)
             if array.ndim < 2 or array.shape[0] != n:
-                raise ValueError(
+                raise DcatError(
                     f"inputs[{modality!r}] must have shape ({n}, ...) e.g. ({n}, C, T), "
                     f"got {array.shape}"
                 )
             if validate and not np.isfinite(array).all():
                 bad = int(np.argwhere(~np.isfinite(array))[0][0])
-                raise ValueError(
+                raise DcatError(
                     f"inputs[{modality!r}] has NaN or Inf values (first in sample {bad}, "
                     f"recording {self.recordings[bad]!r})"
                 )
@@ -221,7 +176,7 @@ class PairedDataset(Dataset):
 
     def _check_modality(self, modality: str) -> None:
         if modality not in self.inputs:
-            raise ValueError(f"unknown modality {modality!r}; this data set has {self.modalities}")
+            raise DcatError(f"unknown modality {modality!r}; this data set has {self.modalities}")
 
     def __len__(self) -> int:
         return len(self.labels)
@@ -253,7 +208,7 @@ class PairedDataset(Dataset):
         """A new dataset with the given samples, in that order (``index`` restarts at 0)."""
         idx = np.asarray(indices, dtype=np.int64)
         if idx.size and (idx.min() < -len(self) or idx.max() >= len(self)):
-            raise ValueError(f"subset indices out of range for {len(self)} samples")
+            raise DcatError(f"subset indices out of range for {len(self)} samples")
         return self._derive(
             {m: a.take(idx) if _is_lazy(a) else a[idx] for m, a in self.inputs.items()}, idx
         )

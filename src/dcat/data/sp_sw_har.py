@@ -5,7 +5,7 @@ Files as released: ``DATA/sXX/sXX_YY_sp.csv`` (phone, trouser pocket) and ``DATA
 y_acc, z_acc`` (m/s²), ``x_gyro, y_gyro, z_gyro`` (rad/s), ``timestamp`` (UNIX ms, a clock shared by
 both devices) and ``label`` (per sample). Both devices sample at about 100 Hz; the phone stamps its
 samples in bursts (several samples per timestamp, gaps up to ~0.2 s between bursts), so the two
-streams are cut into windows on a common time grid with :func:`dcat.data.windows.cut_windows`.
+streams are cut into windows on a common time grid with :func:`dcat.io.windows.cut_windows`.
 """
 
 from __future__ import annotations
@@ -18,8 +18,9 @@ from pathlib import Path
 import numpy as np
 
 from dcat.data.paired import PairedDataset, StreamInfo
-from dcat.data.tabular import parse_numbers
-from dcat.data.windows import LabelRule, Stream, cut_windows
+from dcat.errors import DcatError
+from dcat.io.table import parse_numbers
+from dcat.io.windows import LabelRule, Stream, cut_windows
 
 __all__ = ["SP_SW_HAR_ACTIVITIES", "SP_SW_HAR_CHANNELS", "load_sp_sw_har", "read_execution"]
 
@@ -42,7 +43,7 @@ def read_execution(path: str | Path) -> tuple[np.ndarray, np.ndarray, np.ndarray
         :data:`SP_SW_HAR_ACTIVITIES`, in file order.
 
     Raises:
-        ValueError: An empty file, a missing column, a short row, a non-numeric or non-finite
+        DcatError: An empty file, a missing column, a short row, a non-numeric or non-finite
             value, or an unknown label (file, row and column or value named). Rows are counted
             from 1 at the first data row.
     """
@@ -51,17 +52,17 @@ def read_execution(path: str | Path) -> tuple[np.ndarray, np.ndarray, np.ndarray
         lines = handle.read().splitlines()
     rows = list(csv.reader(lines))
     if not rows or not any(cell.strip() for cell in rows[0]):
-        raise ValueError(f"{path}: empty file (expected a header and data rows)")
+        raise DcatError(f"{path}: empty file (expected a header and data rows)")
     header = [cell.strip() for cell in rows[0]]
     kept = [i for i in range(1, len(rows)) if rows[i]]
     if not kept:
-        raise ValueError(f"{path}: no data rows after the header")
+        raise DcatError(f"{path}: no data rows after the header")
     missing = [c for c in [*SP_SW_HAR_CHANNELS, "timestamp", "label"] if c not in header]
     if missing:
-        raise ValueError(f"{path}: missing column(s) {missing} (header is {header})")
+        raise DcatError(f"{path}: missing column(s) {missing} (header is {header})")
     for row_number, i in enumerate(kept, start=1):
         if len(rows[i]) != len(header):
-            raise ValueError(
+            raise DcatError(
                 f"{path}: row {row_number} has {len(rows[i])} fields, the header has {len(header)}"
             )
     numeric_names = [*SP_SW_HAR_CHANNELS, "timestamp"]
@@ -83,14 +84,14 @@ def read_execution(path: str | Path) -> tuple[np.ndarray, np.ndarray, np.ndarray
     values, timestamps = numeric[:, :6], numeric[:, 6]
     if not np.isfinite(numeric).all():
         row, col = (int(i) for i in np.argwhere(~np.isfinite(numeric))[0])
-        raise ValueError(f"{path}: row {row + 1}, column {numeric_names[col]!r} is not finite")
+        raise DcatError(f"{path}: row {row + 1}, column {numeric_names[col]!r} is not finite")
     label_column = header.index("label")
     raw_labels = [rows[i][label_column].strip() for i in kept]
     index = {activity: i for i, activity in enumerate(SP_SW_HAR_ACTIVITIES)}
     labels = np.empty(len(kept), dtype=np.int64)
     for row_number, label in enumerate(raw_labels, start=1):
         if label not in index:
-            raise ValueError(
+            raise DcatError(
                 f"{path}: row {row_number}, column 'label': unknown label {label!r} "
                 f"(expected one of {SP_SW_HAR_ACTIVITIES})"
             )
@@ -130,7 +131,7 @@ def load_sp_sw_har(
     """Read the smartphone + smartwatch set into windows with modalities ``phone`` and ``watch``.
 
     Each execution's two files share a UNIX clock; both are cut into windows on the span they
-    both cover (:func:`~dcat.data.windows.cut_windows`), each resampled to its own rate.
+    both cover (:func:`~dcat.io.windows.cut_windows`), each resampled to its own rate.
 
     Args:
         root: The data set folder holding ``DATA/`` (or the ``DATA`` folder itself).
@@ -142,7 +143,7 @@ def load_sp_sw_har(
         max_gap_s: Drop windows overlapping a longer gap between samples of either device.
             The default 0.25 s tolerates the phone's burst timestamps (gaps up to ~0.19 s in the
             release); ``None`` means 3 sample periods, which drops nearly every phone window.
-        label_rule: ``"majority"`` or ``"center"`` (see :func:`~dcat.data.windows.cut_windows`).
+        label_rule: ``"majority"`` or ``"center"`` (see :func:`~dcat.io.windows.cut_windows`).
         min_label_fraction: Drop windows whose label covers less of the window than this.
 
     Returns:
@@ -152,26 +153,26 @@ def load_sp_sw_har(
         kept window of execution YY, from 0).
 
     Raises:
-        ValueError: A missing folder or pair file, an unreadable file (named with row and
+        DcatError: A missing folder or pair file, an unreadable file (named with row and
             column), unknown subjects, a bad option, or no windows at all.
     """
     root = Path(root)
     rates = {"phone": 100.0, "watch": 100.0, **(rates or {})}
     if set(rates) != set(_DEVICES):
-        raise ValueError(f"rates must name 'phone' and 'watch' only, got {sorted(rates)}")
+        raise DcatError(f"rates must name 'phone' and 'watch' only, got {sorted(rates)}")
     if label_source not in _DEVICES:
-        raise ValueError(f"label_source must be 'phone' or 'watch', got {label_source!r}")
+        raise DcatError(f"label_source must be 'phone' or 'watch', got {label_source!r}")
     if not root.is_dir():
-        raise ValueError(f"sp_sw_har folder {root} not found")
+        raise DcatError(f"sp_sw_har folder {root} not found")
     data_dir = root / "DATA" if (root / "DATA").is_dir() else root
     executions = _find_executions(data_dir)
     if not executions:
-        raise ValueError(f"no sXX/sXX_YY_sp.csv or sXX_YY_sw.csv files found in {data_dir}")
+        raise DcatError(f"no sXX/sXX_YY_sp.csv or sXX_YY_sw.csv files found in {data_dir}")
     if subjects is not None:
         wanted = {int(s) for s in subjects}
         present = {int(subject) for subject, _ in executions}
         if wanted - present:
-            raise ValueError(
+            raise DcatError(
                 f"subjects {sorted(wanted - present)} not found in {data_dir} "
                 f"(has {sorted(present)})"
             )
@@ -183,7 +184,7 @@ def load_sp_sw_har(
         for code in _DEVICES.values():
             if code not in files:
                 missing = data_dir / f"s{subject}" / f"s{subject}_{execution}_{code}.csv"
-                raise ValueError(f"{missing}: missing file (its pair is present)")
+                raise DcatError(f"{missing}: missing file (its pair is present)")
         read = {m: read_execution(files[code]) for m, code in _DEVICES.items()}
         # Relative seconds keep sub-millisecond resolution that UNIX-epoch float seconds lose.
         origin = min(timestamps[0] for timestamps, _, _ in read.values())
@@ -208,7 +209,7 @@ def load_sp_sw_har(
         subject_ids.extend([int(subject)] * len(windows))
         recordings.extend(f"s{subject}_{execution}_w{k}" for k in range(len(windows)))
     if not recordings:
-        raise ValueError(
+        raise DcatError(
             f"no windows of {window_s} s fit the executions in {data_dir} "
             f"(max_gap_s={max_gap_s}, min_label_fraction={min_label_fraction})"
         )

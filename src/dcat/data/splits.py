@@ -20,7 +20,8 @@ from typing import Literal
 import numpy as np
 from sklearn.model_selection import GroupShuffleSplit, train_test_split
 
-from dcat.utils import write_atomic
+from dcat.errors import DcatError
+from dcat.io.atomic import write_atomic
 
 __all__ = ["Split", "make_split"]
 
@@ -71,7 +72,7 @@ class Split:
 
 def _check_fraction(name: str, value: float) -> None:
     if not 0.0 < value < 1.0:
-        raise ValueError(f"{name} must be in (0, 1), got {value}")
+        raise DcatError(f"{name} must be in (0, 1), got {value}")
 
 
 def _stratify(labels: np.ndarray) -> np.ndarray | None:
@@ -112,13 +113,13 @@ def make_split(
         :class:`Split`.
 
     Raises:
-        ValueError: An unknown kind, a bad fraction, subject lists that overlap or name unknown
+        DcatError: An unknown kind, a bad fraction, subject lists that overlap or name unknown
             subjects, or a part that comes out empty.
     """
     labels = np.asarray(labels)
     subjects = np.asarray(subjects)
     if labels.shape != subjects.shape or labels.ndim != 1:
-        raise ValueError(
+        raise DcatError(
             f"labels and subjects must be 1-D of one length, got {labels.shape} "
             f"and {subjects.shape}"
         )
@@ -127,7 +128,7 @@ def make_split(
     index = np.arange(len(labels))
     if kind == "id":
         if train_subjects or val_subjects or test_subjects:
-            raise ValueError("subject lists apply to OOD splits only (kind='ood')")
+            raise DcatError("subject lists apply to OOD splits only (kind='ood')")
         try:
             train_val, test = train_test_split(
                 index, test_size=test_size, random_state=seed, stratify=_stratify(labels)
@@ -138,7 +139,7 @@ def make_split(
             )  # fmt: skip
         except ValueError as err:  # scikit-learn's words, e.g. a part smaller than the classes
             classes = len(np.unique(labels))
-            raise ValueError(
+            raise DcatError(
                 f"cannot draw a stratified id split of {len(labels)} samples of {classes} "
                 f"classes with test_size={test_size}, val_size={val_size} (each part needs a "
                 f"sample of every class; raise the fractions or add samples): {err}"
@@ -148,7 +149,7 @@ def make_split(
             index, subjects, seed, test_size, val_size, train_subjects, val_subjects, test_subjects
         )
     else:
-        raise ValueError(f"split kind must be 'id' or 'ood', got {kind!r}")
+        raise DcatError(f"split kind must be 'id' or 'ood', got {kind!r}")
     split = Split(kind, seed, np.sort(train), np.sort(val), np.sort(test))
     for name, idx in split.parts().items():
         if len(idx) == 0:
@@ -156,7 +157,7 @@ def make_split(
                 f"{part} {sorted({int(s) for s in subjects[i]}) if len(i) else 'none'}"
                 for part, i in split.parts().items()
             )
-            raise ValueError(
+            raise DcatError(
                 f"the {kind} split (seed {seed}) leaves the {name} part empty (subjects: {shown})"
             )
     return split
@@ -181,14 +182,14 @@ def _ood(
     for name, values in lists.items():
         unknown = sorted(set(values or ()) - known)
         if unknown:
-            raise ValueError(
+            raise DcatError(
                 f"{name} names subjects not in the data: {unknown} (the data has {sorted(known)})"
             )
     given = [set(v) for v in lists.values() if v]
     for i, a in enumerate(given):
         for b in given[i + 1 :]:
             if a & b:
-                raise ValueError(f"subject lists overlap: {sorted(a & b)} in two parts")
+                raise DcatError(f"subject lists overlap: {sorted(a & b)} in two parts")
     if train_subjects is None and test_subjects is None:
         outer = GroupShuffleSplit(n_splits=1, test_size=test_size, random_state=seed)
         train_val, test = next(outer.split(index, groups=subjects))
@@ -204,7 +205,7 @@ def _ood(
         train = train_val[~np.isin(subjects[train_val], list(val_subjects))]
     else:
         if len(np.unique(subjects[train_val])) < 2:
-            raise ValueError(
+            raise DcatError(
                 "an OOD split needs at least 2 training subjects to hold one out for validation"
             )
         inner = GroupShuffleSplit(n_splits=1, test_size=val_size, random_state=seed + 1)

@@ -10,7 +10,7 @@ A sensor CSV has no header and six columns of raw integers: accelerometer x, y, 
 x, y, z, at ~25 Hz, one row per video frame (the list files' frame and row counts agree within
 ±2), so the two files of a sample cover the same interval. Each sample is one whole clip (6.8–37 s):
 its video is sampled to ``frames`` evenly spaced frames and its IMU resampled to ``imu_steps``
-steps by relative position (:func:`~dcat.data.resample.resample_linear`), which keeps the two
+steps by relative position (:func:`~dcat.io.resample.resample_linear`), which keeps the two
 aligned. The release has no subject ids (only class and recording time in the names), so only
 in-distribution splits are possible unless a ``subject_map`` is given. Academic use only.
 """
@@ -26,10 +26,11 @@ from typing import NamedTuple
 
 import numpy as np
 
-from dcat.data.media import FrameStore, VideoClip
+from dcat.data.frame_store import FrameStore, VideoClip
 from dcat.data.paired import PairedDataset
-from dcat.data.resample import resample_linear
-from dcat.data.tabular import parse_numbers
+from dcat.errors import DcatError
+from dcat.io.resample import resample_linear
+from dcat.io.table import parse_numbers
 
 __all__ = [
     "PAPER_8_CLASSES",
@@ -96,7 +97,7 @@ def read_uestc_split(path: str | Path) -> list[UESTCSample]:
         The samples in file order.
 
     Raises:
-        ValueError: A line with another number of fields, a path without a known class folder,
+        DcatError: A line with another number of fields, a path without a known class folder,
             a non-integer count or label, a label that is not the class number − 1, or a sample
             listed twice (file, row from 1 and field named).
     """
@@ -108,14 +109,14 @@ def read_uestc_split(path: str | Path) -> list[UESTCSample]:
         if not fields:
             continue
         if len(fields) != 4:
-            raise ValueError(
+            raise DcatError(
                 f"{path}: row {row}: expected 4 space-separated fields '<path> "
                 f"<num_rgb_frames> <num_sensor_rows> <label0>', got {len(fields)} in {line!r}"
             )
         parts = [p for p in fields[0].replace("\\", "/").split("/") if p]
         class_dir = _CLASS_DIR.get(parts[-2].lower()) if len(parts) >= 2 else None
         if class_dir is None:
-            raise ValueError(
+            raise DcatError(
                 f"{path}: row {row}, field 'path': {fields[0]!r} does not end in "
                 f"<class folder>/<sample> with a class folder of UESTC_CLASSES"
             )
@@ -124,26 +125,26 @@ def read_uestc_split(path: str | Path) -> list[UESTCSample]:
             stem = stem.removesuffix(suffix)
         for index, field in ((1, "num_rgb_frames"), (2, "num_sensor_rows"), (3, "label0")):
             if not re.fullmatch(r"[-+]?\d+", fields[index]):
-                raise ValueError(
+                raise DcatError(
                     f"{path}: row {row}, field {field!r}: expected an integer, got "
                     f"{fields[index]!r}"
                 )
         label0 = int(fields[3])
         if label0 != _class_number(class_dir) - 1:
-            raise ValueError(
+            raise DcatError(
                 f"{path}: row {row}, field 'label0': {label0} does not match class folder "
                 f"{class_dir} (expected {_class_number(class_dir) - 1})"
             )
         key = (class_dir, stem)
         if key in first_row:
-            raise ValueError(
+            raise DcatError(
                 f"{path}: row {row}: sample {class_dir}/{stem} is listed twice (also row "
                 f"{first_row[key]})"
             )
         first_row[key] = row
         samples.append(UESTCSample(class_dir, stem, label0))
     if not samples:
-        raise ValueError(f"{path}: empty split list (expected '<path> <frames> <rows> <label>')")
+        raise DcatError(f"{path}: empty split list (expected '<path> <frames> <rows> <label>')")
     return samples
 
 
@@ -160,7 +161,7 @@ def read_uestc_imu(
         ``(6, T)`` float32: accelerometer x, y, z in g, gyroscope x, y, z in deg/s.
 
     Raises:
-        ValueError: Fewer than 2 rows, a row without 6 fields, or a non-numeric or non-finite
+        DcatError: Fewer than 2 rows, a row without 6 fields, or a non-numeric or non-finite
             value (file, row from 1 and column from 1 named).
     """
     path = Path(path)
@@ -169,16 +170,16 @@ def read_uestc_imu(
     rows = list(csv.reader(lines))
     for row, cells in enumerate(rows, start=1):
         if len(cells) != 6:
-            raise ValueError(
+            raise DcatError(
                 f"{path}: row {row} has {len(cells)} fields, expected 6 (acc x, y, z, gyro x, "
                 f"y, z; the files have no header)"
             )
     if len(rows) < 2:
-        raise ValueError(f"{path}: {len(rows)} data row(s), expected at least 2")
+        raise DcatError(f"{path}: {len(rows)} data row(s), expected at least 2")
     values = parse_numbers(path, rows, range(1, 7), note=" (the files have no header)")
     if not np.isfinite(values).all():
         row, column = (int(i) + 1 for i in np.argwhere(~np.isfinite(values))[0])
-        raise ValueError(f"{path}: row {row}, column {column} is not finite")
+        raise DcatError(f"{path}: row {row}, column {column} is not finite")
     acc, gyro = (float(s) for s in sensitivities)
     scale = np.array([acc] * 3 + [gyro] * 3)
     return (values / scale).T.astype(np.float32)
@@ -205,7 +206,7 @@ def read_subject_map(path: str | Path) -> dict[str, str]:
         Sample stem → subject name (as text).
 
     Raises:
-        ValueError: Malformed JSON or CSV, a missing column or field, an empty subject, or a
+        DcatError: Malformed JSON or CSV, a missing column or field, an empty subject, or a
             sample given two different subjects (file and row or entry named).
     """
     path = Path(path)
@@ -215,7 +216,7 @@ def read_subject_map(path: str | Path) -> dict[str, str]:
         try:
             data = json.loads(text)
         except json.JSONDecodeError as err:
-            raise ValueError(
+            raise DcatError(
                 f"{path}: malformed JSON at line {err.lineno}, column {err.colno} ({err.msg})"
             ) from err
         if isinstance(data, Mapping):
@@ -223,13 +224,13 @@ def read_subject_map(path: str | Path) -> dict[str, str]:
         elif isinstance(data, list):
             for i, item in enumerate(data):
                 if not isinstance(item, Mapping) or "sample" not in item or "subject" not in item:
-                    raise ValueError(
+                    raise DcatError(
                         f"{path}: entry {i}: expected an object with 'sample' and 'subject', "
                         f"got {item!r}"
                     )
                 pairs.append((str(item["sample"]), item["subject"], f"entry {i}"))
         else:
-            raise ValueError(
+            raise DcatError(
                 f"{path}: expected a JSON object {{sample: subject}} or a list of "
                 f"{{'sample', 'subject'}} objects, got {type(data).__name__}"
             )
@@ -238,11 +239,11 @@ def read_subject_map(path: str | Path) -> dict[str, str]:
         header = [c.strip().lower() for c in rows[0]] if rows else []
         missing = [c for c in ("sample", "subject") if c not in header]
         if missing:
-            raise ValueError(f"{path}: missing column(s) {missing} (header is {header})")
+            raise DcatError(f"{path}: missing column(s) {missing} (header is {header})")
         s, j = header.index("sample"), header.index("subject")
         for row, cells in enumerate(rows[1:], start=1):
             if len(cells) != len(header):
-                raise ValueError(
+                raise DcatError(
                     f"{path}: row {row} has {len(cells)} fields, the header has {len(header)}"
                 )
             pairs.append((cells[s], cells[j], f"row {row}"))
@@ -251,17 +252,17 @@ def read_subject_map(path: str | Path) -> dict[str, str]:
         key = _sample_key(sample)
         name = str(subject).strip() if isinstance(subject, str | int) else ""
         if not key or not name or isinstance(subject, bool):
-            raise ValueError(
+            raise DcatError(
                 f"{path}: {where}, field 'subject': expected a sample and a subject id (text or "
                 f"integer), got {sample!r} → {subject!r}"
             )
         if out.get(key, name) != name:
-            raise ValueError(
+            raise DcatError(
                 f"{path}: {where}: sample {key} has two subjects, {out[key]!r} and {name!r}"
             )
         out[key] = name
     if not out:
-        raise ValueError(f"{path}: no sample → subject entries")
+        raise DcatError(f"{path}: no sample → subject entries")
     return out
 
 
@@ -273,13 +274,13 @@ def _resolve_classes(classes: Sequence[str] | None) -> list[str]:
         key = str(name).strip().lower()
         found = _CLASS_DIR.get(key) or _CLASS_TEXT.get(key)
         if found is None:
-            raise ValueError(
+            raise DcatError(
                 f"unknown UESTC-MMEA-CL class {name!r} (expected a folder name of UESTC_CLASSES, "
                 "e.g. '3_drinking', or its text, e.g. 'drinking')"
             )
         resolved.append(found)
     if len(set(resolved)) != len(resolved) or not resolved:
-        raise ValueError(f"classes must be distinct and non-empty, got {list(classes)}")
+        raise DcatError(f"classes must be distinct and non-empty, got {list(classes)}")
     return resolved
 
 
@@ -289,7 +290,7 @@ def _split_path(root: Path, split_file: str | Path) -> Path:
         for name in (f"{split_file}.txt", f"mydataset_{split_file}.txt"):
             if (root / name).is_file():
                 return root / name
-        raise ValueError(
+        raise DcatError(
             f"split list {split_file!r} not found: neither {root / f'{split_file}.txt'} nor "
             f"{root / f'mydataset_{split_file}.txt'} exists"
         )
@@ -297,7 +298,7 @@ def _split_path(root: Path, split_file: str | Path) -> Path:
     if not path.is_absolute() and not path.is_file():
         path = root / path
     if not path.is_file():
-        raise ValueError(f"split list {split_file} not found (also looked in {root})")
+        raise DcatError(f"split list {split_file} not found (also looked in {root})")
     return path
 
 
@@ -306,13 +307,13 @@ def _sensor_folder(root: Path, sensor_dir: str | Path | None) -> Path:
         folder = Path(sensor_dir)
         folder = folder if folder.is_absolute() else root / folder
         if not folder.is_dir():
-            raise ValueError(f"sensor folder {folder} not found")
+            raise DcatError(f"sensor folder {folder} not found")
         return folder
     # Official name first; two lab repositories call it mpu/ (DATASETS.md §1.1).
     for name in ("sensor", "mpu"):
         if (root / name).is_dir():
             return root / name
-    raise ValueError(f"UESTC-MMEA-CL: no sensor/ or mpu/ folder in {root}")
+    raise DcatError(f"UESTC-MMEA-CL: no sensor/ or mpu/ folder in {root}")
 
 
 def _scan(video_dir: Path, sensor_dir: Path, classes: Sequence[str]) -> list[_SAMPLE]:
@@ -323,7 +324,7 @@ def _scan(video_dir: Path, sensor_dir: Path, classes: Sequence[str]) -> list[_SA
         sensors = {p.stem for p in (sensor_dir / class_dir).glob("*.csv")}
         orphans = sorted(sensors - videos)
         if orphans:
-            raise ValueError(
+            raise DcatError(
                 f"{video_dir / class_dir / (orphans[0] + '.mp4')}: missing video file "
                 f"(its sensor file is present; {len(orphans)} such sample(s) in {class_dir})"
             )
@@ -355,7 +356,7 @@ def load_uestc_mmea(
 
     Args:
         root: The data set folder holding ``video/`` and ``sensor/`` (or ``mpu/``).
-        frame_cache: Folder of the decoded-frame cache (:class:`~dcat.data.media.FrameStore`);
+        frame_cache: Folder of the decoded-frame cache (:class:`~dcat.data.frame_store.FrameStore`);
             each clip is decoded once, later calls with the same files and options reuse it.
         split_file: ``None``: every sample of ``classes`` found under ``video/``; ``"train"``,
             ``"val"`` or ``"test"``: the official list ``<root>/<name>.txt`` or
@@ -379,25 +380,25 @@ def load_uestc_mmea(
         progress: ``progress(done, total)`` while clips are decoded.
 
     Returns:
-        ``video`` a :class:`~dcat.data.media.FrameStore` ``(N, frames, C, H, W)`` (float32 in
+        ``video`` a :class:`~dcat.data.frame_store.FrameStore` ``(N, frames, C, H, W)`` (float32 in
         ``[0, 1]`` per sample), ``imu`` ``(N, 6, imu_steps)`` float32 (acc x, y, z in g, gyro
         x, y, z in deg/s); labels index ``class_names`` (the class folders' text, e.g.
         ``"drinking"``, in ``classes`` order); recordings the sample stems.
 
     Raises:
-        ValueError: A missing folder, list or file (a sample without its video or sensor file
+        DcatError: A missing folder, list or file (a sample without its video or sensor file
             is named), a malformed list, sensor file or subject map (file, row and field named),
             an unknown class, a sample missing from the subject map, or no samples.
     """
     root = Path(root)
     video_dir = root / "video"
     if not video_dir.is_dir():
-        raise ValueError(f"UESTC-MMEA-CL: no video/ folder in {root}")
+        raise DcatError(f"UESTC-MMEA-CL: no video/ folder in {root}")
     sensors = _sensor_folder(root, sensor_dir)
     if len(sensitivities) != 2 or not all(float(s) > 0 for s in sensitivities):
-        raise ValueError(f"sensitivities must be two positive numbers, got {sensitivities!r}")
+        raise DcatError(f"sensitivities must be two positive numbers, got {sensitivities!r}")
     if int(imu_steps) != imu_steps or imu_steps < 1:
-        raise ValueError(f"imu_steps must be a positive integer, got {imu_steps!r}")
+        raise DcatError(f"imu_steps must be a positive integer, got {imu_steps!r}")
     wanted = _resolve_classes(classes)
     label_of = {class_dir: i for i, class_dir in enumerate(wanted)}
     if split_file is None:
@@ -408,7 +409,7 @@ def load_uestc_mmea(
         samples = [(s.class_dir, s.stem) for s in read_uestc_split(path) if s.class_dir in label_of]
         source = str(path)
     if not samples:
-        raise ValueError(f"no UESTC-MMEA-CL samples of classes {wanted} in {source}")
+        raise DcatError(f"no UESTC-MMEA-CL samples of classes {wanted} in {source}")
 
     clips, imu, labels = [], [], []
     for class_dir, stem in samples:
@@ -416,7 +417,7 @@ def load_uestc_mmea(
         sensor = sensors / class_dir / f"{stem}.csv"
         for path, what in ((video, "video"), (sensor, "sensor")):
             if not path.is_file():
-                raise ValueError(f"{path}: missing {what} file of sample {class_dir}/{stem}")
+                raise DcatError(f"{path}: missing {what} file of sample {class_dir}/{stem}")
         imu.append(resample_linear(read_uestc_imu(sensor, sensitivities), int(imu_steps)))
         clips.append(VideoClip(video))
         labels.append(label_of[class_dir])
@@ -445,7 +446,7 @@ def _subjects(
     mapping = read_subject_map(subject_map)
     missing = [s for s in stems if s not in mapping]
     if missing:
-        raise ValueError(
+        raise DcatError(
             f"{subject_map}: {len(missing)} loaded sample(s) have no subject, e.g. "
             f"{missing[:3]} (expected an entry per sample: stem, class/stem or file name)"
         )

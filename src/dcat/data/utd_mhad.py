@@ -15,7 +15,8 @@ import numpy as np
 import scipy.io
 
 from dcat.data.paired import PairedDataset, StreamInfo
-from dcat.data.resample import resample_linear
+from dcat.errors import DcatError
+from dcat.io.resample import resample_linear
 
 __all__ = [
     "UTD_MHAD_ACTIONS",
@@ -49,17 +50,17 @@ def _load_variable(path: Path, variable: str) -> np.ndarray:
     try:
         contents = scipy.io.loadmat(path)
     except Exception as err:  # scipy raises several types for corrupt or truncated files
-        raise ValueError(f"{path}: cannot read as a .mat file ({err})") from err
+        raise DcatError(f"{path}: cannot read as a .mat file ({err})") from err
     if variable not in contents:
         found = sorted(k for k in contents if not k.startswith("__"))
-        raise ValueError(f"{path}: variable {variable!r} not found (has {found})")
+        raise DcatError(f"{path}: variable {variable!r} not found (has {found})")
     try:
         array = np.asarray(contents[variable], dtype=np.float64)
     except (TypeError, ValueError) as err:
-        raise ValueError(f"{path}: {variable} is not a numeric array ({err})") from err
+        raise DcatError(f"{path}: {variable} is not a numeric array ({err})") from err
     if not np.isfinite(array).all():
         index = tuple(int(i) for i in np.argwhere(~np.isfinite(array))[0])
-        raise ValueError(
+        raise DcatError(
             f"{path}: {variable} has NaN or Inf values (first at index {index} of shape "
             f"{array.shape})"
         )
@@ -70,7 +71,7 @@ def read_inertial(path: Path) -> np.ndarray:
     """Read one inertial trial as ``(6, N)``: acc x, y, z (g), gyro x, y, z (deg/s)."""
     data = _load_variable(path, "d_iner")
     if data.ndim != 2 or data.shape[1] != 6 or data.shape[0] < 2:
-        raise ValueError(f"{path}: d_iner must have shape (N ≥ 2, 6), got {data.shape}")
+        raise DcatError(f"{path}: d_iner must have shape (N ≥ 2, 6), got {data.shape}")
     return data.T
 
 
@@ -78,7 +79,7 @@ def read_skeleton(path: Path) -> np.ndarray:
     """Read one skeleton trial as ``(60, F)``: joint j's x, y, z in channels 3j, 3j+1, 3j+2."""
     data = _load_variable(path, "d_skel")
     if data.ndim != 3 or data.shape[:2] != (20, 3) or data.shape[2] < 2:
-        raise ValueError(f"{path}: d_skel must have shape (20, 3, F ≥ 2), got {data.shape}")
+        raise DcatError(f"{path}: d_skel must have shape (20, 3, F ≥ 2), got {data.shape}")
     return data.reshape(60, data.shape[2])
 
 
@@ -101,14 +102,14 @@ def load_utd_mhad(
         0–26 (action − 1), subjects 1–8, recordings ``"aA_sS_tT"``.
 
     Raises:
-        ValueError: A missing folder, a trial without its pair, or an unreadable file (named).
+        DcatError: A missing folder, a trial without its pair, or an unreadable file (named).
     """
     root = Path(root)
     steps = {"imu": 128, "skeleton": 48, **(steps or {})}
     inertial_dir, skeleton_dir = root / "Inertial", root / "Skeleton"
     for folder in (inertial_dir, skeleton_dir):
         if not folder.is_dir():
-            raise ValueError(
+            raise DcatError(
                 f"UTD-MHAD folder {folder} not found (expected Inertial/ and Skeleton/)"
             )
     trials = []
@@ -120,14 +121,14 @@ def load_utd_mhad(
     if subjects is not None:
         trials = [t for t in trials if t[1] in set(subjects)]
     if not trials:
-        raise ValueError(f"no UTD-MHAD trials (aA_sS_tT_inertial.mat) found in {inertial_dir}")
+        raise DcatError(f"no UTD-MHAD trials (aA_sS_tT_inertial.mat) found in {inertial_dir}")
 
     def read(trial: tuple[int, int, int]) -> tuple[np.ndarray, np.ndarray]:
         action, subject, number = trial
         stem = f"a{action}_s{subject}_t{number}"
         skeleton_path = skeleton_dir / f"{stem}_skeleton.mat"
         if not skeleton_path.is_file():
-            raise ValueError(f"{skeleton_path}: missing skeleton file for trial {stem}")
+            raise DcatError(f"{skeleton_path}: missing skeleton file for trial {stem}")
         return read_inertial(inertial_dir / f"{stem}_inertial.mat"), read_skeleton(skeleton_path)
 
     return _build(trials, read, steps)
@@ -141,7 +142,7 @@ def _build(trials: list[tuple[int, int, int]], read, steps: dict[str, int]) -> P
         action, subject, number = trial
         stem = f"a{action}_s{subject}_t{number}"
         if not 1 <= action <= len(UTD_MHAD_ACTIONS):
-            raise ValueError(f"{stem}: action {action} outside 1–{len(UTD_MHAD_ACTIONS)}")
+            raise DcatError(f"{stem}: action {action} outside 1–{len(UTD_MHAD_ACTIONS)}")
         inertial, joints = read(trial)
         seconds["imu"].append(inertial.shape[1] / IMU_RATE_HZ)
         seconds["skeleton"].append(joints.shape[1] / SKELETON_RATE_HZ)
@@ -194,7 +195,7 @@ def load_utd_mhad_embedded(
     if subjects is not None:
         trials = [t for t in trials if t[1] in set(subjects)]
     if not trials:
-        raise ValueError(f"no embedded UTD-MHAD trials for subjects {subjects} (subjects are 1–8)")
+        raise DcatError(f"no embedded UTD-MHAD trials for subjects {subjects} (subjects are 1–8)")
 
     def read(trial: tuple[int, int, int]) -> tuple[np.ndarray, np.ndarray]:
         i = index[trial]

@@ -25,8 +25,10 @@ from typing import Literal, NamedTuple
 
 import numpy as np
 
-from dcat.data.media import FrameStore, VideoClip, av, decode_audio_track, read_wav
+from dcat.data.frame_store import FrameStore, VideoClip
 from dcat.data.paired import PairedDataset
+from dcat.errors import DcatError
+from dcat.io.media import av, decode_audio_track, read_wav
 
 __all__ = ["VGGSoundRow", "load_vggsound", "read_vggsound_csv"]
 
@@ -67,7 +69,7 @@ def read_vggsound_csv(path: str | Path) -> list[VGGSoundRow]:
         The rows in file order.
 
     Raises:
-        ValueError: A row without 4 fields, an empty id or label, a start that is not a whole
+        DcatError: A row without 4 fields, an empty id or label, a start that is not a whole
             number of seconds ≥ 0, or a split other than ``train``/``test`` (file, row from 1
             and field named).
     """
@@ -78,31 +80,31 @@ def read_vggsound_csv(path: str | Path) -> list[VGGSoundRow]:
             if not cells or not "".join(cells).strip() or cells[0].lstrip().startswith("#"):
                 continue
             if len(cells) != 4:
-                raise ValueError(
+                raise DcatError(
                     f"{path}: row {row}: expected 4 fields 'YouTube ID,start seconds,label,"
                     f"split' (quote labels that contain commas), got {len(cells)}: {cells!r}"
                 )
             ytid, start, label, split = (c.strip() for c in cells)
             if not ytid:
-                raise ValueError(f"{path}: row {row}, field 'ytid': empty YouTube id")
+                raise DcatError(f"{path}: row {row}, field 'ytid': empty YouTube id")
             try:
                 start_f = float(start)
             except ValueError:
                 start_f = float("nan")
             if not (start_f >= 0 and start_f == int(start_f)):
-                raise ValueError(
+                raise DcatError(
                     f"{path}: row {row}, field 'start_seconds': expected whole seconds ≥ 0, "
                     f"got {start!r}"
                 )
             if not label:
-                raise ValueError(f"{path}: row {row}, field 'label': empty label")
+                raise DcatError(f"{path}: row {row}, field 'label': empty label")
             if split not in _SPLITS:
-                raise ValueError(
+                raise DcatError(
                     f"{path}: row {row}, field 'split': expected 'train' or 'test', got {split!r}"
                 )
             rows.append(VGGSoundRow(ytid, int(start_f), label, split))
     if not rows:
-        raise ValueError(f"{path}: no clips (expected lines 'ytid,start,label,split')")
+        raise DcatError(f"{path}: no clips (expected lines 'ytid,start,label,split')")
     return rows
 
 
@@ -174,7 +176,7 @@ def load_vggsound(
 
     Args:
         root: Folder holding ``vggsound.csv`` and the clips (``video/``, optional ``audio/``).
-        frame_cache: Folder of the decoded-frame cache (:class:`~dcat.data.media.FrameStore`).
+        frame_cache: Folder of the decoded-frame cache (:class:`~dcat.data.frame_store.FrameStore`).
         classes: Class names as written in the CSV (e.g. ``"playing tennis"``); labels are
             their positions in this sequence.
         frames: Frames per clip.
@@ -193,7 +195,7 @@ def load_vggsound(
         progress: ``progress(done, total)`` while clips are decoded.
 
     Returns:
-        ``video`` a :class:`~dcat.data.media.FrameStore` ``(N, frames, C, H, W)``, ``audio``
+        ``video`` a :class:`~dcat.data.frame_store.FrameStore` ``(N, frames, C, H, W)``, ``audio``
         ``(N, 1, round(audio_s * audio_rate))`` float32 mono; labels index ``classes``;
         recordings the clip stems ``<ytid>_<start:06d>``. The dataset also carries
         ``skipped``: reason → count (``missing``: no video file; ``unreadable``: empty or not
@@ -201,37 +203,37 @@ def load_vggsound(
         ``skipped_clips``: reason → the stems skipped for it.
 
     Raises:
-        ValueError: A missing ``vggsound.csv``, a malformed row (file, row and field named), an
+        DcatError: A missing ``vggsound.csv``, a malformed row (file, row and field named), an
             unknown class or split, bad options, or no usable clip at all. A clip that opens but
             fails while its frames are decoded also raises (from
-            :meth:`~dcat.data.media.FrameStore.build`).
+            :meth:`~dcat.data.frame_store.FrameStore.build`).
     """
     root = Path(root)
     index_file = Path(csv_path) if csv_path is not None else root / "vggsound.csv"
     if not index_file.is_file():
-        raise ValueError(f"VGGSound index {index_file} not found")
+        raise DcatError(f"VGGSound index {index_file} not found")
     if split is not None and split not in _SPLITS:
-        raise ValueError(f"split must be 'train', 'test' or None, got {split!r}")
+        raise DcatError(f"split must be 'train', 'test' or None, got {split!r}")
     if subjects not in ("none", "video"):
-        raise ValueError(f"subjects must be 'none' or 'video', got {subjects!r}")
+        raise DcatError(f"subjects must be 'none' or 'video', got {subjects!r}")
     if isinstance(classes, str) or not classes or len(set(classes)) != len(classes):
-        raise ValueError(f"classes must be a non-empty sequence of distinct names, got {classes!r}")
+        raise DcatError(f"classes must be a non-empty sequence of distinct names, got {classes!r}")
     samples = round(audio_s * audio_rate)
     if not np.isfinite(audio_s) or samples < 1:
-        raise ValueError(f"audio_s={audio_s} at {audio_rate} Hz gives no audio samples")
+        raise DcatError(f"audio_s={audio_s} at {audio_rate} Hz gives no audio samples")
     rows = read_vggsound_csv(index_file)
     labels_in_csv = {row.label for row in rows}
     for name in classes:
         if name not in labels_in_csv:
             close = difflib.get_close_matches(name, sorted(labels_in_csv), n=3)
-            raise ValueError(
+            raise DcatError(
                 f"{index_file}: unknown label {name!r} in classes"
                 + (f" (did you mean {close}?)" if close else "")
             )
     label_of = {name: i for i, name in enumerate(classes)}
     rows = [r for r in rows if r.label in label_of and (split is None or r.split == split)]
     if not rows:
-        raise ValueError(f"{index_file}: no rows of classes {list(classes)} in split {split!r}")
+        raise DcatError(f"{index_file}: no rows of classes {list(classes)} in split {split!r}")
 
     video_root = root / "video" if (root / "video").is_dir() else root
     videos = _index(video_root, ".mp4")
@@ -274,7 +276,7 @@ def load_vggsound(
             stacklevel=2,
         )
     if not kept:
-        raise ValueError(f"VGGSound: none of the {len(rows)} selected clips is usable ({counts})")
+        raise DcatError(f"VGGSound: none of the {len(rows)} selected clips is usable ({counts})")
     store = FrameStore.build(
         [VideoClip(video) for _, video, _ in kept],
         frame_cache,

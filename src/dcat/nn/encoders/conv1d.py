@@ -8,14 +8,15 @@ from typing import Literal
 
 from torch import Tensor, nn
 
-from dcat.encoders.registry import register_encoder
+from dcat.errors import DcatError
+from dcat.nn.encoders.registry import register_encoder
 
 __all__ = ["ConvBlock1d", "IMUEncoder", "SequenceEncoder"]
 
 
 def _check_input(module: nn.Module, x: Tensor, in_channels: int) -> None:
     if x.ndim != 3 or x.shape[1] != in_channels:
-        raise ValueError(
+        raise DcatError(
             f"{type(module).__name__} expects input of shape (B, {in_channels}, T), "
             f"got {tuple(x.shape)}"
         )
@@ -31,7 +32,7 @@ def _norm(kind: Norm, channels: int) -> nn.Module:
         return nn.GroupNorm(math.gcd(8, channels), channels)
     if kind == "none":
         return nn.Identity()
-    raise ValueError(f"norm must be 'batch', 'group' or 'none', got {kind!r}")
+    raise DcatError(f"norm must be 'batch', 'group' or 'none', got {kind!r}")
 
 
 class ConvBlock1d(nn.Sequential):
@@ -55,7 +56,7 @@ class ConvBlock1d(nn.Sequential):
         norm: Norm = "batch",
     ) -> None:
         if kernel_size < 1 or kernel_size % 2 == 0:
-            raise ValueError(f"kernel_size must be odd and positive, got {kernel_size}")
+            raise DcatError(f"kernel_size must be odd and positive, got {kernel_size}")
         super().__init__(
             nn.Conv1d(
                 in_channels,
@@ -101,14 +102,14 @@ class IMUEncoder(nn.Module):
     ) -> None:
         super().__init__()
         if in_channels <= 0:
-            raise ValueError(f"in_channels must be positive, got {in_channels}")
+            raise DcatError(f"in_channels must be positive, got {in_channels}")
         if len(widths) != 3 or len(kernel_sizes) != 3:
-            raise ValueError(
+            raise DcatError(
                 f"widths and kernel_sizes must each have 3 entries (three conv blocks), "
                 f"got {list(widths)} and {list(kernel_sizes)}"
             )
         if pool < 1:
-            raise ValueError(f"pool must be at least 1, got {pool}")
+            raise DcatError(f"pool must be at least 1, got {pool}")
         self.in_channels = in_channels
         self.d_model = int(widths[-1])
         self.pool = pool
@@ -129,7 +130,7 @@ class IMUEncoder(nn.Module):
         """Encode ``(B, C, T)`` into ``(B, T // pool², d_model)``."""
         _check_input(self, x, self.in_channels)
         if self.output_length(x.shape[-1]) < 1:
-            raise ValueError(
+            raise DcatError(
                 f"IMUEncoder needs at least {self.pool**2} time steps, got T={x.shape[-1]}"
             )
         return self.features(x).transpose(1, 2)
@@ -169,12 +170,12 @@ class SequenceEncoder(nn.Module):
     ) -> None:
         super().__init__()
         if in_channels <= 0 or d_model <= 0 or depth <= 0:
-            raise ValueError(
+            raise DcatError(
                 f"in_channels, d_model and depth must be positive, got {in_channels}, "
                 f"{d_model}, {depth}"
             )
         if downsample < 1 or downsample & (downsample - 1) or downsample > 2**depth:
-            raise ValueError(
+            raise DcatError(
                 f"downsample must be a power of 2 no larger than 2**depth={2**depth}, "
                 f"got {downsample}"
             )

@@ -7,6 +7,8 @@ from typing import Any, TypeVar
 
 from torch import nn
 
+from dcat.errors import DcatError
+
 __all__ = ["create_encoder", "is_encoder", "list_encoders", "register_encoder"]
 
 _ENCODERS: dict[str, Callable[..., nn.Module]] = {}
@@ -22,7 +24,7 @@ def register_encoder(name: str) -> Callable[[Factory], Factory]:
 
     def decorator(factory: Factory) -> Factory:
         if name in _ENCODERS and _ENCODERS[name] is not factory:
-            raise ValueError(f"an encoder named {name!r} is already registered")
+            raise DcatError(f"an encoder named {name!r} is already registered")
         _ENCODERS[name] = factory
         return factory
 
@@ -49,19 +51,19 @@ def create_encoder(name: str, in_channels: int, **kwargs: Any) -> nn.Module:
 
     Returns:
         The encoder, with a ``dcat_spec`` attribute ``{"name", "in_channels", "options"}`` from
-        which :meth:`dcat.model.ModalityNet.from_architecture` rebuilds it.
+        which :meth:`dcat.nn.model.ModalityNet.from_architecture` rebuilds it.
 
     Raises:
-        ValueError: For an unknown name (the message lists the known ones) or unknown options.
+        DcatError: For an unknown name (the message lists the known ones) or unknown options.
     """
     if name not in _ENCODERS:
-        raise ValueError(
+        raise DcatError(
             f"unknown encoder {name!r}; registered encoders: {', '.join(list_encoders())}"
         )
     try:
         encoder = _ENCODERS[name](in_channels, **kwargs)
     except TypeError as err:
-        raise ValueError(f"encoder {name!r}: {err}") from err
+        raise DcatError(f"encoder {name!r}: {err}") from err
     # how to build it again: what an exported model records (see ModalityNet.architecture)
     encoder.dcat_spec = {"name": name, "in_channels": in_channels, "options": dict(kwargs)}
     return encoder

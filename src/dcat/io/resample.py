@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from dcat.errors import DcatError
+
 __all__ = ["resample_linear"]
 
 
@@ -14,9 +16,9 @@ def resample_linear(array: np.ndarray, steps: int) -> np.ndarray:
     trial that cover the same interval stay aligned however many samples each has.
     """
     if array.ndim != 2 or array.shape[1] < 1:
-        raise ValueError(f"expected an array of shape (C, T) with T ≥ 1, got {array.shape}")
+        raise DcatError(f"expected an array of shape (C, T) with T ≥ 1, got {array.shape}")
     if steps < 1:
-        raise ValueError(f"steps must be positive, got {steps}")
+        raise DcatError(f"steps must be positive, got {steps}")
     length = array.shape[1]
     if length == 1:
         return np.repeat(array.astype(np.float32), steps, axis=1)

@@ -17,8 +17,9 @@ from typing import Any, Literal
 
 import yaml
 
-from dcat.encoders import is_encoder, list_encoders
-from dcat.engine import TrainConfig
+from dcat.errors import DcatError
+from dcat.nn.encoders import is_encoder, list_encoders
+from dcat.training.config import TrainConfig
 
 __all__ = [
     "METHOD_NAMES",
@@ -111,7 +112,7 @@ class ExperimentConfig:
         d_out: Attention width shared by all modalities (512 in the paper).
         dropout: Head dropout of every network unless its modality sets one.
         temperature: Logit-distillation temperature ``T``.
-        train: Training options (:class:`dcat.engine.TrainConfig` fields).
+        train: Training options (:class:`dcat.training.engine.TrainConfig` fields).
     """
 
     name: str
@@ -130,12 +131,12 @@ class ExperimentConfig:
 
     def __post_init__(self) -> None:
         if not self.seeds:
-            raise ValueError("config: seeds must list at least one seed")
+            raise DcatError("config: seeds must list at least one seed")
         if not self.splits:
-            raise ValueError("config: splits must list at least one split kind")
+            raise DcatError("config: splits must list at least one split kind")
         for name, modality in self.modalities.items():
             if not is_encoder(modality.encoder):
-                raise ValueError(
+                raise DcatError(
                     f"config: modalities.{name}.encoder: unknown encoder {modality.encoder!r}; "
                     f"registered: {list_encoders()}"
                 )
@@ -143,17 +144,17 @@ class ExperimentConfig:
             for role in ("source", "target"):
                 value = getattr(transfer, role)
                 if value not in self.modalities:
-                    raise ValueError(
+                    raise DcatError(
                         f"config: transfers[{i}].{role}: modality {value!r} is not declared "
                         f"under modalities (declared: {sorted(self.modalities)})"
                     )
             if transfer.source == transfer.target:
-                raise ValueError(
+                raise DcatError(
                     f"config: transfers[{i}]: source and target are both {transfer.source!r}"
                 )
         unknown = [m for m in self.methods if m not in METHOD_NAMES]
         if unknown:
-            raise ValueError(
+            raise DcatError(
                 f"config: methods: unknown {unknown}; choose from {list(METHOD_NAMES)}"
             )
         for name, value in [
@@ -161,9 +162,9 @@ class ExperimentConfig:
             *((f"lambdas[{i}]", v) for i, v in enumerate(self.lambdas)),
         ]:
             if not value >= 0:
-                raise ValueError(f"config: {name} (λ) must be ≥ 0, got {value}")
+                raise DcatError(f"config: {name} (λ) must be ≥ 0, got {value}")
         if self.d_out <= 0:
-            raise ValueError(f"config: d_out must be positive, got {self.d_out}")
+            raise DcatError(f"config: d_out must be positive, got {self.d_out}")
         # validates the training options (names and ranges) early, before any work
         self.train_config("", 0)
         for name in self.modalities:
@@ -182,7 +183,7 @@ class ExperimentConfig:
             where = f"modalities.{modality}.train" if modality else "train"
             known = [f.name for f in fields(TrainConfig)]
             hint = did_you_mean(sorted(set(options) - set(known)), known)
-            raise ValueError(f"config: {where}: {err}{hint}") from err
+            raise DcatError(f"config: {where}: {err}{hint}") from err
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -226,21 +227,21 @@ def _convert(value: Any, tp: Any, where: str) -> Any:
                 return _convert(value, option, where)
             except ValueError as err:
                 errors.append(str(err))
-        raise ValueError(errors[0] if errors else f"{where}: must not be empty")
+        raise DcatError(errors[0] if errors else f"{where}: must not be empty")
     if origin is Literal:
         if value not in typing.get_args(tp):
-            raise ValueError(f"{where}: must be one of {list(typing.get_args(tp))}, got {value!r}")
+            raise DcatError(f"{where}: must be one of {list(typing.get_args(tp))}, got {value!r}")
         return value
     if dataclasses.is_dataclass(tp):
         return _build(tp, value, where)
     if origin is list:
         if not isinstance(value, list):
-            raise ValueError(f"{where}: must be a list, got {value!r}")
+            raise DcatError(f"{where}: must be a list, got {value!r}")
         (item,) = typing.get_args(tp)
         return [_convert(v, item, f"{where}[{i}]") for i, v in enumerate(value)]
     if origin is dict:
         if not isinstance(value, dict):
-            raise ValueError(f"{where}: must be a mapping, got {value!r}")
+            raise DcatError(f"{where}: must be a mapping, got {value!r}")
         _, item = typing.get_args(tp)
         return {k: _convert(v, item, f"{where}.{k}") for k, v in value.items()}
     if tp is float and isinstance(value, int) and not isinstance(value, bool):
@@ -248,19 +249,19 @@ def _convert(value: Any, tp: Any, where: str) -> Any:
     if tp in (int, float, str, bool) and not (
         isinstance(value, tp) and not (tp is int and isinstance(value, bool))
     ):
-        raise ValueError(f"{where}: must be {_describe(tp)}, got {value!r}")
+        raise DcatError(f"{where}: must be {_describe(tp)}, got {value!r}")
     return value
 
 
 def _build(cls: type, data: Any, where: str) -> Any:
     if not isinstance(data, dict):
-        raise ValueError(f"{where}: must be a mapping, got {data!r}")
+        raise DcatError(f"{where}: must be a mapping, got {data!r}")
     hints = typing.get_type_hints(cls)
     known = {f.name for f in fields(cls)}
     unknown = sorted(set(data) - known)
     if unknown:
         place = f" under {where}" if where else ""
-        raise ValueError(
+        raise DcatError(
             f"unknown key(s) {unknown}{place}; known keys: {sorted(known)}"
             + did_you_mean(unknown, known)
         )
@@ -273,7 +274,7 @@ def _build(cls: type, data: Any, where: str) -> Any:
     ]
     if missing:
         place = f" under {where}" if where else ""
-        raise ValueError(f"missing required key(s) {missing}{place}")
+        raise DcatError(f"missing required key(s) {missing}{place}")
     values = {k: _convert(v, hints[k], f"{where}.{k}" if where else k) for k, v in data.items()}
     return cls(**values)
 
@@ -282,18 +283,18 @@ def apply_overrides(data: dict[str, Any], overrides: list[str]) -> dict[str, Any
     """Apply ``key.path=value`` overrides (values parsed as YAML) to a raw config mapping."""
     for override in overrides:
         if "=" not in override:
-            raise ValueError(f"override {override!r} must look like key.path=value")
+            raise DcatError(f"override {override!r} must look like key.path=value")
         path, raw = override.split("=", 1)
         keys = path.strip().split(".")
         node = data
         for key in keys[:-1]:
             if not isinstance(node.get(key, {}), dict):
-                raise ValueError(f"override {override!r}: {key!r} is not a mapping")
+                raise DcatError(f"override {override!r}: {key!r} is not a mapping")
             node = node.setdefault(key, {})
         try:
             node[keys[-1]] = yaml.safe_load(raw)
         except yaml.YAMLError as err:
-            raise ValueError(
+            raise DcatError(
                 f"override {override!r}: the value is not valid YAML{_yaml_problem(err)}"
             ) from err
     return data
@@ -308,26 +309,26 @@ def load_config(source: str | Path, overrides: list[str] | None = None) -> Exper
     """Read a config file, or a preset by name, apply overrides and validate.
 
     Raises:
-        ValueError: Naming the file and the key at fault.
+        DcatError: Naming the file and the key at fault.
     """
     path = Path(source)
     if not path.is_file():
         if str(source) in list_presets():
             path = PRESETS / f"{source}.yaml"
         else:
-            raise ValueError(
+            raise DcatError(
                 f"config {source!r}: no such file, and not a preset (presets: {list_presets()})"
             )
     try:
         data = yaml.safe_load(path.read_text(encoding="utf-8"))
     except UnicodeDecodeError as err:
-        raise ValueError(f"{path}: not a text (YAML) file ({err})") from err
+        raise DcatError(f"{path}: not a text (YAML) file ({err})") from err
     except yaml.YAMLError as err:
-        raise ValueError(f"{path}: not valid YAML{_yaml_problem(err)}") from err
+        raise DcatError(f"{path}: not valid YAML{_yaml_problem(err)}") from err
     if not isinstance(data, dict):
-        raise ValueError(f"{path}: must hold a mapping of configuration keys")
+        raise DcatError(f"{path}: must hold a mapping of configuration keys")
     data = apply_overrides(data, overrides or [])
     try:
         return _build(ExperimentConfig, data, "")
     except ValueError as err:
-        raise ValueError(f"{path}: {str(err).removeprefix('config: ')}") from err
+        raise DcatError(f"{path}: {str(err).removeprefix('config: ')}") from err

@@ -4,10 +4,10 @@ Every encoder maps its modality's input to a sequence of embeddings ``(B, S, d_m
 exposes ``d_model``.
 """
 
-from dcat.encoders.audio import AudioEncoder, LogMel
-from dcat.encoders.conv1d import ConvBlock1d, IMUEncoder, SequenceEncoder
-from dcat.encoders.registry import create_encoder, is_encoder, list_encoders, register_encoder
-from dcat.encoders.video import VideoEncoder
+from dcat.nn.encoders.audio import AudioEncoder, LogMel
+from dcat.nn.encoders.conv1d import ConvBlock1d, IMUEncoder, SequenceEncoder
+from dcat.nn.encoders.registry import create_encoder, is_encoder, list_encoders, register_encoder
+from dcat.nn.encoders.video import VideoEncoder
 
 __all__ = [
     "AudioEncoder",

@@ -18,8 +18,9 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from dcat.encoders.registry import register_encoder
-from dcat.utils import load_torch_file
+from dcat.errors import DcatError
+from dcat.nn.encoders.registry import register_encoder
+from dcat.nn.weights import load_torch_file
 
 __all__ = ["AudioEncoder", "ConvBlock2d", "LogMel", "SpecAugment", "load_panns_weights"]
 
@@ -38,7 +39,7 @@ def _mono_batch(name: str, x: Tensor) -> Tensor:
     if x.ndim == 3 and x.shape[1] == 1:
         return x[:, 0]
     if x.ndim != 2:
-        raise ValueError(
+        raise DcatError(
             f"{name} expects a mono waveform of shape (B, samples) or (B, 1, samples), "
             f"got {tuple(x.shape)}"
         )
@@ -89,17 +90,17 @@ class LogMel(nn.Module):
         super().__init__()
         f_max = sample_rate / 2 if f_max is None else f_max
         if min(sample_rate, n_fft, hop_length, n_mels) <= 0:
-            raise ValueError(
+            raise DcatError(
                 f"sample_rate, n_fft, hop_length and n_mels must be positive, got {sample_rate}, "
                 f"{n_fft}, {hop_length}, {n_mels}"
             )
         if not 0 <= f_min < f_max <= sample_rate / 2:
-            raise ValueError(
+            raise DcatError(
                 f"need 0 <= f_min < f_max <= sample_rate / 2 = {sample_rate / 2}, "
                 f"got f_min={f_min}, f_max={f_max}"
             )
         if eps <= 0:
-            raise ValueError(f"eps must be positive, got {eps}")
+            raise DcatError(f"eps must be positive, got {eps}")
         # librosa is imported here only, so `import dcat` stays light for non-audio users.
         import librosa
 
@@ -137,7 +138,7 @@ class LogMel(nn.Module):
         """Convert ``(B, samples)`` or ``(B, 1, samples)`` into ``(B, n_mels, frames)`` float32."""
         wave = _mono_batch(type(self).__name__, waveform)
         if wave.shape[-1] < self.min_samples:
-            raise ValueError(
+            raise DcatError(
                 f"{type(self).__name__} needs at least n_fft // 2 + 1 = {self.min_samples} "
                 f"samples per waveform (reflect padding), got {wave.shape[-1]}"
             )
@@ -191,7 +192,7 @@ class SpecAugment(nn.Module):
     ) -> None:
         super().__init__()
         if min(time_masks, time_width, freq_masks, freq_width) < 0:
-            raise ValueError(
+            raise DcatError(
                 f"mask counts and widths must be non-negative, got time_masks={time_masks}, "
                 f"time_width={time_width}, freq_masks={freq_masks}, freq_width={freq_width}"
             )
@@ -215,7 +216,7 @@ class SpecAugment(nn.Module):
     def forward(self, spec: Tensor) -> Tensor:
         """Mask ``(B, n_mels, frames)`` in training mode; return it unchanged in eval mode."""
         if spec.ndim != 3:
-            raise ValueError(
+            raise DcatError(
                 f"{type(self).__name__} expects a spectrogram of shape (B, n_mels, frames), "
                 f"got {tuple(spec.shape)}"
             )
@@ -329,19 +330,19 @@ class AudioEncoder(nn.Module):
     ) -> None:
         super().__init__()
         if in_channels != 1:
-            raise ValueError(
+            raise DcatError(
                 f"AudioEncoder takes a mono waveform, so in_channels must be 1, got "
                 f"{in_channels}; mix the channels down (e.g. average them) first"
             )
         if len(widths) == 0 or min(widths) <= 0:
-            raise ValueError(f"widths must be a non-empty list of positive ints, got {widths}")
+            raise DcatError(f"widths must be a non-empty list of positive ints, got {widths}")
         if d_model is not None and d_model <= 0:
-            raise ValueError(f"d_model must be positive, got {d_model}")
+            raise DcatError(f"d_model must be positive, got {d_model}")
         if not 0.0 <= dropout < 1.0:
-            raise ValueError(f"dropout must be in [0, 1), got {dropout}")
+            raise DcatError(f"dropout must be in [0, 1), got {dropout}")
         self.time_pool = 2 ** (len(widths) - 1)
         if n_mels < self.time_pool:
-            raise ValueError(
+            raise DcatError(
                 f"n_mels={n_mels} is too few for {len(widths)} conv blocks: the frequency axis "
                 f"is pooled by {self.time_pool}, so n_mels must be at least {self.time_pool}"
             )
@@ -361,7 +362,7 @@ class AudioEncoder(nn.Module):
         if projection is None:
             projection = out != channels[-1]
         if not projection and out != channels[-1]:
-            raise ValueError(
+            raise DcatError(
                 f"d_model={out} differs from widths[-1]={channels[-1]}, which needs "
                 f"projection=True (or None)"
             )
@@ -393,7 +394,7 @@ class AudioEncoder(nn.Module):
         """Encode ``(B, samples)`` or ``(B, 1, samples)`` into ``(B, S, d_model)``."""
         wave = _mono_batch(type(self).__name__, x)
         if wave.shape[-1] < self.min_samples:
-            raise ValueError(
+            raise DcatError(
                 f"AudioEncoder needs at least {self.min_samples} samples per waveform "
                 f"({len(self.blocks)} conv blocks pool time by {self.time_pool}), "
                 f"got {wave.shape[-1]}"
@@ -429,7 +430,7 @@ def _read_state_dict(path: Path) -> Mapping[str, Tensor]:
     if not isinstance(state, Mapping) or not all(
         isinstance(k, str) and isinstance(v, Tensor) for k, v in state.items()
     ):
-        raise ValueError(
+        raise DcatError(
             f"{path} holds no PANNs state dict (expected {{'model': state_dict}} or a "
             f"state dict of tensors)"
         )
@@ -465,7 +466,7 @@ def load_panns_weights(
         ``unexpected`` or ``shape_mismatch`` is non-empty.
 
     Raises:
-        ValueError: When the file holds no state dict.
+        DcatError: When the file holds no state dict.
     """
     path = Path(path)
     state = _read_state_dict(path)

@@ -38,13 +38,15 @@ import numpy as np
 import torch
 import yaml
 
-from dcat.config import ExperimentConfig, SplitConfig, did_you_mean
 from dcat.data import PairedDataset, Split, make_split
-from dcat.encoders import create_encoder
-from dcat.engine import fit, versions
-from dcat.model import ModalityNet
-from dcat.tasks import SourceSpec, TransferTask, UnimodalTask
-from dcat.utils import load_torch_file, write_atomic
+from dcat.errors import DcatError
+from dcat.experiment.config import ExperimentConfig, SplitConfig, did_you_mean
+from dcat.io.atomic import write_atomic
+from dcat.nn.encoders import create_encoder
+from dcat.nn.model import ModalityNet
+from dcat.nn.weights import load_torch_file
+from dcat.training.engine import fit, versions
+from dcat.training.tasks import SourceSpec, TransferTask, UnimodalTask
 
 __all__ = ["RESULT_FIELDS", "Job", "load_dataset", "plan_jobs", "run_experiment"]
 
@@ -70,7 +72,7 @@ def _read(
     ]
     unknown = sorted(set(options) - set(known))
     if unknown:
-        raise ValueError(
+        raise DcatError(
             f"config: data.options: unknown option(s) {unknown} for data set {dataset!r}; "
             f"known: {known}" + did_you_mean(unknown, known)
         )
@@ -82,7 +84,7 @@ def load_dataset(config: ExperimentConfig) -> PairedDataset:
     data = config.data
     options = dict(data.options)
     if data.dataset not in DATASETS:
-        raise ValueError(
+        raise DcatError(
             f"config: data.dataset: unknown data set {data.dataset!r}; choose from "
             + ", ".join(DATASETS)
         )
@@ -91,10 +93,10 @@ def load_dataset(config: ExperimentConfig) -> PairedDataset:
 
         return _read(load_utd_mhad_embedded, data.dataset, options)
     if data.root is None:
-        raise ValueError(f"config: data.root is required for data set {data.dataset!r}")
+        raise DcatError(f"config: data.root is required for data set {data.dataset!r}")
     root = Path(data.root).expanduser()
     if not root.exists():
-        raise ValueError(f"config: data.root: {root} not found")
+        raise DcatError(f"config: data.root: {root} not found")
     if data.dataset == "utd_mhad":
         from dcat.data import load_utd_mhad
 
@@ -191,7 +193,7 @@ def build_net(
     try:
         encoder = create_encoder(spec.encoder, _in_channels(data, modality), **spec.options)
     except ValueError as err:
-        raise ValueError(f"config: modalities.{modality}: {err}") from err
+        raise DcatError(f"config: modalities.{modality}: {err}") from err
     dropout = config.dropout if spec.dropout is None else spec.dropout
     return ModalityNet(encoder, d_out=config.d_out, num_classes=data.num_classes, dropout=dropout)
 
@@ -201,12 +203,12 @@ def _normalization_kinds(config: ExperimentConfig, data: PairedDataset) -> dict[
     kinds = kinds if isinstance(kinds, dict) else dict.fromkeys(data.modalities, kinds)
     for modality, kind in kinds.items():
         if modality not in data.modalities:
-            raise ValueError(
+            raise DcatError(
                 f"config: data.normalization: modality {modality!r} is not in the data set "
                 f"(has {data.modalities})"
             )
         if kind not in ("zscore", "minmax", "none"):
-            raise ValueError(
+            raise DcatError(
                 f"config: data.normalization.{modality}: must be zscore, minmax "
                 f"or none, got {kind!r}"
             )
@@ -225,7 +227,7 @@ def _load_target(run_dir: Path, net: ModalityNet) -> ModalityNet:
     checkpoint = load_torch_file(path)
     state = checkpoint.get("state_dict") if isinstance(checkpoint, dict) else None
     if not isinstance(state, dict):
-        raise ValueError(f"{path} is not a dcat checkpoint (no state_dict)")
+        raise DcatError(f"{path} is not a dcat checkpoint (no state_dict)")
     prefix = "task.target."
     state = {k[len(prefix) :]: v for k, v in state.items() if k.startswith(prefix)}
     _check_fits(path, state, net)
@@ -259,7 +261,7 @@ def _check_fits(path: Path, state: dict[str, Any], net: ModalityNet) -> None:
                 more = f" (+{len(keys) - 4} more)" if len(keys) > 4 else ""
                 problems.append(f"{what}: {', '.join(keys[:4])}{more}")
     if problems:
-        raise ValueError(
+        raise DcatError(
             f"{path} {'; '.join(problems)}: it was trained with another configuration; use a "
             "fresh --out folder"
         )
@@ -279,7 +281,7 @@ def _record(config: ExperimentConfig, job: Job, metrics: dict) -> dict[str, Any]
 def _check_data(config: ExperimentConfig, data: PairedDataset) -> None:
     missing = [m for m in config.modalities if m not in data.modalities]
     if missing:
-        raise ValueError(
+        raise DcatError(
             f"config: modalities {missing} are not in the data set "
             f"{config.data.dataset!r}, which has {data.modalities}"
         )
@@ -300,7 +302,7 @@ def run_experiment(
         data: The data set, if already loaded (default: :func:`load_dataset`).
         log: Where progress lines go.
     """
-    from dcat.report import write_report  # matplotlib only when a report is written
+    from dcat.experiment.report import write_report  # matplotlib only when a report is written
 
     out = Path(out_dir)
     data = data if data is not None else load_dataset(config)
@@ -402,7 +404,7 @@ def _draw_split(data: PairedDataset, split_cfg: SplitConfig, index: int, seed: i
         )  # fmt: skip
         _check_classes(data, split, split_cfg.kind, seed)
     except ValueError as err:
-        raise ValueError(f"config: splits[{index}]: {err}") from err
+        raise DcatError(f"config: splits[{index}]: {err}") from err
     return split
 
 
@@ -410,7 +412,7 @@ def _check_classes(data: PairedDataset, split: Any, kind: str, seed: int) -> Non
     present = set(np.unique(data.labels[split.train]).tolist())
     absent = [data.class_names[c] for c in range(data.num_classes) if c not in present]
     if absent:
-        raise ValueError(
+        raise DcatError(
             f"the {kind} split (seed {seed}) leaves classes without a training sample: {absent}"
         )
 

@@ -14,6 +14,8 @@ from typing import Literal
 
 import numpy as np
 
+from dcat.errors import DcatError
+
 __all__ = ["Stream", "Windows", "cut_windows"]
 
 LabelRule = Literal["majority", "center"]
@@ -62,31 +64,31 @@ def _prepare_stream(name: str, stream: Stream) -> tuple[np.ndarray, np.ndarray]:
     """Validate one stream; return its sorted unique times ``(M,)`` and values ``(M, C)``."""
     rate = float(stream.rate)
     if not np.isfinite(rate) or rate <= 0:
-        raise ValueError(f"stream {name!r}: rate must be a positive number of Hz, got {rate}")
+        raise DcatError(f"stream {name!r}: rate must be a positive number of Hz, got {rate}")
     try:
         times = np.asarray(stream.times, dtype=np.float64)
         values = np.asarray(stream.values, dtype=np.float64)
     except (TypeError, ValueError) as err:
-        raise ValueError(f"stream {name!r}: times and values must be numeric ({err})") from err
+        raise DcatError(f"stream {name!r}: times and values must be numeric ({err})") from err
     if times.ndim != 1:
-        raise ValueError(f"stream {name!r}: times must have shape (N,), got {times.shape}")
+        raise DcatError(f"stream {name!r}: times must have shape (N,), got {times.shape}")
     if values.ndim != 2:
-        raise ValueError(
+        raise DcatError(
             f"stream {name!r}: values must have shape (N, C), got {values.shape} "
             "(use values[:, None] for a single channel)"
         )
     if len(times) != len(values):
-        raise ValueError(
+        raise DcatError(
             f"stream {name!r}: times has {len(times)} entries but values has {len(values)} rows"
         )
     if len(times) == 0 or values.shape[1] == 0:
-        raise ValueError(f"stream {name!r} is empty (values shape {values.shape})")
+        raise DcatError(f"stream {name!r} is empty (values shape {values.shape})")
     if not np.isfinite(times).all():
         bad = int(np.flatnonzero(~np.isfinite(times))[0])
-        raise ValueError(f"stream {name!r}: time at index {bad} is {times[bad]} (not finite)")
+        raise DcatError(f"stream {name!r}: time at index {bad} is {times[bad]} (not finite)")
     if not np.isfinite(values).all():
         row, col = (int(i) for i in np.argwhere(~np.isfinite(values))[0])
-        raise ValueError(
+        raise DcatError(
             f"stream {name!r}: value at index {row}, channel {col} is {values[row, col]} "
             "(not finite)"
         )
@@ -219,23 +221,23 @@ def cut_windows(
         ``labels`` ``(W,)`` int64 and ``starts`` ``(W,)`` float64.
 
     Raises:
-        ValueError: Empty or malformed streams (named, with the first non-finite index), a
+        DcatError: Empty or malformed streams (named, with the first non-finite index), a
             non-positive rate, window, stride or gap, or malformed labels.
     """
     if not streams:
-        raise ValueError("streams must hold at least one modality")
+        raise DcatError("streams must hold at least one modality")
     for what, value in (("window_s", window_s), ("stride_s", stride_s)):
         if not np.isfinite(value) or value <= 0:
-            raise ValueError(f"{what} must be a positive number of seconds, got {value}")
+            raise DcatError(f"{what} must be a positive number of seconds, got {value}")
     if label_rule not in ("majority", "center"):
-        raise ValueError(f"label_rule must be 'majority' or 'center', got {label_rule!r}")
+        raise DcatError(f"label_rule must be 'majority' or 'center', got {label_rule!r}")
     if not 0.0 <= min_label_fraction <= 1.0:
-        raise ValueError(f"min_label_fraction must lie in [0, 1], got {min_label_fraction}")
+        raise DcatError(f"min_label_fraction must lie in [0, 1], got {min_label_fraction}")
     prepared = {name: _prepare_stream(name, stream) for name, stream in streams.items()}
     steps = {name: round(window_s * float(stream.rate)) for name, stream in streams.items()}
     for name, count in steps.items():
         if count < 1:
-            raise ValueError(
+            raise DcatError(
                 f"stream {name!r}: window_s={window_s} at {streams[name].rate} Hz gives no "
                 "samples per window"
             )
@@ -244,10 +246,10 @@ def cut_windows(
         given = max_gap_s.get(name) if isinstance(max_gap_s, Mapping) else max_gap_s
         gap = 3.0 / float(stream.rate) if given is None else float(given)
         if not np.isfinite(gap) or gap <= 0:
-            raise ValueError(f"max_gap_s for stream {name!r} must be positive, got {given}")
+            raise DcatError(f"max_gap_s for stream {name!r} must be positive, got {given}")
         gaps[name] = gap
     if isinstance(max_gap_s, Mapping) and set(max_gap_s) - set(streams):
-        raise ValueError(
+        raise DcatError(
             f"max_gap_s names unknown modalities {sorted(set(max_gap_s) - set(streams))}; "
             f"streams are {list(streams)}"
         )
@@ -255,15 +257,15 @@ def cut_windows(
     label_times = np.asarray(label_times, dtype=np.float64)
     label_values = np.asarray(label_values)
     if label_times.ndim != 1 or label_values.ndim != 1 or len(label_times) != len(label_values):
-        raise ValueError(
+        raise DcatError(
             f"label_times and label_values must be 1-D of one length, got {label_times.shape} "
             f"and {label_values.shape}"
         )
     if label_values.size and not np.issubdtype(label_values.dtype, np.integer):
-        raise ValueError(f"label_values must be integers, got dtype {label_values.dtype}")
+        raise DcatError(f"label_values must be integers, got dtype {label_values.dtype}")
     if not np.isfinite(label_times).all():
         bad = int(np.flatnonzero(~np.isfinite(label_times))[0])
-        raise ValueError(f"label_times[{bad}] is {label_times[bad]} (not finite)")
+        raise DcatError(f"label_times[{bad}] is {label_times[bad]} (not finite)")
     order = np.argsort(label_times, kind="stable")
     label_times, label_values = label_times[order], label_values[order].astype(np.int64)
 

@@ -5,6 +5,8 @@ from __future__ import annotations
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from dcat.errors import DcatError
+
 __all__ = ["SelfAttention"]
 
 
@@ -37,11 +39,11 @@ class SelfAttention(nn.Module):
     ) -> None:
         super().__init__()
         if d_model <= 0 or d_out <= 0:
-            raise ValueError(f"d_model and d_out must be positive, got {d_model} and {d_out}")
+            raise DcatError(f"d_model and d_out must be positive, got {d_model} and {d_out}")
         if num_heads <= 0 or d_out % num_heads:
-            raise ValueError(f"num_heads ({num_heads}) must be positive and divide d_out ({d_out})")
+            raise DcatError(f"num_heads ({num_heads}) must be positive and divide d_out ({d_out})")
         if not 0.0 <= dropout < 1.0:
-            raise ValueError(f"dropout must be in [0, 1), got {dropout}")
+            raise DcatError(f"dropout must be in [0, 1), got {dropout}")
         self.d_model = d_model
         self.d_out = d_out
         self.num_heads = num_heads
@@ -64,7 +66,7 @@ class SelfAttention(nn.Module):
             ``out`` ``(B, S, d_out)`` and the tuple ``(K, Q, V)``, each ``(B, S, d_out)``.
         """
         if embeddings.ndim != 3 or embeddings.shape[-1] != self.d_model:
-            raise ValueError(
+            raise DcatError(
                 f"embeddings must have shape (B, S, {self.d_model}), got {tuple(embeddings.shape)}"
             )
         k = self.key(embeddings)

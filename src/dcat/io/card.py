@@ -2,7 +2,8 @@
 
 Every training run stores one (in its checkpoints and as ``model_card.json``), and every export
 writes it as ``metadata.json`` beside the model files. It is plain JSON and this module imports
-neither torch nor onnxruntime, so the deployment side (:mod:`dcat.predict`) can read it anywhere.
+neither torch nor onnxruntime, so the deployment side (:mod:`dcat.deploy.predict`) can read it
+anywhere.
 
 Fields::
 
@@ -30,6 +31,8 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from dcat.errors import DcatError
+
 __all__ = ["CARD_FORMAT", "ModelCard"]
 
 CARD_FORMAT = "dcat-model/1"
@@ -46,7 +49,7 @@ class ModelCard:
         rate_hz: Steps per second along the time axis, or ``None``.
         channels: Channel names, or ``None``.
         normalization: ``{"kind", "shift", "scale"}`` or ``None``.
-        architecture: Network description for :meth:`dcat.model.ModalityNet.from_architecture`.
+        architecture: Network description for :meth:`dcat.nn.model.ModalityNet.from_architecture`.
         dcat_version: Version of dcat that trained the model.
         run: Provenance (run folder, checkpoint, experiment, job).
         note: How the training windows were made.
@@ -69,13 +72,13 @@ class ModelCard:
 
     def __post_init__(self) -> None:
         if len(self.input_shape) not in (2, 4):
-            raise ValueError(
+            raise DcatError(
                 f"model card: input shape must be (C, T) or (F, C, H, W), got {self.input_shape}"
             )
         if len(self.class_names) < 2:
-            raise ValueError(f"model card: need at least 2 class names, got {self.class_names}")
+            raise DcatError(f"model card: need at least 2 class names, got {self.class_names}")
         if self.channels is not None and len(self.channels) != self.num_channels:
-            raise ValueError(
+            raise DcatError(
                 f"model card: {len(self.channels)} channel names for {self.num_channels} channels"
             )
 
@@ -119,14 +122,14 @@ class ModelCard:
     def from_dict(cls, data: Mapping[str, Any], *, where: str = "model card") -> ModelCard:
         """Read :meth:`to_dict`'s form; ``where`` names the file in errors."""
         if data.get("format") != CARD_FORMAT:
-            raise ValueError(
+            raise DcatError(
                 f"{where}: not a dcat model description (format {data.get('format')!r}, "
                 f"expected {CARD_FORMAT!r})"
             )
         required = ["modality", "class_names", "input", "rate_hz", "architecture"]
         missing = [k for k in required if k not in data]
         if missing:
-            raise ValueError(f"{where}: missing field(s) {missing}")
+            raise DcatError(f"{where}: missing field(s) {missing}")
         try:
             return cls(
                 modality=str(data["modality"]),
@@ -142,13 +145,13 @@ class ModelCard:
                 input_dtype=str(data["input"].get("dtype", "float32")),
             )
         except (KeyError, TypeError) as err:
-            raise ValueError(f"{where}: malformed field ({err})") from None
+            raise DcatError(f"{where}: malformed field ({err})") from None
         except ValueError as err:
-            raise ValueError(f"{where}: {err}") from None
+            raise DcatError(f"{where}: {err}") from None
 
     def save(self, path: str | Path) -> None:
         """Write as JSON (atomically)."""
-        from dcat.utils import write_atomic
+        from dcat.io.atomic import write_atomic
 
         write_atomic(path, json.dumps(self.to_dict(), indent=2))
 
@@ -161,7 +164,7 @@ class ModelCard:
         try:
             data = json.loads(path.read_text())
         except (json.JSONDecodeError, UnicodeDecodeError) as err:
-            raise ValueError(f"{path}: not valid JSON ({err})") from None
+            raise DcatError(f"{path}: not valid JSON ({err})") from None
         if not isinstance(data, dict):
-            raise ValueError(f"{path}: expected a JSON object")
+            raise DcatError(f"{path}: expected a JSON object")
         return cls.from_dict(data, where=str(path))

@@ -21,7 +21,7 @@ from typing import Any
 import numpy as np
 from scipy import stats
 
-from dcat.utils import write_atomic
+from dcat.io.atomic import write_atomic
 
 __all__ = ["METHOD_LABELS", "METRICS", "format_table", "method_table", "write_report"]
 

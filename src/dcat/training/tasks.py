@@ -18,8 +18,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from dcat.cache import SourceCache, SourceOutputs
-from dcat.losses import (
+from dcat.errors import DcatError
+from dcat.nn.losses import (
     DEFAULT_EPS,
     contrastive_alignment_loss,
     cross_attention_distance,
@@ -29,7 +29,8 @@ from dcat.losses import (
     mcma_mask,
     select_samples,
 )
-from dcat.model import ModalityNet
+from dcat.nn.model import ModalityNet
+from dcat.training.cache import SourceCache, SourceOutputs
 
 __all__ = ["METHODS", "SourceSpec", "TransferTask", "UnimodalTask"]
 
@@ -47,7 +48,7 @@ _DEFAULT_TEMPERATURE = {"logit_kd": 4.0, "contrastive": 0.1}
 def _labels(batch: Mapping) -> Tensor:
     labels = batch.get("label")
     if not isinstance(labels, Tensor) or labels.ndim != 1:
-        raise ValueError(f"batch['label'] must be a (B,) tensor of class indices, got {labels!r}")
+        raise DcatError(f"batch['label'] must be a (B,) tensor of class indices, got {labels!r}")
     return labels
 
 
@@ -55,7 +56,7 @@ def _input(batch: Mapping, modality: str) -> Tensor:
     inputs = batch.get("inputs")
     if not isinstance(inputs, Mapping) or modality not in inputs:
         found = sorted(inputs) if isinstance(inputs, Mapping) else None
-        raise ValueError(f"batch['inputs'] has no modality {modality!r} (has {found})")
+        raise DcatError(f"batch['inputs'] has no modality {modality!r} (has {found})")
     return inputs[modality]
 
 
@@ -118,17 +119,17 @@ class SourceSpec:
 
     def __post_init__(self) -> None:
         if self.method not in METHODS:
-            raise ValueError(
+            raise DcatError(
                 f"source {self.name!r}: method must be one of {list(METHODS)}, got {self.method!r}"
             )
         if not self.weight >= 0:
-            raise ValueError(f"source {self.name!r}: weight (λ) must be ≥ 0, got {self.weight}")
+            raise DcatError(f"source {self.name!r}: weight (λ) must be ≥ 0, got {self.weight}")
         if self.modality is None:
             self.modality = self.name
         if self.temperature is None:
             self.temperature = _DEFAULT_TEMPERATURE.get(self.method, 1.0)
         if self.temperature <= 0:
-            raise ValueError(
+            raise DcatError(
                 f"source {self.name!r}: temperature must be positive, got {self.temperature}"
             )
 
@@ -167,10 +168,10 @@ class TransferTask(nn.Module):
     ) -> None:
         super().__init__()
         if not sources:
-            raise ValueError("a TransferTask needs at least one source; use UnimodalTask otherwise")
+            raise DcatError("a TransferTask needs at least one source; use UnimodalTask otherwise")
         names = [s.name for s in sources]
         if len(set(names)) != len(names):
-            raise ValueError(f"source names must be unique, got {names}")
+            raise DcatError(f"source names must be unique, got {names}")
         self.target = target
         self.modality = modality
         self.specs = list(sources)
@@ -180,12 +181,12 @@ class TransferTask(nn.Module):
         self.projections = nn.ModuleDict()
         for spec in self.specs:
             if spec.method == "dcat" and spec.model.d_out != target.d_out:
-                raise ValueError(
+                raise DcatError(
                     f"source {spec.name!r} has d_out={spec.model.d_out} but the target has "
                     f"d_out={target.d_out}; the cross-attention loss needs equal widths"
                 )
             if spec.method in ("dcat", "logit_kd") and spec.model.num_classes != target.num_classes:
-                raise ValueError(
+                raise DcatError(
                     f"source {spec.name!r} has {spec.model.num_classes} classes but the target has "
                     f"{target.num_classes}; it was trained on other classes"
                 )
@@ -213,7 +214,7 @@ class TransferTask(nn.Module):
     def attach_cache(self, name: str, cache: SourceCache | None) -> None:
         """Serve source ``name`` from ``cache`` (rows = ``batch["index"]``); ``None`` detaches."""
         if name not in self.sources:
-            raise ValueError(f"no source named {name!r}; sources are {list(self.sources)}")
+            raise DcatError(f"no source named {name!r}; sources are {list(self.sources)}")
         if cache is None:
             self._caches.pop(name, None)
         else:
@@ -242,7 +243,7 @@ class TransferTask(nn.Module):
         if spec.name in self._caches:
             index = batch.get("index")
             if not isinstance(index, Tensor):
-                raise ValueError("a cached source needs batch['index'] (the samples' positions)")
+                raise DcatError("a cached source needs batch['index'] (the samples' positions)")
             return self._caches[spec.name].lookup(index, device=_labels(batch).device)
         model = self.sources[spec.name]
         with torch.no_grad():

@@ -7,6 +7,8 @@ from pathlib import Path
 
 import numpy as np
 
+from dcat.errors import DcatError
+
 __all__ = ["first_bad_cell", "is_number", "parse_numbers"]
 
 
@@ -38,7 +40,7 @@ def parse_numbers(
     """``(N, K)`` float64 from ``N`` rows of ``K`` cells named ``names``.
 
     Raises:
-        ValueError: ``"<path>: row R, column NAME: 'text' is not a number<note>"`` for the first
+        DcatError: ``"<path>: row R, column NAME: 'text' is not a number<note>"`` for the first
             bad cell (the fast path converts everything at once; only a failure scans).
     """
     try:
@@ -48,6 +50,6 @@ def parse_numbers(
         if bad is None:
             raise
         row, name, cell = bad
-        raise ValueError(
+        raise DcatError(
             f"{path}: row {row}, column {name!r}: {cell!r} is not a number{note}"
         ) from None

@@ -19,7 +19,9 @@ from typing import Any
 import torch
 from lightning.pytorch.plugins import TorchCheckpointIO
 
-from dcat.utils import load_torch_file, write_atomic
+from dcat.errors import DcatError
+from dcat.io.atomic import write_atomic
+from dcat.nn.weights import load_torch_file
 
 __all__ = ["SafeCheckpointIO", "csv_logger", "resume_epoch"]
 
@@ -58,7 +60,7 @@ def resume_epoch(last: Path) -> int:
     """The epoch ``last`` ended; refuses, by name, a file that is not a plain checkpoint."""
     state = load_torch_file(last, mmap=True)
     if not isinstance(state, Mapping) or not isinstance(state.get("epoch"), int):
-        raise ValueError(f"{last} is not a Lightning checkpoint (no epoch); delete it to restart")
+        raise DcatError(f"{last} is not a Lightning checkpoint (no epoch); delete it to restart")
     return state["epoch"]
 
 

@@ -6,7 +6,7 @@ no source, no training code) from a checkpoint and its model card, and writes a 
     OUT/model.onnx          ONNX, dynamic batch axis (input "input", output "logits")
     OUT/model.pt2           torch.export program (with format "torch-export")
     OUT/model.safetensors   the weights
-    OUT/metadata.json       the model card (dcat.card) plus what was exported and its parity
+    OUT/metadata.json       the model card (dcat.io.card) plus what was exported and its parity
 
 After writing, every format is run on held-out samples (the validation inputs the run kept in
 ``examples.npy``; random inputs when a bare checkpoint has none) and compared with the PyTorch
@@ -29,9 +29,10 @@ import torch
 from torch import Tensor, nn
 
 import dcat
-from dcat.card import ModelCard
-from dcat.model import ModalityNet
-from dcat.utils import load_torch_file
+from dcat.errors import DcatError
+from dcat.io.card import ModelCard
+from dcat.nn.model import ModalityNet
+from dcat.nn.weights import load_torch_file
 
 __all__ = ["FORMATS", "DeployedNet", "ExportError", "export_model", "load_trained"]
 
@@ -39,7 +40,7 @@ FORMATS = ("onnx", "torch-export")
 _TARGET_PREFIX = "task.target."
 
 
-class ExportError(ValueError):
+class ExportError(DcatError):
     """An export that cannot be made or fails its parity check (nothing is left written)."""
 
 
@@ -64,11 +65,11 @@ def _checkpoint_path(path: Path) -> Path:
     if best.is_file():
         return best
     if (path / "results.json").is_file() or (path / "runs").is_dir():
-        raise ValueError(
+        raise DcatError(
             f"{path} is an experiment folder with many runs; pass one run, e.g. "
             f"{path / 'runs' / 'ood' / 'seed0' / 'imu' / 'baseline'}"
         )
-    raise ValueError(f"{path}: not a run folder (no checkpoints/best.ckpt) nor a checkpoint file")
+    raise DcatError(f"{path}: not a run folder (no checkpoints/best.ckpt) nor a checkpoint file")
 
 
 def load_trained(
@@ -86,22 +87,22 @@ def load_trained(
 
     Raises:
         FileNotFoundError: ``path`` does not exist.
-        ValueError: Not a dcat checkpoint, no model card, another modality, or weights that do
+        DcatError: Not a dcat checkpoint, no model card, another modality, or weights that do
             not fit the described network (each message names the file).
     """
     ckpt = _checkpoint_path(Path(path))
     try:
         state = load_torch_file(ckpt)
     except (EOFError, RuntimeError) as err:  # empty or cut files surface as these
-        raise ValueError(f"{ckpt} is not a readable torch file: {err}") from None
+        raise DcatError(f"{ckpt} is not a readable torch file: {err}") from None
     if not isinstance(state, dict) or "state_dict" not in state:
-        raise ValueError(f"{ckpt}: not a dcat checkpoint (no state_dict)")
+        raise DcatError(f"{ckpt}: not a dcat checkpoint (no state_dict)")
     card_data = state.get("dcat_card")
     where = str(ckpt)
     if card_data is None:
         beside = ckpt.parent.parent / "model_card.json"
         if not beside.is_file():
-            raise ValueError(
+            raise DcatError(
                 f"{ckpt}: holds no model description (model card); it was written by an older "
                 "dcat or its encoder was not built by name with create_encoder"
             )
@@ -109,11 +110,11 @@ def load_trained(
     else:
         card = ModelCard.from_dict(card_data, where=where)
     if modality is not None and modality != card.modality:
-        raise ValueError(f"{ckpt}: holds a model of modality {card.modality!r}, not {modality!r}")
+        raise DcatError(f"{ckpt}: holds a model of modality {card.modality!r}, not {modality!r}")
     try:
         net = ModalityNet.from_architecture(card.architecture)
     except ValueError as err:
-        raise ValueError(f"{ckpt}: cannot rebuild the described network: {err}") from None
+        raise DcatError(f"{ckpt}: cannot rebuild the described network: {err}") from None
     weights = {
         k[len(_TARGET_PREFIX) :]: v
         for k, v in state["state_dict"].items()
@@ -123,7 +124,7 @@ def load_trained(
         net.load_state_dict(weights)
     except RuntimeError as err:
         details = "; ".join(line.strip() for line in str(err).splitlines()[1:] if line.strip())
-        raise ValueError(
+        raise DcatError(
             f"{ckpt}: weights do not fit the described network: {details or err}"
         ) from None
     card.run = {**card.run, "checkpoint": str(ckpt.resolve())}
@@ -236,7 +237,7 @@ def export_model(
     Raises:
         ExportError: Unknown format, bad samples, an exporter failure, or failed parity
             (nothing is written).
-        ValueError, FileNotFoundError: As for :func:`load_trained`.
+        DcatError, FileNotFoundError: As for :func:`load_trained`.
     """
     unknown = [f for f in formats if f not in FORMATS]
     if unknown or not formats:

@@ -24,6 +24,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from dcat.errors import DcatError
+
 __all__ = [
     "DEFAULT_EPS",
     "choose_method",
@@ -52,32 +54,32 @@ def _check_kqv(name: str, kqv: object) -> tuple[Tensor, Tensor]:
     if not isinstance(kqv, Sequence) or isinstance(kqv, (str, bytes)) or len(kqv) != 3:
         kind = type(kqv).__name__
         length = f" of length {len(kqv)}" if isinstance(kqv, Sequence) else ""
-        raise ValueError(
+        raise DcatError(
             f"{name} must be a tuple (K, Q, V) as returned by SelfAttention, got {kind}{length}"
         )
     k, q, v = kqv
     for part, tensor in (("K", k), ("V", v)):
         if not isinstance(tensor, Tensor):
-            raise ValueError(f"{name}: {part} must be a torch.Tensor, got {type(tensor).__name__}")
+            raise DcatError(f"{name}: {part} must be a torch.Tensor, got {type(tensor).__name__}")
         if tensor.ndim != 3:
-            raise ValueError(
+            raise DcatError(
                 f"{name}: {part} must have shape (B, S, d), got {tuple(tensor.shape)} "
                 f"({tensor.ndim} dims)"
             )
     if k.shape != v.shape:
-        raise ValueError(
+        raise DcatError(
             f"{name}: K and V must have the same shape (B, S, d), "
             f"got K {tuple(k.shape)} and V {tuple(v.shape)}"
         )
     if q is not None:
         if not isinstance(q, Tensor):
-            raise ValueError(f"{name}: Q must be a torch.Tensor or None, got {type(q).__name__}")
+            raise DcatError(f"{name}: Q must be a torch.Tensor or None, got {type(q).__name__}")
         if q.shape != k.shape:
-            raise ValueError(
+            raise DcatError(
                 f"{name}: Q must have the shape of K {tuple(k.shape)}, got {tuple(q.shape)}"
             )
     if not (k.is_floating_point() and v.is_floating_point()):
-        raise ValueError(f"{name}: K and V must be floating point, got {k.dtype} and {v.dtype}")
+        raise DcatError(f"{name}: K and V must be floating point, got {k.dtype} and {v.dtype}")
     return k, v
 
 
@@ -85,13 +87,13 @@ def _check_mask(mask: Tensor | None, batch: int) -> None:
     if mask is None:
         return
     if not isinstance(mask, Tensor):
-        raise ValueError(
+        raise DcatError(
             f"mask must be a bool tensor of shape ({batch},), got {type(mask).__name__}"
         )
     if mask.dtype != torch.bool:
-        raise ValueError(f"mask must have dtype torch.bool, got {mask.dtype}")
+        raise DcatError(f"mask must have dtype torch.bool, got {mask.dtype}")
     if tuple(mask.shape) != (batch,):
-        raise ValueError(
+        raise DcatError(
             f"mask must have shape ({batch},) (one flag per sample), got {tuple(mask.shape)}"
         )
 
@@ -258,25 +260,25 @@ def cross_attention_distance(
         float32; computed outside autocast so bf16/fp16 inputs do not lose the cancellation).
 
     Raises:
-        ValueError: On a malformed tuple, wrong ranks, or mismatched batch size or ``d``.
+        DcatError: On a malformed tuple, wrong ranks, or mismatched batch size or ``d``.
     """
     k_a, v_a = _check_kqv("source_kqv", source_kqv)
     k_b, v_b = _check_kqv("target_kqv", target_kqv)
     if k_a.shape[0] != k_b.shape[0]:
-        raise ValueError(
+        raise DcatError(
             f"source_kqv and target_kqv must have the same batch size, got {k_a.shape[0]} "
             f"(source {tuple(k_a.shape)}) and {k_b.shape[0]} (target {tuple(k_b.shape)})"
         )
     if k_a.shape[2] != k_b.shape[2]:
-        raise ValueError(
+        raise DcatError(
             f"source_kqv and target_kqv must have the same attention width d (d_out), got "
             f"{k_a.shape[2]} (source {tuple(k_a.shape)}) and {k_b.shape[2]} "
             f"(target {tuple(k_b.shape)})"
         )
     if method not in _METHODS:
-        raise ValueError(f"method must be one of {_METHODS}, got {method!r}")
+        raise DcatError(f"method must be one of {_METHODS}, got {method!r}")
     if not eps > 0:
-        raise ValueError(f"eps must be positive, got {eps}")
+        raise DcatError(f"eps must be positive, got {eps}")
     if method == "auto":
         method = choose_method(k_a.shape[1], k_b.shape[1], k_a.shape[2])
 
@@ -304,7 +306,7 @@ def reduce_masked(
         A scalar, or ``(B,)`` for ``"none"``.
     """
     if reduction not in _REDUCTIONS:
-        raise ValueError(f"reduction must be one of {_REDUCTIONS}, got {reduction!r}")
+        raise DcatError(f"reduction must be one of {_REDUCTIONS}, got {reduction!r}")
     _check_mask(mask, values.shape[0])
     if mask is not None:
         # where() rather than multiply, so an unselected non-finite value cannot poison the sum
@@ -350,7 +352,7 @@ def cross_attention_loss(
         A scalar tensor, or ``(B,)`` for ``reduction="none"``; values per sample in ``[0, 2]``.
 
     Raises:
-        ValueError: Naming the argument and shapes at fault.
+        DcatError: Naming the argument and shapes at fault.
 
     Example:
         >>> import torch
@@ -362,7 +364,7 @@ def cross_attention_loss(
         >>> loss.backward()
     """
     if reduction not in _REDUCTIONS:
-        raise ValueError(f"reduction must be one of {_REDUCTIONS}, got {reduction!r}")
+        raise DcatError(f"reduction must be one of {_REDUCTIONS}, got {reduction!r}")
     if mask is None or reduction == "none" or mask.is_cuda:
         # (on a GPU, selecting rows would need a host sync; masking the values does not)
         distances = cross_attention_distance(source_kqv, target_kqv, method=method, eps=eps)
@@ -394,19 +396,19 @@ def mcma_mask(source_logits: Tensor, labels: Tensor) -> Tensor:
     """
     if not isinstance(source_logits, Tensor) or source_logits.ndim != 2:
         shape = tuple(source_logits.shape) if isinstance(source_logits, Tensor) else None
-        raise ValueError(f"source_logits must have shape (B, C), got {shape}")
+        raise DcatError(f"source_logits must have shape (B, C), got {shape}")
     if (
         not isinstance(labels, Tensor)
         or labels.ndim != 1
         or labels.shape[0] != source_logits.shape[0]
     ):
         shape = tuple(labels.shape) if isinstance(labels, Tensor) else None
-        raise ValueError(
+        raise DcatError(
             f"labels must have shape ({source_logits.shape[0]},) to match source_logits "
             f"{tuple(source_logits.shape)}, got {shape}"
         )
     if labels.is_floating_point() or labels.dtype == torch.bool:
-        raise ValueError(f"labels must be integer class indices, got dtype {labels.dtype}")
+        raise DcatError(f"labels must be integer class indices, got dtype {labels.dtype}")
     return source_logits.detach().argmax(dim=1) == labels
 
 
@@ -441,14 +443,14 @@ def global_masked_mean(values: Tensor, mask: Tensor | None = None) -> Tensor:
 
 def _check_pair(name_a: str, a: Tensor, name_b: str, b: Tensor, shape: str) -> None:
     if a.shape != b.shape or a.ndim != 2:
-        raise ValueError(
+        raise DcatError(
             f"{name_a} and {name_b} must both be {shape}, got {tuple(a.shape)} and {tuple(b.shape)}"
         )
 
 
 def _check_temperature(temperature: float) -> None:
     if not temperature > 0:
-        raise ValueError(f"temperature must be positive, got {temperature}")
+        raise DcatError(f"temperature must be positive, got {temperature}")
 
 
 def logit_distillation_loss(
@@ -480,7 +482,7 @@ def feature_alignment_loss(projected_student: Tensor, teacher_embedding: Tensor)
         teacher_embedding: ``(B, D)``, the frozen source's pooled embedding (detached here).
     """
     if projected_student.shape != teacher_embedding.shape:
-        raise ValueError(
+        raise DcatError(
             f"projected_student and teacher_embedding must have the same shape, got "
             f"{tuple(projected_student.shape)} and {tuple(teacher_embedding.shape)}"
         )

@@ -1,29 +1,14 @@
-"""Small shared helpers."""
+"""Safe loading of torch files: tensors, containers and plain values, never pickled code."""
 
 from __future__ import annotations
 
-import os
 import pickle
-import tempfile
 from pathlib import Path
 from typing import Any
 
-__all__ = ["load_torch_file", "write_atomic"]
+from dcat.errors import DcatError
 
-
-def write_atomic(path: str | Path, text: str | bytes) -> None:
-    """Write ``text`` (or bytes) to ``path`` through a temporary file and a rename, so a reader
-    never sees a half-written file and an interrupted write leaves the old one (or none)."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb" if isinstance(text, bytes) else "w") as handle:
-            handle.write(text)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+__all__ = ["load_torch_file"]
 
 
 def load_torch_file(path: str | Path, *, map_location: Any = "cpu", mmap: bool = False) -> Any:
@@ -39,7 +24,7 @@ def load_torch_file(path: str | Path, *, map_location: Any = "cpu", mmap: bool =
         return torch.load(path, map_location=map_location, weights_only=True, mmap=mmap)
     except pickle.UnpicklingError as err:
         reason = next((s.strip() for s in str(err).splitlines() if "global" in s.lower()), "")
-        raise ValueError(
+        raise DcatError(
             f"{path} is not a plain weights file: refused to unpickle it (only tensors, "
             f"containers and plain values are loaded){': ' + reason if reason else ''}"
         ) from None
@@ -48,4 +33,4 @@ def load_torch_file(path: str | Path, *, map_location: Any = "cpu", mmap: bool =
             return load_torch_file(path, map_location=map_location)
         if "PytorchStreamReader" not in str(err):
             raise
-        raise ValueError(f"{path} is not a readable torch file (truncated or corrupt?)") from err
+        raise DcatError(f"{path} is not a readable torch file (truncated or corrupt?)") from err

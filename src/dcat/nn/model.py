@@ -7,8 +7,9 @@ from typing import Any, NamedTuple
 
 from torch import Tensor, nn
 
-from dcat.attention import SelfAttention
-from dcat.encoders.registry import create_encoder
+from dcat.errors import DcatError
+from dcat.nn.attention import SelfAttention
+from dcat.nn.encoders.registry import create_encoder
 
 __all__ = ["ModalityNet", "ModalityOutput"]
 
@@ -54,14 +55,14 @@ class ModalityNet(nn.Module):
         super().__init__()
         d_model = getattr(encoder, "d_model", None)
         if not isinstance(d_model, int) or d_model <= 0:
-            raise ValueError(
+            raise DcatError(
                 f"encoder {type(encoder).__name__} must expose a positive int attribute d_model, "
                 f"got {d_model!r}"
             )
         if num_classes < 2:
-            raise ValueError(f"num_classes must be at least 2, got {num_classes}")
+            raise DcatError(f"num_classes must be at least 2, got {num_classes}")
         if not 0.0 <= dropout < 1.0:
-            raise ValueError(f"dropout must be in [0, 1), got {dropout}")
+            raise DcatError(f"dropout must be in [0, 1), got {dropout}")
         self.encoder = encoder
         self.attention = SelfAttention(d_model, d_out, num_heads=num_heads)
         self.dropout = nn.Dropout(dropout)
@@ -74,11 +75,11 @@ class ModalityNet(nn.Module):
         """A JSON-able description from which :meth:`from_architecture` rebuilds this network.
 
         Raises:
-            ValueError: The encoder was not made by :func:`~dcat.encoders.create_encoder`.
+            DcatError: The encoder was not made by :func:`~dcat.nn.encoders.create_encoder`.
         """
         spec = getattr(self.encoder, "dcat_spec", None)
         if spec is None:
-            raise ValueError(
+            raise DcatError(
                 f"the encoder {type(self.encoder).__name__} was not built by create_encoder, "
                 "so the network cannot be described for export; register it with "
                 "@register_encoder and build it by name"
@@ -106,7 +107,7 @@ class ModalityNet(nn.Module):
         required = ("encoder", "in_channels", "encoder_options", "d_out", "num_classes")
         missing = [k for k in required if k not in architecture]
         if missing:
-            raise ValueError(f"architecture description lacks {missing}")
+            raise DcatError(f"architecture description lacks {missing}")
         options = {
             k: v for k, v in architecture["encoder_options"].items() if k not in cls._BUILD_ONLY
         }

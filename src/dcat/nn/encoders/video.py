@@ -8,8 +8,9 @@ import torch
 import torchvision
 from torch import Tensor, nn
 
-from dcat.encoders.registry import register_encoder
-from dcat.utils import load_torch_file
+from dcat.errors import DcatError
+from dcat.nn.encoders.registry import register_encoder
+from dcat.nn.weights import load_torch_file
 
 __all__ = ["VideoEncoder"]
 
@@ -55,9 +56,9 @@ class VideoEncoder(nn.Module):
     ) -> None:
         super().__init__()
         if depth not in _RESNETS:
-            raise ValueError(f"depth must be one of {sorted(_RESNETS)}, got {depth}")
+            raise DcatError(f"depth must be one of {sorted(_RESNETS)}, got {depth}")
         if in_channels <= 0:
-            raise ValueError(f"in_channels must be positive, got {in_channels}")
+            raise DcatError(f"in_channels must be positive, got {in_channels}")
         trunk = getattr(torchvision.models, _RESNETS[depth])(weights=None)
         if weights is not None:
             state = load_torch_file(weights)
@@ -94,7 +95,7 @@ class VideoEncoder(nn.Module):
     def forward(self, x: Tensor) -> Tensor:
         """Encode ``(B, F, C, H, W)`` into ``(B, F, d_model)``."""
         if x.ndim != 5 or x.shape[2] != self.in_channels:
-            raise ValueError(
+            raise DcatError(
                 f"VideoEncoder expects input of shape (B, F, {self.in_channels}, H, W), "
                 f"got {tuple(x.shape)}"
             )

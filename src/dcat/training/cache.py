@@ -28,6 +28,8 @@ import torch
 from torch import Tensor, nn
 from torch.utils.data import DataLoader, Dataset
 
+from dcat.errors import DcatError
+
 __all__ = ["SourceCache", "SourceOutputs", "cache_key", "state_dict_digest"]
 
 _FIELDS = ("keys", "values", "logits", "embedding")
@@ -172,7 +174,7 @@ class SourceCache:
         n = len(logits)
         for field, array in zip(_FIELDS, (keys, values, logits, embedding), strict=True):
             if len(array) != n:
-                raise ValueError(f"cache field {field} has {len(array)} rows, expected {n}")
+                raise DcatError(f"cache field {field} has {len(array)} rows, expected {n}")
         self._arrays = {"keys": keys, "values": values, "logits": logits, "embedding": embedding}
         self.key = key
 
@@ -231,7 +233,7 @@ class SourceCache:
         """Run ``model`` (eval mode, no grad) once over ``dataset`` and keep its outputs.
 
         Args:
-            model: A :class:`~dcat.model.ModalityNet` (anything with ``forward_all``).
+            model: A :class:`~dcat.nn.model.ModalityNet` (anything with ``forward_all``).
             dataset: Items ``{"inputs": {modality: x}, "label": y, "index": i}``; iterated in
                 order, so row ``i`` of the cache is ``dataset[i]``.
             modality: The source's input key.
@@ -313,10 +315,10 @@ class SourceCache:
         folder = Path(folder)
         meta_path = folder / "meta.json"
         if not meta_path.is_file():
-            raise ValueError(f"{folder}: not a source cache (no meta.json)")
+            raise DcatError(f"{folder}: not a source cache (no meta.json)")
         meta = json.loads(meta_path.read_text())
         if expected_key is not None and meta.get("key") != expected_key:
-            raise ValueError(
+            raise DcatError(
                 f"{folder}: stale source cache (key {str(meta.get('key'))[:12]}…, expected "
                 f"{expected_key[:12]}…): the source weights or the data changed"
             )

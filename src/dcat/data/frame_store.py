@@ -1,0 +1,402 @@
+"""A disk cache of decoded video frames, read back through a memory map.
+
+Video is the expensive modality: decoding an MP4 costs far more than a training step on a few
+frames, so it is decoded once and cached (docs/design.md, "Data model"). :class:`FrameStore`
+does that: every clip is decoded once into one ``uint8`` array ``(N, F, C, H, W)`` on disk,
+read back through a memory map, and reused by every later run with the same files and options.
+It is a :class:`~dcat.data.paired.LazyArray`, so a :class:`~dcat.data.paired.PairedDataset`
+holds it as a modality and reads one sample at a time.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import operator
+import os
+import shutil
+import tempfile
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from dcat.errors import DcatError
+from dcat.io.atomic import write_atomic
+from dcat.io.media import _check_file, _check_size, decode_video
+
+__all__ = ["FrameStore", "VideoClip"]
+
+# Written into every FrameStore key and meta.json: bump it when decoding changes (sampling
+# rule, resizing, colour conversion) so caches built by older code are not reused.
+_STORE_FORMAT = "dcat.FrameStore/1"
+_FRAMES_FILE = "frames.npy"
+_META_FILE = "meta.json"
+
+
+
+@dataclass(frozen=True)
+class VideoClip:
+    """A clip of a video file, one sample of a :class:`FrameStore`.
+
+    Attributes:
+        path: The video file.
+        start_s: Clip start in seconds.
+        duration_s: Clip length in seconds; ``None`` runs to the end of the file.
+    """
+
+    path: Path
+    start_s: float = 0.0
+    duration_s: float | None = None
+
+    def __post_init__(self) -> None:
+        # Accept str paths: a frozen dataclass needs object.__setattr__ to normalise a field.
+        object.__setattr__(self, "path", Path(self.path))
+
+
+def _clip_record(clip: VideoClip) -> dict:
+    """What identifies a clip's content: the file (resolved, size, mtime) and the interval."""
+    path = Path(clip.path)
+    _check_file(path)
+    stat = path.stat()
+    return {
+        "path": str(path.resolve()),
+        "size_bytes": stat.st_size,
+        "mtime_ns": stat.st_mtime_ns,
+        "start_s": float(clip.start_s),
+        "duration_s": None if clip.duration_s is None else float(clip.duration_s),
+    }
+
+
+def _store_key(records: list[dict], frames: int, size: tuple[int, int], grayscale: bool) -> str:
+    params = {"format": _STORE_FORMAT, "frames": frames, "size": list(size), "gray": grayscale}
+    text = json.dumps({"clips": records, "params": params}, sort_keys=True)
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+class FrameStore:
+    """Decoded video frames of ``N`` clips, cached on disk and read through a memory map.
+
+    Implements :class:`~dcat.data.paired.LazyArray`: ``store[i]`` is sample ``i`` as float32
+    ``(F, C, H, W)`` in ``[0, 1]``; :meth:`take` makes index views (no copy, no decoding) that
+    ``PairedDataset.subset`` uses; :meth:`fingerprint` keys source caches.
+
+    Build one with :meth:`build` (decodes what is not cached), :meth:`from_array` (frames
+    already decoded) or :meth:`open` (a built folder).
+    A folder holds ``frames.npy`` (uint8 ``(N, F, C, H, W)``) and ``meta.json`` (the key, the
+    parameters and the clips). Pickling keeps only the folder and the view's indices, so a
+    DataLoader worker reopens the memory map instead of receiving a copy of the frames.
+
+    Attributes:
+        shape: ``(n, F, C, H, W)`` of this view (``n`` = number of indices).
+        ndim: 5.
+        key: SHA-256 of the clips' files and intervals and the decoding parameters.
+        folder: The cache folder.
+        meta: The parsed ``meta.json``.
+    """
+
+    def __init__(self, folder: Path, meta: dict, data: np.ndarray, indices: np.ndarray) -> None:
+        self.folder = folder
+        self.meta = meta
+        self.key: str = meta["key"]
+        self._data = data
+        self._indices = indices
+        self.shape: tuple[int, ...] = (len(indices), *data.shape[1:])
+        self.ndim: int = 5
+
+    # -- construction ---------------------------------------------------------------------
+
+    @classmethod
+    def build(
+        cls,
+        clips: Sequence[VideoClip],
+        cache_dir: str | Path,
+        *,
+        frames: int,
+        size: tuple[int, int],
+        grayscale: bool = False,
+        progress: Callable[[int, int], None] | None = None,
+    ) -> FrameStore:
+        """Decode ``clips`` (each once) into ``cache_dir/<key[:32]>/``, or open it if built.
+
+        The key hashes each clip's resolved path, file size, modification time (ns), start and
+        duration, plus ``frames``, ``size`` and ``grayscale``: editing or touching a source file
+        makes a new key (old folders are left in place, delete them to reclaim disk).
+
+        Args:
+            clips: The samples, in order (a str/Path is taken as a whole-file clip).
+            cache_dir: Folder holding one sub-folder per key.
+            frames: Frames per clip, evenly spaced (:func:`decode_video` with ``frames=``).
+            size: ``(H, W)`` of the stored frames.
+            grayscale: Store luma (``C = 1``) instead of RGB (``C = 3``).
+            progress: Called as ``progress(done, total)`` after each decoded clip.
+
+        Returns:
+            The store, memory-mapped, of shape ``(len(clips), frames, C, H, W)``.
+
+        Raises:
+            DcatError: No clips, a bad parameter, or a clip :func:`decode_video` refuses
+                (missing or corrupt file, clip outside it); nothing is left in ``cache_dir``.
+        """
+        if not clips:
+            raise DcatError("FrameStore.build needs at least one clip")
+        if int(frames) != frames or frames < 1:
+            raise DcatError(f"frames must be a positive integer, got {frames!r}")
+        frames = int(frames)
+        height, width = _check_size(size)
+        clips = [c if isinstance(c, VideoClip) else VideoClip(Path(c)) for c in clips]
+        records = [_clip_record(clip) for clip in clips]
+        key = _store_key(records, frames, (height, width), bool(grayscale))
+        cache_dir = Path(cache_dir)
+        folder = cache_dir / key[:32]
+        if (folder / _META_FILE).is_file():
+            return cls._open_checked(folder, key)
+
+        channels = 1 if grayscale else 3
+        shape = (len(clips), frames, channels, height, width)
+
+        def fill(array: np.ndarray) -> None:
+            first_row: dict[VideoClip, int] = {}
+            for row, clip in enumerate(clips):
+                if clip in first_row:  # the same clip listed twice: copy, do not decode again
+                    array[row] = array[first_row[clip]]
+                else:
+                    first_row[clip] = row
+                    # fps is unused when frames is given (evenly spaced over the clip)
+                    decoded = decode_video(
+                        clip.path, fps=0.0, size=(height, width), frames=frames,
+                        start_s=clip.start_s, duration_s=clip.duration_s, grayscale=grayscale,
+                    )  # fmt: skip
+                    if decoded.shape != shape[1:]:
+                        raise DcatError(
+                            f"{clip.path}: decoded frames of shape {decoded.shape}, "
+                            f"expected {shape[1:]}"
+                        )
+                    array[row] = decoded
+                if progress is not None:
+                    progress(row + 1, len(clips))
+
+        return cls._create(folder, key, shape, fill, {"grayscale": bool(grayscale)}, records)
+
+    @classmethod
+    def from_array(cls, frames: np.ndarray, cache_dir: str | Path) -> FrameStore:
+        """A store of frames already decoded (e.g. a data set shipped as arrays, or benchmarks).
+
+        The key hashes the array's shape and bytes, so the same frames reuse one folder.
+
+        Args:
+            frames: uint8 ``(N, F, C, H, W)``.
+            cache_dir: Folder holding one sub-folder per key.
+
+        Returns:
+            The store, memory-mapped from ``cache_dir/<key[:32]>/``.
+
+        Raises:
+            DcatError: ``frames`` is not a uint8 array of 5 dimensions with ``N ≥ 1``.
+        """
+        frames = np.asarray(frames)
+        if frames.dtype != np.uint8 or frames.ndim != 5 or not len(frames):
+            raise DcatError(
+                f"frames must be a uint8 array (N, F, C, H, W) with N ≥ 1, got {frames.dtype} "
+                f"{frames.shape}"
+            )
+        digest = hashlib.sha256(f"{_STORE_FORMAT}:array:{frames.shape}".encode())
+        for row in frames:  # row by row: no contiguous copy of the whole array
+            digest.update(np.ascontiguousarray(row).tobytes())
+        key = digest.hexdigest()
+        folder = Path(cache_dir) / key[:32]
+        if (folder / _META_FILE).is_file():
+            return cls._open_checked(folder, key)
+
+        def fill(array: np.ndarray) -> None:
+            array[...] = frames
+
+        return cls._create(folder, key, frames.shape, fill, {"grayscale": frames.shape[2] == 1}, [])
+
+    @classmethod
+    def _create(
+        cls,
+        folder: Path,
+        key: str,
+        shape: tuple[int, ...],
+        fill: Callable[[np.ndarray], None],
+        params: dict,
+        records: list[dict],
+    ) -> FrameStore:
+        """Write ``frames.npy`` (filled in place by ``fill``) and ``meta.json`` to ``folder``."""
+        folder.parent.mkdir(parents=True, exist_ok=True)
+        # Write into a hidden sibling folder and rename it: a reader (or a crash) never sees a
+        # half-written store, and the rename is atomic on one file system.
+        tmp = Path(tempfile.mkdtemp(prefix=f".{folder.name}.", dir=folder.parent))
+        try:
+            array = np.lib.format.open_memmap(
+                tmp / _FRAMES_FILE, mode="w+", dtype=np.uint8, shape=shape
+            )
+            fill(array)
+            array.flush()
+            del array  # close the memory map before the folder is renamed
+            meta = {
+                "format": _STORE_FORMAT,
+                "key": key,
+                "count": shape[0],
+                "frames": shape[1],
+                "channels": shape[2],
+                "size": list(shape[3:]),
+                **params,
+                "clips": records,
+            }
+            write_atomic(tmp / _META_FILE, json.dumps(meta, indent=1))
+            if folder.exists() and not (folder / _META_FILE).is_file():
+                shutil.rmtree(folder)  # debris without meta.json is never a usable store
+            try:
+                os.replace(tmp, folder)
+            except OSError:
+                # Another process finished the same store first: use theirs.
+                if not (folder / _META_FILE).is_file():
+                    raise
+                shutil.rmtree(tmp, ignore_errors=True)
+        except BaseException:
+            shutil.rmtree(tmp, ignore_errors=True)
+            raise
+        return cls._open_checked(folder, key)
+
+    @classmethod
+    def open(cls, folder: str | Path) -> FrameStore:
+        """Open a store written by :meth:`build` or :meth:`from_array` (memory-mapped, read-only).
+
+        Args:
+            folder: ``cache_dir/<key[:32]>``, holding ``meta.json`` and ``frames.npy``.
+
+        Raises:
+            DcatError: Not a frame store, or its frames do not match its ``meta.json``.
+        """
+        folder = Path(folder)
+        meta_path = folder / _META_FILE
+        if not meta_path.is_file():
+            raise DcatError(f"{folder}: not a frame store (no {_META_FILE})")
+        try:
+            meta = json.loads(meta_path.read_text())
+            data = np.load(folder / _FRAMES_FILE, mmap_mode="r", allow_pickle=False)
+        except (OSError, ValueError) as exc:
+            raise DcatError(f"{folder}: unreadable frame store: {exc}") from exc
+        if meta.get("format") != _STORE_FORMAT or not {"key", "count", "channels"} <= set(meta):
+            raise DcatError(
+                f"{folder}: frame store format {meta.get('format')!r}, expected {_STORE_FORMAT!r}"
+            )
+        expected = (meta["count"], meta["frames"], meta["channels"], *meta["size"])
+        if data.dtype != np.uint8 or data.shape != expected:
+            raise DcatError(
+                f"{folder}: {_FRAMES_FILE} is {data.dtype} {data.shape}, meta.json says uint8 "
+                f"{expected}"
+            )
+        return cls(folder, meta, data, np.arange(meta["count"], dtype=np.int64))
+
+    @classmethod
+    def _open_checked(cls, folder: Path, key: str) -> FrameStore:
+        store = cls.open(folder)
+        if store.key != key:
+            raise DcatError(
+                f"{folder}: frame store key {store.key[:12]}…, expected {key[:12]}… "
+                "(delete the folder to rebuild it)"
+            )
+        return store
+
+    # -- LazyArray ------------------------------------------------------------------------
+
+    def __len__(self) -> int:
+        return len(self._indices)
+
+    def __getitem__(self, index: int) -> np.ndarray:
+        """Sample ``index`` of this view as float32 ``(F, C, H, W)`` in ``[0, 1]``."""
+        i = operator.index(index)
+        n = len(self._indices)
+        if not -n <= i < n:
+            raise IndexError(f"index {i} out of range for a frame store of {n} samples")
+        frames = self._data[self._indices[i]]
+        return frames.astype(np.float32) / np.float32(255)
+
+    def uint8(self, index: int) -> np.ndarray:
+        """Sample ``index`` as stored, uint8 ``(F, C, H, W)`` (4× less to copy to a GPU)."""
+        i = operator.index(index)
+        n = len(self._indices)
+        if not -n <= i < n:
+            raise IndexError(f"index {i} out of range for a frame store of {n} samples")
+        return np.asarray(self._data[self._indices[i]])
+
+    def raw_batch(self, indices: Sequence[int] | np.ndarray) -> np.ndarray:
+        """Samples at ``indices`` as stored, uint8 ``(B, F, C, H, W)``: what the source-cache
+        extraction reads in bulk, to standardise on the device."""
+        rows = self._indices[np.asarray(indices, dtype=np.int64)]
+        return np.asarray(self._data[rows])
+
+    def raw_into(self, indices: Sequence[int] | np.ndarray, out: np.ndarray) -> None:
+        """Copy the samples at ``indices`` as stored (uint8) into ``out`` ``(B, F, C, H, W)``:
+        one copy from the page cache, a contiguous slice when the rows are consecutive."""
+        rows = self._indices[np.asarray(indices, dtype=np.int64)]
+        filename = getattr(self._data, "filename", None)
+        if len(rows) > 1 and np.all(np.diff(rows) == 1) and filename and out.flags.c_contiguous:
+            # one positioned read into ``out``: faulting the memory map in 4 KiB pages is several
+            # times slower at the GB/s a GPU extraction pass asks for
+            row_bytes = int(np.prod(self._data.shape[1:]))
+            offset = int(self._data.offset) + int(rows[0]) * row_bytes
+            fd = os.open(filename, os.O_RDONLY)
+            try:
+                view, done = memoryview(out).cast("B"), 0
+                while done < view.nbytes:
+                    read = os.preadv(fd, [view[done:]], offset + done)
+                    if read <= 0:
+                        raise DcatError(f"{filename}: frame cache is shorter than its header says")
+                    done += read
+            finally:
+                os.close(fd)
+        elif len(rows) > 1 and np.all(np.diff(rows) == 1):
+            np.copyto(out, self._data[rows[0] : rows[-1] + 1])
+        else:
+            np.take(self._data, rows, axis=0, out=out)
+
+    def take(self, indices: Sequence[int] | np.ndarray) -> FrameStore:
+        """A view of the samples at ``indices`` (of this view), in that order; no copy.
+
+        Raises:
+            IndexError: An index outside ``[-len(self), len(self))``.
+        """
+        idx = np.asarray(indices, dtype=np.int64).reshape(-1)
+        n = len(self._indices)
+        if idx.size and (idx.min() < -n or idx.max() >= n):
+            raise IndexError(f"take indices out of range for a frame store of {n} samples")
+        return FrameStore(self.folder, self.meta, self._data, self._indices[idx])
+
+    def fingerprint(self) -> str:
+        """SHA-256 of the store key and this view's indices (equal content, equal hash)."""
+        digest = hashlib.sha256(f"{self.key}:".encode())
+        digest.update(self._indices.astype("<i8").tobytes())
+        return digest.hexdigest()
+
+    @property
+    def indices(self) -> np.ndarray:
+        """Rows of ``frames.npy`` this view reads, ``(len(self),)`` (a copy)."""
+        return self._indices.copy()
+
+    @property
+    def clips(self) -> list[VideoClip]:
+        """The clips of this view, in order."""
+        records = self.meta["clips"]
+        return [
+            VideoClip(Path(r["path"]), r["start_s"], r["duration_s"])
+            for r in (records[i] for i in self._indices)
+        ]
+
+    # -- pickling (DataLoader workers) ----------------------------------------------------
+
+    def __reduce__(self) -> tuple:
+        return (_reopen_store, (str(self.folder), self.key, self._indices))
+
+    def __repr__(self) -> str:
+        return f"FrameStore({self.folder}, shape={self.shape}, key={self.key[:12]})"
+
+
+def _reopen_store(folder: str, key: str, indices: np.ndarray) -> FrameStore:
+    """Unpickle a :class:`FrameStore` view: reopen its folder's memory map."""
+    store = FrameStore._open_checked(Path(folder), key)
+    return FrameStore(store.folder, store.meta, store._data, indices)

@@ -1,0 +1,551 @@
+"""Run exported single-sensor models on raw recordings: sliding windows → class probabilities.
+
+Needs only numpy and onnxruntime for ONNX models (torch is never imported on that path);
+``model.pt2`` exports run with torch when no ONNX file is there. Audio recordings need
+soundfile and video recordings PyAV.
+
+Recordings (one per modality):
+
+* ``.csv`` / ``.txt``: one row per time step, one column per channel; an optional header names
+  the columns. A time column (``time``, ``timestamp``, ``t``, ``time_s``, ``seconds``, or the one
+  given) holds seconds; without one the rate is ``rate`` (default: the model's). With a header
+  and a model that records channel names, columns are matched by name, in any order.
+* ``.npy``: ``(T, C)`` (or ``(T,)`` for one channel) at ``rate``.
+* ``.wav`` / ``.flac`` / ``.ogg``: audio models; channels are averaged to mono.
+* ``.mp4`` / ``.avi`` / ``.mkv`` / ``.mov``: video models; decoded at the model's frame rate and
+  size.
+
+A recording whose rate differs from the model's by more than ``rate_tolerance`` is refused
+unless ``resample`` is set (then it is linearly interpolated to the model's rate); time-stamped
+CSVs are always interpolated onto the model's uniform time grid. The stored normalisation is
+applied, windows of the model's length are cut every ``stride_s`` seconds, and each window gets
+the model's class probabilities (softmax of the logits).
+
+With several models (one per modality), windows are aligned on time, from the latest start of
+the recordings, and the probabilities of the models whose recording is present are averaged; a
+model without a recording drops out.
+"""
+
+from __future__ import annotations
+
+import csv
+import importlib
+import io
+import json
+import math
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from dcat.errors import DcatError
+from dcat.io.card import ModelCard
+from dcat.io.table import is_number
+
+__all__ = [
+    "DeployedModel",
+    "PredictError",
+    "Recording",
+    "WindowPrediction",
+    "describe",
+    "format_predictions",
+    "predict",
+    "read_recording",
+]
+
+TIME_COLUMNS = ("time", "timestamp", "t", "time_s", "seconds")
+_AUDIO = (".wav", ".flac", ".ogg")
+_VIDEO = (".mp4", ".avi", ".mkv", ".mov", ".webm")
+
+
+class PredictError(DcatError):
+    """A model or recording that cannot be used as given (the message says why)."""
+
+
+class DeployedModel:
+    """One exported model folder (``metadata.json`` + ``model.onnx`` or ``model.pt2``).
+
+    Args:
+        folder: The folder :func:`dcat.deploy.export.export_model` wrote.
+        threads: Threads of the ONNX Runtime session (``None``: its default).
+
+    Attributes:
+        card: The model's :class:`~dcat.io.card.ModelCard`.
+        backend: ``"onnxruntime"`` or ``"torch"``.
+    """
+
+    def __init__(self, folder: str | Path, *, threads: int | None = None) -> None:
+        folder = Path(folder)
+        if folder.is_file():
+            folder = folder.parent
+        meta = folder / "metadata.json"
+        if not meta.is_file():
+            raise PredictError(f"{folder}: not an exported model folder (no metadata.json)")
+        self.folder = folder
+        self.card = ModelCard.load(meta)
+        self.name = f"{self.card.modality}:{folder}"
+        if (folder / "model.onnx").is_file():
+            try:
+                import onnxruntime as ort
+            except ImportError:
+                raise PredictError(
+                    "running an ONNX model needs onnxruntime: pip install onnxruntime"
+                ) from None
+            options = ort.SessionOptions()
+            if threads is not None:
+                options.intra_op_num_threads = threads
+            try:
+                self._session = ort.InferenceSession(
+                    str(folder / "model.onnx"), options, providers=["CPUExecutionProvider"]
+                )
+            except Exception as err:  # onnxruntime raises its own error types
+                raise PredictError(f"{folder / 'model.onnx'}: cannot load: {err}") from None
+            self.backend = "onnxruntime"
+        elif (folder / "model.pt2").is_file():
+            # torch is an optional back end here, loaded by name only when a model needs it:
+            # the ONNX path (and the import-linter contract) must stay torch-free
+            self._torch = importlib.import_module("torch")
+            self._program = self._torch.export.load(str(folder / "model.pt2")).module()
+            self.backend = "torch"
+        else:
+            raise PredictError(f"{folder}: holds neither model.onnx nor model.pt2")
+
+    def logits(self, batch: np.ndarray) -> np.ndarray:
+        """Logits ``(B, K)`` of normalised inputs ``(B, *input_shape)``."""
+        batch = np.ascontiguousarray(batch, dtype=np.float32)
+        if self.backend == "onnxruntime":
+            return self._session.run(["logits"], {"input": batch})[0]
+        with self._torch.no_grad():
+            return self._program(self._torch.from_numpy(batch)).numpy()
+
+    def probabilities(self, batch: np.ndarray) -> np.ndarray:
+        """Class probabilities ``(B, K)`` (softmax of :meth:`logits`)."""
+        logits = self.logits(batch).astype(np.float64)
+        logits -= logits.max(axis=1, keepdims=True)
+        exp = np.exp(logits)
+        return exp / exp.sum(axis=1, keepdims=True)
+
+
+@dataclass
+class Recording:
+    """A recording on the model's time grid.
+
+    Attributes:
+        values: Time-major steps: ``(T, C)`` for series, ``(F, C, H, W)`` frames for video.
+        rate_hz: Steps per second (the model's).
+        start_s: Time of the first step, in seconds (0 without time stamps).
+        source: Where it came from.
+    """
+
+    values: np.ndarray
+    rate_hz: float
+    start_s: float
+    source: str
+
+    @property
+    def duration_s(self) -> float:
+        return len(self.values) / self.rate_hz
+
+
+def _model_rate(card: ModelCard, given: float | None, source: str) -> float:
+    if card.rate_hz is not None:
+        return card.rate_hz
+    if given is None:
+        raise PredictError(
+            f"{source}: the {card.modality} model records no sampling rate; pass --rate with the "
+            "rate the model was trained at"
+        )
+    return given
+
+
+def _check_rate(
+    rate: float, model_rate: float, tolerance: float, resample: bool, where: str
+) -> None:
+    if not math.isfinite(rate) or rate <= 0:
+        raise PredictError(f"{where}: sampling rate must be a positive number of Hz, got {rate}")
+    if abs(rate / model_rate - 1) > tolerance and not resample:
+        raise PredictError(
+            f"{where}: sampled at {rate:.6g} Hz, far from the model's {model_rate:.6g} Hz "
+            f"(tolerance {tolerance:.0%}); resample the recording or pass --resample "
+            "(time stamps must be in seconds)"
+        )
+
+
+def _interpolate(times: np.ndarray, values: np.ndarray, rate: float) -> np.ndarray:
+    """Values ``(T, C)`` at ``times`` → on the uniform grid ``times[0] + k / rate``."""
+    count = math.floor((times[-1] - times[0]) * rate + 1e-9) + 1
+    grid = times[0] + np.arange(count) / rate
+    return np.stack([np.interp(grid, times, values[:, c]) for c in range(values.shape[1])], 1)
+
+
+def _parse_csv(path: Path) -> tuple[list[str] | None, np.ndarray]:
+    try:
+        text = path.read_text()
+    except (OSError, UnicodeDecodeError) as err:
+        raise PredictError(f"{path}: cannot read: {err}") from None
+    rows = [r for r in csv.reader(io.StringIO(text)) if r and any(c.strip() for c in r)]
+    if not rows:
+        raise PredictError(f"{path}: empty file")
+    header = None
+    if not any(is_number(c) for c in rows[0]):  # a mixed row is data with a bad cell
+        header, rows = [c.strip() for c in rows[0]], rows[1:]
+    if not rows:
+        raise PredictError(f"{path}: no data rows after the header")
+    width = len(header) if header else len(rows[0])
+    data = np.empty((len(rows), width))
+    for number, row in enumerate(rows, start=2 if header else 1):
+        if len(row) != width:
+            raise PredictError(f"{path}: row {number} has {len(row)} columns, expected {width}")
+        for column, cell in enumerate(row):
+            try:
+                data[number - (2 if header else 1), column] = float(cell)
+            except ValueError:
+                name = header[column] if header else f"column {column + 1}"
+                raise PredictError(
+                    f"{path}: row {number}, {name}: {cell!r} is not a number"
+                ) from None
+    return header, data
+
+
+def _select_channels(
+    path: Path, header: list[str] | None, data: np.ndarray, card: ModelCard, time_column: str | None
+) -> tuple[np.ndarray | None, np.ndarray, list[str]]:
+    """Split ``data`` into time stamps (or ``None``) and the model's channels, in its order."""
+    names = header or [f"column {i + 1}" for i in range(data.shape[1])]
+    time_index = None
+    if time_column is not None:
+        if header is None or time_column not in header:
+            raise PredictError(f"{path}: no column named {time_column!r} (columns: {names})")
+        time_index = header.index(time_column)
+    elif header is not None:
+        found = [i for i, n in enumerate(header) if n.lower() in TIME_COLUMNS]
+        time_index = found[0] if found else None
+    rest = [i for i in range(data.shape[1]) if i != time_index]
+    if header is not None and card.channels and set(card.channels) <= set(header):
+        rest = [header.index(c) for c in card.channels]
+    if len(rest) != card.num_channels:
+        expected = f" ({', '.join(card.channels)})" if card.channels else ""
+        raise PredictError(
+            f"{path}: has {len(rest)} channel column(s) {[names[i] for i in rest]}, the "
+            f"{card.modality} model expects {card.num_channels}{expected}"
+        )
+    times = data[:, time_index] if time_index is not None else None
+    return times, data[:, rest], [names[i] for i in rest]
+
+
+def _check_finite(path: Path, values: np.ndarray, names: Sequence[str], first_row: int) -> None:
+    """Refuse NaN/Inf; ``first_row`` is the CSV line of the first step (0: name steps instead)."""
+    bad = np.argwhere(~np.isfinite(values))
+    if bad.size:
+        row, column = (int(v) for v in bad[0])
+        where = f"row {row + first_row}" if first_row else f"step {row}"
+        raise PredictError(
+            f"{path}: NaN or Inf in {where}, channel {names[column]!r} "
+            f"({len(bad)} bad values in all); clean or interpolate the recording first"
+        )
+
+
+def read_recording(
+    path: str | Path,
+    card: ModelCard,
+    *,
+    rate: float | None = None,
+    time_column: str | None = None,
+    resample: bool = False,
+    rate_tolerance: float = 0.02,
+) -> Recording:
+    """Read one recording for a model and bring it onto the model's time grid.
+
+    Args:
+        path: A CSV, ``.npy``, audio or video file (see the module docstring).
+        card: The model's card (channels, rate, window).
+        rate: Rate of a recording without time stamps (default: the model's).
+        time_column: Name of the CSV's time column (seconds), if not a usual name.
+        resample: Interpolate to the model's rate instead of refusing a different rate.
+        rate_tolerance: Largest relative rate difference accepted without ``resample``.
+
+    Returns:
+        :class:`Recording` at the model's rate, not yet normalised.
+
+    Raises:
+        FileNotFoundError: ``path`` does not exist.
+        PredictError: Unreadable file, wrong channel count, NaN or Inf, rate far from the
+            model's, non-increasing time stamps, or shorter than one window.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"{path}: no such recording")
+    suffix = path.suffix.lower()
+    model_rate = _model_rate(card, rate, str(path))
+    start = 0.0
+    if card.is_video:
+        values = _read_video(path, card, model_rate)
+    elif suffix in _AUDIO:
+        audio, file_rate = _read_audio(path, card)
+        values = _at_model_rate(path, audio, file_rate, model_rate, rate_tolerance, resample)
+    elif suffix in (".csv", ".txt", ".npy"):
+        if suffix == ".npy":
+            times, values = None, _read_npy(path, card)
+            names, first_row = list(card.channels or range(card.num_channels)), 0
+        else:
+            header, data = _parse_csv(path)
+            times, values, names = _select_channels(path, header, data, card, time_column)
+            first_row = 2 if header else 1
+        _check_finite(path, values, [str(n) for n in names], first_row)
+        if times is not None:
+            if len(times) < 2 or not np.all(np.diff(times) > 0):
+                bad = int(np.argmax(np.diff(times) <= 0)) + first_row + 1 if len(times) > 1 else 1
+                raise PredictError(
+                    f"{path}: time stamps must increase strictly (first problem at row {bad})"
+                )
+            measured = 1.0 / float(np.median(np.diff(times)))
+            _check_rate(measured, model_rate, rate_tolerance, resample, str(path))
+            start = float(times[0])
+            values = _interpolate(times, values, model_rate)
+        else:
+            given = model_rate if rate is None else rate
+            values = _at_model_rate(path, values, given, model_rate, rate_tolerance, resample)
+    else:
+        raise PredictError(
+            f"{path}: unsupported recording type {suffix or '(no extension)'}; use .csv, .npy, "
+            f"{', '.join(_AUDIO)} or {', '.join(_VIDEO)}"
+        )
+    window = card.window_samples
+    if len(values) < window:
+        seconds = f" ({len(values) / model_rate:.3g} s at {model_rate:.4g} Hz)"
+        raise PredictError(
+            f"{path}: too short: {len(values)} steps{seconds}, one window of the "
+            f"{card.modality} model needs {window} ({window / model_rate:.3g} s)"
+        )
+    return Recording(values, model_rate, start, str(path))
+
+
+def _at_model_rate(
+    path: Path, values: np.ndarray, rate: float, model_rate: float, tolerance: float, resample: bool
+) -> np.ndarray:
+    """Steps ``(T, C)`` sampled at a fixed ``rate`` → the model's rate (checked first)."""
+    _check_rate(rate, model_rate, tolerance, resample, str(path))
+    if rate == model_rate:
+        return values
+    return _interpolate(np.arange(len(values)) / rate, values, model_rate)
+
+
+def _read_video(path: Path, card: ModelCard, model_rate: float) -> np.ndarray:
+    """Frames ``(F, C, H, W)`` in ``[0, 1]`` at the model's frame rate and size."""
+    if path.suffix.lower() not in _VIDEO:
+        raise PredictError(
+            f"{path}: the {card.modality} model takes video ({', '.join(_VIDEO)}), "
+            f"not {path.suffix.lower() or 'a file without extension'}"
+        )
+    from dcat.io.media import decode_video
+
+    _frames, channels, height, width = card.input_shape
+    decoded = decode_video(path, fps=model_rate, size=(height, width), grayscale=channels == 1)
+    if decoded.shape[1] != channels:
+        raise PredictError(
+            f"{path}: decoded frames have {decoded.shape[1]} channels, the model expects {channels}"
+        )
+    return decoded.astype(np.float32) / np.float32(255)
+
+
+def _read_audio(path: Path, card: ModelCard) -> tuple[np.ndarray, float]:
+    """Mono audio ``(T, 1)`` (channels averaged) and the file's rate."""
+    try:
+        import soundfile
+    except ImportError:
+        raise PredictError("reading audio needs soundfile: pip install soundfile") from None
+    try:
+        audio, file_rate = soundfile.read(str(path), dtype="float32", always_2d=True)
+    except Exception as err:  # soundfile raises its own LibsndfileError
+        raise PredictError(f"{path}: cannot read audio: {err}") from None
+    if card.num_channels != 1:
+        raise PredictError(
+            f"{path}: audio gives one (mono) channel, the {card.modality} model expects "
+            f"{card.num_channels}"
+        )
+    values = audio.mean(axis=1, keepdims=True).astype(np.float64)
+    _check_finite(path, values, ["audio"], 0)
+    return values, float(file_rate)
+
+
+def _read_npy(path: Path, card: ModelCard) -> np.ndarray:
+    """A ``(T, C)`` (or ``(T,)``) array with the model's channel count, as float64."""
+    try:
+        array = np.load(path, allow_pickle=False)
+    except (OSError, ValueError, EOFError) as err:
+        # without an NPY header numpy falls back to pickle, which is refused
+        reason = "no NPY header" if "pickled" in str(err) else str(err)
+        raise PredictError(f"{path}: not a readable .npy array ({reason})") from None
+    if array.ndim == 1:
+        array = array[:, None]
+    if array.ndim != 2 or not np.issubdtype(array.dtype, np.number):
+        raise PredictError(
+            f"{path}: expected a numeric (T, C) array, got {array.dtype} {array.shape}"
+        )
+    if array.shape[1] != card.num_channels:
+        transposed = array.shape[0] == card.num_channels
+        hint = " (it looks like (C, T): transpose it)" if transposed else ""
+        raise PredictError(
+            f"{path}: has {array.shape[1]} channels (shape {array.shape}), the "
+            f"{card.modality} model expects {card.num_channels}{hint}"
+        )
+    return array.astype(np.float64)
+
+
+def _normalize(card: ModelCard, windows: np.ndarray) -> np.ndarray:
+    """Series windows ``(N, T, C)`` → normalised model inputs ``(N, C, T)``; video unchanged."""
+    if card.is_video:
+        return windows.astype(np.float32)
+    x = np.transpose(windows, (0, 2, 1))
+    norm = card.normalization
+    if norm:
+        shift = np.asarray(norm["shift"], dtype=np.float64)[:, None]
+        scale = np.asarray(norm["scale"], dtype=np.float64)[:, None]
+        x = (x - shift) / scale
+    return x.astype(np.float32)
+
+
+@dataclass
+class WindowPrediction:
+    """One window's result.
+
+    Attributes:
+        start_s: Window start (seconds, on the recordings' clock).
+        end_s: Window end (the longest window of the models used).
+        label: Most probable class name.
+        probabilities: ``(K,)`` class probabilities (the mean over the models used).
+        models: Modalities whose models contributed.
+    """
+
+    start_s: float
+    end_s: float
+    label: str
+    probabilities: np.ndarray
+    models: list[str]
+
+
+def predict(
+    models: Sequence[DeployedModel],
+    recordings: Mapping[str, Recording],
+    *,
+    stride_s: float | None = None,
+    batch_size: int = 64,
+) -> list[WindowPrediction]:
+    """Slide windows over the recordings and classify each (fusing several models).
+
+    Args:
+        models: One or more models of distinct modalities with the same classes.
+        recordings: Modality → recording (from :func:`read_recording`); models without one
+            drop out.
+        stride_s: Seconds between window starts; default half the shortest window.
+        batch_size: Windows per model call.
+
+    Returns:
+        One :class:`WindowPrediction` per window, in time order.
+    """
+    if not models:
+        raise PredictError("no model given")
+    by_modality: dict[str, DeployedModel] = {}
+    for model in models:
+        if model.card.modality in by_modality:
+            raise PredictError(
+                f"two models for modality {model.card.modality!r}: "
+                f"{by_modality[model.card.modality].folder} and {model.folder}"
+            )
+        by_modality[model.card.modality] = model
+    classes = models[0].card.class_names
+    for model in models[1:]:
+        if model.card.class_names != classes:
+            raise PredictError(
+                f"{model.folder}: its classes differ from {models[0].folder}'s; fused models "
+                "must share one class list"
+            )
+    extra = sorted(set(recordings) - set(by_modality))
+    if extra:
+        raise PredictError(
+            f"recordings for {extra} but no model of that modality (models: {sorted(by_modality)})"
+        )
+    present = [m for m in by_modality if m in recordings]
+    if not present:
+        raise PredictError(f"no recording for any model's modality {sorted(by_modality)}")
+    windows_s = {m: by_modality[m].card.window_samples / recordings[m].rate_hz for m in present}
+    stride = min(windows_s.values()) / 2 if stride_s is None else float(stride_s)
+    if not stride > 0:
+        raise PredictError(f"stride must be a positive number of seconds, got {stride_s}")
+    begin = max(recordings[m].start_s for m in present)
+    ends = {m: recordings[m].start_s + recordings[m].duration_s for m in present}
+    starts = []
+    t = begin
+    # half a step of slack so a window that fills the recording exactly is kept
+    while all(t + windows_s[m] <= ends[m] + 0.5 / recordings[m].rate_hz for m in present):
+        starts.append(t)
+        t = begin + len(starts) * stride
+    if not starts:
+        raise PredictError(
+            "the recordings do not overlap for one full window: "
+            + ", ".join(
+                f"{m} covers {recordings[m].start_s:.3f}–{ends[m]:.3f} s, window "
+                f"{windows_s[m]:.3f} s"
+                for m in present
+            )
+        )
+    total = np.zeros((len(starts), len(classes)))
+    for m in present:
+        model, rec = by_modality[m], recordings[m]
+        length = model.card.window_samples
+        last = len(rec.values) - length
+        index = [min(max(round((s - rec.start_s) * rec.rate_hz), 0), last) for s in starts]
+        for first in range(0, len(index), batch_size):
+            chunk = index[first : first + batch_size]
+            windows = np.stack([rec.values[i : i + length] for i in chunk])
+            total[first : first + len(chunk)] += model.probabilities(
+                _normalize(model.card, windows)
+            )
+    total /= len(present)
+    longest = max(windows_s.values())
+    return [
+        WindowPrediction(s, s + longest, classes[int(np.argmax(p))], p, list(present))
+        for s, p in zip(starts, total, strict=True)
+    ]
+
+
+def format_predictions(
+    predictions: Sequence[WindowPrediction], class_names: Sequence[str], fmt: str = "csv"
+) -> str:
+    """CSV (``start_s, end_s, label, p_<class>...``) or JSON lines, one window per line."""
+    if fmt == "jsonl":
+        return "".join(
+            json.dumps(
+                {
+                    "start_s": round(p.start_s, 6),
+                    "end_s": round(p.end_s, 6),
+                    "label": p.label,
+                    "probabilities": {
+                        c: float(v) for c, v in zip(class_names, p.probabilities, strict=True)
+                    },
+                    "models": p.models,
+                }
+            )
+            + "\n"
+            for p in predictions
+        )
+    if fmt != "csv":
+        raise PredictError(f"output format must be csv or jsonl, got {fmt!r}")
+    buffer = io.StringIO()
+    writer = csv.writer(buffer)
+    writer.writerow(["start_s", "end_s", "label", *[f"p_{c}" for c in class_names]])
+    for p in predictions:
+        writer.writerow(
+            [f"{p.start_s:.6f}", f"{p.end_s:.6f}", p.label, *[f"{v:.6g}" for v in p.probabilities]]
+        )
+    return buffer.getvalue()
+
+
+def describe(models: Sequence[DeployedModel], recordings: Mapping[str, Any]) -> str:
+    """One line on which models run and which drop out (no recording)."""
+    used = [m.card.modality for m in models if m.card.modality in recordings]
+    dropped = [m.card.modality for m in models if m.card.modality not in recordings]
+    line = f"models used: {', '.join(used)}"
+    return line + (f"; no recording for {', '.join(dropped)} (dropped)" if dropped else "")

@@ -1,0 +1,558 @@
+"""The Lightning engine: fit / validate / test any dcat task, with checkpoints, loggers, DDP.
+
+A thin wrapper. The objective lives in the task (:mod:`dcat.training.tasks`, framework-free);
+Lightning
+runs the loop, precision, distribution, checkpoints and progress; torchmetrics computes
+accuracy and macro precision, recall, F1 and the confusion matrix of the target alone.
+
+Run folder written by :func:`fit`::
+
+    run_dir/
+      config.yaml             the resolved configuration, task description and versions
+      checkpoints/best.ckpt   best validation macro-F1 (frozen sources left out)
+      checkpoints/last.ckpt   end of the last finished epoch (what ``resume`` continues from)
+      logs/                   CSV metrics (or TensorBoard events / an MLflow file store)
+      metrics.json            best validation and test metrics, confusion matrix (atomic write)
+      model_card.json         what deployment needs: classes, input, rate, normalisation, network
+      examples.npy            a few validation inputs of the target, for export parity checks
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import math
+import os
+import warnings
+from collections.abc import Mapping, Sequence
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import lightning as L
+import numpy as np
+import torch
+import torch.nn.functional as F
+import yaml
+from lightning.pytorch.callbacks import ModelCheckpoint
+from lightning.pytorch.utilities import rank_zero_only
+from torch.utils.data import DataLoader, Dataset, DistributedSampler
+from torchmetrics import MetricCollection
+from torchmetrics.classification import (
+    MulticlassAccuracy,
+    MulticlassConfusionMatrix,
+    MulticlassF1Score,
+    MulticlassPrecision,
+    MulticlassRecall,
+)
+
+import dcat
+from dcat.errors import DcatError
+from dcat.io.atomic import write_atomic
+from dcat.io.card import ModelCard
+from dcat.nn.weights import load_torch_file
+from dcat.training.cache import SourceCache
+from dcat.training.checkpoints import SafeCheckpointIO, csv_logger, resume_epoch
+from dcat.training.config import TrainConfig
+from dcat.training.provenance import versions
+from dcat.training.tasks import TransferTask, UnimodalTask
+
+__all__ = [
+    "DCATModule",
+    "PairedDataModule",
+    "RunResult",
+    "TrainConfig",
+    "evaluate",
+    "fit",
+    "versions",
+]
+
+Task = UnimodalTask | TransferTask
+_SOURCE_PREFIX = "task.sources."
+
+
+def _metrics(num_classes: int, prefix: str) -> MetricCollection:
+    return MetricCollection(
+        {
+            "acc": MulticlassAccuracy(num_classes, average="micro"),
+            "precision": MulticlassPrecision(num_classes, average="macro"),
+            "recall": MulticlassRecall(num_classes, average="macro"),
+            "f1": MulticlassF1Score(num_classes, average="macro"),
+        },
+        prefix=prefix,
+    )
+
+
+class DCATModule(L.LightningModule):
+    """LightningModule around a task: logs its loss dict, evaluates the target alone.
+
+    Args:
+        task: A :class:`~dcat.training.tasks.UnimodalTask` or
+            :class:`~dcat.training.tasks.TransferTask`.
+        lr: Adam learning rate.
+        weight_decay: Adam weight decay.
+
+    Frozen sources are left out of checkpoints (they are inputs to the run, not its product,
+    and can be large); loading a checkpoint takes them from the task given here.
+    """
+
+    def __init__(self, task: Task, lr: float = 1e-3, weight_decay: float = 0.0) -> None:
+        super().__init__()
+        self.task = task
+        self.lr = lr
+        self.weight_decay = weight_decay
+        num_classes = task.target.num_classes
+        self.val_metrics = _metrics(num_classes, "val/")
+        self.test_metrics = _metrics(num_classes, "test/")
+        self.test_confusion = MulticlassConfusionMatrix(num_classes)
+        # the model card (dcat.io.card) travels inside every checkpoint, so one file is exportable
+        self.card: dict[str, Any] | None = None
+
+    def training_step(self, batch: Mapping, batch_idx: int) -> torch.Tensor:
+        out = self.task(batch)
+        batch_size = len(batch["label"])
+        self.log(
+            "train/loss",
+            out["loss"].detach(),
+            batch_size=batch_size,
+            prog_bar=True,
+            on_step=True,
+            on_epoch=True,
+        )
+        # the other components are summed here and logged once per epoch: Lightning's per-key,
+        # per-step bookkeeping costs more than a small target's whole step
+        for key, value in out.items():
+            if key not in ("loss", "logits"):
+                total = self._sums.get(key)
+                weighted = value.detach() * batch_size
+                self._sums[key] = weighted if total is None else total + weighted
+        self._count += batch_size
+        return out["loss"]
+
+    def on_train_epoch_start(self) -> None:
+        self._sums: dict[str, torch.Tensor] = {}
+        self._count = 0
+
+    def on_train_epoch_end(self) -> None:
+        if self._count:
+            means = {f"train/{k}": v / self._count for k, v in self._sums.items()}
+            self.log_dict(means, sync_dist=True)
+
+    def _evaluate(self, batch: Mapping, metrics: MetricCollection, stage: str) -> torch.Tensor:
+        logits = self.task.predict(batch)
+        loss = F.cross_entropy(logits, batch["label"])
+        metrics.update(logits, batch["label"])
+        self.log(f"{stage}/ce", loss, batch_size=len(batch["label"]), sync_dist=True)
+        return logits
+
+    def validation_step(self, batch: Mapping, batch_idx: int) -> None:
+        self._evaluate(batch, self.val_metrics, "val")
+
+    def on_validation_epoch_end(self) -> None:
+        self.log_dict(self.val_metrics.compute(), prog_bar=True)
+        self.val_metrics.reset()
+
+    def test_step(self, batch: Mapping, batch_idx: int) -> None:
+        logits = self._evaluate(batch, self.test_metrics, "test")
+        self.test_confusion.update(logits, batch["label"])
+
+    def on_test_epoch_end(self) -> None:
+        self.log_dict(self.test_metrics.compute())
+        self.test_metrics.reset()
+        self.confusion_matrix = self.test_confusion.compute().cpu().numpy().astype(int).tolist()
+        self.test_confusion.reset()
+
+    def configure_optimizers(self) -> torch.optim.Optimizer:
+        params = [p for p in self.task.parameters() if p.requires_grad]
+        return torch.optim.Adam(params, lr=self.lr, weight_decay=self.weight_decay)
+
+    def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        state = checkpoint["state_dict"]
+        for key in [k for k in state if k.startswith(_SOURCE_PREFIX)]:
+            del state[key]
+        # Lightning does not keep the global RNG; dropout after a resume must continue the same
+        # stream for the resumed run to equal an uninterrupted one
+        checkpoint["dcat_rng"] = {"torch": torch.get_rng_state()}
+        if self.card is not None:
+            checkpoint["dcat_card"] = self.card
+        if torch.cuda.is_available():
+            checkpoint["dcat_rng"]["cuda"] = torch.cuda.get_rng_state_all()
+
+    def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        # put the given sources back so strict loading still checks every target weight
+        for key, value in self.state_dict().items():
+            if key.startswith(_SOURCE_PREFIX):
+                checkpoint["state_dict"].setdefault(key, value)
+        rng = checkpoint.get("dcat_rng", {})
+        if "torch" in rng:
+            torch.set_rng_state(rng["torch"])
+        if "cuda" in rng and torch.cuda.is_available():
+            torch.cuda.set_rng_state_all(rng["cuda"])
+
+
+class PairedDataModule(L.LightningDataModule):
+    """Loaders over paired datasets, shuffled by ``(seed, epoch)`` so resuming is exact.
+
+    Training uses a :class:`~torch.utils.data.DistributedSampler` in every case (one replica
+    without DDP): its permutation depends only on the seed and the epoch, so an epoch run after
+    resuming sees the same order as in an uninterrupted run, and under DDP each rank gets its
+    share of the same global permutation.
+    """
+
+    def __init__(
+        self,
+        train: Dataset | None = None,
+        val: Dataset | None = None,
+        test: Dataset | None = None,
+        *,
+        batch_size: int = 32,
+        num_workers: int = 0,
+        seed: int = 0,
+    ) -> None:
+        super().__init__()
+        self.train_set, self.val_set, self.test_set = train, val, test
+        self.batch_size, self.num_workers, self.seed = batch_size, num_workers, seed
+
+    def _loader(self, dataset: Dataset | None, shuffle: bool) -> DataLoader:
+        if dataset is None:
+            raise DcatError("no dataset given for this stage")
+        trainer = self.trainer
+        sampler = DistributedSampler(
+            dataset,
+            num_replicas=trainer.world_size if trainer else 1,
+            rank=trainer.global_rank if trainer else 0,
+            shuffle=shuffle,
+            seed=self.seed,
+        )
+        return DataLoader(
+            dataset,
+            batch_size=self.batch_size,
+            sampler=sampler,
+            num_workers=self.num_workers,
+            persistent_workers=self.num_workers > 0,
+        )
+
+    def train_dataloader(self) -> DataLoader:
+        return self._loader(self.train_set, shuffle=True)
+
+    def val_dataloader(self) -> DataLoader:
+        return self._loader(self.val_set, shuffle=False)
+
+    def test_dataloader(self) -> DataLoader:
+        return self._loader(self.test_set, shuffle=False)
+
+
+@dataclass
+class RunResult:
+    """What :func:`fit` produced.
+
+    Attributes:
+        run_dir: The run folder.
+        best_checkpoint: Path of the best-validation-F1 checkpoint.
+        last_checkpoint: Path of the last-epoch checkpoint.
+        val: Best validation metrics (``acc``, ``precision``, ``recall``, ``f1``).
+        test: Test metrics of the best checkpoint, with ``confusion_matrix``; empty without test.
+    """
+
+    run_dir: Path
+    best_checkpoint: Path
+    last_checkpoint: Path
+    val: dict[str, float]
+    test: dict[str, Any]
+
+
+def describe_task(task: Task) -> dict[str, Any]:
+    """A plain description of a task for the saved configuration."""
+    description: dict[str, Any] = {
+        "kind": type(task).__name__,
+        "target_modality": task.modality,
+        "num_classes": task.target.num_classes,
+        "d_out": task.target.d_out,
+    }
+    if isinstance(task, TransferTask):
+        description["sources"] = [
+            {
+                "name": s.name,
+                "modality": s.modality,
+                "method": s.method,
+                "weight": s.weight,
+                "mcma": s.mcma,
+                "temperature": s.temperature,
+                "cached": task.cached(s.name),
+            }
+            for s in task.specs
+        ]
+    return description
+
+
+def _logger(config: TrainConfig, run_dir: Path, keep_through_epoch: int | None = None) -> Any:
+    if config.logger == "none":
+        return False
+    if config.logger == "csv":
+        return csv_logger(run_dir, keep_through_epoch)
+    if config.logger == "tensorboard":
+        from lightning.pytorch.loggers import TensorBoardLogger
+
+        return TensorBoardLogger(save_dir=run_dir, name="logs", version="")
+    from lightning.pytorch.loggers import MLFlowLogger
+
+    # a local file store needs no server or database; MLflow 3 asks for this explicit opt-in
+    os.environ.setdefault("MLFLOW_ALLOW_FILE_STORE", "true")
+
+    return MLFlowLogger(
+        experiment_name="dcat", tracking_uri=(run_dir / "mlruns").resolve().as_uri()
+    )
+
+
+def _device(config: TrainConfig) -> torch.device:
+    gpu = config.accelerator in ("gpu", "cuda") or (
+        config.accelerator == "auto" and torch.cuda.is_available()
+    )
+    return torch.device("cuda" if gpu else "cpu")
+
+
+def attach_source_caches(
+    task: TransferTask, train: Dataset, config: TrainConfig, *, progress: bool = True
+) -> None:
+    """Build (or reload) a cache of every source over ``train`` and attach it to the task."""
+    device = _device(config)
+    autocast = torch.bfloat16 if config.precision.startswith("bf16") else None
+    for spec in task.specs:
+        source = task.sources[spec.name]
+        source.to(device)
+
+        def report(done: int, total: int, name: str = spec.name) -> None:
+            if progress and (done == total or done % (20 * config.batch_size) < config.batch_size):
+                print(f"  caching source {name}: {done}/{total} samples", flush=True)
+
+        cache = SourceCache.build(
+            source,
+            train,
+            spec.modality,
+            dtype=getattr(torch, config.cache_dtype),
+            batch_size=max(config.batch_size, 64),
+            device=device,
+            autocast_dtype=autocast,
+            cache_dir=config.cache_dir,
+            progress=report,
+        )
+        task.attach_cache(spec.name, cache.to(device) if device.type == "cuda" else cache)
+
+
+def _trainer(config: TrainConfig, run_dir: Path | None, callbacks: list, logger: Any) -> L.Trainer:
+    return L.Trainer(
+        max_epochs=config.max_epochs,
+        accelerator=config.accelerator,
+        devices=config.devices,
+        strategy=config.strategy,
+        precision=config.precision,
+        sync_batchnorm=config.sync_batchnorm,
+        deterministic=config.deterministic,
+        enable_progress_bar=config.progress,
+        enable_model_summary=False,
+        logger=logger,
+        callbacks=callbacks,
+        default_root_dir=run_dir,
+        log_every_n_steps=config.log_every_n_steps,
+        num_sanity_val_steps=0,
+        use_distributed_sampler=False,  # PairedDataModule shards with its own sampler
+        plugins=[SafeCheckpointIO()],
+    )
+
+
+def fit(
+    task: Task,
+    train: Dataset,
+    val: Dataset,
+    config: TrainConfig,
+    run_dir: str | Path,
+    *,
+    test: Dataset | None = None,
+    resume: bool = True,
+    extra_config: Mapping[str, Any] | None = None,
+    callbacks: Sequence[L.Callback] = (),
+    normalization: Any | None = None,
+) -> RunResult:
+    """Train ``task`` and keep the best (validation macro-F1) and last checkpoints.
+
+    Args:
+        task: The objective; its target is trained in place and holds the best weights after.
+        train: Training items (see :mod:`dcat.data`); sources' caches are built over it.
+        val: Validation items (model selection).
+        config: Training options.
+        run_dir: The run folder (created).
+        test: If given, the best checkpoint is evaluated on it.
+        resume: Continue from ``run_dir/checkpoints/last.ckpt`` when it exists (to
+            ``config.max_epochs``).
+        extra_config: Anything else to record in ``config.yaml`` (data set, split, ...).
+        callbacks: More Lightning callbacks (early stopping, timers, ...).
+        normalization: The :class:`~dcat.data.ChannelStats` the target's inputs were normalised
+            with (fitted on the training split), recorded in the model card for deployment.
+
+    Returns:
+        :class:`RunResult`.
+    """
+    run_dir = Path(run_dir)
+    ckpt_dir = run_dir / "checkpoints"
+    last = ckpt_dir / "last.ckpt"
+    run_dir.mkdir(parents=True, exist_ok=True)
+    L.seed_everything(config.seed, workers=True, verbose=False)
+    if isinstance(task, TransferTask) and config.cache_sources:
+        attach_source_caches(task, train, config, progress=config.progress)
+    resolved = {
+        "train": asdict(config),
+        "task": describe_task(task),
+        "versions": versions(),
+        **dict(extra_config or {}),
+    }
+    write_atomic(run_dir / "config.yaml", yaml.safe_dump(resolved, sort_keys=False))
+    # loaders carry only what the task reads: a cached video source costs nothing per step
+    train = _only(train, task.required_modalities())
+    val = _only(val, [task.modality])
+    test = _only(test, [task.modality]) if test is not None else None
+    module = DCATModule(task, lr=config.lr, weight_decay=config.weight_decay)
+    card = describe_model(task, train, normalization, run_dir, extra_config)
+    if card is not None and rank_zero_only.rank == 0:
+        card.save(run_dir / "model_card.json")
+        _save_examples(val, task.modality, run_dir / "examples.npy")
+    module.card = card.to_dict() if card is not None else None
+    data = PairedDataModule(
+        train,
+        val,
+        test,
+        batch_size=config.batch_size,
+        num_workers=config.num_workers,
+        seed=config.seed,
+    )
+    checkpoint = ModelCheckpoint(
+        dirpath=ckpt_dir,
+        filename="best",
+        monitor="val/f1",
+        mode="max",
+        save_last=True,
+        enable_version_counter=False,
+    )
+    resume_from = last if resume and last.is_file() else None
+    resumed_epoch = resume_epoch(resume_from) if resume_from is not None else None
+    logger = _logger(config, run_dir, keep_through_epoch=resumed_epoch)
+    trainer = _trainer(config, run_dir, [checkpoint, *callbacks], logger)
+    with warnings.catch_warnings():
+        # the frozen sources are in eval mode on purpose
+        warnings.filterwarnings("ignore", message=r"Found \d+ module\(s\) in eval mode")
+        trainer.fit(module, datamodule=data, ckpt_path=resume_from, weights_only=True)
+    best = (
+        Path(checkpoint.best_model_path) if checkpoint.best_model_path else ckpt_dir / "best.ckpt"
+    )
+    best_state = load_torch_file(best)
+    val_metrics = _best_val_metrics(best_state)
+    module.load_state_dict(_with_sources(best_state["state_dict"], module), strict=True)
+    test_metrics: dict[str, Any] = {}
+    if test is not None:
+        test_metrics = _test(module, data, config)
+    result = {"val": val_metrics, "test": test_metrics, "best_checkpoint": str(best.name)}
+    if trainer.is_global_zero:
+        write_atomic(run_dir / "metrics.json", json.dumps(result, indent=2))
+    return RunResult(run_dir, best, last, val_metrics, test_metrics)
+
+
+def describe_model(
+    task: Task,
+    dataset: Dataset,
+    normalization: Any | None = None,
+    run_dir: Path | None = None,
+    extra: Mapping[str, Any] | None = None,
+) -> ModelCard | None:
+    """The :class:`~dcat.io.card.ModelCard` of ``task``'s target trained on ``dataset``.
+
+    Class names, sample shape, rate and channel names come from a
+    :class:`~dcat.data.PairedDataset` (generic names and the first item's shape otherwise).
+    Returns ``None`` when the target's encoder was not built by name (it cannot be rebuilt).
+    """
+    try:
+        architecture = task.target.architecture()
+    except ValueError:
+        return None
+    modality = task.modality
+    shape_of = getattr(dataset, "shape", None)
+    if callable(shape_of):
+        shape = shape_of(modality)
+    else:
+        shape = tuple(dataset[0]["inputs"][modality].shape)
+    names = getattr(dataset, "class_names", None) or [
+        str(i) for i in range(task.target.num_classes)
+    ]
+    stream_of = getattr(dataset, "stream", None)
+    stream = stream_of(modality) if callable(stream_of) else None
+    run: dict[str, Any] = {"dir": str(run_dir) if run_dir is not None else None}
+    for key in ("experiment", "job"):
+        if extra and key in extra:
+            run[key] = extra[key]
+    return ModelCard(
+        modality=modality,
+        class_names=list(names),
+        input_shape=[int(n) for n in shape],
+        rate_hz=stream.rate_hz if stream is not None else None,
+        channels=list(stream.channels) if stream is not None and stream.channels else None,
+        normalization=normalization.to_dict() if normalization is not None else None,
+        architecture=architecture,
+        dcat_version=dcat.__version__,
+        run=run,
+        note=stream.note if stream is not None else "",
+    )
+
+
+def _save_examples(dataset: Dataset, modality: str, path: Path, limit_bytes: int = 8 << 20) -> None:
+    """Up to 16 inputs of ``modality`` (at most ``limit_bytes``), for export parity checks."""
+    first = np.asarray(dataset[0]["inputs"][modality], dtype=np.float32)
+    count = int(min(16, len(dataset), max(1, limit_bytes // max(first.nbytes, 1))))
+    rest = [np.asarray(dataset[i]["inputs"][modality], dtype=np.float32) for i in range(1, count)]
+    buffer = io.BytesIO()
+    np.save(buffer, np.stack([first, *rest]), allow_pickle=False)
+    write_atomic(path, buffer.getvalue())
+
+
+def _only(dataset: Dataset, modalities: list[str]) -> Dataset:
+    select = getattr(dataset, "select", None)
+    return select(modalities) if callable(select) else dataset
+
+
+def _with_sources(state: dict[str, torch.Tensor], module: DCATModule) -> dict[str, torch.Tensor]:
+    merged = dict(state)
+    for key, value in module.state_dict().items():
+        if key.startswith(_SOURCE_PREFIX):
+            merged.setdefault(key, value)
+    return merged
+
+
+def _best_val_metrics(checkpoint: Mapping[str, Any]) -> dict[str, float]:
+    for callback_state in checkpoint.get("callbacks", {}).values():
+        if "best_model_score" in callback_state and callback_state["best_model_score"] is not None:
+            score = float(callback_state["best_model_score"])
+            return {"f1": score, "epoch": int(checkpoint.get("epoch", -1))}
+    return {"f1": math.nan, "epoch": int(checkpoint.get("epoch", -1))}
+
+
+def _test(module: DCATModule, data: PairedDataModule, config: TrainConfig) -> dict[str, Any]:
+    # a single process evaluates the whole test set, so every sample counts exactly once
+    single = TrainConfig(**{**asdict(config), "devices": 1, "strategy": "auto"})
+    trainer = _trainer(single, None, [], False)
+    (metrics,) = trainer.test(module, dataloaders=data.test_dataloader(), verbose=False)
+    out: dict[str, Any] = {k.removeprefix("test/"): float(v) for k, v in metrics.items()}
+    out["confusion_matrix"] = module.confusion_matrix
+    return out
+
+
+def evaluate(task: Task, dataset: Dataset, config: TrainConfig | None = None) -> dict[str, Any]:
+    """Accuracy, macro precision, recall, F1, CE and confusion matrix of the task's target.
+
+    Args:
+        task: Its target is evaluated alone, as deployed.
+        dataset: Items with the target's modality and labels.
+        config: Batch size, accelerator and precision (defaults: CPU, float32).
+    """
+    config = config or TrainConfig(progress=False)
+    module = DCATModule(task)
+    data = PairedDataModule(
+        test=_only(dataset, [task.modality]), batch_size=config.batch_size, seed=config.seed
+    )
+    return _test(module, data, config)
