@@ -14,8 +14,6 @@ import hashlib
 import json
 import operator
 import os
-import shutil
-import tempfile
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -23,7 +21,7 @@ from pathlib import Path
 import numpy as np
 
 from dcat.errors import DcatError
-from dcat.io.atomic import write_atomic
+from dcat.io.atomic import atomic_folder, write_atomic
 from dcat.io.media import _check_file, _check_size, decode_video
 
 __all__ = ["FrameStore", "VideoClip"]
@@ -67,6 +65,11 @@ def _clip_record(clip: VideoClip) -> dict:
         "start_s": float(clip.start_s),
         "duration_s": None if clip.duration_s is None else float(clip.duration_s),
     }
+
+
+def _meta_key(folder: Path) -> str | None:
+    """The key in ``folder/meta.json`` (raises OSError or ValueError when it is unreadable)."""
+    return json.loads((folder / _META_FILE).read_text()).get("key")
 
 
 def _store_key(records: list[dict], frames: int, size: tuple[int, int], grayscale: bool) -> str:
@@ -224,12 +227,12 @@ class FrameStore:
         params: dict,
         records: list[dict],
     ) -> FrameStore:
-        """Write ``frames.npy`` (filled in place by ``fill``) and ``meta.json`` to ``folder``."""
-        folder.parent.mkdir(parents=True, exist_ok=True)
-        # Write into a hidden sibling folder and rename it: a reader (or a crash) never sees a
-        # half-written store, and the rename is atomic on one file system.
-        tmp = Path(tempfile.mkdtemp(prefix=f".{folder.name}.", dir=folder.parent))
-        try:
+        """Write ``frames.npy`` (filled in place by ``fill``) and ``meta.json`` to ``folder``.
+
+        The folder is content-addressed (its name is the key), so one that another process
+        finished first with the same key is kept and used; debris or another key is replaced.
+        """
+        with atomic_folder(folder, replace="never", valid=lambda f: _meta_key(f) == key) as tmp:
             array = np.lib.format.open_memmap(
                 tmp / _FRAMES_FILE, mode="w+", dtype=np.uint8, shape=shape
             )
@@ -246,19 +249,8 @@ class FrameStore:
                 **params,
                 "clips": records,
             }
+            # written last: a folder with meta.json is a complete store
             write_atomic(tmp / _META_FILE, json.dumps(meta, indent=1))
-            if folder.exists() and not (folder / _META_FILE).is_file():
-                shutil.rmtree(folder)  # debris without meta.json is never a usable store
-            try:
-                os.replace(tmp, folder)
-            except OSError:
-                # Another process finished the same store first: use theirs.
-                if not (folder / _META_FILE).is_file():
-                    raise
-                shutil.rmtree(tmp, ignore_errors=True)
-        except BaseException:
-            shutil.rmtree(tmp, ignore_errors=True)
-            raise
         return cls._open_checked(folder, key)
 
     @classmethod

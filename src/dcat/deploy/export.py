@@ -1,4 +1,4 @@
-"""Export the single-sensor target network of a training run (DESIGN.md §6).
+"""Export the single-sensor target network of a training run (docs/design.md, "Deployment").
 
 ``export_model(RUN_OR_CHECKPOINT)`` rebuilds the target branch alone (encoder, attention, head;
 no source, no training code) from a checkpoint and its model card, and writes a folder::
@@ -17,8 +17,6 @@ appears complete or not at all: it is written under a temporary name and renamed
 from __future__ import annotations
 
 import json
-import os
-import shutil
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -30,6 +28,7 @@ from torch import Tensor, nn
 
 import dcat
 from dcat.errors import DcatError
+from dcat.io.atomic import atomic_folder
 from dcat.io.card import ModelCard
 from dcat.nn.model import ModalityNet
 from dcat.nn.weights import load_torch_file
@@ -253,63 +252,59 @@ def export_model(
     with torch.no_grad():
         reference = model(torch.from_numpy(inputs)).numpy()
     example = torch.from_numpy(inputs[: min(2, len(inputs))].copy())
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.parent / f".{out.name}.tmp-{os.getpid()}"
-    shutil.rmtree(tmp, ignore_errors=True)
-    tmp.mkdir()
     try:
-        files: dict[str, str] = {}
-        parity: dict[str, Any] = {}
-        for fmt in dict.fromkeys(formats):
-            name, write, run = _WRITERS[fmt]
-            log(f"exporting {card.modality} model to {fmt} ...")
-            try:
-                write(model, example, tmp / name)
-            except Exception as err:  # exporters raise many kinds; the user needs the cause
-                raise ExportError(f"{fmt} export of {ckpt} failed: {err}") from err
-            diff = float(np.abs(run(tmp / name, inputs) - reference).max())
-            log(f"  parity on {len(inputs)} {origin}: max |Δlogit| = {diff:.3g}")
-            if not diff <= tolerance:
-                raise ExportError(
-                    f"{fmt} parity check failed: max |logits − PyTorch logits| = {diff:.3g} > "
-                    f"tolerance {tolerance:g} on {len(inputs)} {origin}; nothing was written"
-                )
-            files[fmt] = name
-            parity[fmt] = {"max_abs_diff": diff}
-        from safetensors.torch import save_file
+        with atomic_folder(out, replace="always" if overwrite else "never") as tmp:
+            files: dict[str, str] = {}
+            parity: dict[str, Any] = {}
+            for fmt in dict.fromkeys(formats):
+                name, write, run = _WRITERS[fmt]
+                log(f"exporting {card.modality} model to {fmt} ...")
+                try:
+                    write(model, example, tmp / name)
+                except Exception as err:  # exporters raise many kinds; the user needs the cause
+                    raise ExportError(f"{fmt} export of {ckpt} failed: {err}") from err
+                diff = float(np.abs(run(tmp / name, inputs) - reference).max())
+                log(f"  parity on {len(inputs)} {origin}: max |Δlogit| = {diff:.3g}")
+                if not diff <= tolerance:
+                    raise ExportError(
+                        f"{fmt} parity check failed: max |logits − PyTorch logits| = {diff:.3g} > "
+                        f"tolerance {tolerance:g} on {len(inputs)} {origin}; nothing was written"
+                    )
+                files[fmt] = name
+                parity[fmt] = {"max_abs_diff": diff}
+            from safetensors.torch import save_file
 
-        save_file(
-            {k: v.contiguous() for k, v in net.state_dict().items()},
-            str(tmp / "model.safetensors"),
-            metadata={"format": card.format, "modality": card.modality},
-        )
-        files["safetensors"] = "model.safetensors"
-        metadata = {
-            **card.to_dict(),
-            "export": {
-                "files": files,
-                "input_name": "input",
-                "output_name": "logits",
-                "parity": {
-                    **parity,
-                    "tolerance": tolerance,
-                    "samples": len(inputs),
-                    "inputs": origin,
+            save_file(
+                {k: v.contiguous() for k, v in net.state_dict().items()},
+                str(tmp / "model.safetensors"),
+                metadata={"format": card.format, "modality": card.modality},
+            )
+            files["safetensors"] = "model.safetensors"
+            metadata = {
+                **card.to_dict(),
+                "export": {
+                    "files": files,
+                    "input_name": "input",
+                    "output_name": "logits",
+                    "parity": {
+                        **parity,
+                        "tolerance": tolerance,
+                        "samples": len(inputs),
+                        "inputs": origin,
+                    },
+                    "exported_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+                    "dcat_version": dcat.__version__,
+                    "torch_version": "".join(torch.__version__),
                 },
-                "exported_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-                "dcat_version": dcat.__version__,
-                "torch_version": "".join(torch.__version__),
-            },
-        }
-        (tmp / "metadata.json").write_text(json.dumps(metadata, indent=2))
-        if out.exists():
-            old = out.parent / f".{out.name}.old-{os.getpid()}"
-            os.replace(out, old)
-            os.replace(tmp, out)
-            shutil.rmtree(old, ignore_errors=True)
-        else:
-            os.replace(tmp, out)
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
+            }
+            (tmp / "metadata.json").write_text(json.dumps(metadata, indent=2))
+    except FileExistsError as err:
+        if err.filename != str(out):
+            raise
+        # another process created ``out`` while this one was exporting: refuse as if it had
+        # been there from the start, and leave theirs
+        raise ExportError(
+            f"{out} already exists; choose another --out or pass --overwrite"
+        ) from None
     log(f"exported to {out}")
     return out

@@ -3,8 +3,8 @@
 A frozen source in eval mode is a deterministic function of its input, so everything the
 transfer losses need (``K`` and ``V``, the logits for MCMA and distillation, the pooled embedding
 for feature baselines) can be computed in one pass and looked up by sample index afterwards
-(DESIGN.md §5). ``K`` and ``V`` are kept in float16 by default (half the memory of float32; the
-loss is computed in float32 regardless).
+(docs/design.md, "Performance"). ``K`` and ``V`` are kept in float16 by default (half the
+memory of float32; the loss is computed in float32 regardless).
 
 The cache is keyed by a hash of the source's weights, the data it was computed on, and the
 storage dtype: :meth:`SourceCache.load` refuses a file whose key differs, so a stale cache is
@@ -16,9 +16,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
-import shutil
-import tempfile
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import NamedTuple
@@ -29,6 +26,7 @@ from torch import Tensor, nn
 from torch.utils.data import DataLoader, Dataset
 
 from dcat.errors import DcatError
+from dcat.io.atomic import atomic_folder
 
 __all__ = ["SourceCache", "SourceOutputs", "cache_key", "state_dict_digest"]
 
@@ -292,22 +290,25 @@ class SourceCache:
         return cache
 
     def save(self, folder: str | Path) -> SourceCache:
-        """Write the cache to ``folder`` atomically and return a memory-mapped view of it."""
+        """Write the cache to ``folder`` atomically and return a memory-mapped view of it.
+
+        Safe when several processes (DDP ranks sharing a ``cache_dir``) save the same cache at
+        once: a folder that already holds this key is kept, never deleted, since another rank
+        may be reading it, and this copy is discarded; a folder of another key (stale) is
+        renamed aside and replaced, never removed in place.
+        """
         folder = Path(folder)
-        folder.parent.mkdir(parents=True, exist_ok=True)
-        tmp = Path(tempfile.mkdtemp(prefix=f".{folder.name}.", dir=folder.parent))
-        try:
+        with atomic_folder(folder, replace="never", valid=self._holds_key) as tmp:
             for field, array in self._arrays.items():
                 data = array.numpy() if isinstance(array, Tensor) else np.asarray(array)
                 np.save(tmp / f"{field}.npy", data, allow_pickle=False)
+            # written last: a folder with meta.json is a complete cache
             (tmp / "meta.json").write_text(json.dumps({"key": self.key, "rows": len(self)}))
-            if folder.exists():
-                shutil.rmtree(folder)
-            os.replace(tmp, folder)
-        except BaseException:
-            shutil.rmtree(tmp, ignore_errors=True)
-            raise
         return SourceCache.load(folder, expected_key=self.key)
+
+    def _holds_key(self, folder: Path) -> bool:
+        """Whether ``folder`` is a complete saved cache of this key."""
+        return json.loads((folder / "meta.json").read_text()).get("key") == self.key
 
     @classmethod
     def load(cls, folder: str | Path, expected_key: str | None = None) -> SourceCache:
