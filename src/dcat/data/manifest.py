@@ -9,7 +9,6 @@ Paths are relative to the manifest's folder.
 
 from __future__ import annotations
 
-import csv
 import os
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -20,7 +19,7 @@ import numpy as np
 from dcat.data.paired import PairedDataset, StreamInfo
 from dcat.errors import DcatError
 from dcat.io.resample import resample_linear
-from dcat.io.table import first_bad_cell, is_number
+from dcat.io.table import CsvRows, TableError, is_number, non_finite, read_npy, read_rows
 from dcat.io.windows import Stream, cut_windows
 
 __all__ = ["load_manifest"]
@@ -65,26 +64,23 @@ def _read_manifest(ctx: _Context) -> tuple[list[str], list[_Row]]:
     if not ctx.manifest.is_file():
         raise DcatError(f"manifest {ctx.manifest} not found")
     try:
-        # utf-8-sig: spreadsheet programs often prepend a byte-order mark.
-        with ctx.manifest.open(newline="", encoding="utf-8-sig") as handle:
-            lines = list(csv.reader(handle))
-    except (UnicodeDecodeError, csv.Error) as err:
-        raise ctx.error(f"cannot read as a UTF-8 CSV file ({err})") from err
-    if not lines or not any(cell.strip() for cell in lines[0]):
-        raise ctx.error("empty manifest (expected a header line naming the columns)")
-    header = [cell.strip() for cell in lines[0]]
+        table = read_rows(
+            ctx.manifest,
+            header=True,
+            empty="empty manifest (expected a header line naming the columns)",
+        )
+    except TableError as err:
+        if err.row is None:  # already "<manifest>: <message>"
+            raise
+        raise ctx.error(err.detail, err.row) from err
+    header = table.header or []
     duplicated = sorted({c for c in header if header.count(c) > 1})
     if duplicated or "" in header:
         raise ctx.error(f"column names must be unique and non-empty, got {header}")
-    rows = []
-    for number, line in enumerate(lines[1:], start=1):
-        if not any(cell.strip() for cell in line):
-            continue
-        if len(line) != len(header):
-            raise ctx.error(f"has {len(line)} fields but the header has {len(header)}", number)
-        rows.append(_Row(number, {c: v.strip() for c, v in zip(header, line, strict=True)}))
-    if not rows:
-        raise ctx.error("no data rows after the header")
+    rows = [
+        _Row(number, {c: v.strip() for c, v in zip(header, cells, strict=True)})
+        for number, cells in zip(table.row_numbers, table.cells, strict=True)
+    ]
     return header, rows
 
 
@@ -147,58 +143,37 @@ def _resolve(ctx: _Context, row: int, column: str, value: str, allow_absolute: b
     return target
 
 
-def _read_csv_table(
-    ctx: _Context, row: int, column: str, path: Path
-) -> tuple[list[str], list[list[str]]]:
-    """Header and data rows (strings) of a CSV file the manifest points to."""
+def _read_csv_table(ctx: _Context, row: int, column: str, path: Path) -> CsvRows:
+    """The data rows of a CSV file the manifest points to (its first line names the columns)."""
     try:
-        with path.open(newline="", encoding="utf-8-sig") as handle:
-            lines = list(csv.reader(handle))
-    except (UnicodeDecodeError, csv.Error) as err:
-        raise ctx.error(f"{path}: cannot read as a UTF-8 CSV file ({err})", row, column) from err
-    if not lines or not any(cell.strip() for cell in lines[0]):
-        raise ctx.error(f"{path}: empty file", row, column)
-    header = [cell.strip() for cell in lines[0]]
+        table = read_rows(path, header=True, no_rows="empty file (no data rows after the header)")
+    except TableError as err:
+        raise ctx.error(str(err), row, column) from err
+    header = table.header or []
     if all(is_number(cell) for cell in header):
         raise ctx.error(
             f"{path}: the first line must name the columns (found numbers {header[:4]})",
             row,
             column,
         )
-    data = []
-    for number, line in enumerate(lines[1:], start=1):
-        if not any(cell.strip() for cell in line):
-            continue
-        if len(line) != len(header):
-            raise ctx.error(
-                f"{path}: row {number} has {len(line)} fields but the header has {len(header)}",
-                row,
-                column,
-            )
-        data.append([cell.strip() for cell in line])
-    if not data:
-        raise ctx.error(f"{path}: empty file (no data rows after the header)", row, column)
-    return header, data
+    return table
 
 
 def _numeric(
-    ctx: _Context, row: int, column: str, path: Path, cells: list[list[str]], names: list[str]
+    ctx: _Context, row: int, column: str, table: CsvRows, names: list[str] | None = None
 ) -> np.ndarray:
-    """``(N, K)`` float64 from CSV strings; a non-number is named by file row and column."""
-    bad = first_bad_cell(cells, names)
-    if bad is not None:
-        number, name, cell = bad
-        raise ctx.error(
-            f"{path}: row {number}, column {name!r}: {cell!r} is not a number (wrong dtype)",
-            row,
-            column,
-        )
-    return np.array(cells, dtype=np.float64).reshape(len(cells), len(names))
+    """``(N, K)`` float64 of the named (default all) columns; a non-number is named by file
+    row and column."""
+    try:
+        return table.numeric(names, note=" (wrong dtype)", finite=False)
+    except TableError as err:
+        raise ctx.error(str(err), row, column) from err
 
 
 def _check_finite(ctx: _Context, row: int, column: str, path: Path, array: np.ndarray) -> None:
-    if not np.isfinite(array).all():
-        index = tuple(int(i) for i in np.argwhere(~np.isfinite(array))[0])
+    found = non_finite(array)
+    if found is not None:
+        index, _count = found
         raise ctx.error(
             f"{path} has a NaN or Inf value (first at index {index} of shape {array.shape})",
             row,
@@ -211,30 +186,15 @@ def _load_series(ctx: _Context, row: int, column: str, path: Path) -> _Series:
     suffix = path.suffix.lower()
     if suffix == ".npy":
         try:
-            array = np.load(path, allow_pickle=False)
-        except Exception as err:  # numpy raises several types for corrupt or truncated files
-            raise ctx.error(f"{path}: cannot read as a .npy file ({err})", row, column) from err
-        if not isinstance(array, np.ndarray) or not (
-            np.issubdtype(array.dtype, np.integer) or np.issubdtype(array.dtype, np.floating)
-        ):
-            kind = array.dtype if isinstance(array, np.ndarray) else type(array).__name__
-            raise ctx.error(
-                f"{path}: wrong dtype {kind} (expected integer or float numbers)", row, column
-            )
-        if array.ndim == 1:
-            array = array[:, None]
-        if array.ndim != 2:
-            raise ctx.error(
-                f"{path}: expected shape (T, C) or (T,), got {array.shape}", row, column
-            )
-        if array.size == 0:
-            raise ctx.error(f"{path}: empty array of shape {array.shape}", row, column)
-        values = array.astype(np.float64)
+            values = read_npy(path)
+        except TableError as err:
+            raise ctx.error(str(err), row, column) from err
         _check_finite(ctx, row, column, path, values)
         return _Series(values, None)
     if suffix == ".csv":
-        header, cells = _read_csv_table(ctx, row, column, path)
-        table = _numeric(ctx, row, column, path, cells, header)
+        rows = _read_csv_table(ctx, row, column, path)
+        header = rows.header or []
+        table = _numeric(ctx, row, column, rows)
         _check_finite(ctx, row, column, path, table)
         channels = [i for i, name in enumerate(header) if name != "time"]
         if not channels:
@@ -356,23 +316,25 @@ def _load_segmented(
     return inputs, recordings, labels, names
 
 
-def _read_label_file(ctx: _Context, row: int, path: Path) -> tuple[np.ndarray, list[str]]:
-    header, cells = _read_csv_table(ctx, row, "label_file", path)
+def _read_label_file(
+    ctx: _Context, row: int, path: Path
+) -> tuple[np.ndarray, list[str], list[int]]:
+    """Times ``(L,)``, labels and the file's row number of each label."""
+    rows = _read_csv_table(ctx, row, "label_file", path)
     for needed in ("time", "label"):
-        if needed not in header:
+        if needed not in (rows.header or []):
             raise ctx.error(
                 f"{path}: missing column {needed!r} (a label file has columns time,label)",
                 row,
                 "label_file",
             )
-    time_column, label_column = header.index("time"), header.index("label")
-    times = _numeric(ctx, row, "label_file", path, [[c[time_column]] for c in cells], ["time"])
+    times = _numeric(ctx, row, "label_file", rows, ["time"])
     _check_finite(ctx, row, "label_file", path, times)
-    labels = [c[label_column] for c in cells]
-    for number, label in enumerate(labels, start=1):
+    labels = rows.text("label")
+    for number, label in zip(rows.row_numbers, labels, strict=True):
         if not label:
             raise ctx.error(f"{path}: row {number}: empty label", row, "label_file")
-    return times[:, 0], labels
+    return times[:, 0], labels, rows.row_numbers
 
 
 def _load_streams(
@@ -390,7 +352,7 @@ def _load_streams(
     for row in rows:
         path = _resolve(ctx, row.number, "label_file", row.cells["label_file"], allow_absolute)
         label_files.append((path, *_read_label_file(ctx, row.number, path)))
-    names = _class_names(ctx, classes, [label for _, _, ls in label_files for label in ls])
+    names = _class_names(ctx, classes, [label for _, _, ls, _ in label_files for label in ls])
     index = {name: i for i, name in enumerate(names)}
 
     series: dict[str, list[_Series]] = {m: [] for m in modalities}
@@ -429,10 +391,10 @@ def _load_streams(
 
     inputs: dict[str, list[np.ndarray]] = {m: [] for m in modalities}
     recordings, labels, subject_rows = [], [], []
-    for i, (row, (label_path, label_times, label_names)) in enumerate(
+    for i, (row, (label_path, label_times, label_names, numbers)) in enumerate(
         zip(rows, label_files, strict=True)
     ):
-        for number, label in enumerate(label_names, start=1):
+        for number, label in zip(numbers, label_names, strict=True):
             if label not in index:
                 raise ctx.error(
                     f"{label_path}: row {number}: label {label!r} is not one of the classes "

@@ -1,9 +1,9 @@
 """Cut continuous synchronised streams into labelled windows on a common time axis (seconds).
 
-Each modality keeps its own sampling rate (DESIGN.md §3): a 2 s window is ``round(2 * rate)``
-samples of that modality. Recorded timestamps may jitter, repeat or skip; every window is
-resampled onto a regular grid per modality, and windows that overlap a long gap in any stream are
-dropped rather than filled by interpolation across the gap.
+Each modality keeps its own sampling rate (docs/design.md, "Data model"): a 2 s window is
+``round(2 * rate)`` samples of that modality. Recorded timestamps may jitter, repeat or skip;
+every window is resampled onto a regular grid per modality, and windows that overlap a long gap
+in any stream are dropped rather than filled by interpolation across the gap.
 """
 
 from __future__ import annotations
@@ -15,8 +15,10 @@ from typing import Literal
 import numpy as np
 
 from dcat.errors import DcatError
+from dcat.io.resample import interpolate
+from dcat.io.table import non_finite
 
-__all__ = ["Stream", "Windows", "cut_windows"]
+__all__ = ["Stream", "Windows", "cut_windows", "window_starts"]
 
 LabelRule = Literal["majority", "center"]
 
@@ -83,11 +85,13 @@ def _prepare_stream(name: str, stream: Stream) -> tuple[np.ndarray, np.ndarray]:
         )
     if len(times) == 0 or values.shape[1] == 0:
         raise DcatError(f"stream {name!r} is empty (values shape {values.shape})")
-    if not np.isfinite(times).all():
-        bad = int(np.flatnonzero(~np.isfinite(times))[0])
+    bad_time = non_finite(times)
+    if bad_time is not None:
+        (bad,), _ = bad_time
         raise DcatError(f"stream {name!r}: time at index {bad} is {times[bad]} (not finite)")
-    if not np.isfinite(values).all():
-        row, col = (int(i) for i in np.argwhere(~np.isfinite(values))[0])
+    bad_value = non_finite(values)
+    if bad_value is not None:
+        (row, col), _ = bad_value
         raise DcatError(
             f"stream {name!r}: value at index {row}, channel {col} is {values[row, col]} "
             "(not finite)"
@@ -107,9 +111,14 @@ def _slack(span_end: float, window_s: float) -> float:
     return _FIT_TOLERANCE * max(1.0, window_s) + 4 * float(np.spacing(abs(span_end)))
 
 
-def _window_starts(
+def window_starts(
     span_start: float, span_end: float, window_s: float, stride_s: float
 ) -> np.ndarray:
+    """Starts ``span_start + k * stride_s`` of the windows that fit in ``[span_start, span_end]``.
+
+    Returns:
+        ``(W,)`` float64; a window that fits exactly up to rounding is kept.
+    """
     span = span_end - span_start
     slack = _slack(span_end, max(window_s, span))
     if span + slack < window_s:
@@ -173,9 +182,8 @@ def _resample(
 ) -> np.ndarray:
     """Linear interpolation onto ``start + (arange(steps) + 0.5) / rate``: ``(W, C, steps)``."""
     grid = (starts[:, None] + (np.arange(steps) + 0.5)[None, :] / rate).ravel()
-    channels = [np.interp(grid, times, values[:, c]) for c in range(values.shape[1])]
-    out = np.stack(channels, axis=0).reshape(values.shape[1], len(starts), steps)
-    return np.ascontiguousarray(out.transpose(1, 0, 2), dtype=np.float32)
+    out = interpolate(grid, times, values).reshape(len(starts), steps, values.shape[1])
+    return np.ascontiguousarray(out.transpose(0, 2, 1), dtype=np.float32)
 
 
 def cut_windows(
@@ -263,15 +271,16 @@ def cut_windows(
         )
     if label_values.size and not np.issubdtype(label_values.dtype, np.integer):
         raise DcatError(f"label_values must be integers, got dtype {label_values.dtype}")
-    if not np.isfinite(label_times).all():
-        bad = int(np.flatnonzero(~np.isfinite(label_times))[0])
+    bad_label = non_finite(label_times)
+    if bad_label is not None:
+        (bad,), _ = bad_label
         raise DcatError(f"label_times[{bad}] is {label_times[bad]} (not finite)")
     order = np.argsort(label_times, kind="stable")
     label_times, label_values = label_times[order], label_values[order].astype(np.int64)
 
     span_start = max(times[0] for times, _ in prepared.values())
     span_end = min(times[-1] for times, _ in prepared.values())
-    starts = _window_starts(span_start, span_end, window_s, stride_s)
+    starts = window_starts(span_start, span_end, window_s, stride_s)
     keep = np.ones(len(starts), dtype=bool)
     for name, (times, _) in prepared.items():
         keep &= ~_overlaps_gap(times, starts, window_s, gaps[name])
