@@ -73,9 +73,9 @@ def test_baselines_and_several_sources(paired) -> None:
     p_t = F.softmax(src.logits / 2.0, 1)
     kd = (p_t * (p_t.log() - F.log_softmax(tgt.logits / 2.0, 1))).sum(1).mean() * 4.0
     torch.testing.assert_close(out["kd/skel_kd"], kd)
-    feat = ((task.projections["skel_feat"](tgt.embedding) - src.embedding) ** 2).mean()
+    feat = ((task.methods["skel_feat"].projection(tgt.embedding) - src.embedding) ** 2).mean()
     torch.testing.assert_close(out["feat/skel_feat"], feat)
-    heads = task.projections["skel_nce"]
+    heads = task.methods["skel_nce"].heads
     a = F.normalize(heads["target"](tgt.embedding), dim=1)
     b = F.normalize(heads["source"](src.embedding), dim=1)
     sim = a @ b.T / 0.5
@@ -86,7 +86,7 @@ def test_baselines_and_several_sources(paired) -> None:
     torch.testing.assert_close(out["loss"], total)
     # only the target and the baselines' projections train
     trainable = {id(p) for p in task.trainable_parameters()}
-    assert trainable == {id(p) for p in [*target.parameters(), *task.projections.parameters()]}
+    assert trainable == {id(p) for p in [*target.parameters(), *task.methods.parameters()]}
 
 
 def test_sources_frozen_and_bit_identical_after_training(paired) -> None:

@@ -18,11 +18,16 @@ _EXPORTS = {
     "ModalityOutput": "dcat.nn.model",
     "SelfAttention": "dcat.nn.attention",
     "create_encoder": "dcat.nn.encoders",
+    "contrastive_loss": "dcat.nn.peer_losses",
     "cross_attention_distance": "dcat.nn.losses",
     "cross_attention_loss": "dcat.nn.losses",
+    "feature_loss": "dcat.nn.peer_losses",
     "list_encoders": "dcat.nn.encoders",
+    "list_methods": "dcat.training.methods",
+    "logit_kd_loss": "dcat.nn.peer_losses",
     "mcma_mask": "dcat.nn.losses",
     "register_encoder": "dcat.nn.encoders",
+    "register_method": "dcat.training.methods",
 }
 
 __all__ = [
@@ -30,12 +35,17 @@ __all__ = [
     "ModalityOutput",
     "SelfAttention",
     "__version__",
+    "contrastive_loss",
     "create_encoder",
     "cross_attention_distance",
     "cross_attention_loss",
+    "feature_loss",
     "list_encoders",
+    "list_methods",
+    "logit_kd_loss",
     "mcma_mask",
     "register_encoder",
+    "register_method",
 ]
 
 if TYPE_CHECKING:
@@ -43,6 +53,8 @@ if TYPE_CHECKING:
     from dcat.nn.encoders import create_encoder, list_encoders, register_encoder
     from dcat.nn.losses import cross_attention_distance, cross_attention_loss, mcma_mask
     from dcat.nn.model import ModalityNet, ModalityOutput
+    from dcat.nn.peer_losses import contrastive_loss, feature_loss, logit_kd_loss
+    from dcat.training.methods import list_methods, register_method
 
 
 def __getattr__(name: str) -> Any:

@@ -15,10 +15,10 @@ _EXPORTS = {
     "ExperimentConfig": "dcat.experiment.config",
     "load_config": "dcat.experiment.config",
     "list_presets": "dcat.experiment.config",
-    "Job": "dcat.experiment.runner",
+    "Job": "dcat.experiment.plan",
     "RESULT_FIELDS": "dcat.experiment.runner",
     "load_dataset": "dcat.experiment.runner",
-    "plan_jobs": "dcat.experiment.runner",
+    "plan_jobs": "dcat.experiment.plan",
     "run_experiment": "dcat.experiment.runner",
     "write_report": "dcat.experiment.report",
 }

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import json
 from collections import defaultdict
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from datetime import date
 from pathlib import Path
 from typing import Any
@@ -21,7 +21,9 @@ from typing import Any
 import numpy as np
 from scipy import stats
 
+from dcat.experiment.plan import method_variants
 from dcat.io.atomic import write_atomic
+from dcat.training.methods import method_names, resolve_method
 
 __all__ = ["METHOD_LABELS", "METRICS", "format_table", "method_table", "write_report"]
 
@@ -31,10 +33,20 @@ METRICS = [
     ("precision", "Precision"),
     ("f1", "F1-Score"),
 ]  # the paper's row order
-METHOD_LABELS = {
-    "baseline": "Baseline", "dcat": "D-CAT", "dcat_no_mcma": "No MCMA",
-    "logit_kd": "Logit KD", "feature": "Feature align.", "contrastive": "Contrastive",
-}  # fmt: skip
+
+
+def _registry_labels() -> dict[str, str]:
+    """Tag → label of every registered method's default variant and of the old aliases, in
+    registry order (the report's column order)."""
+    labels = {"baseline": "Baseline"}
+    for name in method_names():
+        variant = resolve_method(name)
+        labels[variant.tag] = variant.label
+    return labels
+
+
+METHOD_LABELS = _registry_labels()
+"""Report label of each method tag a configuration names without options."""
 SPLIT_TITLES = {
     "id": "In-distribution (ID): stratified random split, subjects shared",
     "ood": "Out-of-distribution (OOD): subject-disjoint split",
@@ -76,16 +88,26 @@ def _fmt_p(p: float) -> str:
 
 
 def method_table(
-    records: list[dict[str, Any]], split: str, target: str, source: str, weight: float | None
+    records: list[dict[str, Any]],
+    split: str,
+    target: str,
+    source: str,
+    weight: float | None,
+    labels: Mapping[str, str] | None = None,
 ) -> list[list[str]]:
-    """Rows (metric, then one cell per method) for one target and source in one split."""
+    """Rows (metric, then one cell per method) for one target and source in one split.
+
+    ``labels`` maps method tags to column labels, in column order (default
+    :data:`METHOD_LABELS`); records of other tags are left out.
+    """
+    labels = METHOD_LABELS if labels is None else labels
     base = {
         r["seed"]: r
         for r in records
         if r["split"] == split and r["target"] == target and r["method"] == "baseline"
     }
     columns: list[tuple[str, dict[int, dict]]] = [("baseline", base)]
-    for method in METHOD_LABELS:
+    for method in labels:
         if method == "baseline":
             continue
         runs = {
@@ -99,7 +121,7 @@ def method_table(
         }
         if runs:
             columns.append((method, runs))
-    rows = [["Metric", *(METHOD_LABELS[m] for m, _ in columns)]]
+    rows = [["Metric", *(labels[m] for m, _ in columns)]]
     for metric, label in METRICS:
         row = [label]
         for method, runs in columns:
@@ -141,10 +163,9 @@ def _lambda_rows(
 
 
 def _plot_f1(out: Path, records: list[dict[str, Any]], split: str, weight: float) -> str | None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    # the Figure API draws with its own Agg canvas: pyplot or matplotlib.use would switch the
+    # backend of a notebook or GUI session that runs an experiment
+    from matplotlib.figure import Figure
 
     rows = [r for r in records if r["split"] == split]
     targets = sorted({r["target"] for r in rows})
@@ -158,7 +179,8 @@ def _plot_f1(out: Path, records: list[dict[str, Any]], split: str, weight: float
     if not groups:
         return None
     labels = list(dict.fromkeys(label for _, label in groups))
-    fig, ax = plt.subplots(figsize=(max(8, 1.2 * len(targets) * max(1, len(labels)) / 2), 4))
+    fig = Figure(figsize=(max(8, 1.2 * len(targets) * max(1, len(labels)) / 2), 4))
+    ax = fig.subplots()
     width = 0.8 / len(labels)
     for i, label in enumerate(labels):
         means = [np.mean(groups.get((t, label), [np.nan])) for t in targets]
@@ -174,7 +196,6 @@ def _plot_f1(out: Path, records: list[dict[str, Any]], split: str, weight: float
     fig.tight_layout()
     name = f"f1_{split}.png"
     fig.savefig(out / name, dpi=110)
-    plt.close(fig)
     return name
 
 
@@ -187,10 +208,9 @@ def _plot_confusion(
     weight: float | None,
     class_names: list[str],
 ) -> str | None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    # the Figure API draws with its own Agg canvas: pyplot or matplotlib.use would switch the
+    # backend of a notebook or GUI session that runs an experiment
+    from matplotlib.figure import Figure
 
     panels = []
     for method in ("baseline", "dcat"):
@@ -214,7 +234,8 @@ def _plot_confusion(
             panels.append((METHOD_LABELS[method], total))
     if not panels:
         return None
-    fig, axes = plt.subplots(1, len(panels), figsize=(7 * len(panels), 6.5), squeeze=False)
+    fig = Figure(figsize=(7 * len(panels), 6.5))
+    axes = fig.subplots(1, len(panels), squeeze=False)
     for ax, (title, matrix) in zip(axes[0], panels, strict=True):
         norm = matrix / np.maximum(matrix.sum(1, keepdims=True), 1)
         ax.imshow(norm, vmin=0, vmax=1, cmap="Blues")
@@ -228,13 +249,13 @@ def _plot_confusion(
     fig.tight_layout()
     name = f"confusion_{split}_{target}_from-{source}.png"
     fig.savefig(out / name, dpi=110)
-    plt.close(fig)
     return name
 
 
 def write_report(out: Path, records: list[dict[str, Any]], config: Any, data: Any) -> Path:
     """Write ``report.md`` (and its PNGs) into ``out``; returns its path."""
     weight = config.weight
+    labels = {**METHOD_LABELS, **{v.tag: v.label for v in method_variants(config)}}
     lines = [
         f"# dcat experiment: {config.name}",
         "",
@@ -257,7 +278,7 @@ def write_report(out: Path, records: list[dict[str, Any]], config: Any, data: An
                 lines += [
                     heading,
                     "",
-                    format_table(method_table(records, split, target, source, weight)),
+                    format_table(method_table(records, split, target, source, weight, labels)),
                     "",
                 ]
         plot = _plot_f1(out, records, split, weight)

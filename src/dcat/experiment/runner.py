@@ -1,4 +1,4 @@
-"""The paper's protocol end to end (DESIGN.md §2) → a results folder.
+"""The paper's protocol end to end (docs/design.md, "The protocol") → a results folder.
 
 For every split kind and seed: draw the split (saved), fit normalisation on its training part,
 train a unimodal baseline per modality (each is also the frozen source of transfers from that
@@ -30,7 +30,6 @@ import io
 import json
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -41,6 +40,7 @@ import yaml
 from dcat.data import PairedDataset, Split, make_split
 from dcat.errors import DcatError
 from dcat.experiment.config import ExperimentConfig, SplitConfig, did_you_mean
+from dcat.experiment.plan import Job, plan_jobs
 from dcat.io.atomic import write_atomic
 from dcat.nn.encoders import create_encoder
 from dcat.nn.model import ModalityNet
@@ -124,59 +124,6 @@ def load_dataset(config: ExperimentConfig) -> PairedDataset:
     options.setdefault("frame_cache", root / ".dcat_frames")
     loader = load_uestc_mmea if data.dataset == "uestc_mmea" else load_vggsound
     return _read(loader, data.dataset, options, root)
-
-
-@dataclass(frozen=True)
-class Job:
-    """One model to train: a baseline (``source`` empty) or a transfer."""
-
-    split: str
-    seed: int
-    target: str
-    method: str  # baseline | dcat | dcat_no_mcma | logit_kd | feature | contrastive
-    source: str = ""
-    weight: float | None = None
-
-    @property
-    def mcma(self) -> bool | None:
-        return {"dcat": True, "dcat_no_mcma": False}.get(self.method)
-
-    @property
-    def folder(self) -> str:
-        if self.method == "baseline":
-            tag = "baseline"
-        else:
-            tag = f"{self.method}_from-{self.source}_w{self.weight:g}"
-        return f"runs/{self.split}/seed{self.seed}/{self.target}/{tag}"
-
-
-def plan_jobs(config: ExperimentConfig) -> list[Job]:
-    """Every model the configuration asks for, baselines before the transfers that use them."""
-    needed = list(dict.fromkeys(m for t in config.transfers for m in (t.target, t.source)))
-    if not config.transfers:
-        needed = list(config.modalities)
-    jobs: list[Job] = []
-    for split in config.splits:
-        for seed in config.seeds:
-            jobs += [Job(split.kind, seed, m, "baseline") for m in needed]
-            for transfer in config.transfers:
-                for method in config.methods:
-                    jobs.append(
-                        Job(
-                            split.kind,
-                            seed,
-                            transfer.target,
-                            method,
-                            transfer.source,
-                            config.weight,
-                        )
-                    )
-                for lam in config.lambdas:
-                    if not ("dcat" in config.methods and lam == config.weight):
-                        jobs.append(
-                            Job(split.kind, seed, transfer.target, "dcat", transfer.source, lam)
-                        )
-    return jobs
 
 
 def _in_channels(data: PairedDataset, modality: str) -> int:
@@ -423,14 +370,8 @@ def _task(
     if job.method == "baseline":
         return UnimodalTask(net, job.target)
     source = baselines[job.source]
-    method = {"dcat": "dcat", "dcat_no_mcma": "dcat"}.get(job.method, job.method)
     spec = SourceSpec(
-        job.source,
-        source,
-        method=method,
-        weight=float(job.weight),
-        mcma=job.mcma is not False,
-        temperature=config.temperature if method == "logit_kd" else None,
+        job.source, source, method=job.base, weight=float(job.weight), options=dict(job.options)
     )
     return TransferTask(net, job.target, [spec])
 

@@ -1,7 +1,7 @@
 """The D-CAT cross-attention loss, the MCMA mask, and helpers to reduce them.
 
 The loss compares, per sample, the self-attention statistics ``M = Kᵀ V`` of a frozen *source*
-network with those of a trainable *target* network (DESIGN.md §1)::
+network with those of a trainable *target* network (docs/design.md, "The loss")::
 
     M_a = K_aᵀ V_a,   M_b = K_bᵀ V_b                       (d × d, per sample)
     ℓ_i = ‖ M_b / ‖M_b‖_F − M_a / ‖M_a‖_F ‖_F              (0 ≤ ℓ_i ≤ 2)
@@ -17,6 +17,7 @@ This module imports nothing but torch, so the loss drops into any training loop.
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Sequence
 from typing import Literal
 
@@ -25,6 +26,7 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from dcat.errors import DcatError
+from dcat.nn.peer_losses import _check_pair, contrastive_loss, feature_loss, logit_kd_loss
 
 __all__ = [
     "DEFAULT_EPS",
@@ -441,74 +443,61 @@ def global_masked_mean(values: Tensor, mask: Tensor | None = None) -> Tensor:
     return total * dist.get_world_size() / count.clamp_min(1.0)
 
 
-def _check_pair(name_a: str, a: Tensor, name_b: str, b: Tensor, shape: str) -> None:
-    if a.shape != b.shape or a.ndim != 2:
-        raise DcatError(
-            f"{name_a} and {name_b} must both be {shape}, got {tuple(a.shape)} and {tuple(b.shape)}"
-        )
-
-
-def _check_temperature(temperature: float) -> None:
-    if not temperature > 0:
-        raise DcatError(f"temperature must be positive, got {temperature}")
+def _deprecated(old: str, new: str) -> None:
+    warnings.warn(
+        f"dcat.nn.losses.{old} is deprecated and will be removed in the next release; use "
+        f"dcat.nn.peer_losses.{new}, which takes (source, target) like cross_attention_loss",
+        DeprecationWarning,
+        stacklevel=3,
+    )
 
 
 def logit_distillation_loss(
     student_logits: Tensor, teacher_logits: Tensor, temperature: float = 4.0
 ) -> Tensor:
-    """Soft-target distillation (Hinton et al., 2015): ``T² · KL(p_T(teacher) ‖ p_T(student))``.
+    """Deprecated: :func:`dcat.nn.peer_losses.logit_kd_loss` with the arguments swapped.
 
     Args:
         student_logits: ``(B, C)`` of the trained target.
-        teacher_logits: ``(B, C)`` of the frozen source (detached here).
-        temperature: Softening temperature ``T > 0``; ``T²`` keeps gradient scale comparable.
-
-    Returns:
-        Scalar, batch mean.
+        teacher_logits: ``(B, C)`` of the frozen source.
+        temperature: ``T > 0``.
     """
+    _deprecated("logit_distillation_loss", "logit_kd_loss(source_logits, target_logits)")
+    # checked under the old names first, so old callers keep their error messages
     _check_pair("student_logits", student_logits, "teacher_logits", teacher_logits, "(B, C)")
-    _check_temperature(temperature)
-    log_student = F.log_softmax(student_logits.float() / temperature, dim=1)
-    log_teacher = F.log_softmax(teacher_logits.detach().float() / temperature, dim=1)
-    kl = F.kl_div(log_student, log_teacher, reduction="batchmean", log_target=True)
-    return kl * temperature**2
+    return logit_kd_loss(teacher_logits, student_logits, temperature)
 
 
 def feature_alignment_loss(projected_student: Tensor, teacher_embedding: Tensor) -> Tensor:
-    """Feature alignment (FitNets-style hint, Romero et al., 2015): MSE to the teacher embedding.
+    """Deprecated: :func:`dcat.nn.peer_losses.feature_loss` with the arguments swapped.
 
     Args:
-        projected_student: ``(B, D)``, the target's pooled embedding through a learned projection.
-        teacher_embedding: ``(B, D)``, the frozen source's pooled embedding (detached here).
+        projected_student: ``(B, D)`` projection of the target's embedding.
+        teacher_embedding: ``(B, D)`` embedding of the frozen source.
     """
+    _deprecated("feature_alignment_loss", "feature_loss(source_embedding, target_projection)")
     if projected_student.shape != teacher_embedding.shape:
         raise DcatError(
             f"projected_student and teacher_embedding must have the same shape, got "
             f"{tuple(projected_student.shape)} and {tuple(teacher_embedding.shape)}"
         )
-    return F.mse_loss(projected_student.float(), teacher_embedding.detach().float())
+    return feature_loss(teacher_embedding, projected_student)
 
 
 def contrastive_alignment_loss(
     target_projection: Tensor, source_projection: Tensor, temperature: float = 0.1
 ) -> Tensor:
-    """Symmetric InfoNCE between the paired samples' projections (CLIP / COCOA-style).
-
-    Positives are the two modalities of the same sample; the other samples of the batch are the
-    negatives (Radford et al., 2021; Deldari et al., 2022).
+    """Deprecated: :func:`dcat.nn.peer_losses.contrastive_loss` with the arguments swapped.
 
     Args:
-        target_projection: ``(B, D)`` projection of the target's pooled embedding.
-        source_projection: ``(B, D)`` projection of the frozen source's pooled embedding (the
-            projection head is trained; the source network is not).
+        target_projection: ``(B, D)`` projection of the target's embedding.
+        source_projection: ``(B, D)`` projection of the frozen source's embedding.
         temperature: ``τ > 0``.
     """
+    _deprecated(
+        "contrastive_alignment_loss", "contrastive_loss(source_projection, target_projection)"
+    )
     _check_pair(
         "target_projection", target_projection, "source_projection", source_projection, "(B, D)"
     )
-    _check_temperature(temperature)
-    a = F.normalize(target_projection.float(), dim=1)
-    b = F.normalize(source_projection.float(), dim=1)
-    logits = a @ b.T / temperature
-    targets = torch.arange(a.shape[0], device=a.device)
-    return (F.cross_entropy(logits, targets) + F.cross_entropy(logits.T, targets)) / 2
+    return contrastive_loss(source_projection, target_projection, temperature)

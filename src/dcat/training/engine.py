@@ -276,12 +276,14 @@ def describe_task(task: Task) -> dict[str, Any]:
                 "modality": s.modality,
                 "method": s.method,
                 "weight": s.weight,
-                "mcma": s.mcma,
-                "temperature": s.temperature,
+                "mcma": s.options.get("mcma", True),
+                "temperature": s.options.get("temperature", 1.0),
                 "cached": task.cached(s.name),
             }
             for s in task.specs
         ]
+        # Every option of each source's method (e.g. contrastive's projection size), by source.
+        description["method_options"] = {s.name: dict(s.options) for s in task.specs}
     return description
 
 

@@ -10,9 +10,9 @@ engine or in a user's own loop. Nothing here imports a training framework.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
-from typing import Literal
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Literal
 
 import torch
 import torch.nn.functional as F
@@ -21,28 +21,34 @@ from torch import Tensor, nn
 from dcat.errors import DcatError
 from dcat.nn.losses import (
     DEFAULT_EPS,
-    contrastive_alignment_loss,
-    cross_attention_distance,
-    feature_alignment_loss,
-    global_masked_mean,
-    logit_distillation_loss,
-    mcma_mask,
-    select_samples,
 )
 from dcat.nn.model import ModalityNet
 from dcat.training.cache import SourceCache, SourceOutputs
+from dcat.training.methods import TransferMethod, get_method, list_methods
 
 __all__ = ["METHODS", "SourceSpec", "TransferTask", "UnimodalTask"]
 
-TransferMethod = Literal["dcat", "logit_kd", "feature", "contrastive"]
-METHODS: dict[str, str] = {
-    "dcat": "ca",  # D-CAT cross-attention loss (Daher et al., ICRA 2026)
-    "logit_kd": "kd",  # Hinton et al., 2015
-    "feature": "feat",  # FitNets-style embedding regression, Romero et al., 2015
-    "contrastive": "nce",  # symmetric InfoNCE, Radford et al., 2021 / Deldari et al., 2022
-}
+
+
+class _Components(Mapping[str, str]):
+    """Method name → the name of its loss component in a task's output dict (from the
+    registry, so a newly registered method appears here too)."""
+
+    def __getitem__(self, name: str) -> str:
+        return get_method(name).component
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(list_methods())
+
+    def __len__(self) -> int:
+        return len(list_methods())
+
+
+METHODS: Mapping[str, str] = _Components()
 """Transfer method → the name of its loss component in a task's output dict."""
-_DEFAULT_TEMPERATURE = {"logit_kd": 4.0, "contrastive": 0.1}
+
+# SourceSpec's own fields that are method options (kept for existing callers).
+_LEGACY_OPTIONS = ("mcma", "temperature", "projection_dim", "loss_method")
 
 
 def _labels(batch: Mapping) -> Tensor:
@@ -98,40 +104,47 @@ class SourceSpec:
         name: Name of the source, used in loss keys (``"ca/<name>"``); unique within a task.
         model: The trained source network; it is frozen by the task.
         modality: Its key in ``batch["inputs"]`` (default: ``name``).
-        method: ``"dcat"`` (cross-attention loss), or a peer baseline: ``"logit_kd"``,
+        method: A registered transfer method (:func:`dcat.training.methods.list_methods`):
+            ``"dcat"`` (cross-attention loss), or a peer baseline: ``"logit_kd"``,
             ``"feature"``, ``"contrastive"``.
         weight: ``λ_s`` (``α`` for distillation): the loss adds ``weight · L_s``; ``≥ 0``.
-        mcma: D-CAT only: align only samples the source classifies correctly.
-        temperature: Distillation ``T`` (default 4) or InfoNCE ``τ`` (default 0.1).
-        projection_dim: Contrastive projection width (default 128).
-        loss_method: D-CAT only: ``"auto"``, ``"gram"`` or ``"materialize"``.
+        options: The method's options (see its class's ``options``; defaults fill the rest).
+        mcma: Shorthand for ``options["mcma"]`` (D-CAT: align only samples the source gets
+            right).
+        temperature: Shorthand for ``options["temperature"]`` (distillation ``T``, InfoNCE ``τ``).
+        projection_dim: Shorthand for ``options["projection_dim"]`` (contrastive).
+        loss_method: Shorthand for ``options["loss_method"]`` (D-CAT: ``"auto"``, ``"gram"``,
+            ``"materialize"``).
+
+    The shorthands apply to the methods that have such an option and are ignored by the others.
     """
 
     name: str
     model: ModalityNet
     modality: str | None = None
-    method: TransferMethod = "dcat"
+    method: str = "dcat"
     weight: float = 1.0
-    mcma: bool = True
+    options: dict[str, Any] = field(default_factory=dict)
+    mcma: bool | None = None
     temperature: float | None = None
-    projection_dim: int = 128
-    loss_method: Literal["auto", "gram", "materialize"] = "auto"
+    projection_dim: int | None = None
+    loss_method: Literal["auto", "gram", "materialize"] | None = None
 
     def __post_init__(self) -> None:
-        if self.method not in METHODS:
-            raise DcatError(
-                f"source {self.name!r}: method must be one of {list(METHODS)}, got {self.method!r}"
-            )
+        try:
+            cls = get_method(self.method)
+        except DcatError as err:
+            raise DcatError(f"source {self.name!r}: {err}") from None
         if not self.weight >= 0:
             raise DcatError(f"source {self.name!r}: weight (λ) must be ≥ 0, got {self.weight}")
         if self.modality is None:
             self.modality = self.name
-        if self.temperature is None:
-            self.temperature = _DEFAULT_TEMPERATURE.get(self.method, 1.0)
-        if self.temperature <= 0:
-            raise DcatError(
-                f"source {self.name!r}: temperature must be positive, got {self.temperature}"
-            )
+        legacy = {
+            key: getattr(self, key)
+            for key in _LEGACY_OPTIONS
+            if getattr(self, key) is not None and key in cls.options
+        }
+        self.options = {**legacy, **self.options}
 
 
 class TransferTask(nn.Module):
@@ -178,27 +191,14 @@ class TransferTask(nn.Module):
         self.label_smoothing = label_smoothing
         self.eps = eps
         self.sources = nn.ModuleDict({s.name: s.model for s in sources})
-        self.projections = nn.ModuleDict()
+        # each source's method, with the heads it trains (projections: never exported)
+        self.methods = nn.ModuleDict()
         for spec in self.specs:
-            if spec.method == "dcat" and spec.model.d_out != target.d_out:
-                raise DcatError(
-                    f"source {spec.name!r} has d_out={spec.model.d_out} but the target has "
-                    f"d_out={target.d_out}; the cross-attention loss needs equal widths"
-                )
-            if spec.method in ("dcat", "logit_kd") and spec.model.num_classes != target.num_classes:
-                raise DcatError(
-                    f"source {spec.name!r} has {spec.model.num_classes} classes but the target has "
-                    f"{target.num_classes}; it was trained on other classes"
-                )
-            if spec.method == "feature":
-                self.projections[spec.name] = nn.Linear(target.d_out, spec.model.d_out)
-            elif spec.method == "contrastive":
-                self.projections[spec.name] = nn.ModuleDict(
-                    {
-                        "target": nn.Linear(target.d_out, spec.projection_dim),
-                        "source": nn.Linear(spec.model.d_out, spec.projection_dim),
-                    }
-                )
+            cls = get_method(spec.method)
+            options = dict(spec.options)
+            if "eps" in cls.options:
+                options.setdefault("eps", eps)
+            self.methods[spec.name] = cls(spec.model, target, name=spec.name, **options)
         for model in self.sources.values():
             model.requires_grad_(False)
             model.eval()
@@ -259,39 +259,13 @@ class TransferTask(nn.Module):
         out: dict[str, Tensor] = {"logits": target.logits, "ce": ce}
         loss = ce
         for spec in self.specs:
-            source = self.source_outputs(spec, batch)
-            component = METHODS[spec.method]
-            if spec.method == "dcat":
-                source_kqv, target_kqv = (source.keys, None, source.values), target.kqv
-                mask = mcma_mask(source.logits, labels) if spec.mcma else None
-                # unaligned samples add nothing, so on the CPU only the masked ones are
-                # computed; on a GPU the row selection would cost a host sync: values are masked
-                selected = mask is not None and not labels.is_cuda
-                if selected:
-                    source_kqv = select_samples(source_kqv, mask)
-                    target_kqv = select_samples(target_kqv, mask)
-                distances = cross_attention_distance(
-                    source_kqv, target_kqv, method=spec.loss_method, eps=self.eps
-                )
-                value = global_masked_mean(distances, None if selected else mask)
-                frac = (
-                    mask.float().mean()
-                    if mask is not None
-                    else labels.new_ones((), dtype=torch.float32)
-                )
-                out[f"mcma_frac/{spec.name}"] = frac
-            elif spec.method == "logit_kd":
-                value = logit_distillation_loss(target.logits, source.logits, spec.temperature)
-            elif spec.method == "feature":
-                projected = self.projections[spec.name](target.embedding)
-                value = feature_alignment_loss(projected, source.embedding)
-            else:
-                heads = self.projections[spec.name]
-                value = contrastive_alignment_loss(
-                    heads["target"](target.embedding),
-                    heads["source"](source.embedding.to(target.embedding.dtype)),
-                    spec.temperature,
-                )
+            method: TransferMethod = self.methods[spec.name]
+            terms = method(target, self.source_outputs(spec, batch), labels)
+            value = terms["loss"]
+            for key, extra in terms.items():
+                if key != "loss":
+                    out[f"{key}/{spec.name}"] = extra
+            component = method.component
             out[f"{component}/{spec.name}"] = value
             out[component] = out[component] + value if component in out else value
             loss = loss + spec.weight * value

@@ -1,0 +1,37 @@
+"""Transfer methods, created by name from a registry (``@register_method``).
+
+Built in: ``dcat`` (the paper's cross-attention loss, option ``mcma``), and the peers'
+baselines ``logit_kd``, ``feature`` and ``contrastive``. Importing this package registers them.
+"""
+
+from dcat.training.methods.registry import (
+    ALIASES,
+    MethodVariant,
+    TransferMethod,
+    get_method,
+    list_methods,
+    method_names,
+    register_method,
+    resolve_method,
+)
+
+# Registration order is the report's column order.
+from dcat.training.methods.cross_attention import CrossAttentionTransfer  # isort: skip
+from dcat.training.methods.logit_kd import LogitDistillation  # isort: skip
+from dcat.training.methods.feature import FeatureAlignment  # isort: skip
+from dcat.training.methods.contrastive import ContrastiveAlignment  # isort: skip
+
+__all__ = [
+    "ALIASES",
+    "ContrastiveAlignment",
+    "CrossAttentionTransfer",
+    "FeatureAlignment",
+    "LogitDistillation",
+    "MethodVariant",
+    "TransferMethod",
+    "get_method",
+    "list_methods",
+    "method_names",
+    "register_method",
+    "resolve_method",
+]

@@ -1,0 +1,100 @@
+"""D-CAT: align the source's and the target's self-attention statistics, per sample
+(docs/design.md, "The loss"; Daher, Wang, Mielle, ICRA 2026)."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any, ClassVar
+
+import torch
+from torch import Tensor
+
+from dcat.errors import DcatError
+from dcat.nn.losses import (
+    DEFAULT_EPS,
+    cross_attention_distance,
+    global_masked_mean,
+    mcma_mask,
+    select_samples,
+)
+from dcat.nn.model import ModalityNet, ModalityOutput
+from dcat.training.cache import SourceOutputs
+from dcat.training.methods.registry import TransferMethod, register_method
+
+__all__ = ["CrossAttentionTransfer"]
+
+
+@register_method("dcat")
+class CrossAttentionTransfer(TransferMethod):
+    """The cross-attention loss ``mean_i ‖M_b,i/‖M_b,i‖ − M_a,i/‖M_a,i‖‖_F`` with ``M = Kᵀ V``.
+
+    Options:
+        mcma: Align only the samples the source classifies correctly (the paper's MCMA).
+        loss_method: ``"auto"``, ``"gram"`` or ``"materialize"`` (equal values, different cost).
+        eps: Norm floor of the loss (the task's ``eps`` unless set).
+    """
+
+    label: ClassVar[str] = "D-CAT"
+    component: ClassVar[str] = "ca"
+    reference: ClassVar[str] = "Daher, Wang, Mielle: D-CAT, ICRA 2026"
+    options: ClassVar[Mapping[str, Any]] = {
+        "mcma": True,
+        "loss_method": "auto",
+        "eps": DEFAULT_EPS,
+    }
+
+    def __init__(
+        self, source: ModalityNet, target: ModalityNet, *, name: str, **options: Any
+    ) -> None:
+        super().__init__(source, target, name=name, **options)
+        if source.d_out != target.d_out:
+            raise DcatError(
+                f"source {name!r} has d_out={source.d_out} but the target has "
+                f"d_out={target.d_out}; the cross-attention loss needs equal widths"
+            )
+        _same_classes(name, source, target)
+
+    @classmethod
+    def validate(cls, options: Mapping[str, Any], where: str) -> None:
+        method = options.get("loss_method", "auto")
+        if method not in ("auto", "gram", "materialize"):
+            raise DcatError(
+                f"{where}: loss_method must be auto, gram or materialize, got {method!r}"
+            )
+        if not options.get("eps", DEFAULT_EPS) > 0:
+            raise DcatError(f"{where}: eps must be positive, got {options['eps']}")
+
+    @classmethod
+    def variant(cls, options: Mapping[str, Any]) -> tuple[str, str]:
+        # the paper's ablation keeps the names it has had since the first release
+        if options.get("mcma", True):
+            return super().variant(options)
+        tag, label = super().variant({**options, "mcma": True})
+        return tag.replace("dcat", "dcat_no_mcma", 1), label.replace("D-CAT", "No MCMA", 1)
+
+    def forward(
+        self, target: ModalityOutput, source: SourceOutputs, labels: Tensor
+    ) -> dict[str, Tensor]:
+        """``{"loss", "mcma_frac"}``: the loss and the fraction of samples aligned."""
+        source_kqv, target_kqv = (source.keys, None, source.values), target.kqv
+        mask = mcma_mask(source.logits, labels) if self.config["mcma"] else None
+        # unaligned samples add nothing, so on the CPU only the masked ones are computed;
+        # on a GPU the row selection would cost a host sync: values are masked instead
+        selected = mask is not None and not labels.is_cuda
+        if selected:
+            source_kqv = select_samples(source_kqv, mask)
+            target_kqv = select_samples(target_kqv, mask)
+        distances = cross_attention_distance(
+            source_kqv, target_kqv, method=self.config["loss_method"], eps=self.config["eps"]
+        )
+        value = global_masked_mean(distances, None if selected else mask)
+        frac = mask.float().mean() if mask is not None else labels.new_ones((), dtype=torch.float32)
+        return {"loss": value, "mcma_frac": frac}
+
+
+def _same_classes(name: str, source: ModalityNet, target: ModalityNet) -> None:
+    if source.num_classes != target.num_classes:
+        raise DcatError(
+            f"source {name!r} has {source.num_classes} classes but the target has "
+            f"{target.num_classes}; it was trained on other classes"
+        )

@@ -1,0 +1,53 @@
+"""Logit distillation (Hinton, Vinyals, Dean: Distilling the Knowledge in a Neural Network,
+2015): the target matches the source's softened class probabilities."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any, ClassVar
+
+from torch import Tensor
+
+from dcat.errors import DcatError
+from dcat.nn.model import ModalityNet, ModalityOutput
+from dcat.nn.peer_losses import logit_kd_loss
+from dcat.training.cache import SourceOutputs
+from dcat.training.methods.cross_attention import _same_classes
+from dcat.training.methods.registry import TransferMethod, register_method
+
+__all__ = ["LogitDistillation"]
+
+
+@register_method("logit_kd")
+class LogitDistillation(TransferMethod):
+    """``T² · KL(p_T(source) ‖ p_T(target))`` (:func:`dcat.nn.peer_losses.logit_kd_loss`).
+
+    Options:
+        temperature: Softening temperature ``T > 0``.
+    """
+
+    label: ClassVar[str] = "Logit KD"
+    component: ClassVar[str] = "kd"
+    reference: ClassVar[str] = "Hinton et al., 2015"
+    options: ClassVar[Mapping[str, Any]] = {"temperature": 4.0}
+
+    def __init__(
+        self, source: ModalityNet, target: ModalityNet, *, name: str, **options: Any
+    ) -> None:
+        super().__init__(source, target, name=name, **options)
+        _same_classes(name, source, target)
+
+    @classmethod
+    def validate(cls, options: Mapping[str, Any], where: str) -> None:
+        _positive_temperature(options, where)
+
+    def forward(
+        self, target: ModalityOutput, source: SourceOutputs, labels: Tensor
+    ) -> dict[str, Tensor]:
+        """``{"loss"}``."""
+        return {"loss": logit_kd_loss(source.logits, target.logits, self.config["temperature"])}
+
+
+def _positive_temperature(options: Mapping[str, Any], where: str) -> None:
+    if "temperature" in options and not options["temperature"] > 0:
+        raise DcatError(f"{where}: temperature must be positive, got {options['temperature']}")

@@ -1,0 +1,179 @@
+"""Contract tests over the registries: every encoder and every transfer method.
+
+A new encoder or method registered without an entry here fails
+``test_every_registered_*_has_a_contract_case``, so the contract covers it from the start.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from dcat.nn.encoders import create_encoder, list_encoders
+from dcat.nn.model import ModalityNet
+from dcat.training.methods import get_method, list_methods, resolve_method
+from dcat.training.tasks import SourceSpec, TransferTask
+
+# name → (in_channels, tiny options, one sample's input shape, expected sequence length)
+ENCODER_CASES: dict[str, tuple[int, dict, tuple[int, ...], int]] = {
+    "imu": (6, {"widths": [8, 16, 16], "kernel_sizes": [5, 3, 3]}, (6, 32), 8),
+    "sequence": (4, {"d_model": 16, "depth": 2, "downsample": 2}, (4, 24), 12),
+    "video": (1, {"depth": 18, "d_model": 16}, (3, 1, 32, 32), 3),
+    "audio": (
+        1,
+        {"sample_rate": 8000, "n_fft": 256, "hop_length": 128, "n_mels": 16, "widths": [8, 16]},
+        (1, 2048),
+        (1 + 2048 // 128) // 2,
+    ),
+}
+
+
+def test_every_registered_encoder_has_a_contract_case() -> None:
+    assert set(ENCODER_CASES) == set(list_encoders())
+
+
+def _net(name: str, classes: int = 3, d_out: int = 16) -> ModalityNet:
+    channels, options, _, _ = ENCODER_CASES[name]
+    torch.manual_seed(0)
+    encoder = create_encoder(name, channels, **options)
+    return ModalityNet(encoder, d_out=d_out, num_classes=classes).eval()
+
+
+@pytest.mark.parametrize("name", sorted(ENCODER_CASES))
+def test_encoder_builds_and_maps_input_to_a_sequence(name: str) -> None:
+    channels, options, shape, length = ENCODER_CASES[name]
+    encoder = create_encoder(name, channels, **options).eval()
+    out = encoder(torch.randn(2, *shape))
+    assert out.shape == (2, length, encoder.d_model)
+    net = _net(name)
+    result = net.forward_all(torch.randn(2, *shape))
+    assert result.logits.shape == (2, 3)
+    assert result.embedding.shape == (2, 16)
+    assert all(t.shape == (2, length, 16) for t in result.kqv)
+
+
+@pytest.mark.parametrize("name", sorted(ENCODER_CASES))
+def test_encoder_architecture_round_trip(name: str) -> None:
+    net = _net(name)
+    rebuilt = ModalityNet.from_architecture(net.architecture()).eval()
+    assert rebuilt.architecture() == net.architecture()
+    rebuilt.load_state_dict(net.state_dict())
+    x = torch.randn(2, *ENCODER_CASES[name][2])
+    torch.testing.assert_close(rebuilt(x)[0], net(x)[0])
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", sorted(ENCODER_CASES))
+def test_encoder_exports_to_onnx(name: str, tmp_path: Path) -> None:
+    pytest.importorskip("onnxruntime")
+    from dcat.deploy.export import DeployedNet, _onnx, _onnx_logits
+
+    model = DeployedNet(_net(name)).eval()
+    x = torch.randn(3, *ENCODER_CASES[name][2])
+    _onnx(model, x[:2], tmp_path / "model.onnx")  # as export_model does: no 0/1 specialisation
+    with torch.no_grad():
+        reference = model(x).numpy()
+    np.testing.assert_allclose(_onnx_logits(tmp_path / "model.onnx", x.numpy()), reference,
+                               atol=1e-4, rtol=1e-4)  # fmt: skip
+
+
+# ---------------------------------------------------------------------------------------------
+# Methods: name → the components their output dict must hold (beyond loss, logits and ce)
+
+METHOD_KEYS: dict[str, set[str]] = {
+    "dcat": {"ca", "ca/src", "mcma_frac/src"},
+    "logit_kd": {"kd", "kd/src"},
+    "feature": {"feat", "feat/src"},
+    "contrastive": {"nce", "nce/src"},
+}
+
+
+def test_every_registered_method_has_a_contract_case() -> None:
+    assert set(METHOD_KEYS) == set(list_methods())
+
+
+def _batch(n: int = 8) -> dict:
+    torch.manual_seed(1)
+    return {
+        "inputs": {"imu": torch.randn(n, 6, 32), "seq": torch.randn(n, 4, 24)},
+        "label": torch.arange(n) % 3,
+        "index": torch.arange(n),
+    }
+
+
+@pytest.mark.parametrize("method", sorted(METHOD_KEYS))
+def test_method_loss_dict_gradients_and_frozen_source(method: str) -> None:
+    source, target = _net("sequence"), _net("imu")
+    source_state = {k: v.clone() for k, v in source.state_dict().items()}
+    task = TransferTask(target, "imu", [SourceSpec("src", source, modality="seq", method=method)])
+    task.train()
+    out = task(_batch())
+    assert set(out) == {"loss", "logits", "ce", *METHOD_KEYS[method]}
+    assert out["loss"].ndim == 0 and torch.isfinite(out["loss"])
+    comp = get_method(method).component
+    torch.testing.assert_close(out["loss"], out["ce"] + out[comp])
+    out["loss"].backward()
+    # gradient reaches the target and the method's own heads, never the source
+    assert all(p.grad is None for p in source.parameters())
+    assert all(not p.requires_grad for p in source.parameters())
+    assert any(p.grad is not None and p.grad.abs().sum() > 0 for p in target.parameters())
+    heads = list(task.methods["src"].parameters())
+    assert {id(p) for p in task.trainable_parameters()} == {
+        id(p) for p in [*target.parameters(), *heads]
+    }
+    optimizer = torch.optim.SGD(task.trainable_parameters(), lr=0.1)
+    optimizer.step()
+    assert not source.training
+    for key, value in source.state_dict().items():
+        assert torch.equal(value, source_state[key]), key
+
+
+@pytest.mark.parametrize("method", sorted(METHOD_KEYS))
+def test_method_options_resolve_with_defaults(method: str) -> None:
+    cls = get_method(method)
+    variant = resolve_method(method)
+    assert variant.tag == method and variant.label == cls.label
+    assert variant.option_dict == dict(cls.options)
+
+
+def test_method_options_are_checked() -> None:
+    with pytest.raises(ValueError, match=r"unknown option\(s\) \['temprature'\].*did you mean"):
+        resolve_method({"name": "contrastive", "temprature": 0.2})
+    with pytest.raises(ValueError, match="option 'mcma' of method 'dcat' must be bool"):
+        resolve_method({"name": "dcat", "mcma": "no"})
+    with pytest.raises(ValueError, match="temperature must be positive"):
+        resolve_method({"name": "logit_kd", "temperature": 0})
+    with pytest.raises(ValueError, match=r"unknown \['mixup'\]; choose from \['dcat', "):
+        resolve_method("mixup")
+
+
+def test_method_variants_name_runs_and_labels() -> None:
+    assert resolve_method("dcat_no_mcma").tag == "dcat_no_mcma"
+    assert resolve_method({"name": "dcat", "mcma": False}).label == "No MCMA"
+    variant = resolve_method({"name": "contrastive", "temperature": 0.2})
+    assert (variant.tag, variant.label) == (
+        "contrastive_temperature0.2",
+        "Contrastive (temperature=0.2)",
+    )
+    assert variant.option_dict == {"temperature": 0.2, "projection_dim": 128}
+
+
+def test_method_option_reaches_the_loss() -> None:
+    """A temperature set through the options changes the contrastive loss as the formula says."""
+    from dcat.nn.peer_losses import contrastive_loss
+
+    source, target = _net("sequence"), _net("imu")
+    spec = SourceSpec("src", source, modality="seq", method="contrastive",
+                      options={"temperature": 0.5, "projection_dim": 8})  # fmt: skip
+    task = TransferTask(target, "imu", [spec])
+    batch = _batch()
+    out = task(batch)
+    heads = task.methods["src"].heads
+    s = source.forward_all(batch["inputs"]["seq"]).embedding
+    t = target.forward_all(batch["inputs"]["imu"]).embedding
+    expected = contrastive_loss(heads["source"](s), heads["target"](t), 0.5)
+    torch.testing.assert_close(out["nce/src"], expected)
+    assert heads["target"].out_features == 8
