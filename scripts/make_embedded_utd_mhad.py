@@ -4,7 +4,7 @@ Reads the original release (``Inertial/*.mat``, ``Skeleton/*.mat``) and writes
 ``src/dcat/embedded/utd_mhad.npz``: every trial at its original length, in float16, concatenated
 per modality with offsets. dcat then resamples it exactly as it does the original files::
 
-    python scripts/make_embedded_utd_mhad.py ../shared/data/utd_mhad
+    python scripts/make_embedded_utd_mhad.py path/to/UTD-MHAD
 
 UTD-MHAD: C. Chen, R. Jafari, N. Kehtarnavaz, "UTD-MHAD: A multimodal dataset for human action
 recognition utilizing a depth camera and a wearable inertial sensor", ICIP 2015; free for

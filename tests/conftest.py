@@ -14,7 +14,7 @@ SHARED_DATA = Path(
 
 
 def shared_dataset(name: str) -> Path:
-    """Path of a real data set in ``../shared/data``; skips the test when it is absent."""
+    """Path of a real data set under ``SHARED_DATA`` (``$DCAT_SHARED_DATA``); skips when absent."""
     path = SHARED_DATA / name
     if not path.is_dir():
         pytest.skip(f"real data set {name!r} not found at {path}")

@@ -24,7 +24,7 @@ def _segment(start: float, end: float, text: str | None = None, value_id: int = 
     values: dict = {"id": value_id}
     if text is not None:
         values["value"] = text
-    # The key is Audino's label category, not the class (DATASETS.md §2.2).
+    # The key is Audino's label category, not the class (the class is values["value"]).
     return {
         "start_time": start,
         "end_time": end,

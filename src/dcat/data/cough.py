@@ -1,6 +1,6 @@
 """Audio-IMU multimodal cough dataset (NCSU, Dryad doi:10.5061/dryad.mkkwh717r), 8 sound classes.
 
-Files as released (the data set notes, ``DATASETS.md`` §2)::
+Files as released on Dryad::
 
     <root>/DataAnnotation.json                 Audino export, one entry per annotated WAV
     <root>/005/sync_time.txt                   one line per trial: audio ↔ IMU clock offset
@@ -99,7 +99,7 @@ def _normalise_text(text: str) -> str:
 
 
 def _segment_label(path: Path, where: str, annotations: object) -> int:
-    """Class index of one segment's ``annotations`` mapping (see DATASETS.md §2.2)."""
+    """Class index of one segment's ``annotations`` mapping (an Audino export)."""
     if not isinstance(annotations, Mapping) or not annotations:
         raise DcatError(
             f"{path}: {where}, field 'annotations': expected a non-empty object "
@@ -227,7 +227,7 @@ def read_sync_times(path: str | Path) -> dict[int, tuple[float, float]]:
     """Read a subject's ``sync_time.txt``.
 
     Each non-empty line names a trial and two times, e.g.
-    ``trial 1  data_label_start 5.0  imu_start 10.0`` (DATASETS.md §2.3): the claps happen at
+    ``trial 1  data_label_start 5.0  imu_start 10.0``: the claps happen at
     ``data_label_start`` s on the audio timeline and at ``imu_start`` s on the IMU ``elapsed (s)``
     axis. Values are found by keyword, so spacing and ``:``/``=`` separators do not matter.
 

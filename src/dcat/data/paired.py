@@ -1,7 +1,7 @@
 """Paired multi-sensor samples held in memory, as a ``torch.utils.data.Dataset``.
 
 A paired sample holds one array per modality, a label, a subject id and a recording id
-(DESIGN.md §3). Items are dictionaries, the batch format every task consumes::
+(docs/design.md, "Data model"). Items are dictionaries, the batch format every task consumes::
 
     {"inputs": {modality: Tensor (C_m, T_m)}, "label": int64 scalar, "index": int64 scalar}
 

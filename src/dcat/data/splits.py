@@ -1,6 +1,6 @@
 """Train / validation / test splits: in-distribution (ID) and out-of-distribution (OOD).
 
-* ``"id"``: a stratified random split; subjects appear in several parts (DESIGN.md §2).
+* ``"id"``: a stratified random split; subjects appear in several parts (docs/design.md, "Splits").
 * ``"ood"``: subject-disjoint, no subject in two parts; either explicit subject lists (e.g.
   UTD-MHAD's cross-subject protocol, train 1, 3, 5, 7 / test 2, 4, 6, 8) or groups drawn at
   random by scikit-learn's ``GroupShuffleSplit``. Validation subjects are taken from the

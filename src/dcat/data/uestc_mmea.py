@@ -1,6 +1,6 @@
 """UESTC-MMEA-CL (Xu et al., IEEE TMM 2024): egocentric video + IMU from smart glasses, 32 classes.
 
-Files as released (the data set notes, ``DATASETS.md`` §1)::
+Files as released (the project's download page and the authors' code)::
 
     <root>/train.txt, val.txt, test.txt        (or mydataset_train.txt, ... in the authors' code)
     <root>/video/<n>_<name>/<n>_<name>_YYYY_MM_DD_hh_mm_ss.mp4     25 fps
@@ -194,7 +194,7 @@ def _sample_key(text: str) -> str:
 
 
 def read_subject_map(path: str | Path) -> dict[str, str]:
-    """Read a sample → subject mapping (the release has none; DATASETS.md §1.4).
+    """Read a sample → subject mapping (the release has none).
 
     Args:
         path: ``.json``: an object ``{"<sample>": subject, ...}`` or a list of
@@ -286,7 +286,7 @@ def _resolve_classes(classes: Sequence[str] | None) -> list[str]:
 
 def _split_path(root: Path, split_file: str | Path) -> Path:
     if str(split_file) in _SPLIT_NAMES:
-        # The download's name, then the name in the authors' code (DATASETS.md §1.3).
+        # The download's name, then the name in the authors' code.
         for name in (f"{split_file}.txt", f"mydataset_{split_file}.txt"):
             if (root / name).is_file():
                 return root / name
@@ -309,7 +309,7 @@ def _sensor_folder(root: Path, sensor_dir: str | Path | None) -> Path:
         if not folder.is_dir():
             raise DcatError(f"sensor folder {folder} not found")
         return folder
-    # Official name first; two lab repositories call it mpu/ (DATASETS.md §1.1).
+    # Official name first; two lab repositories call it mpu/.
     for name in ("sensor", "mpu"):
         if (root / name).is_dir():
             return root / name

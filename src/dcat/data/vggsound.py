@@ -1,6 +1,6 @@
 """VGGSound (Chen et al., ICASSP 2020): 10 s YouTube clips, audio + video, 309 classes.
 
-Files (the data set notes, ``DATASETS.md`` §3): the index ``vggsound.csv`` has no header and
+Files (as in the official VGGSound repository): the index ``vggsound.csv`` has no header and
 one clip per line, ``YouTube ID, start seconds, label, train/test split`` (labels with commas
 are CSV-quoted); the clips themselves are fetched by each user, so their layout is not fixed.
 This reader expects the official naming ``<ytid>_<start:06d>.mp4`` (also

@@ -97,7 +97,7 @@ class TransferConfig:
 
 @dataclass
 class ExperimentConfig:
-    """The protocol of DESIGN.md §2 for one data set.
+    """The protocol (docs/design.md, "The protocol") for one data set.
 
     Attributes:
         name: Experiment name (default output folder ``runs/<name>``).

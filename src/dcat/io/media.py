@@ -4,7 +4,7 @@ Decoded video is cached on disk by :class:`dcat.data.frame_store.FrameStore`.
 
 Times are in seconds from the start of the container (its first timestamp), the same axis for
 a file's video and audio streams, so clips cut with the same ``start_s``/``duration_s`` from
-both stay synchronised (DESIGN.md §3).
+both stay synchronised (docs/design.md, "Data model").
 
 Decoding uses PyAV (FFmpeg); WAV files are read with soundfile. Every reader raises
 ``ValueError`` naming the file for a missing file, unreadable or corrupt media, a missing
