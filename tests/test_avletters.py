@@ -67,8 +67,7 @@ REPLICA = {
 }
 
 
-@pytest.fixture
-def replica(tmp_path: Path) -> Path:
+def make_replica(tmp_path: Path) -> Path:
     for seed, (stem, video_frames) in enumerate(REPLICA.items()):
         write_lips(tmp_path / "Lips" / f"{stem}-lips.mat", pattern_vid(video_frames, seed))
         write_htk(
@@ -76,6 +75,11 @@ def replica(tmp_path: Path) -> Path:
             utterance_mfcc(2 * video_frames - 1, seed),
         )
     return tmp_path
+
+
+@pytest.fixture
+def replica(tmp_path: Path) -> Path:
+    return make_replica(tmp_path)
 
 
 def test_read_lips_frames_are_fortran_order_columns(tmp_path: Path) -> None:

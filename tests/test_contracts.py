@@ -1,4 +1,4 @@
-"""Contract tests over the registries: every encoder and every transfer method.
+"""Contract tests over the registries: every encoder, transfer method and data set.
 
 A new encoder or method registered without an entry here fails
 ``test_every_registered_*_has_a_contract_case``, so the contract covers it from the start.
@@ -6,16 +6,30 @@ A new encoder or method registered without an entry here fails
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
 
+import test_avletters
+import test_cough
+import test_manifest
+import test_sp_sw_har
+import test_uestc_mmea
+import test_utd_mhad
+import test_vggsound
+from dcat.data import PairedDataset
+from dcat.data.registry import dataset_names, get_dataset
+from dcat.io.card import ModelCard
+from dcat.io.normalization import fit_normalization
 from dcat.nn.encoders import create_encoder, list_encoders
 from dcat.nn.model import ModalityNet
+from dcat.training.engine import describe_model
 from dcat.training.methods import get_method, list_methods, resolve_method
-from dcat.training.tasks import SourceSpec, TransferTask
+from dcat.training.tasks import SourceSpec, TransferTask, UnimodalTask
 
 # name → (in_channels, tiny options, one sample's input shape, expected sequence length)
 ENCODER_CASES: dict[str, tuple[int, dict, tuple[int, ...], int]] = {
@@ -177,3 +191,95 @@ def test_method_option_reaches_the_loss() -> None:
     expected = contrastive_loss(heads["source"](s), heads["target"](t), 0.5)
     torch.testing.assert_close(out["nce/src"], expected)
     assert heads["target"].out_features == 8
+
+
+# name → (builds a replica of the release's layout under tmp_path → data.root, tiny options)
+DATASET_CASES: dict[str, tuple[object, dict]] = {
+    "utd_mhad_embedded": (None, {"subjects": [1, 2]}),
+    "utd_mhad": (test_utd_mhad.make_replica, {"steps": {"imu": 32, "skeleton": 16}}),
+    "sp_sw_har": (test_sp_sw_har.make_replica, {}),
+    "avletters": (test_avletters.make_replica, {"frames": 4, "mfcc_steps": 8}),
+    "uestc_mmea": (test_uestc_mmea.make_replica, dict(test_uestc_mmea.SMALL)),
+    "cough": (test_cough.make_replica, {}),
+    "vggsound": (
+        test_vggsound.make_replica,
+        {"classes": test_vggsound.CLASSES, **test_vggsound.SMALL},
+    ),
+    "manifest": (lambda tmp: test_manifest.make_stream(tmp), {"window_s": 1.0, "stride_s": 0.5}),
+    "manifest (segmented)": (lambda tmp: test_manifest.make_segmented(tmp), {}),
+}
+
+
+def test_every_registered_data_set_has_a_contract_case() -> None:
+    assert set(dataset_names()) == {name.split(" ")[0] for name in DATASET_CASES}
+
+
+def _tiny_net(data: PairedDataset, modality: str) -> ModalityNet:
+    shape = data.shape(modality)
+    if len(shape) == 4:  # video (F, C, H, W)
+        encoder = create_encoder("video", shape[1], depth=18, d_model=16)
+    else:
+        encoder = create_encoder("sequence", shape[0], d_model=16, depth=1, downsample=1)
+    return ModalityNet(encoder, num_classes=len(data.class_names), d_out=16)
+
+
+@pytest.mark.filterwarnings("ignore:VGGSound. skipped")
+@pytest.mark.parametrize("case", sorted(DATASET_CASES))
+def test_data_set_reads_its_replica_and_describes_complete_model_cards(
+    case: str, tmp_path: Path
+) -> None:
+    build, options = DATASET_CASES[case]
+    entry = get_dataset(case.split(" ")[0])
+    root = build(tmp_path) if build is not None else None
+    data = entry.load(root, options)
+    assert isinstance(data, PairedDataset) and len(data) > 0
+    assert len(data.class_names) >= 2 and data.labels.max() < len(data.class_names)
+    for modality in data.modalities:
+        stream = data.stream(modality)
+        shape = data.shape(modality)
+        channels = shape[1] if len(shape) == 4 else shape[0]
+        assert stream.rate_hz is not None and stream.rate_hz > 0, modality
+        assert stream.channels is not None and len(stream.channels) == channels, modality
+        norm = (
+            None
+            if len(shape) == 4
+            else fit_normalization(np.asarray(data.inputs[modality]), "zscore")
+        )
+        card = describe_model(UnimodalTask(_tiny_net(data, modality), modality), data, norm)
+        assert card is not None
+        again = ModelCard.from_dict(card.to_dict()).to_dict()
+        for key in ("rate_hz", "channels", "class_names"):
+            assert again[key], (modality, key)
+        assert again["window"]["samples"] == shape[0 if len(shape) == 4 else 1]
+        assert again["window"]["seconds"] == pytest.approx(
+            again["window"]["samples"] / stream.rate_hz
+        )
+        if len(shape) == 2:
+            assert len(again["normalization"]["shift"]) == channels
+
+
+def test_data_sets_are_listed_in_one_order_whatever_was_imported_first() -> None:
+    expected = ["utd_mhad_embedded", "utd_mhad", "sp_sw_har", "avletters", "uestc_mmea", "cough",
+                "vggsound", "manifest"]  # fmt: skip
+    script = (
+        "import dcat.data.manifest, dcat.data.avletters\n"
+        "from dcat.data import dataset_names\n"
+        "print(','.join(dataset_names()))\n"
+    )
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip().split(",")[: len(expected)] == expected
+
+
+def test_dcat_datasets_lists_every_reader_with_its_options(capsys) -> None:
+    from dcat.cli import main
+    from dcat.data import list_datasets
+
+    assert main(["datasets"]) == 0
+    text = capsys.readouterr().out
+    listed = [line.split(":")[0] for line in text.splitlines() if not line.startswith(" ")]
+    assert listed == [entry.name for entry in list_datasets()]
+    assert "utd_mhad_embedded: UTD-MHAD shipped inside dcat" in text
+    assert "(data.root: not used)" in text and "(data.root: required)" in text
+    assert "    window_s: float = 2.0\n" in text  # sp_sw_har's option, type and default
+    assert "    frame_cache: str | Path = <data.root>/.dcat_frames\n" in text

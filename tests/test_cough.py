@@ -63,8 +63,7 @@ def _write_trial(folder: Path, wav_names: list[str], audio_s: float) -> None:
     _write_metawear(folder / "Magnetometer.csv", "T", 10.0, 25)
 
 
-@pytest.fixture
-def root(tmp_path: Path) -> Path:
+def make_replica(tmp_path: Path) -> Path:
     """Subject 005 trials 1 and 2, subject 006 trial 3; 6 s of audio each, 10 s of IMU."""
     base = tmp_path / "Multimodal Cough Dataset"
     s5, s6 = base / "005", base / "006"
@@ -89,6 +88,11 @@ def root(tmp_path: Path) -> Path:
     ]  # fmt: skip
     (base / "DataAnnotation.json").write_text(json.dumps(annotation))
     return base
+
+
+@pytest.fixture
+def root(tmp_path: Path) -> Path:
+    return make_replica(tmp_path)
 
 
 def _grid(starts: np.ndarray, steps: int, rate: float) -> np.ndarray:

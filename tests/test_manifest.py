@@ -32,8 +32,7 @@ def _imu(length: int) -> np.ndarray:
 SEGMENTED_HEADER = ["subject", "recording", "label", "imu", "imu_hz", "audio", "audio_hz"]
 
 
-@pytest.fixture
-def segmented(tmp_path: Path) -> Path:
+def make_segmented(tmp_path: Path) -> Path:
     """Three trials: imu .npy at 50 Hz (100, 110, 90 samples), audio .csv at 20 Hz (40, 44, 36)."""
     folder = tmp_path / "mydata"
     rows = []
@@ -46,6 +45,11 @@ def segmented(tmp_path: Path) -> Path:
         _table(folder / "audio" / f"{i}.csv", ["left", "right"], np.stack([t, -t], 1).tolist())
         rows.append([subject, recording, label, f"imu/{i}.npy", 50, f"audio/{i}.csv", 20])
     return _table(folder / "manifest.csv", SEGMENTED_HEADER, rows)
+
+
+@pytest.fixture
+def segmented(tmp_path: Path) -> Path:
+    return make_segmented(tmp_path)
 
 
 def _rewrite(manifest: Path, header: list[str] | None = None, edit=None) -> Path:
@@ -100,8 +104,7 @@ def test_single_channel_npy_and_rates_are_optional_for_segmented(tmp_path: Path)
 STREAM_HEADER = ["subject", "recording", "label_file", "imu", "imu_hz", "audio"]
 
 
-@pytest.fixture
-def stream(tmp_path: Path) -> Path:
+def make_stream(tmp_path: Path) -> Path:
     """Two recordings: imu .npy at 50 Hz, audio .csv with a time column at 16 Hz, label files."""
     folder = tmp_path / "streams"
     rows = []
@@ -119,6 +122,11 @@ def stream(tmp_path: Path) -> Path:
         row = [subject, recording, f"labels/{recording}.csv", f"imu/{recording}.npy", 50]
         rows.append([*row, f"audio/{recording}.csv"])
     return _table(folder / "manifest.csv", STREAM_HEADER, rows)
+
+
+@pytest.fixture
+def stream(tmp_path: Path) -> Path:
+    return make_stream(tmp_path)
 
 
 def test_stream_manifest_is_cut_into_labelled_windows(stream: Path) -> None:

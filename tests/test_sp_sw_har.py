@@ -44,8 +44,7 @@ def _phone_labels(stamps: np.ndarray) -> list[str]:
     return ["SEATED" if s < 3.5 else "STANDING_UP" if s < 5.3 else "WALKING" for s in seconds]
 
 
-@pytest.fixture
-def root(tmp_path: Path) -> Path:
+def make_replica(tmp_path: Path) -> Path:
     """s01 execution 01 (10 s, three activities) and s02 execution 03 (5 s, one activity)."""
     data = tmp_path / "DATA"
     phone = _phone_stamps(10_000)
@@ -57,6 +56,11 @@ def root(tmp_path: Path) -> Path:
     _write(data / "s02" / "s02_03_sp.csv", phone, ["SITTING_DOWN"] * len(phone))
     _write(data / "s02" / "s02_03_sw.csv", watch, ["SITTING_DOWN"] * len(watch))
     return tmp_path
+
+
+@pytest.fixture
+def root(tmp_path: Path) -> Path:
+    return make_replica(tmp_path)
 
 
 RATES = {"phone": 100.0, "watch": 50.0}

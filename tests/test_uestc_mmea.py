@@ -54,8 +54,7 @@ def _line(prefix: str, class_dir: str, stem: str) -> str:
     return f"{prefix}/{class_dir}/{stem} {FRAMES} {FRAMES} {label}"
 
 
-@pytest.fixture
-def root(tmp_path: Path) -> Path:
+def make_replica(tmp_path: Path) -> Path:
     base = tmp_path / "UESTC-MMEA-CL"
     for class_dir, stem, number in SAMPLES:
         write_mp4(base / "video" / class_dir / f"{stem}.mp4", 20 * number)
@@ -70,6 +69,11 @@ def root(tmp_path: Path) -> Path:
         _line("/home/amax/Downloads/dataset/data", *SAMPLES[1][:2]) + "\n\n"
     )
     return base
+
+
+@pytest.fixture
+def root(tmp_path: Path) -> Path:
+    return make_replica(tmp_path)
 
 
 def _cache(root: Path) -> Path:
@@ -264,6 +268,35 @@ def test_sensor_csv_wrong_column_count(root: Path) -> None:
     path.write_text("\n".join(lines))
     with pytest.raises(ValueError, match=r"43_57\.csv: row 4 has 5 fields, expected 6"):
         load_uestc_mmea(root, frame_cache=_cache(root), **SMALL)
+
+
+@pytest.mark.parametrize(
+    ("edit", "message"),
+    [
+        # blank rows are not counted: the bad row is the 4th non-blank one
+        (lambda lines: [lines[0], "", *lines[1:3], "1,2,nan,4,5,6", *lines[4:]],
+         r"43_57\.csv: row 4, column 3 is not finite"),
+        (lambda lines: lines[:1], r"43_57\.csv: 1 data row\(s\), expected at least 2"),
+        (lambda lines: ["", " "], r"43_57\.csv: 0 data row\(s\), expected at least 2"),
+        (lambda lines: [lines[0], "1,2,x,4,5,6"],
+         r"43_57\.csv: row 2, column 3: 'x' is not a number \(the files have no header\)"),
+    ],
+)  # fmt: skip
+def test_sensor_csv_bad_values_name_the_row_and_column(root: Path, edit, message: str) -> None:
+    path = root / "sensor" / "3_drinking" / f"{SAMPLES[0][1]}.csv"
+    path.write_text("\n".join(edit(path.read_text().splitlines())))
+    with pytest.raises(ValueError, match=message):
+        load_uestc_mmea(root, frame_cache=_cache(root), **SMALL)
+
+
+def test_subject_map_csv_rows_are_checked(root: Path) -> None:
+    path = root.parent / "subjects.csv"
+    path.write_text(f"Sample, Subject\n\n{SAMPLES[0][1]},1\n{SAMPLES[1][1]},1,extra\n")
+    with pytest.raises(ValueError, match=r"subjects\.csv: row 2 has 3 fields, the header has 2"):
+        load_uestc_mmea(root, frame_cache=_cache(root), subject_map=path, **SMALL)
+    path.write_text("")
+    with pytest.raises(ValueError, match=r"missing column\(s\) \['sample', 'subject'\]"):
+        load_uestc_mmea(root, frame_cache=_cache(root), subject_map=path, **SMALL)
 
 
 def test_sensor_csv_with_a_header_is_refused(root: Path) -> None:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 import scipy.io
@@ -36,7 +38,8 @@ def test_embedded_copy_matches_original_files() -> None:
         assert np.abs(a - b).max() / scale.max() < 1e-3
 
 
-def test_reader_on_generated_files_and_errors(tmp_path) -> None:
+def make_replica(tmp_path: Path) -> Path:
+    """Two trials (a1_s1_t1, a2_s2_t1) of random values in the release's .mat layout."""
     (tmp_path / "Inertial").mkdir()
     (tmp_path / "Skeleton").mkdir()
     rng = np.random.default_rng(0)
@@ -48,6 +51,11 @@ def test_reader_on_generated_files_and_errors(tmp_path) -> None:
         scipy.io.savemat(
             tmp_path / "Skeleton" / f"{stem}_skeleton.mat", {"d_skel": rng.normal(size=(20, 3, 50))}
         )
+    return tmp_path
+
+
+def test_reader_on_generated_files_and_errors(tmp_path) -> None:
+    make_replica(tmp_path)
     data = load_utd_mhad(tmp_path, steps={"imu": 32, "skeleton": 16})
     assert data.recordings == ["a1_s1_t1", "a2_s2_t1"] and data.labels.tolist() == [0, 1]
     assert data.shape("imu") == (6, 32) and data.shape("skeleton") == (60, 16)

@@ -54,8 +54,7 @@ def write_wav(path: Path, value: float, seconds: float) -> None:
     sf.write(path, np.full(round(seconds * SR), value), SR, subtype="FLOAT")
 
 
-@pytest.fixture
-def root(tmp_path: Path) -> Path:
+def make_replica(tmp_path: Path) -> Path:
     base = tmp_path / "vggsound"
     base.mkdir()
     (base / "vggsound.csv").write_text(CSV)
@@ -71,6 +70,11 @@ def root(tmp_path: Path) -> Path:
     (base / "video" / "emptyfile00_000003.mp4").touch()  # an interrupted download
     write_mp4(base / "video" / "noaudio0000_000007.mp4", 200)  # no WAV, no audio track
     return base
+
+
+@pytest.fixture
+def root(tmp_path: Path) -> Path:
+    return make_replica(tmp_path)
 
 
 def _load(root: Path, **options):

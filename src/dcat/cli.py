@@ -3,6 +3,7 @@
     dcat demo [--out DIR]                      the protocol on the embedded UTD-MHAD
     dcat experiment CONFIG [--out DIR] [--set key.path=value ...]
     dcat presets                               list the shipped configurations
+    dcat datasets                              list the data sets a config can name
     dcat export RUN_OR_CHECKPOINT [--format onnx|torch-export] [--out DIR]
     dcat predict MODEL INPUT [--stride S] [--out FILE]
     dcat predict MODEL... MODALITY=INPUT... [--stride S] [--out FILE]   (fusion)
@@ -53,6 +54,7 @@ def _parser() -> argparse.ArgumentParser:
     demo = sub.add_parser("demo", help=f"the protocol on the embedded UTD-MHAD ({DEMO_PRESET})")
     experiment_options(demo)
     sub.add_parser("presets", help="list the shipped configurations")
+    sub.add_parser("datasets", help="list the registered data sets and their options")
 
     exp = sub.add_parser("export", help="export a run's single-sensor model (ONNX, torch.export)")
     exp.add_argument("run", type=Path, help="a run folder or a checkpoint file")
@@ -188,6 +190,24 @@ def _experiment(source: str, out: Path | None, overrides: list[str]) -> int:
     return 0
 
 
+def _datasets() -> int:
+    """Print every registered data set: name, summary, whether it needs ``data.root``, options."""
+    from dcat.data.registry import list_datasets
+
+    for entry in list_datasets():
+        root = "data.root: required" if entry.needs_root else "data.root: not used"
+        print(f"{entry.name}: {entry.summary} ({root})")
+        for option in entry.options:
+            if option.name in entry.root_defaults:
+                default = f"<data.root>/{entry.root_defaults[option.name]}"
+            elif option.required:
+                default = "required"
+            else:
+                default = repr(option.default)
+            print(f"    {option.name}: {option.annotation} = {default}")
+    return 0
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``dcat`` command; returns the exit code."""
     args = _parser().parse_args(argv)
@@ -197,6 +217,8 @@ def main(argv: Sequence[str] | None = None) -> int:
 
             print("\n".join(list_presets()))
             return 0
+        if args.command == "datasets":
+            return _datasets()
         if args.command == "export":
             return _export(args)
         if args.command == "predict":

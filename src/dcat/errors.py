@@ -8,8 +8,21 @@ line and exit code 2; any other exception is a bug in dcat and is shown with its
 
 from __future__ import annotations
 
-__all__ = ["DcatError"]
+import difflib
+from collections.abc import Iterable
+
+__all__ = ["DcatError", "did_you_mean"]
 
 
 class DcatError(ValueError):
     """Bad input: the message names the file, row, field or shape at fault and what was wanted."""
+
+
+def did_you_mean(unknown: list[str], known: Iterable[str]) -> str:
+    """``"; did you mean 'train'?"`` for the unknown names close to a known one, else ``""``."""
+    guesses = [
+        f"{name!r} for {match[0]!r}" if len(unknown) > 1 else repr(match[0])
+        for name in unknown
+        if (match := difflib.get_close_matches(name, sorted(known), n=1, cutoff=0.6))
+    ]
+    return f"; did you mean {', '.join(guesses)}?" if guesses else ""

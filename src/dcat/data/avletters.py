@@ -21,7 +21,8 @@ import scipy.io
 import torch
 import torch.nn.functional as F
 
-from dcat.data.paired import PairedDataset
+from dcat.data.paired import PairedDataset, StreamInfo
+from dcat.data.registry import register_dataset
 from dcat.errors import DcatError
 from dcat.io.resample import resample_linear
 
@@ -37,6 +38,9 @@ AVLETTERS_CLASSES = list(string.ascii_uppercase)
 VIDEO_FPS = 25.0
 LIPS_HEIGHT, LIPS_WIDTH = 60, 80
 MFCC_COEFFICIENTS = 26
+# HTK's MFCC_E_D order: 12 cepstra, log energy, then their deltas.
+_CEPSTRA = [f"mfcc_{i}" for i in range(1, 13)]
+MFCC_CHANNELS = [*_CEPSTRA, "energy", *(f"d_{c}" for c in _CEPSTRA), "d_energy"]
 
 _HTK_HEADER = struct.Struct(">iihh")
 _HTK_COMPRESSED = 0o2000
@@ -200,6 +204,7 @@ def _lips_features(video: np.ndarray, frames: int, size: tuple[int, int]) -> np.
     return resampled.clamp_(0.0, 1.0).numpy()
 
 
+@register_dataset("avletters", summary="AVLetters: lip video + MFCC audio, 26 letters, 10 speakers")
 def load_avletters(
     root: str | Path,
     *,
@@ -268,7 +273,7 @@ def load_avletters(
     stems = sorted((s for s in lips_files if _speaker(s) in keep), key=order)
     if not stems:
         raise DcatError(f"no AVLetters utterances (<L><r>_<Speaker>-lips.mat) found in {lips_dir}")
-    lips, mfcc, labels, subjects = [], [], [], []
+    lips, mfcc, labels, subjects, durations = [], [], [], [], {"lips": [], "mfcc": []}
     for stem in stems:
         video = read_lips(lips_files[stem])
         coefficients, period = read_htk(mfcc_files[stem])
@@ -285,6 +290,8 @@ def load_avletters(
                 f"{VIDEO_FPS:g} fps) but MFCC {mfcc_s:.2f} s ({coefficients.shape[0]} frames), "
                 f"a {mismatch:.0%} mismatch (limit {max_duration_mismatch:.0%})"
             )
+        durations["lips"].append(video_s)
+        durations["mfcc"].append(mfcc_s)
         lips.append(_lips_features(video, frames, lips_size))
         mfcc.append(resample_linear(coefficients.T, mfcc_steps))
         labels.append(AVLETTERS_CLASSES.index(stem[0]))
@@ -296,4 +303,10 @@ def load_avletters(
         stems,
         AVLETTERS_CLASSES,
         name="avletters",
+        streams={
+            "lips": StreamInfo.of_trials(frames, durations["lips"], ["gray"], f"{VIDEO_FPS:g} fps"),
+            "mfcc": StreamInfo.of_trials(
+                mfcc_steps, durations["mfcc"], MFCC_CHANNELS, f"{1 / period:g} frames/s"
+            ),
+        },
     )

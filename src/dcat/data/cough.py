@@ -21,7 +21,6 @@ are possible. The data are CC0 (Dryad).
 
 from __future__ import annotations
 
-import csv
 import json
 import re
 from collections.abc import Mapping, Sequence
@@ -30,10 +29,11 @@ from pathlib import Path
 
 import numpy as np
 
-from dcat.data.paired import PairedDataset
+from dcat.data.paired import PairedDataset, StreamInfo
+from dcat.data.registry import register_dataset
 from dcat.errors import DcatError
 from dcat.io.media import read_wav
-from dcat.io.table import parse_numbers
+from dcat.io.table import read_rows
 from dcat.io.windows import LabelRule, Stream, cut_windows
 
 __all__ = [
@@ -60,6 +60,7 @@ _SENSOR_FILES = {
     "gyroscope": "Gyroscope.csv",
     "magnetometer": "Magnetometer.csv",
 }
+_SHORT = {"accelerometer": "acc", "gyroscope": "gyro", "magnetometer": "mag"}  # channel names
 
 # Class text as written by annotators → class index; matched after _normalise_text.
 _CLASS_TEXT = {name.lower(): i for i, name in enumerate(COUGH_CLASSES)}
@@ -287,32 +288,20 @@ def read_metawear(path: str | Path, unit: str) -> tuple[np.ndarray, np.ndarray, 
         DcatError: An empty file, a missing column, a short row or a non-numeric or non-finite
             value (file, row from 1 at the first data row, and column named).
     """
-    path = Path(path)
-    with path.open(newline="", encoding="utf-8-sig") as handle:
-        lines = handle.read().splitlines()
-    if not lines or not lines[0].strip():
-        raise DcatError(f"{path}: empty file (expected a MetaWear header and data rows)")
-    header = [_header_key(cell) for cell in next(csv.reader([lines[0]]))]
     wanted = ["elapsed (s)", *(f"{axis}-axis ({unit.lower()})" for axis in "xyz")]
-    missing = [name for name in wanted if name not in header]
-    if missing:
-        raise DcatError(f"{path}: missing column(s) {missing} (header is {header})")
+    # rows from 1 at the first data row, counting only non-blank rows
+    rows = read_rows(
+        path,
+        header=True,
+        header_key=_header_key,
+        require=wanted,
+        count_skipped=False,
+        empty="empty file (expected a MetaWear header and data rows)",
+        ragged="has {count} fields, the header has {width}",
+    )
+    header = rows.header or []
     epoch = next((c for c in ("epoch (ms)", "epoc (ms)") if c in header), None)
-    names = wanted + ([epoch] if epoch else [])
-    kept = [i for i in range(1, len(lines)) if lines[i].strip()]
-    if not kept:
-        raise DcatError(f"{path}: no data rows after the header")
-    rows = list(csv.reader([lines[i] for i in kept]))
-    for row_number, row in enumerate(rows, start=1):
-        if len(row) != len(header):
-            raise DcatError(
-                f"{path}: row {row_number} has {len(row)} fields, the header has {len(header)}"
-            )
-    columns = [header.index(name) for name in names]
-    numeric = parse_numbers(path, [[row[c].strip() for c in columns] for row in rows], names)
-    if not np.isfinite(numeric).all():
-        row, col = (int(i) for i in np.argwhere(~np.isfinite(numeric))[0])
-        raise DcatError(f"{path}: row {row + 1}, column {names[col]!r} is not finite")
+    numeric = rows.numeric(wanted + ([epoch] if epoch else []), strip=True)
     elapsed, values = numeric[:, 0], numeric[:, 1:4]
     # In ms, not s: epoch seconds (~1.7e9) would lose sub-microsecond precision, and the
     # differences between files are what matter.
@@ -386,6 +375,7 @@ def _window_lengths(
     return lengths
 
 
+@register_dataset("cough", summary="NCSU cough set (Dryad): chest IMU + audio, 8 sound classes")
 def load_cough(
     root: str | Path,
     *,
@@ -575,4 +565,14 @@ def load_cough(
         class_names,
         name="cough",
         subject_names={int(s): s for s in sorted({r.split("_")[0] for r in recordings})},
+        streams={
+            "imu": StreamInfo(
+                imu_rate,
+                tuple(f"{_SHORT[sensor]}_{axis}" for sensor in sensors for axis in "xyz"),
+                note="windows of continuous streams",
+            ),
+            "audio": StreamInfo(
+                float(audio_rate), ("audio",), note="windows of continuous streams"
+            ),
+        },
     )

@@ -33,7 +33,6 @@ _FRAMES_FILE = "frames.npy"
 _META_FILE = "meta.json"
 
 
-
 @dataclass(frozen=True)
 class VideoClip:
     """A clip of a video file, one sample of a :class:`FrameStore`.

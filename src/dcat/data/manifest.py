@@ -17,6 +17,7 @@ from pathlib import Path
 import numpy as np
 
 from dcat.data.paired import PairedDataset, StreamInfo
+from dcat.data.registry import register_dataset
 from dcat.errors import DcatError
 from dcat.io.resample import resample_linear
 from dcat.io.table import CsvRows, TableError, is_number, non_finite, read_npy, read_rows
@@ -42,6 +43,7 @@ class _Row:
 class _Series:
     values: np.ndarray  # (T, C) float64
     times: np.ndarray | None  # (T,) seconds, from a CSV's ``time`` column
+    names: list[str] | None = None  # channel names, from a CSV's header
 
 
 class _Context:
@@ -200,7 +202,7 @@ def _load_series(ctx: _Context, row: int, column: str, path: Path) -> _Series:
         if not channels:
             raise ctx.error(f"{path}: no channel columns besides 'time'", row, column)
         times = table[:, header.index("time")] if "time" in header else None
-        return _Series(table[:, channels], times)
+        return _Series(table[:, channels], times, [header[i] for i in channels])
     raise ctx.error(
         f"{path}: unsupported file type {path.suffix!r} (expected .npy or .csv)", row, column
     )
@@ -234,6 +236,14 @@ def _check_channels(ctx: _Context, modality: str, rows: list[_Row], series: list
             )
 
 
+def _channel_names(modality: str, series: list[_Series]) -> tuple[str, ...]:
+    """The CSV header's channel names when every file agrees, else ``<modality>_1 ...``."""
+    names = series[0].names
+    if names is not None and all(item.names == names for item in series):
+        return tuple(names)
+    return tuple(f"{modality}_{i + 1}" for i in range(series[0].values.shape[1]))
+
+
 def _subject_ids(ctx: _Context, rows: list[_Row]) -> tuple[list[int], list[str]]:
     names: dict[str, int] = {}
     ids = []
@@ -261,9 +271,10 @@ def _load_segmented(
     classes: Sequence[str] | None,
     steps: Mapping[str, int] | None,
     allow_absolute: bool,
-) -> tuple[dict[str, np.ndarray], list[str], list[int], list[str]]:
-    """Inputs, recordings, labels and class names of a segmented manifest."""
+) -> tuple[dict[str, np.ndarray], list[str], list[int], list[str], dict[str, StreamInfo]]:
+    """Inputs, recordings, labels, class names and streams of a segmented manifest."""
     series: dict[str, list[_Series]] = {m: [] for m in modalities}
+    seconds: dict[str, list[float]] = {m: [] for m in modalities}
     for row in rows:
         if not row.cells["label"]:
             raise ctx.error("empty label", row.number, "label")
@@ -278,6 +289,8 @@ def _load_segmented(
             elif item.times is not None and length > 1:
                 # Span of the time stamps plus one sample period, comparable with T / rate.
                 durations[modality] = (item.times[-1] - item.times[0]) * length / (length - 1)
+        for modality, duration in durations.items():
+            seconds[modality].append(duration)
         if len(durations) > 1:
             longest, shortest = max(durations.values()), min(durations.values())
             if longest - shortest > _DURATION_TOLERANCE * longest:
@@ -292,7 +305,7 @@ def _load_segmented(
     steps = dict(steps or {})
     if set(steps) - set(modalities):
         raise ctx.error(f"steps names unknown modalities {sorted(set(steps) - set(modalities))}")
-    inputs = {}
+    inputs, streams = {}, {}
     for modality in modalities:
         lengths = [len(item.values) for item in series[modality]]
         count = steps.get(modality, round(float(np.median(lengths))))
@@ -301,6 +314,16 @@ def _load_segmented(
         inputs[modality] = np.stack(
             [resample_linear(item.values.T, int(count)) for item in series[modality]]
         )
+        channels = _channel_names(modality, series[modality])
+        if len(seconds[modality]) == len(rows):  # every sample's duration is known
+            native = "rate from the manifest"
+            streams[modality] = StreamInfo.of_trials(
+                int(count), seconds[modality], channels, native
+            )
+        else:
+            streams[modality] = StreamInfo(
+                None, channels, note=f"samples resampled to {int(count)} steps; rate unknown"
+            )
     names = _class_names(ctx, classes, [row.cells["label"] for row in rows])
     index = {name: i for i, name in enumerate(names)}
     labels = []
@@ -313,7 +336,7 @@ def _load_segmented(
             )
         labels.append(index[row.cells["label"]])
     recordings = [row.cells.get("recording") or str(row.number) for row in rows]
-    return inputs, recordings, labels, names
+    return inputs, recordings, labels, names, streams
 
 
 def _read_label_file(
@@ -346,7 +369,9 @@ def _load_streams(
     stride_s: float,
     max_gap_s: float | None,
     allow_absolute: bool,
-) -> tuple[dict[str, np.ndarray], list[str], list[int], list[str], list[int], dict[str, float]]:
+) -> tuple[
+    dict[str, np.ndarray], list[str], list[int], list[str], list[int], dict[str, StreamInfo]
+]:
     """Inputs, recordings, labels, class names, source row of each window and grid rates."""
     label_files = []
     for row in rows:
@@ -431,9 +456,13 @@ def _load_streams(
             "have gaps in every window, or no label falls inside"
         )
     stacked = {m: np.concatenate(a) for m, a in inputs.items()}
-    return stacked, recordings, labels, names, subject_rows, grid_rates
+    streams = {m: StreamInfo(grid_rates[m], _channel_names(m, series[m])) for m in modalities}
+    return stacked, recordings, labels, names, subject_rows, streams
 
 
+@register_dataset(
+    "manifest", summary="your own recordings: a manifest CSV of files per modality (see the docs)"
+)
 def load_manifest(
     path: str | Path,
     *,
@@ -510,11 +539,10 @@ def load_manifest(
                 "window_s, stride_s and max_gap_s apply to continuous recordings (a label_file "
                 "column); this manifest lists segmented samples (a label column)"
             )
-        inputs, recordings, labels, names = _load_segmented(
+        inputs, recordings, labels, names, streams = _load_segmented(
             ctx, rows, modalities, classes, steps, allow_absolute
         )
         subjects = subject_ids
-        streams = {}
     else:
         if window_s is None or stride_s is None:
             raise ctx.error(
@@ -525,10 +553,9 @@ def load_manifest(
                 "steps applies to segmented samples; windows of recordings have "
                 "round(window_s * rate) steps"
             )
-        inputs, recordings, labels, names, which, grid_rates = _load_streams(
+        inputs, recordings, labels, names, which, streams = _load_streams(
             ctx, rows, modalities, classes, window_s, stride_s, max_gap_s, allow_absolute
         )
-        streams = {m: StreamInfo(rate_hz=rate) for m, rate in grid_rates.items()}
         subjects = [subject_ids[i] for i in which]
     if name is None:
         stem = ctx.manifest.stem

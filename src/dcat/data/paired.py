@@ -72,6 +72,29 @@ class StreamInfo:
     channels: tuple[str, ...] | None = None
     note: str = ""
 
+    @classmethod
+    def of_trials(
+        cls, steps: int, seconds: Sequence[float], channels: Sequence[str], native: str
+    ) -> StreamInfo:
+        """A stream of whole trials, each resampled to ``steps`` (one trial is one window).
+
+        Args:
+            steps: Steps per trial after resampling.
+            seconds: ``(N,)`` duration of each trial.
+            channels: Channel names.
+            native: The recording's own rate, for the note (e.g. ``"50 Hz"``).
+
+        Returns:
+            The rate is steps per median trial duration, so ``dcat predict`` cuts windows of a
+            median trial's length from a continuous recording.
+        """
+        median = float(np.median(seconds))
+        return cls(
+            rate_hz=steps / median,
+            channels=tuple(channels),
+            note=f"trials ({native}) resampled to {steps} steps; median trial {median:.2f} s",
+        )
+
     def to_dict(self) -> dict:
         return {
             "rate_hz": self.rate_hz,

@@ -10,7 +10,6 @@ streams are cut into windows on a common time grid with :func:`dcat.io.windows.c
 
 from __future__ import annotations
 
-import csv
 import re
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -18,8 +17,9 @@ from pathlib import Path
 import numpy as np
 
 from dcat.data.paired import PairedDataset, StreamInfo
+from dcat.data.registry import register_dataset
 from dcat.errors import DcatError
-from dcat.io.table import parse_numbers
+from dcat.io.table import read_rows
 from dcat.io.windows import LabelRule, Stream, cut_windows
 
 __all__ = ["SP_SW_HAR_ACTIVITIES", "SP_SW_HAR_CHANNELS", "load_sp_sw_har", "read_execution"]
@@ -47,55 +47,26 @@ def read_execution(path: str | Path) -> tuple[np.ndarray, np.ndarray, np.ndarray
             value, or an unknown label (file, row and column or value named). Rows are counted
             from 1 at the first data row.
     """
-    path = Path(path)
-    with path.open(newline="", encoding="utf-8-sig") as handle:
-        lines = handle.read().splitlines()
-    rows = list(csv.reader(lines))
-    if not rows or not any(cell.strip() for cell in rows[0]):
-        raise DcatError(f"{path}: empty file (expected a header and data rows)")
-    header = [cell.strip() for cell in rows[0]]
-    kept = [i for i in range(1, len(rows)) if rows[i]]
-    if not kept:
-        raise DcatError(f"{path}: no data rows after the header")
-    missing = [c for c in [*SP_SW_HAR_CHANNELS, "timestamp", "label"] if c not in header]
-    if missing:
-        raise DcatError(f"{path}: missing column(s) {missing} (header is {header})")
-    for row_number, i in enumerate(kept, start=1):
-        if len(rows[i]) != len(header):
-            raise DcatError(
-                f"{path}: row {row_number} has {len(rows[i])} fields, the header has {len(header)}"
-            )
-    numeric_names = [*SP_SW_HAR_CHANNELS, "timestamp"]
-    try:
-        # loadtxt parses in C, ~5x faster than converting the csv module's strings.
-        numeric = np.loadtxt(
-            [lines[i] for i in kept],
-            delimiter=",",
-            quotechar='"',
-            usecols=[header.index(c) for c in numeric_names],
-            dtype=np.float64,
-            ndmin=2,
-        )
-    except ValueError:
-        columns = [header.index(name) for name in numeric_names]
-        table = [[rows[i][c].strip() for c in columns] for i in kept]
-        parse_numbers(path, table, numeric_names)  # names the bad cell
-        raise
+    # rows from 1 at the first data row, counting only non-blank rows
+    rows = read_rows(
+        path,
+        header=True,
+        require=[*SP_SW_HAR_CHANNELS, "timestamp", "label"],
+        count_skipped=False,
+        empty="empty file (expected a header and data rows)",
+        ragged="has {count} fields, the header has {width}",
+    )
+    numeric = rows.numeric([*SP_SW_HAR_CHANNELS, "timestamp"], strip=True)
     values, timestamps = numeric[:, :6], numeric[:, 6]
-    if not np.isfinite(numeric).all():
-        row, col = (int(i) for i in np.argwhere(~np.isfinite(numeric))[0])
-        raise DcatError(f"{path}: row {row + 1}, column {numeric_names[col]!r} is not finite")
-    label_column = header.index("label")
-    raw_labels = [rows[i][label_column].strip() for i in kept]
     index = {activity: i for i, activity in enumerate(SP_SW_HAR_ACTIVITIES)}
-    labels = np.empty(len(kept), dtype=np.int64)
-    for row_number, label in enumerate(raw_labels, start=1):
+    labels = np.empty(len(rows), dtype=np.int64)
+    for i, (row_number, label) in enumerate(zip(rows.row_numbers, rows.text("label"), strict=True)):
         if label not in index:
             raise DcatError(
                 f"{path}: row {row_number}, column 'label': unknown label {label!r} "
                 f"(expected one of {SP_SW_HAR_ACTIVITIES})"
             )
-        labels[row_number - 1] = index[label]
+        labels[i] = index[label]
     return timestamps, values, labels
 
 
@@ -116,6 +87,9 @@ def _find_executions(data_dir: Path) -> dict[tuple[str, str], dict[str, Path]]:
 _CHANNELS = ("acc_x", "acc_y", "acc_z", "gyro_x", "gyro_y", "gyro_z")
 
 
+@register_dataset(
+    "sp_sw_har", summary="smartphone + smartwatch IMU: continuous recordings cut into windows"
+)
 def load_sp_sw_har(
     root: str | Path,
     *,

@@ -17,7 +17,6 @@ in-distribution splits are possible unless a ``subject_map`` is given. Academic 
 
 from __future__ import annotations
 
-import csv
 import json
 import re
 from collections.abc import Callable, Mapping, Sequence
@@ -27,10 +26,11 @@ from typing import NamedTuple
 import numpy as np
 
 from dcat.data.frame_store import FrameStore, VideoClip
-from dcat.data.paired import PairedDataset
+from dcat.data.paired import PairedDataset, StreamInfo
+from dcat.data.registry import register_dataset
 from dcat.errors import DcatError
 from dcat.io.resample import resample_linear
-from dcat.io.table import parse_numbers
+from dcat.io.table import read_rows
 
 __all__ = [
     "PAPER_8_CLASSES",
@@ -62,6 +62,8 @@ PAPER_8_CLASSES = (
 # The authors' code uses 8192 for the accelerometer; with per-channel normalisation the choice
 # does not matter.
 DEFAULT_SENSITIVITIES = (16384.0, 16.4)
+SENSOR_HZ = 25.0  # the sensor files' rate: one row per video frame
+IMU_CHANNELS = ["acc_x", "acc_y", "acc_z", "gyro_x", "gyro_y", "gyro_z"]
 _SPLIT_NAMES = ("train", "val", "test")
 _CLASS_DIR = {name.lower(): name for name in UESTC_CLASSES}
 _CLASS_TEXT = {name.split("_", 1)[1].lower(): name for name in UESTC_CLASSES}
@@ -165,21 +167,17 @@ def read_uestc_imu(
             value (file, row from 1 and column from 1 named).
     """
     path = Path(path)
-    with path.open(newline="", encoding="utf-8-sig") as handle:
-        lines = [line for line in handle.read().splitlines() if line.strip()]
-    rows = list(csv.reader(lines))
-    for row, cells in enumerate(rows, start=1):
-        if len(cells) != 6:
-            raise DcatError(
-                f"{path}: row {row} has {len(cells)} fields, expected 6 (acc x, y, z, gyro x, "
-                f"y, z; the files have no header)"
-            )
-    if len(rows) < 2:
-        raise DcatError(f"{path}: {len(rows)} data row(s), expected at least 2")
-    values = parse_numbers(path, rows, range(1, 7), note=" (the files have no header)")
-    if not np.isfinite(values).all():
-        row, column = (int(i) + 1 for i in np.argwhere(~np.isfinite(values))[0])
-        raise DcatError(f"{path}: row {row}, column {column} is not finite")
+    rows = read_rows(
+        path,
+        header=False,
+        fields=6,
+        hint=" (acc x, y, z, gyro x, y, z; the files have no header)",
+        count_skipped=False,
+        empty="0 data row(s), expected at least 2",
+    )
+    if len(rows.cells) < 2:
+        raise DcatError(f"{path}: {len(rows.cells)} data row(s), expected at least 2")
+    values = rows.numeric(names=range(1, 7), note=" (the files have no header)")
     acc, gyro = (float(s) for s in sensitivities)
     scale = np.array([acc] * 3 + [gyro] * 3)
     return (values / scale).T.astype(np.float32)
@@ -235,18 +233,21 @@ def read_subject_map(path: str | Path) -> dict[str, str]:
                 f"{{'sample', 'subject'}} objects, got {type(data).__name__}"
             )
     else:
-        rows = [r for r in csv.reader(text.splitlines()) if any(c.strip() for c in r)]
-        header = [c.strip().lower() for c in rows[0]] if rows else []
-        missing = [c for c in ("sample", "subject") if c not in header]
-        if missing:
-            raise DcatError(f"{path}: missing column(s) {missing} (header is {header})")
-        s, j = header.index("sample"), header.index("subject")
-        for row, cells in enumerate(rows[1:], start=1):
-            if len(cells) != len(header):
-                raise DcatError(
-                    f"{path}: row {row} has {len(cells)} fields, the header has {len(header)}"
-                )
-            pairs.append((cells[s], cells[j], f"row {row}"))
+        table = read_rows(
+            path,
+            header=True,
+            header_key=lambda cell: cell.strip().lower(),
+            count_skipped=False,
+            require=("sample", "subject"),
+            empty="missing column(s) ['sample', 'subject'] (header is [])",
+            no_rows=None,
+            ragged="has {count} fields, the header has {width}",
+        )
+        samples, subjects = table.text("sample"), table.text("subject")
+        pairs = [
+            (sample, subject, f"row {row}")
+            for sample, subject, row in zip(samples, subjects, table.row_numbers, strict=True)
+        ]
     out: dict[str, str] = {}
     for sample, subject, where in pairs:
         key = _sample_key(sample)
@@ -332,6 +333,11 @@ def _scan(video_dir: Path, sensor_dir: Path, classes: Sequence[str]) -> list[_SA
     return samples
 
 
+@register_dataset(
+    "uestc_mmea",
+    summary="UESTC-MMEA-CL: egocentric video + IMU from smart glasses, 32 classes (paper: 8)",
+    root_defaults={"frame_cache": ".dcat_frames"},
+)
 def load_uestc_mmea(
     root: str | Path,
     *,
@@ -411,14 +417,16 @@ def load_uestc_mmea(
     if not samples:
         raise DcatError(f"no UESTC-MMEA-CL samples of classes {wanted} in {source}")
 
-    clips, imu, labels = [], [], []
+    clips, imu, labels, seconds = [], [], [], []
     for class_dir, stem in samples:
         video = video_dir / class_dir / f"{stem}.mp4"
         sensor = sensors / class_dir / f"{stem}.csv"
         for path, what in ((video, "video"), (sensor, "sensor")):
             if not path.is_file():
                 raise DcatError(f"{path}: missing {what} file of sample {class_dir}/{stem}")
-        imu.append(resample_linear(read_uestc_imu(sensor, sensitivities), int(imu_steps)))
+        raw = read_uestc_imu(sensor, sensitivities)
+        seconds.append(raw.shape[1] / SENSOR_HZ)  # one sensor row per video frame
+        imu.append(resample_linear(raw, int(imu_steps)))
         clips.append(VideoClip(video))
         labels.append(label_of[class_dir])
     stems = [stem for _, stem in samples]
@@ -434,6 +442,12 @@ def load_uestc_mmea(
         [class_dir.split("_", 1)[1] for class_dir in wanted],
         name="uestc_mmea",
         subject_names=subject_names,
+        streams={
+            "video": StreamInfo.of_trials(
+                frames, seconds, ["gray"] if grayscale else ["red", "green", "blue"], "25 fps"
+            ),
+            "imu": StreamInfo.of_trials(int(imu_steps), seconds, IMU_CHANNELS, "~25 Hz"),
+        },
     )
 
 

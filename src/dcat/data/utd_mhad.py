@@ -15,6 +15,7 @@ import numpy as np
 import scipy.io
 
 from dcat.data.paired import PairedDataset, StreamInfo
+from dcat.data.registry import register_dataset
 from dcat.errors import DcatError
 from dcat.io.resample import resample_linear
 
@@ -83,6 +84,50 @@ def read_skeleton(path: Path) -> np.ndarray:
     return data.reshape(60, data.shape[2])
 
 
+EMBEDDED = Path(__file__).parents[1] / "embedded" / "utd_mhad.npz"
+
+
+@register_dataset(
+    "utd_mhad_embedded",
+    summary="UTD-MHAD shipped inside dcat: wrist IMU + Kinect skeleton, 27 actions, 8 subjects",
+)
+def load_utd_mhad_embedded(
+    *, steps: dict[str, int] | None = None, subjects: list[int] | None = None
+) -> PairedDataset:
+    """UTD-MHAD from the compact copy shipped inside dcat (no download, no other data needed).
+
+    The copy holds all 861 trials at their original lengths in float16 (written by
+    ``scripts/make_embedded_utd_mhad.py``); they are resampled as :func:`load_utd_mhad` does.
+    Citation: Chen, Jafari, Kehtarnavaz, ICIP 2015 (free for research use).
+
+    Args:
+        steps: As for :func:`load_utd_mhad`.
+        subjects: As for :func:`load_utd_mhad`.
+    """
+    steps = {"imu": 128, "skeleton": 48, **(steps or {})}
+    with np.load(EMBEDDED, allow_pickle=False) as data:
+        arrays = {k: data[k] for k in data.files}
+    index = {tuple(int(v) for v in t): i for i, t in enumerate(arrays["trials"])}
+    trials = sorted(index, key=lambda t: (t[1], t[0], t[2]))
+    if subjects is not None:
+        trials = [t for t in trials if t[1] in set(subjects)]
+    if not trials:
+        raise DcatError(f"no embedded UTD-MHAD trials for subjects {subjects} (subjects are 1–8)")
+
+    def read(trial: tuple[int, int, int]) -> tuple[np.ndarray, np.ndarray]:
+        i = index[trial]
+        imu = arrays["imu"][arrays["imu_offsets"][i] : arrays["imu_offsets"][i + 1]]
+        joints = arrays["skeleton"][
+            arrays["skeleton_offsets"][i] : arrays["skeleton_offsets"][i + 1]
+        ]
+        return imu.T.astype(np.float64), joints.T.astype(np.float64)
+
+    return _build(trials, read, steps)
+
+
+@register_dataset(
+    "utd_mhad", summary="UTD-MHAD download (Inertial/, Skeleton/ .mat files): IMU + skeleton"
+)
 def load_utd_mhad(
     root: str | Path,
     *,
@@ -159,50 +204,7 @@ def _build(trials: list[tuple[int, int, int]], read, steps: dict[str, int]) -> P
         UTD_MHAD_ACTIONS,
         name="utd_mhad",
         streams={
-            m: StreamInfo(
-                # a whole trial becomes the model's window: its rate is steps per median trial
-                rate_hz=steps[m] / float(np.median(seconds[m])),
-                channels=_CHANNELS[m],
-                note=f"trials ({native:g} Hz) resampled to {steps[m]} steps; median trial "
-                f"{np.median(seconds[m]):.2f} s",
-            )
+            m: StreamInfo.of_trials(steps[m], seconds[m], _CHANNELS[m], f"{native:g} Hz")
             for m, native in (("imu", IMU_RATE_HZ), ("skeleton", SKELETON_RATE_HZ))
         },
     )
-
-
-EMBEDDED = Path(__file__).parents[1] / "embedded" / "utd_mhad.npz"
-
-
-def load_utd_mhad_embedded(
-    *, steps: dict[str, int] | None = None, subjects: list[int] | None = None
-) -> PairedDataset:
-    """UTD-MHAD from the compact copy shipped inside dcat (no download, no other data needed).
-
-    The copy holds all 861 trials at their original lengths in float16 (written by
-    ``scripts/make_embedded_utd_mhad.py``); they are resampled as :func:`load_utd_mhad` does.
-    Citation: Chen, Jafari, Kehtarnavaz, ICIP 2015 (free for research use).
-
-    Args:
-        steps: As for :func:`load_utd_mhad`.
-        subjects: As for :func:`load_utd_mhad`.
-    """
-    steps = {"imu": 128, "skeleton": 48, **(steps or {})}
-    with np.load(EMBEDDED, allow_pickle=False) as data:
-        arrays = {k: data[k] for k in data.files}
-    index = {tuple(int(v) for v in t): i for i, t in enumerate(arrays["trials"])}
-    trials = sorted(index, key=lambda t: (t[1], t[0], t[2]))
-    if subjects is not None:
-        trials = [t for t in trials if t[1] in set(subjects)]
-    if not trials:
-        raise DcatError(f"no embedded UTD-MHAD trials for subjects {subjects} (subjects are 1–8)")
-
-    def read(trial: tuple[int, int, int]) -> tuple[np.ndarray, np.ndarray]:
-        i = index[trial]
-        imu = arrays["imu"][arrays["imu_offsets"][i] : arrays["imu_offsets"][i + 1]]
-        joints = arrays["skeleton"][
-            arrays["skeleton_offsets"][i] : arrays["skeleton_offsets"][i + 1]
-        ]
-        return imu.T.astype(np.float64), joints.T.astype(np.float64)
-
-    return _build(trials, read, steps)

@@ -15,7 +15,6 @@ stays with their owners.
 
 from __future__ import annotations
 
-import csv
 import difflib
 import re
 import warnings
@@ -26,9 +25,11 @@ from typing import Literal, NamedTuple
 import numpy as np
 
 from dcat.data.frame_store import FrameStore, VideoClip
-from dcat.data.paired import PairedDataset
+from dcat.data.paired import PairedDataset, StreamInfo
+from dcat.data.registry import register_dataset
 from dcat.errors import DcatError
 from dcat.io.media import av, decode_audio_track, read_wav
+from dcat.io.table import TableError, read_rows
 
 __all__ = ["VGGSoundRow", "load_vggsound", "read_vggsound_csv"]
 
@@ -74,37 +75,43 @@ def read_vggsound_csv(path: str | Path) -> list[VGGSoundRow]:
             and field named).
     """
     path = Path(path)
+    try:
+        # rows from 1 at the file's first line, blank and comment lines counted
+        table = read_rows(
+            path,
+            header=False,
+            fields=4,
+            comment="#",
+            empty="no clips (expected lines 'ytid,start,label,split')",
+        )
+    except TableError as err:
+        if err.kind != "fields":
+            raise
+        raise DcatError(
+            f"{path}: row {err.row}: expected 4 fields 'YouTube ID,start seconds,label,"
+            f"split' (quote labels that contain commas), got {len(err.cells)}: {err.cells!r}"
+        ) from None
     rows: list[VGGSoundRow] = []
-    with path.open(newline="", encoding="utf-8-sig") as handle:
-        for row, cells in enumerate(csv.reader(handle), start=1):
-            if not cells or not "".join(cells).strip() or cells[0].lstrip().startswith("#"):
-                continue
-            if len(cells) != 4:
-                raise DcatError(
-                    f"{path}: row {row}: expected 4 fields 'YouTube ID,start seconds,label,"
-                    f"split' (quote labels that contain commas), got {len(cells)}: {cells!r}"
-                )
-            ytid, start, label, split = (c.strip() for c in cells)
-            if not ytid:
-                raise DcatError(f"{path}: row {row}, field 'ytid': empty YouTube id")
-            try:
-                start_f = float(start)
-            except ValueError:
-                start_f = float("nan")
-            if not (start_f >= 0 and start_f == int(start_f)):
-                raise DcatError(
-                    f"{path}: row {row}, field 'start_seconds': expected whole seconds ≥ 0, "
-                    f"got {start!r}"
-                )
-            if not label:
-                raise DcatError(f"{path}: row {row}, field 'label': empty label")
-            if split not in _SPLITS:
-                raise DcatError(
-                    f"{path}: row {row}, field 'split': expected 'train' or 'test', got {split!r}"
-                )
-            rows.append(VGGSoundRow(ytid, int(start_f), label, split))
-    if not rows:
-        raise DcatError(f"{path}: no clips (expected lines 'ytid,start,label,split')")
+    for row, cells in zip(table.row_numbers, table.cells, strict=True):
+        ytid, start, label, split = (c.strip() for c in cells)
+        if not ytid:
+            raise DcatError(f"{path}: row {row}, field 'ytid': empty YouTube id")
+        try:
+            start_f = float(start)
+        except ValueError:
+            start_f = float("nan")
+        if not (start_f >= 0 and start_f == int(start_f)):
+            raise DcatError(
+                f"{path}: row {row}, field 'start_seconds': expected whole seconds ≥ 0, "
+                f"got {start!r}"
+            )
+        if not label:
+            raise DcatError(f"{path}: row {row}, field 'label': empty label")
+        if split not in _SPLITS:
+            raise DcatError(
+                f"{path}: row {row}, field 'split': expected 'train' or 'test', got {split!r}"
+            )
+        rows.append(VGGSoundRow(ytid, int(start_f), label, split))
     return rows
 
 
@@ -152,6 +159,11 @@ def _fit_length(audio: np.ndarray, samples: int) -> np.ndarray:
     return audio[:samples]
 
 
+@register_dataset(
+    "vggsound",
+    summary="VGGSound: video + audio of 10 s clips, 309 classes (clips fetched by the user)",
+    root_defaults={"frame_cache": ".dcat_frames"},
+)
 def load_vggsound(
     root: str | Path,
     *,
@@ -300,6 +312,15 @@ def load_vggsound(
         list(classes),
         name="vggsound",
         subject_names=subject_names,
+        streams={
+            # frames spread evenly over each clip, nominally as long as its audio
+            "video": StreamInfo(
+                frames / audio_s,
+                ("gray",) if grayscale else ("red", "green", "blue"),
+                note=f"{frames} frames spread over each clip ({audio_s:g} s of audio)",
+            ),
+            "audio": StreamInfo(float(audio_rate), ("audio",), note=f"clips of {audio_s:g} s"),
+        },
     )
     # Attributes of this dataset only: views made by subset()/select() do not carry them.
     dataset.skipped = counts

@@ -8,29 +8,13 @@ so reading a configuration imports neither Lightning nor matplotlib.
 
 from __future__ import annotations
 
-import importlib
-from typing import Any
+from dcat.lazy import lazy_exports
 
 _EXPORTS = {
-    "ExperimentConfig": "dcat.experiment.config",
-    "load_config": "dcat.experiment.config",
-    "list_presets": "dcat.experiment.config",
-    "Job": "dcat.experiment.plan",
-    "RESULT_FIELDS": "dcat.experiment.runner",
-    "load_dataset": "dcat.experiment.runner",
-    "plan_jobs": "dcat.experiment.plan",
-    "run_experiment": "dcat.experiment.runner",
-    "write_report": "dcat.experiment.report",
+    "dcat.experiment.config": ["ExperimentConfig", "list_presets", "load_config"],
+    "dcat.experiment.plan": ["Job", "plan_jobs"],
+    "dcat.experiment.report": ["write_report"],
+    "dcat.experiment.runner": ["RESULT_FIELDS", "load_dataset", "run_experiment"],
 }
 
-__all__ = sorted(_EXPORTS)
-
-
-def __getattr__(name: str) -> Any:
-    if name in _EXPORTS:
-        return getattr(importlib.import_module(_EXPORTS[name]), name)
-    raise AttributeError(f"module 'dcat.experiment' has no attribute {name!r}")
-
-
-def __dir__() -> list[str]:
-    return sorted(set(globals()) | set(_EXPORTS))
+__getattr__, __dir__, __all__ = lazy_exports(__name__, _EXPORTS)

@@ -25,7 +25,6 @@ and their messages are catalogued in ``docs/errors.md``.
 from __future__ import annotations
 
 import csv
-import inspect
 import io
 import json
 import time
@@ -38,8 +37,9 @@ import torch
 import yaml
 
 from dcat.data import PairedDataset, Split, make_split
+from dcat.data.registry import get_dataset
 from dcat.errors import DcatError
-from dcat.experiment.config import ExperimentConfig, SplitConfig, did_you_mean
+from dcat.experiment.config import ExperimentConfig, SplitConfig
 from dcat.experiment.plan import Job, plan_jobs
 from dcat.io.atomic import write_atomic
 from dcat.nn.encoders import create_encoder
@@ -54,76 +54,17 @@ RESULT_FIELDS = [
     "dataset", "split", "seed", "source", "target", "method", "lambda", "mcma",
     "accuracy", "precision", "recall", "f1", "run",
 ]  # fmt: skip
-DATASETS = (
-    "utd_mhad_embedded", "utd_mhad", "sp_sw_har", "avletters", "uestc_mmea", "cough", "vggsound",
-    "manifest",
-)  # fmt: skip
-"""The ``data.dataset`` names an experiment can read."""
-
-
-def _read(
-    reader: Callable[..., PairedDataset], dataset: str, options: dict, *args: Any
-) -> PairedDataset:
-    """Call a reader; a mistyped ``data.options`` key is named, not a ``TypeError``."""
-    known = [
-        name
-        for name, p in inspect.signature(reader).parameters.items()
-        if p.kind is inspect.Parameter.KEYWORD_ONLY
-    ]
-    unknown = sorted(set(options) - set(known))
-    if unknown:
-        raise DcatError(
-            f"config: data.options: unknown option(s) {unknown} for data set {dataset!r}; "
-            f"known: {known}" + did_you_mean(unknown, known)
-        )
-    return reader(*args, **options)
 
 
 def load_dataset(config: ExperimentConfig) -> PairedDataset:
-    """Read the configured data set."""
+    """Read the configured data set through the data-set registry (:mod:`dcat.data.registry`).
+
+    Raises:
+        DcatError: An unknown data set, unknown or mistyped ``data.options``, a missing
+            ``data.root``, or bad files.
+    """
     data = config.data
-    options = dict(data.options)
-    if data.dataset not in DATASETS:
-        raise DcatError(
-            f"config: data.dataset: unknown data set {data.dataset!r}; choose from "
-            + ", ".join(DATASETS)
-        )
-    if data.dataset == "utd_mhad_embedded":
-        from dcat.data import load_utd_mhad_embedded
-
-        return _read(load_utd_mhad_embedded, data.dataset, options)
-    if data.root is None:
-        raise DcatError(f"config: data.root is required for data set {data.dataset!r}")
-    root = Path(data.root).expanduser()
-    if not root.exists():
-        raise DcatError(f"config: data.root: {root} not found")
-    if data.dataset == "utd_mhad":
-        from dcat.data import load_utd_mhad
-
-        return _read(load_utd_mhad, data.dataset, options, root)
-    if data.dataset == "avletters":
-        from dcat.data import load_avletters
-
-        return _read(load_avletters, data.dataset, options, root)
-    if data.dataset == "sp_sw_har":
-        from dcat.data.sp_sw_har import load_sp_sw_har
-
-        return _read(load_sp_sw_har, data.dataset, options, root)
-    if data.dataset == "manifest":
-        from dcat.data.manifest import load_manifest
-
-        return _read(load_manifest, data.dataset, options, root)
-    if data.dataset == "cough":
-        from dcat.data.cough import load_cough
-
-        return _read(load_cough, data.dataset, options, root)
-    # uestc_mmea or vggsound
-    from dcat.data import load_uestc_mmea, load_vggsound
-
-    # decoded frames are cached once, beside the data unless a folder is given
-    options.setdefault("frame_cache", root / ".dcat_frames")
-    loader = load_uestc_mmea if data.dataset == "uestc_mmea" else load_vggsound
-    return _read(loader, data.dataset, options, root)
+    return get_dataset(data.dataset).load(data.root, dict(data.options))
 
 
 def _in_channels(data: PairedDataset, modality: str) -> int:

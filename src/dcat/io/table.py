@@ -7,7 +7,9 @@ counts, header rows and row numbers. Numeric tables then go through :meth:`CsvRo
 
 Row numbers in messages are csv records counted from 1, blank rows included, so they match what
 a user sees in an editor (for files without quoted line breaks, the file's line numbers, less
-the header line when ``numbering="data"``).
+the header line when ``numbering="data"``). Readers whose messages always counted only the
+non-blank rows keep that with ``count_skipped=False``. A :class:`TableError` says what is wrong
+(``kind``) and where (``row``, ``column``), so a reader can word its message its own way.
 """
 
 from __future__ import annotations
@@ -29,6 +31,7 @@ __all__ = [
     "check_finite",
     "first_bad_cell",
     "is_number",
+    "load_npy",
     "non_finite",
     "parse_numbers",
     "read_npy",
@@ -43,22 +46,34 @@ class TableError(DcatError):
     """Bad input found while reading a table; the message names the file (and row).
 
     Attributes:
+        kind: What is wrong, for readers that word it their own way: ``"read"`` (an unreadable
+            file; the cause is chained), ``"empty"``, ``"no_rows"``, ``"missing"`` (a missing
+            column), ``"fields"`` (a wrong field count), ``"number"`` (a cell that is not a
+            number), ``"finite"`` (NaN or Inf), or ``""`` (anything else).
         row: The row at fault, as numbered in the message (``None`` for the whole file).
         detail: The message without the file and row, for readers that name the place their own
             way (e.g. the manifest names its own row and column first).
         cells: The cells of the row at fault, for a wrong field count.
+        expected: The expected field count, for a wrong field count.
+        column: The column at fault (its name in messages), for a bad cell or NaN/Inf.
+        value: The text of the cell that is not a number.
     """
 
     def __init__(
         self,
         message: str,
         *,
+        kind: str = "",
         row: int | None = None,
         detail: str = "",
         cells: Sequence[str] = (),
+        expected: int | None = None,
+        column: object = None,
+        value: str | None = None,
     ) -> None:
         super().__init__(message)
-        self.row, self.detail, self.cells = row, detail or message, list(cells)
+        self.kind, self.row, self.detail, self.cells = kind, row, detail or message, list(cells)
+        self.expected, self.column, self.value = expected, column, value
 
 
 def is_number(text: str) -> bool:
@@ -114,7 +129,11 @@ def parse_numbers(
         if numbers is not None:
             row = numbers[row - 1]
         raise TableError(
-            f"{path}: row {row}, column {name!r}: {cell!r} is not a number{note}", row=row
+            f"{path}: row {row}, column {name!r}: {cell!r} is not a number{note}",
+            kind="number",
+            row=row,
+            column=name,
+            value=cell,
         ) from None
 
 
@@ -158,7 +177,20 @@ def check_finite(
     (row, column), _count = found
     number = rows[row] if rows is not None else row + 1
     name = names[column] if names is not None else column + 1
-    raise TableError(f"{path}: row {number}, column {name!r} is not finite", row=number)
+    raise TableError(
+        f"{path}: row {number}, column {name!r} is not finite",
+        kind="finite",
+        row=number,
+        column=name,
+    )
+
+
+def _check_columns(path: Path, header: Sequence[str], columns: Sequence[str]) -> None:
+    missing = [c for c in columns if c not in header]
+    if missing:
+        raise TableError(
+            f"{path}: missing column(s) {missing} (header is {list(header)})", kind="missing"
+        )
 
 
 @dataclass(frozen=True)
@@ -190,9 +222,7 @@ class CsvRows:
             DcatError: ``"<path>: missing column(s) [...] (header is [...])"``.
         """
         header = self.header or []
-        missing = [c for c in columns if c not in header]
-        if missing:
-            raise TableError(f"{self.path}: missing column(s) {missing} (header is {header})")
+        _check_columns(self.path, header, columns)
         return [header.index(c) for c in columns]
 
     def text(self, column: str | int) -> list[str]:
@@ -207,6 +237,7 @@ class CsvRows:
         names: Sequence[object] | None = None,
         note: str = "",
         finite: bool = True,
+        strip: bool = False,
     ) -> np.ndarray:
         """Numbers of some (default: all) columns: ``(N, K)`` float64.
 
@@ -216,6 +247,8 @@ class CsvRows:
                 without one.
             note: Appended to a bad-cell message.
             finite: Also refuse NaN and Inf (:func:`check_finite`).
+            strip: Show a bad cell without its surrounding spaces in the message (the number
+                read is the same either way).
 
         Raises:
             DcatError: A missing column, a cell that is not a number (file, row and column
@@ -226,6 +259,8 @@ class CsvRows:
         if names is None:
             names = list(columns) if columns is not None else (self.header or range(1, width + 1))
         names = list(names)
+        if not self.cells:
+            return np.zeros((0, len(index)), dtype=np.float64)
         values = None
         if self.lines is not None:
             try:
@@ -243,6 +278,8 @@ class CsvRows:
                 values = None  # parse_numbers names the bad cell (or accepts what float() does)
         if values is None:
             table = [[cells[i] for i in index] for cells in self.cells]
+            if strip:
+                table = [[cell.strip() for cell in cells] for cells in table]
             values = parse_numbers(self.path, table, names, note=note, numbers=self.row_numbers)
         values = values.reshape(len(self.cells), len(index))
         if finite:
@@ -256,7 +293,7 @@ def _read_text(path: Path) -> str:
         with path.open(newline="", encoding="utf-8-sig") as handle:
             return handle.read()
     except (OSError, UnicodeDecodeError) as err:
-        raise TableError(f"{path}: cannot read as a UTF-8 CSV file ({err})") from err
+        raise TableError(f"{path}: cannot read as a UTF-8 CSV file ({err})", kind="read") from err
 
 
 def read_rows(
@@ -268,8 +305,11 @@ def read_rows(
     hint: str = "",
     comment: str | None = None,
     numbering: Numbering = "data",
+    count_skipped: bool = True,
+    require: Sequence[str] = (),
+    ragged: str = "has {count} fields but the header has {width}",
     empty: str = "empty file",
-    no_rows: str = "no data rows after the header",
+    no_rows: str | None = "no data rows after the header",
 ) -> CsvRows:
     """Read the rows of a CSV file: blank rows skipped, field counts checked, rows numbered.
 
@@ -288,15 +328,23 @@ def read_rows(
         comment: Rows whose first cell starts with this (after spaces) are skipped.
         numbering: ``"data"``: rows from 1 at the row after the header; ``"line"``: from 1 at
             the file's first row (the header, when there is one).
+        count_skipped: Count blank and comment rows in row numbers (``False``: number the rows
+            that are kept, as readers that count only non-blank rows do).
+        require: Columns the header must name (checked before the data rows:
+            ``"<path>: missing column(s) [...] (header is [...])"``).
+        ragged: How a row with another field count than the header is described, after
+            ``"<path>: row R "`` (``{count}``: its fields, ``{width}``: the header's).
         empty: Message (after ``"<path>: "``) for a file without a non-blank row.
-        no_rows: Message (after ``"<path>: "``) for a header without data rows.
+        no_rows: Message (after ``"<path>: "``) for a header without data rows; ``None``
+            accepts a header without data rows.
 
     Returns:
         :class:`CsvRows`.
 
     Raises:
-        DcatError (:class:`TableError`): An unreadable file, an empty file, a header without
-            data rows, or a row with another field count (file and row named:
+        DcatError (:class:`TableError`): An unreadable file, an empty file, a missing required
+            column, a header without data rows, or a row with another field count (file and row
+            named:
             ``"<path>: row R has N fields but the header has K"`` or ``"... , expected K<hint>"``).
     """
     path = Path(path)
@@ -305,7 +353,7 @@ def read_rows(
     try:
         records = list(csv.reader(lines))
     except csv.Error as err:
-        raise TableError(f"{path}: cannot read as a UTF-8 CSV file ({err})") from err
+        raise TableError(f"{path}: cannot read as a UTF-8 CSV file ({err})", kind="read") from err
     single_lines = len(records) == len(lines)
     kept = [
         i
@@ -314,32 +362,65 @@ def read_rows(
         and not (comment is not None and cells[0].lstrip().startswith(comment))
     ]
     if not kept:
-        raise TableError(f"{path}: {empty}")
+        raise TableError(f"{path}: {empty}", kind="empty")
     names, first = None, -1
     if header is True or (header is None and not any(is_number(c) for c in records[kept[0]])):
         names = [header_key(c) for c in records[kept[0]]]
         first, kept = kept[0], kept[1:]
-        if not kept:
-            raise TableError(f"{path}: {no_rows}")
-    offset = first + 1 if numbering == "data" else 0  # first is -1 without a header
+        _check_columns(path, names, require)
+        if not kept and no_rows is not None:
+            raise TableError(f"{path}: {no_rows}", kind="no_rows")
+    elif require:
+        _check_columns(path, [], require)
+    if count_skipped:
+        offset = first + 1 if numbering == "data" else 0  # first is -1 without a header
+        numbers = [i + 1 - offset for i in kept]
+    else:
+        offset = 1 if names is not None and numbering == "line" else 0
+        numbers = list(range(1 + offset, len(kept) + 1 + offset))
     width = len(names) if names is not None else fields or len(records[kept[0]])
-    for i in kept:
+    for i, number in zip(kept, numbers, strict=True):
         if len(records[i]) != width:
-            number = i + 1 - offset
             if names is not None:
-                detail = f"has {len(records[i])} fields but the header has {width}"
+                detail = ragged.format(count=len(records[i]), width=width)
             else:
                 detail = f"has {len(records[i])} fields, expected {width}{hint}"
             raise TableError(
-                f"{path}: row {number} {detail}", row=number, detail=detail, cells=records[i]
+                f"{path}: row {number} {detail}",
+                kind="fields",
+                row=number,
+                detail=detail,
+                cells=records[i],
+                expected=width,
             )
     return CsvRows(
         path,
         names,
         [records[i] for i in kept],
-        [i + 1 - offset for i in kept],
+        numbers,
         [lines[i] for i in kept] if single_lines else None,
     )
+
+
+def load_npy(path: str | Path) -> np.ndarray | np.lib.npyio.NpzFile:
+    """What ``numpy.load`` reads from ``path``, without ever unpickling.
+
+    Returns:
+        The array as stored (any shape and dtype), or an ``NpzFile`` for a ``.npz`` archive.
+
+    Raises:
+        DcatError (:class:`TableError`, kind ``"read"``): ``"<path>: cannot read as a .npy file
+            (<reason>)"``; its ``detail`` is the reason (``"no NPY header"`` for a file that
+            numpy would unpickle).
+    """
+    path = Path(path)
+    try:
+        return np.load(path, allow_pickle=False)
+    except Exception as err:  # numpy raises several types for corrupt or truncated files
+        reason = "no NPY header" if "pickled" in str(err) else str(err)
+        raise TableError(
+            f"{path}: cannot read as a .npy file ({reason})", kind="read", detail=reason
+        ) from err
 
 
 def read_npy(path: str | Path) -> np.ndarray:
@@ -355,11 +436,7 @@ def read_npy(path: str | Path) -> np.ndarray:
             shape (T, C) or (T,), got ..."``, or ``"empty array of shape ..."``.
     """
     path = Path(path)
-    try:
-        array = np.load(path, allow_pickle=False)
-    except Exception as err:  # numpy raises several types for corrupt or truncated files
-        reason = "no NPY header" if "pickled" in str(err) else str(err)
-        raise TableError(f"{path}: cannot read as a .npy file ({reason})", detail=reason) from err
+    array = load_npy(path)
     if not isinstance(array, np.ndarray) or not (
         np.issubdtype(array.dtype, np.integer) or np.issubdtype(array.dtype, np.floating)
     ):

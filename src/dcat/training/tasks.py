@@ -29,7 +29,6 @@ from dcat.training.methods import TransferMethod, get_method, list_methods
 __all__ = ["METHODS", "SourceSpec", "TransferTask", "UnimodalTask"]
 
 
-
 class _Components(Mapping[str, str]):
     """Method name → the name of its loss component in a task's output dict (from the
     registry, so a newly registered method appears here too)."""
