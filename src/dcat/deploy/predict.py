@@ -42,7 +42,11 @@ import numpy as np
 
 from dcat.errors import DcatError
 from dcat.io.card import ModelCard
-from dcat.io.table import is_number
+from dcat.io.media import read_wav
+from dcat.io.normalization import normalize
+from dcat.io.resample import resample_to_grid
+from dcat.io.table import CsvRows, TableError, load_npy, non_finite, read_rows
+from dcat.io.windows import window_starts
 
 __all__ = [
     "DeployedModel",
@@ -53,6 +57,7 @@ __all__ = [
     "format_predictions",
     "predict",
     "read_recording",
+    "window_inputs",
 ]
 
 TIME_COLUMNS = ("time", "timestamp", "t", "time_s", "seconds")
@@ -173,40 +178,28 @@ def _check_rate(
         )
 
 
-def _interpolate(times: np.ndarray, values: np.ndarray, rate: float) -> np.ndarray:
-    """Values ``(T, C)`` at ``times`` → on the uniform grid ``times[0] + k / rate``."""
-    count = math.floor((times[-1] - times[0]) * rate + 1e-9) + 1
-    grid = times[0] + np.arange(count) / rate
-    return np.stack([np.interp(grid, times, values[:, c]) for c in range(values.shape[1])], 1)
+def _read_csv(path: Path) -> tuple[CsvRows, np.ndarray]:
+    """The rows of a recording CSV (:func:`~dcat.io.table.read_rows`) and all its numbers.
 
-
-def _parse_csv(path: Path) -> tuple[list[str] | None, np.ndarray]:
+    Rows are numbered as predict always did: non-blank rows from 1 at the file's first row (the
+    header, when there is one). Returns the rows and ``(T, K)`` float64 of every column.
+    """
     try:
-        text = path.read_text()
-    except (OSError, UnicodeDecodeError) as err:
-        raise PredictError(f"{path}: cannot read: {err}") from None
-    rows = [r for r in csv.reader(io.StringIO(text)) if r and any(c.strip() for c in r)]
-    if not rows:
-        raise PredictError(f"{path}: empty file")
-    header = None
-    if not any(is_number(c) for c in rows[0]):  # a mixed row is data with a bad cell
-        header, rows = [c.strip() for c in rows[0]], rows[1:]
-    if not rows:
-        raise PredictError(f"{path}: no data rows after the header")
-    width = len(header) if header else len(rows[0])
-    data = np.empty((len(rows), width))
-    for number, row in enumerate(rows, start=2 if header else 1):
-        if len(row) != width:
-            raise PredictError(f"{path}: row {number} has {len(row)} columns, expected {width}")
-        for column, cell in enumerate(row):
-            try:
-                data[number - (2 if header else 1), column] = float(cell)
-            except ValueError:
-                name = header[column] if header else f"column {column + 1}"
-                raise PredictError(
-                    f"{path}: row {number}, {name}: {cell!r} is not a number"
-                ) from None
-    return header, data
+        rows = read_rows(path, numbering="line", count_skipped=False)
+        return rows, rows.numeric(finite=False)
+    except TableError as err:
+        if err.kind == "read":
+            raise PredictError(f"{path}: cannot read: {err.__cause__}") from None
+        if err.kind == "fields":
+            raise PredictError(
+                f"{path}: row {err.row} has {len(err.cells)} columns, expected {err.expected}"
+            ) from None
+        if err.kind == "number":
+            name = err.column if isinstance(err.column, str) else f"column {err.column}"
+            raise PredictError(
+                f"{path}: row {err.row}, {name}: {err.value!r} is not a number"
+            ) from None
+        raise PredictError(str(err)) from None
 
 
 def _select_channels(
@@ -235,15 +228,18 @@ def _select_channels(
     return times, data[:, rest], [names[i] for i in rest]
 
 
-def _check_finite(path: Path, values: np.ndarray, names: Sequence[str], first_row: int) -> None:
-    """Refuse NaN/Inf; ``first_row`` is the CSV line of the first step (0: name steps instead)."""
-    bad = np.argwhere(~np.isfinite(values))
-    if bad.size:
-        row, column = (int(v) for v in bad[0])
-        where = f"row {row + first_row}" if first_row else f"step {row}"
+def _refuse_non_finite(
+    path: Path, values: np.ndarray, names: Sequence[str], rows: Sequence[int] | None
+) -> None:
+    """Refuse NaN/Inf in ``(T, C)`` steps; ``rows``: the CSV row of each step (``None``: name
+    the step instead)."""
+    found = non_finite(values)
+    if found is not None:
+        (step, column), count = found
+        where = f"row {rows[step]}" if rows is not None else f"step {step}"
         raise PredictError(
             f"{path}: NaN or Inf in {where}, channel {names[column]!r} "
-            f"({len(bad)} bad values in all); clean or interpolate the recording first"
+            f"({count} bad values in all); clean or interpolate the recording first"
         )
 
 
@@ -286,24 +282,25 @@ def read_recording(
         audio, file_rate = _read_audio(path, card)
         values = _at_model_rate(path, audio, file_rate, model_rate, rate_tolerance, resample)
     elif suffix in (".csv", ".txt", ".npy"):
+        rows: list[int] | None = None
         if suffix == ".npy":
             times, values = None, _read_npy(path, card)
-            names, first_row = list(card.channels or range(card.num_channels)), 0
+            names = list(card.channels or range(card.num_channels))
         else:
-            header, data = _parse_csv(path)
-            times, values, names = _select_channels(path, header, data, card, time_column)
-            first_row = 2 if header else 1
-        _check_finite(path, values, [str(n) for n in names], first_row)
-        if times is not None:
+            table, data = _read_csv(path)
+            times, values, names = _select_channels(path, table.header, data, card, time_column)
+            rows = table.row_numbers
+        _refuse_non_finite(path, values, [str(n) for n in names], rows)
+        if times is not None and rows is not None:
             if len(times) < 2 or not np.all(np.diff(times) > 0):
-                bad = int(np.argmax(np.diff(times) <= 0)) + first_row + 1 if len(times) > 1 else 1
+                bad = rows[int(np.argmax(np.diff(times) <= 0)) + 1] if len(times) > 1 else 1
                 raise PredictError(
                     f"{path}: time stamps must increase strictly (first problem at row {bad})"
                 )
             measured = 1.0 / float(np.median(np.diff(times)))
             _check_rate(measured, model_rate, rate_tolerance, resample, str(path))
             start = float(times[0])
-            values = _interpolate(times, values, model_rate)
+            values = resample_to_grid(times, values, model_rate)
         else:
             given = model_rate if rate is None else rate
             values = _at_model_rate(path, values, given, model_rate, rate_tolerance, resample)
@@ -329,7 +326,7 @@ def _at_model_rate(
     _check_rate(rate, model_rate, tolerance, resample, str(path))
     if rate == model_rate:
         return values
-    return _interpolate(np.arange(len(values)) / rate, values, model_rate)
+    return resample_to_grid(np.arange(len(values)) / rate, values, model_rate)
 
 
 def _read_video(path: Path, card: ModelCard, model_rate: float) -> np.ndarray:
@@ -351,33 +348,32 @@ def _read_video(path: Path, card: ModelCard, model_rate: float) -> np.ndarray:
 
 
 def _read_audio(path: Path, card: ModelCard) -> tuple[np.ndarray, float]:
-    """Mono audio ``(T, 1)`` (channels averaged) and the file's rate."""
+    """Mono audio ``(T, 1)`` (channels averaged, :func:`~dcat.io.media.read_wav`) and the
+    file's rate."""
     try:
-        import soundfile
+        audio, file_rate = read_wav(path)
     except ImportError:
         raise PredictError("reading audio needs soundfile: pip install soundfile") from None
-    try:
-        audio, file_rate = soundfile.read(str(path), dtype="float32", always_2d=True)
-    except Exception as err:  # soundfile raises its own LibsndfileError
-        raise PredictError(f"{path}: cannot read audio: {err}") from None
+    except DcatError as err:  # soundfile's own error is chained
+        raise PredictError(f"{path}: cannot read audio: {err.__cause__ or err}") from None
     if card.num_channels != 1:
         raise PredictError(
             f"{path}: audio gives one (mono) channel, the {card.modality} model expects "
             f"{card.num_channels}"
         )
-    values = audio.mean(axis=1, keepdims=True).astype(np.float64)
-    _check_finite(path, values, ["audio"], 0)
+    values = audio[:, None].astype(np.float64)
+    _refuse_non_finite(path, values, ["audio"], None)
     return values, float(file_rate)
 
 
 def _read_npy(path: Path, card: ModelCard) -> np.ndarray:
     """A ``(T, C)`` (or ``(T,)``) array with the model's channel count, as float64."""
     try:
-        array = np.load(path, allow_pickle=False)
-    except (OSError, ValueError, EOFError) as err:
-        # without an NPY header numpy falls back to pickle, which is refused
-        reason = "no NPY header" if "pickled" in str(err) else str(err)
-        raise PredictError(f"{path}: not a readable .npy array ({reason})") from None
+        array = load_npy(path)
+    except TableError as err:  # e.g. no NPY header: numpy's pickle fallback is refused
+        raise PredictError(f"{path}: not a readable .npy array ({err.detail})") from None
+    if not isinstance(array, np.ndarray):
+        raise PredictError(f"{path}: expected a numeric (T, C) array, got {type(array).__name__}")
     if array.ndim == 1:
         array = array[:, None]
     if array.ndim != 2 or not np.issubdtype(array.dtype, np.number):
@@ -395,16 +391,25 @@ def _read_npy(path: Path, card: ModelCard) -> np.ndarray:
 
 
 def _normalize(card: ModelCard, windows: np.ndarray) -> np.ndarray:
-    """Series windows ``(N, T, C)`` → normalised model inputs ``(N, C, T)``; video unchanged."""
+    """Series windows ``(N, T, C)`` → normalised model inputs ``(N, C, T)``; video unchanged.
+
+    The card's stored ``shift`` and ``scale`` are applied by
+    :func:`dcat.io.normalization.normalize`, the function training normalises with
+    (:meth:`~dcat.io.normalization.ChannelStats.apply`).
+
+    Returns:
+        float32 ``(N, C, T)``, or ``(N, F, C, H, W)`` frames for video.
+    """
+    # Training stores every input as float32 before normalising; rounding here first keeps the
+    # deployed inputs bit-identical to the trained ones.
+    x = windows.astype(np.float32)
     if card.is_video:
-        return windows.astype(np.float32)
-    x = np.transpose(windows, (0, 2, 1))
+        return x
+    x = np.transpose(x, (0, 2, 1))
     norm = card.normalization
     if norm:
-        shift = np.asarray(norm["shift"], dtype=np.float64)[:, None]
-        scale = np.asarray(norm["scale"], dtype=np.float64)[:, None]
-        x = (x - shift) / scale
-    return x.astype(np.float32)
+        return normalize(x, norm["shift"], norm["scale"])
+    return x
 
 
 @dataclass
@@ -424,6 +429,31 @@ class WindowPrediction:
     label: str
     probabilities: np.ndarray
     models: list[str]
+
+
+def window_inputs(card: ModelCard, recording: Recording, starts_s: Sequence[float]) -> np.ndarray:
+    """The normalised model inputs of the windows of ``recording`` starting at ``starts_s``.
+
+    A window starts at the step nearest its start time (kept inside the recording) and spans
+    the model's :attr:`~dcat.io.card.ModelCard.window_samples` steps; series are normalised
+    with the card's statistics by :func:`dcat.io.normalization.normalize`, the function
+    training normalises with.
+
+    Args:
+        card: The model's card.
+        recording: On the model's time grid (:func:`read_recording`).
+        starts_s: ``(N,)`` window start times in seconds, on the recording's clock.
+
+    Returns:
+        float32 ``(N, C, T)`` for series, ``(N, F, C, H, W)`` for video.
+    """
+    length = card.window_samples
+    last = len(recording.values) - length
+    index = [
+        min(max(round((s - recording.start_s) * recording.rate_hz), 0), last) for s in starts_s
+    ]
+    windows = np.stack([recording.values[i : i + length] for i in index])
+    return _normalize(card, windows)
 
 
 def predict(
@@ -476,13 +506,13 @@ def predict(
         raise PredictError(f"stride must be a positive number of seconds, got {stride_s}")
     begin = max(recordings[m].start_s for m in present)
     ends = {m: recordings[m].start_s + recordings[m].duration_s for m in present}
-    starts = []
-    t = begin
     # half a step of slack so a window that fills the recording exactly is kept
-    while all(t + windows_s[m] <= ends[m] + 0.5 / recordings[m].rate_hz for m in present):
-        starts.append(t)
-        t = begin + len(starts) * stride
-    if not starts:
+    count = min(
+        len(window_starts(begin, ends[m] + 0.5 / recordings[m].rate_hz, windows_s[m], stride))
+        for m in present
+    )
+    starts = begin + np.arange(count) * stride
+    if not count:
         raise PredictError(
             "the recordings do not overlap for one full window: "
             + ", ".join(
@@ -493,15 +523,11 @@ def predict(
         )
     total = np.zeros((len(starts), len(classes)))
     for m in present:
-        model, rec = by_modality[m], recordings[m]
-        length = model.card.window_samples
-        last = len(rec.values) - length
-        index = [min(max(round((s - rec.start_s) * rec.rate_hz), 0), last) for s in starts]
-        for first in range(0, len(index), batch_size):
-            chunk = index[first : first + batch_size]
-            windows = np.stack([rec.values[i : i + length] for i in chunk])
+        model = by_modality[m]
+        for first in range(0, len(starts), batch_size):
+            chunk = starts[first : first + batch_size]
             total[first : first + len(chunk)] += model.probabilities(
-                _normalize(model.card, windows)
+                window_inputs(model.card, recordings[m], chunk)
             )
     total /= len(present)
     longest = max(windows_s.values())

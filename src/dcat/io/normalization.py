@@ -1,7 +1,8 @@
 """Per-channel normalisation statistics, fitted on training data and stored in model cards.
 
 Training (:meth:`dcat.data.PairedDataset.normalized`) and deployment (``dcat predict``) apply
-the same :meth:`ChannelStats.apply`, so a deployed model sees inputs scaled exactly as in
+the same :func:`normalize` (through :meth:`ChannelStats.apply` or a model card's stored
+``shift`` and ``scale``), so a deployed model sees inputs scaled exactly as in
 training.
 """
 
@@ -15,9 +16,25 @@ import numpy as np
 
 from dcat.errors import DcatError
 
-__all__ = ["ChannelStats", "NormKind", "fit_normalization"]
+__all__ = ["ChannelStats", "NormKind", "fit_normalization", "normalize"]
 
 NormKind = Literal["zscore", "minmax"]
+
+
+def normalize(array: np.ndarray, shift: np.ndarray, scale: np.ndarray) -> np.ndarray:
+    """Per-channel ``(x − shift) / scale``, computed in float64 and returned as float32.
+
+    Args:
+        array: ``(N, C, T)`` or ``(C, T)`` samples.
+        shift: ``(C,)``.
+        scale: ``(C,)``, positive.
+
+    Returns:
+        float32 of ``array``'s shape.
+    """
+    shift = np.asarray(shift, dtype=np.float64)
+    scale = np.asarray(scale, dtype=np.float64)
+    return ((array - shift[:, None]) / scale[:, None]).astype(np.float32)
 
 
 @dataclass(frozen=True)
@@ -35,8 +52,8 @@ class ChannelStats:
     scale: np.ndarray
 
     def apply(self, array: np.ndarray) -> np.ndarray:
-        """Normalise ``(N, C, T)`` or ``(C, T)`` float arrays."""
-        return ((array - self.shift[:, None]) / self.scale[:, None]).astype(np.float32)
+        """Normalise ``(N, C, T)`` or ``(C, T)`` float arrays (:func:`normalize`)."""
+        return normalize(array, self.shift, self.scale)
 
     def to_dict(self) -> dict:
         return {"kind": self.kind, "shift": self.shift.tolist(), "scale": self.scale.tolist()}
