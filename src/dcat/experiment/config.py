@@ -1,25 +1,38 @@
 """The experiment configuration: a YAML file (or a shipped preset), validated strictly.
 
-Unknown or mistyped keys are rejected with a message that names them and where they are, and
-every field can be overridden on the command line (``--set train.max_epochs=2``). Presets live
-in ``dcat/presets/*.yaml``.
+The schema is a set of pydantic models (strict types, no unknown keys, ranges, accepted names).
+Unknown or mistyped keys are rejected with a one-line message that names them and where they
+are (with a "did you mean"), and every field can be overridden on the command line
+(``--set train.max_epochs=2``). Everything is checked when the file is read, before any output
+is written. Presets live in ``dcat/experiment/presets/*.yaml``.
 """
 
 from __future__ import annotations
 
-import dataclasses
-import difflib
 import types
 import typing
-from dataclasses import dataclass, field, fields
+from collections.abc import Mapping
+from dataclasses import replace
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 import yaml
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
+from pydantic.fields import FieldInfo
+from pydantic_core import ErrorDetails
 
-from dcat.errors import DcatError
+from dcat.errors import DcatError, did_you_mean
 from dcat.nn.encoders import is_encoder, list_encoders
-from dcat.training.config import TrainConfig
+from dcat.training.config import TrainConfig, bound, expected_type
+from dcat.training.methods import MethodVariant, method_names, resolve_method
 
 __all__ = [
     "METHOD_NAMES",
@@ -29,23 +42,60 @@ __all__ = [
     "SplitConfig",
     "TransferConfig",
     "apply_overrides",
+    "did_you_mean",
     "list_presets",
     "load_config",
 ]
 
 PRESETS = Path(__file__).parent / "presets"
-METHOD_NAMES = ("dcat", "dcat_no_mcma", "logit_kd", "feature", "contrastive")
-"""Transfer methods an experiment can run besides the unimodal baseline (always run)."""
+METHOD_NAMES = tuple(method_names())
+"""Transfer methods an experiment can run besides the unimodal baseline (always run): the
+registered methods and their aliases (:func:`dcat.training.methods.method_names`)."""
 
 
-@dataclass
-class DataConfig:
+class _KeysError(DcatError):
+    """Unknown or missing keys of one section; the message names the section when known."""
+
+    def __init__(self, problem: str, names: list[Any], known: list[str] | None = None) -> None:
+        super().__init__(problem)
+        self.problem, self.names, self.known = problem, names, known
+
+    def render(self, where: str) -> str:
+        place = f" under {where}" if where else ""
+        if self.known is None:
+            return f"{self.problem} {self.names}{place}"
+        hint = did_you_mean([str(n) for n in self.names], self.known)
+        return f"{self.problem} {self.names}{place}; known keys: {self.known}{hint}"
+
+
+class _Section(BaseModel):
+    """A mapping of the config: strict types, no unknown key, every required key given."""
+
+    model_config = ConfigDict(strict=True, extra="forbid")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _check_keys(cls, data: Any) -> Any:
+        if isinstance(data, cls):
+            return data
+        if not isinstance(data, dict):
+            raise DcatError(f"must be a mapping, got {data!r}")
+        known = sorted(cls.model_fields)
+        unknown = sorted((k for k in data if k not in cls.model_fields), key=str)
+        if unknown:
+            raise _KeysError("unknown key(s)", unknown, known)
+        missing = [n for n, f in cls.model_fields.items() if f.is_required() and n not in data]
+        if missing:
+            raise _KeysError("missing required key(s)", missing)
+        return data
+
+
+class DataConfig(_Section):
     """Which data set, where, and how it is read.
 
     Attributes:
-        dataset: ``utd_mhad_embedded`` (shipped with dcat), ``utd_mhad``, ``sp_sw_har``,
-            ``avletters``, ``uestc_mmea``, ``cough``, ``vggsound`` or ``manifest`` (your own
-            data, see the README).
+        dataset: A registered data set (``dcat datasets`` lists them with their options):
+            ``utd_mhad_embedded`` is shipped with dcat, ``manifest`` reads your own data.
         root: Folder (or manifest file) of the data; not needed for the embedded set.
         options: Keyword options of the reader (e.g. ``steps``, ``window_s``).
         normalization: ``zscore``, ``minmax`` or ``none``, or a mapping modality → kind;
@@ -54,12 +104,11 @@ class DataConfig:
 
     dataset: str
     root: str | None = None
-    options: dict[str, Any] = field(default_factory=dict)
+    options: dict[str, Any] = Field(default_factory=dict)
     normalization: str | dict[str, str] = "zscore"
 
 
-@dataclass
-class ModalityConfig:
+class ModalityConfig(_Section):
     """One modality's network and its own training options (the paper's Table I columns).
 
     Attributes:
@@ -70,13 +119,19 @@ class ModalityConfig:
     """
 
     encoder: str
-    options: dict[str, Any] = field(default_factory=dict)
+    options: dict[str, Any] = Field(default_factory=dict)
     dropout: float | None = None
-    train: dict[str, Any] = field(default_factory=dict)
+    train: dict[str, Any] = Field(default_factory=dict)
+
+    @field_validator("encoder")
+    @classmethod
+    def _registered(cls, encoder: str) -> str:
+        if not is_encoder(encoder):
+            raise DcatError(f"unknown encoder {encoder!r}; registered: {list_encoders()}")
+        return encoder
 
 
-@dataclass
-class SplitConfig:
+class SplitConfig(_Section):
     """A split kind to run (see :func:`dcat.data.make_split`)."""
 
     kind: Literal["id", "ood"]
@@ -87,16 +142,25 @@ class SplitConfig:
     test_subjects: list[int] | None = None
 
 
-@dataclass
-class TransferConfig:
+class TransferConfig(_Section):
     """An ordered pair: knowledge flows from the frozen ``source`` to the trained ``target``."""
 
     source: str
     target: str
 
 
-@dataclass
-class ExperimentConfig:
+def _method_entry(entry: Any) -> Any:
+    if not isinstance(entry, str | dict):
+        raise DcatError(f"a method is a name or a mapping with a 'name' key, got {entry!r}")
+    return entry
+
+
+MethodEntry = Annotated[str | dict[str, Any], BeforeValidator(_method_entry)]
+"""A transfer method: a name (``dcat``, ``dcat_no_mcma``, ``contrastive``, ...) or a mapping
+with its options, e.g. ``{name: contrastive, temperature: 0.2}``."""
+
+
+class ExperimentConfig(_Section):
     """The protocol (docs/design.md, "The protocol") for one data set.
 
     Attributes:
@@ -106,40 +170,47 @@ class ExperimentConfig:
         splits: Split kinds to run (ID and/or OOD).
         seeds: Seeds; each seed draws its own split and initialisation.
         transfers: Source → target pairs.
-        methods: Methods run for each pair besides the baseline, from :data:`METHOD_NAMES`.
+        methods: Methods run for each pair besides the baseline: names from
+            :data:`METHOD_NAMES`, or mappings ``{name: ..., option: value}`` setting a
+            method's options (see :mod:`dcat.training.methods`).
         weight: λ of D-CAT and no-MCMA, and the weight α of the peers' baselines.
         lambdas: Extra λ values for D-CAT with MCMA (the Table IV sweep); may include ``weight``.
         d_out: Attention width shared by all modalities (512 in the paper).
         dropout: Head dropout of every network unless its modality sets one.
-        temperature: Logit-distillation temperature ``T``.
-        train: Training options (:class:`dcat.training.engine.TrainConfig` fields).
+        temperature: Logit-distillation temperature ``T`` (for ``logit_kd`` entries that do not
+            set their own).
+        train: Training options (:class:`dcat.training.config.TrainConfig` fields).
+
+    Raises:
+        DcatError: One line naming the key at fault (``config: <key path>: ...``).
     """
 
     name: str
     data: DataConfig
     modalities: dict[str, ModalityConfig]
     splits: list[SplitConfig]
-    seeds: list[int] = field(default_factory=lambda: [0])
-    transfers: list[TransferConfig] = field(default_factory=list)
-    methods: list[str] = field(default_factory=lambda: ["dcat", "dcat_no_mcma"])
-    weight: float = 1.0
-    lambdas: list[float] = field(default_factory=list)
-    d_out: int = 512
+    seeds: list[int] = Field(default_factory=lambda: [0])
+    transfers: list[TransferConfig] = Field(default_factory=list)
+    methods: list[MethodEntry] = Field(default_factory=lambda: ["dcat", "dcat_no_mcma"])
+    weight: float = Field(1.0, ge=0, title="λ")
+    lambdas: list[Annotated[float, Field(ge=0)]] = Field(default_factory=list, title="λ")
+    d_out: int = Field(512, gt=0)
     dropout: float = 0.5
-    temperature: float = 4.0
-    train: dict[str, Any] = field(default_factory=dict)
+    temperature: float = Field(4.0, gt=0)
+    train: dict[str, Any] = Field(default_factory=dict)
 
-    def __post_init__(self) -> None:
+    def __init__(self, **data: Any) -> None:
+        try:
+            super().__init__(**data)
+        except ValidationError as err:
+            raise DcatError(f"config: {_message(type(self), err)}") from err
+
+    @model_validator(mode="after")
+    def _check(self) -> ExperimentConfig:
         if not self.seeds:
             raise DcatError("config: seeds must list at least one seed")
         if not self.splits:
             raise DcatError("config: splits must list at least one split kind")
-        for name, modality in self.modalities.items():
-            if not is_encoder(modality.encoder):
-                raise DcatError(
-                    f"config: modalities.{name}.encoder: unknown encoder {modality.encoder!r}; "
-                    f"registered: {list_encoders()}"
-                )
         for i, transfer in enumerate(self.transfers):
             for role in ("source", "target"):
                 value = getattr(transfer, role)
@@ -152,23 +223,38 @@ class ExperimentConfig:
                 raise DcatError(
                     f"config: transfers[{i}]: source and target are both {transfer.source!r}"
                 )
-        unknown = [m for m in self.methods if m not in METHOD_NAMES]
+        unknown = [m for m in self.methods if isinstance(m, str) and m not in METHOD_NAMES]
         if unknown:
-            raise DcatError(
-                f"config: methods: unknown {unknown}; choose from {list(METHOD_NAMES)}"
-            )
-        for name, value in [
-            ("weight", self.weight),
-            *((f"lambdas[{i}]", v) for i, v in enumerate(self.lambdas)),
-        ]:
-            if not value >= 0:
-                raise DcatError(f"config: {name} (λ) must be ≥ 0, got {value}")
-        if self.d_out <= 0:
-            raise DcatError(f"config: d_out must be positive, got {self.d_out}")
-        # validates the training options (names and ranges) early, before any work
+            raise DcatError(f"config: methods: unknown {unknown}; choose from {list(METHOD_NAMES)}")
+        self.method_variants()
+        # the training options (names, types and ranges), before any work
         self.train_config("", 0)
         for name in self.modalities:
             self.train_config(name, 0)
+        return self
+
+    def method_variants(self) -> list[MethodVariant]:
+        """The configured methods with their options resolved through the method registry.
+
+        The top-level ``temperature`` is logit KD's unless an entry sets its own (names stay
+        as they were).
+
+        Raises:
+            DcatError: An unknown method or option, a bad option value, or one method variant
+                listed twice.
+        """
+        variants: list[MethodVariant] = []
+        for i, entry in enumerate(self.methods):
+            where = "config: methods" if isinstance(entry, str) else f"config: methods[{i}]"
+            variant = resolve_method(entry, where)
+            given = entry if isinstance(entry, Mapping) else {}
+            if variant.name == "logit_kd" and "temperature" not in given:
+                options = {**variant.option_dict, "temperature": float(self.temperature)}
+                variant = replace(variant, options=tuple(sorted(options.items())))
+            if any(v.tag == variant.tag for v in variants):
+                raise DcatError(f"config: methods[{i}]: {variant.tag!r} is listed twice")
+            variants.append(variant)
+        return variants
 
     def train_config(self, modality: str, seed: int) -> TrainConfig:
         """The training options for ``modality`` as a target at ``seed``."""
@@ -181,22 +267,94 @@ class ExperimentConfig:
             return TrainConfig.from_dict(options)
         except ValueError as err:
             where = f"modalities.{modality}.train" if modality else "train"
-            known = [f.name for f in fields(TrainConfig)]
-            hint = did_you_mean(sorted(set(options) - set(known)), known)
-            raise DcatError(f"config: {where}: {err}{hint}") from err
+            raise DcatError(f"config: {where}: {err}") from err
 
     def to_dict(self) -> dict[str, Any]:
-        return dataclasses.asdict(self)
+        """Plain mappings and lists (as written to ``config.yaml``)."""
+        return self.model_dump()
 
 
-def did_you_mean(unknown: list[str], known: typing.Iterable[str]) -> str:
-    """``"; did you mean 'train'?"`` for the unknown names close to a known one, else ``""``."""
-    guesses = [
-        f"{name!r} for {match[0]!r}" if len(unknown) > 1 else repr(match[0])
-        for name in unknown
-        if (match := difflib.get_close_matches(name, sorted(known), n=1, cutoff=0.6))
-    ]
-    return f"; did you mean {', '.join(guesses)}?" if guesses else ""
+# ---------------------------------------------------------------------------------------------
+# pydantic's errors → one line in the words of the older checks
+
+
+def _strip(tp: Any) -> Any:
+    """``Annotated[X, ...]`` → ``X``; ``X | None`` → ``X``."""
+    while True:
+        if typing.get_origin(tp) is Annotated:
+            tp = typing.get_args(tp)[0]
+        elif typing.get_origin(tp) in (typing.Union, types.UnionType):
+            options = [a for a in typing.get_args(tp) if a is not type(None)]
+            if len(options) != 1:
+                return tp
+            tp = options[0]
+        else:
+            return tp
+
+
+def _locate(
+    model: type[BaseModel], loc: tuple[int | str, ...]
+) -> tuple[str, FieldInfo | None, Any]:
+    """The key path of ``loc`` (``splits[0].kind``), its last field and the type found there.
+
+    pydantic's locations also hold the labels of union members (``str``, ``dict[str,str]``);
+    they are skipped, so the path names keys only.
+    """
+    where, info, tp = "", None, model
+    for item in loc:
+        tp = _strip(tp)
+        origin = typing.get_origin(tp)
+        if isinstance(tp, type) and issubclass(tp, BaseModel) and item in tp.model_fields:
+            info = tp.model_fields[str(item)]
+            tp = info.annotation
+        elif origin in (typing.Union, types.UnionType):
+            tp = Any  # a union member's label
+            continue
+        elif origin is list and isinstance(item, int):
+            where += f"[{item}]"
+            (tp,) = typing.get_args(tp)
+            continue
+        elif origin is dict:
+            tp = typing.get_args(tp)[1]
+        else:
+            tp = Any
+        where = f"{where}.{item}" if where else str(item)
+    return where, info, _strip(tp)
+
+
+def _message(model: type[BaseModel], err: ValidationError) -> str:
+    """One line for the first problem of ``err`` (without the ``config: `` prefix)."""
+    error: ErrorDetails = err.errors()[0]
+    loc = error["loc"]
+    if loc and (loc[-1] == "[key]" or error["type"] == "invalid_key"):  # a number as a key
+        where = _locate(model, loc[: -2 if loc[-1] == "[key]" else -1])[0]
+        return f"{where}: key {error.get('input')!r} must be str"
+    where, info, tp = _locate(model, error["loc"])
+    value = error.get("input")
+    cause = error.get("ctx", {}).get("error")
+    if isinstance(cause, _KeysError):
+        return cause.render(where)
+    if isinstance(cause, DcatError):
+        text = str(cause)
+        if text.startswith("config: "):
+            return text.removeprefix("config: ")
+        return f"{where}: {text}" if where else text
+    limit = bound(error)
+    if limit is not None:
+        if tp is float and isinstance(value, int) and not isinstance(value, bool):
+            value = float(value)
+        label = f" ({info.title})" if info is not None and info.title else ""
+        return f"{where}{label} must be {limit}, got {value}"
+    if error["type"] == "literal_error":
+        return f"{where}: must be one of {list(typing.get_args(tp))}, got {value!r}"
+    wanted = expected_type(error)
+    if wanted is not None:
+        return f"{where}: must be {wanted}, got {value!r}"
+    return f"{where}: {error['msg']}" if where else error["msg"]
+
+
+# ---------------------------------------------------------------------------------------------
+# Reading
 
 
 def _yaml_problem(err: yaml.YAMLError) -> str:
@@ -205,78 +363,6 @@ def _yaml_problem(err: yaml.YAMLError) -> str:
     problem = getattr(err, "problem", None) or str(err).splitlines()[0]
     where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark is not None else ""
     return f"{where}: {problem}"
-
-
-def _describe(tp: Any) -> str:
-    return getattr(tp, "__name__", str(tp).replace("typing.", ""))
-
-
-def _convert(value: Any, tp: Any, where: str) -> Any:
-    """Check ``value`` against the annotation ``tp`` and build nested dataclasses."""
-    origin = typing.get_origin(tp)
-    if tp is Any:
-        return value
-    if origin in (typing.Union, types.UnionType):
-        errors = []
-        for option in typing.get_args(tp):
-            if option is type(None):
-                if value is None:
-                    return None
-                continue
-            try:
-                return _convert(value, option, where)
-            except ValueError as err:
-                errors.append(str(err))
-        raise DcatError(errors[0] if errors else f"{where}: must not be empty")
-    if origin is Literal:
-        if value not in typing.get_args(tp):
-            raise DcatError(f"{where}: must be one of {list(typing.get_args(tp))}, got {value!r}")
-        return value
-    if dataclasses.is_dataclass(tp):
-        return _build(tp, value, where)
-    if origin is list:
-        if not isinstance(value, list):
-            raise DcatError(f"{where}: must be a list, got {value!r}")
-        (item,) = typing.get_args(tp)
-        return [_convert(v, item, f"{where}[{i}]") for i, v in enumerate(value)]
-    if origin is dict:
-        if not isinstance(value, dict):
-            raise DcatError(f"{where}: must be a mapping, got {value!r}")
-        _, item = typing.get_args(tp)
-        return {k: _convert(v, item, f"{where}.{k}") for k, v in value.items()}
-    if tp is float and isinstance(value, int) and not isinstance(value, bool):
-        return float(value)
-    if tp in (int, float, str, bool) and not (
-        isinstance(value, tp) and not (tp is int and isinstance(value, bool))
-    ):
-        raise DcatError(f"{where}: must be {_describe(tp)}, got {value!r}")
-    return value
-
-
-def _build(cls: type, data: Any, where: str) -> Any:
-    if not isinstance(data, dict):
-        raise DcatError(f"{where}: must be a mapping, got {data!r}")
-    hints = typing.get_type_hints(cls)
-    known = {f.name for f in fields(cls)}
-    unknown = sorted(set(data) - known)
-    if unknown:
-        place = f" under {where}" if where else ""
-        raise DcatError(
-            f"unknown key(s) {unknown}{place}; known keys: {sorted(known)}"
-            + did_you_mean(unknown, known)
-        )
-    missing = [
-        f.name
-        for f in fields(cls)
-        if f.name not in data
-        and f.default is dataclasses.MISSING
-        and f.default_factory is dataclasses.MISSING
-    ]
-    if missing:
-        place = f" under {where}" if where else ""
-        raise DcatError(f"missing required key(s) {missing}{place}")
-    values = {k: _convert(v, hints[k], f"{where}.{k}" if where else k) for k, v in data.items()}
-    return cls(**values)
 
 
 def apply_overrides(data: dict[str, Any], overrides: list[str]) -> dict[str, Any]:
@@ -329,6 +415,6 @@ def load_config(source: str | Path, overrides: list[str] | None = None) -> Exper
         raise DcatError(f"{path}: must hold a mapping of configuration keys")
     data = apply_overrides(data, overrides or [])
     try:
-        return _build(ExperimentConfig, data, "")
-    except ValueError as err:
-        raise DcatError(f"{path}: {str(err).removeprefix('config: ')}") from err
+        return ExperimentConfig.model_validate(data)
+    except ValidationError as err:
+        raise DcatError(f"{path}: {_message(ExperimentConfig, err)}") from err

@@ -8,11 +8,9 @@ D-CAT sweep. Method names and options are resolved through the method registry
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from typing import Any
 
-from dcat.errors import DcatError
 from dcat.experiment.config import ExperimentConfig
 from dcat.training.methods import MethodVariant, resolve_method
 
@@ -60,21 +58,13 @@ class Job:
 def method_variants(config: ExperimentConfig) -> list[MethodVariant]:
     """The configured methods with their options resolved through the method registry.
 
+    A ``methods`` entry is a name or a mapping ``{name: ..., option: value}``; see
+    :meth:`ExperimentConfig.method_variants` (already checked when the config was read).
+
     Raises:
         DcatError: An unknown method or option, or one method variant listed twice.
     """
-    variants: list[MethodVariant] = []
-    for i, entry in enumerate(config.methods):
-        variant = resolve_method(entry, "config: methods")
-        given = entry if isinstance(entry, Mapping) else {}
-        if variant.name == "logit_kd" and "temperature" not in given:
-            # the top-level `temperature` of older configs is logit KD's; names stay as they were
-            options = {**variant.option_dict, "temperature": float(config.temperature)}
-            variant = replace(variant, options=tuple(sorted(options.items())))
-        if any(v.tag == variant.tag for v in variants):
-            raise DcatError(f"config: methods[{i}]: {variant.tag!r} is listed twice")
-        variants.append(variant)
-    return variants
+    return config.method_variants()
 
 
 def plan_jobs(config: ExperimentConfig) -> list[Job]:

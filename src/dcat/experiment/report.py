@@ -16,7 +16,7 @@ from collections import defaultdict
 from collections.abc import Mapping, Sequence
 from datetime import date
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from scipy import stats
@@ -24,6 +24,9 @@ from scipy import stats
 from dcat.experiment.plan import method_variants
 from dcat.io.atomic import write_atomic
 from dcat.training.methods import method_names, resolve_method
+
+if TYPE_CHECKING:
+    from matplotlib.figure import Figure
 
 __all__ = ["METHOD_LABELS", "METRICS", "format_table", "method_table", "write_report"]
 
@@ -162,24 +165,35 @@ def _lambda_rows(
     return rows
 
 
-def _plot_f1(out: Path, records: list[dict[str, Any]], split: str, weight: float) -> str | None:
+def _figure(**options: Any) -> Figure:
     # the Figure API draws with its own Agg canvas: pyplot or matplotlib.use would switch the
     # backend of a notebook or GUI session that runs an experiment
     from matplotlib.figure import Figure
 
+    return Figure(**options)
+
+
+def _plot_f1(
+    out: Path,
+    records: list[dict[str, Any]],
+    split: str,
+    weight: float,
+    labels: Mapping[str, str] = METHOD_LABELS,
+) -> str | None:
     rows = [r for r in records if r["split"] == split]
     targets = sorted({r["target"] for r in rows})
     groups: dict[tuple[str, str], list[float]] = defaultdict(list)
     for r in rows:
         if r["method"] == "baseline":
-            groups[(r["target"], METHOD_LABELS["baseline"])].append(r["f1"])
+            groups[(r["target"], labels.get("baseline", "Baseline"))].append(r["f1"])
         elif r["lambda"] == weight:  # the λ sweep has its own table
-            label = f"{METHOD_LABELS[r['method']]} ({r['source']})"
+            # a variant with options (e.g. contrastive_temperature0.2) has no default label
+            label = f"{labels.get(r['method'], r['method'])} ({r['source']})"
             groups[(r["target"], label)].append(r["f1"])
     if not groups:
         return None
     labels = list(dict.fromkeys(label for _, label in groups))
-    fig = Figure(figsize=(max(8, 1.2 * len(targets) * max(1, len(labels)) / 2), 4))
+    fig = _figure(figsize=(max(8, 1.2 * len(targets) * max(1, len(labels)) / 2), 4))
     ax = fig.subplots()
     width = 0.8 / len(labels)
     for i, label in enumerate(labels):
@@ -208,10 +222,6 @@ def _plot_confusion(
     weight: float | None,
     class_names: list[str],
 ) -> str | None:
-    # the Figure API draws with its own Agg canvas: pyplot or matplotlib.use would switch the
-    # backend of a notebook or GUI session that runs an experiment
-    from matplotlib.figure import Figure
-
     panels = []
     for method in ("baseline", "dcat"):
         runs = [
@@ -234,7 +244,7 @@ def _plot_confusion(
             panels.append((METHOD_LABELS[method], total))
     if not panels:
         return None
-    fig = Figure(figsize=(7 * len(panels), 6.5))
+    fig = _figure(figsize=(7 * len(panels), 6.5))
     axes = fig.subplots(1, len(panels), squeeze=False)
     for ax, (title, matrix) in zip(axes[0], panels, strict=True):
         norm = matrix / np.maximum(matrix.sum(1, keepdims=True), 1)
@@ -281,7 +291,7 @@ def write_report(out: Path, records: list[dict[str, Any]], config: Any, data: An
                     format_table(method_table(records, split, target, source, weight, labels)),
                     "",
                 ]
-        plot = _plot_f1(out, records, split, weight)
+        plot = _plot_f1(out, records, split, weight, labels)
         if plot:
             lines += [f"![macro F1, {split}]({plot})", ""]
         for source, target in pairs:
