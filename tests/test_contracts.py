@@ -206,7 +206,11 @@ DATASET_CASES: dict[str, tuple[object, dict]] = {
         {"classes": test_vggsound.CLASSES, **test_vggsound.SMALL},
     ),
     "manifest": (lambda tmp: test_manifest.make_stream(tmp), {"window_s": 1.0, "stride_s": 0.5}),
-    "manifest (segmented)": (lambda tmp: test_manifest.make_segmented(tmp), {}),
+    # its fixture has a class of one trial
+    "manifest (segmented)": (
+        lambda tmp: test_manifest.make_segmented(tmp),
+        {"min_class_samples": 1},
+    ),
 }
 
 

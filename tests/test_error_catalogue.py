@@ -13,6 +13,7 @@ The case ids are the ``test id`` column of docs/errors.md; regenerate the table'
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import subprocess
@@ -378,6 +379,11 @@ CASES = [
     Case("config-mistyped-strategy", "mistyped strategy", "config",
          with_config(train={"max_epochs": 1, "strategy": "dpp"}),
          ["train: TrainConfig.strategy must be one of", "did you mean 'ddp'?"]),
+    Case("config-encoder-does-not-fit-data", "an encoder for another input shape (video on a "
+         "series)", "experiment",
+         with_config(modalities={"imu": {"encoder": "video"}, "mic": {"encoder": "sequence"}}),
+         ["dry run of the imu model on one batch of training data (imu (2, 3, 20), mic (2, 1, 8))",
+          "VideoEncoder expects input of shape (B, F, 3, H, W), got (2, 3, 20)"]),
     Case("config-transfer-undeclared-modality", "a transfer names an undeclared modality",
          "config", with_config(transfers=[{"source": "audio", "target": "imu"}]),
          ["transfers[0].source: modality 'audio' is not declared under modalities"]),
@@ -462,6 +468,13 @@ CASES = [
          on_manifest(_set_cell(4, "label", "c"),
                      data={"dataset": "manifest", "root": "M", "options": {"classes": ["a", "b"]}}),
          ["row 4, column 'label': label 'c' is not one of the classes ['a', 'b']"]),
+    Case("manifest-one-off-label", "a label found once (a typo such as DD among A…D)", "manifest",
+         on_manifest(_set_cell(4, "label", "bb")),
+         ["row 4, column 'label': label 'bb' occurs in 1 sample(s), fewer than "
+          "min_class_samples=2 (a typo?); list the real classes in data.options.classes"]),
+    Case("manifest-mistyped-label-column", "the label column's name mistyped", "manifest",
+         on_manifest(lambda rows, folder: [r.update(lable=r.pop("label")) for r in rows]),
+         ["found neither; did you mean 'label' for 'lable'?"]),
     Case("manifest-unknown-column", "an extra column (typo or notes)", "manifest",
          on_manifest(lambda rows, folder: [r.update(notes="x") for r in rows]),
          ["unknown column(s) ['notes']"]),
@@ -617,11 +630,12 @@ def finished_run(tmp_path_factory) -> Path:
 CHECKPOINT_CASES = [
     Case("checkpoint-other-d-out", "an earlier baseline trained with another d_out",
          "experiment", on_finished_run(False),
-         ["best.ckpt has d_out 8, this experiment needs 16", "use a fresh --out"],
+         ["1 model(s) there were trained with other settings: runs/id/seed0/imu/baseline: "
+          "network.d_out 8 → 16", "fresh --out folder", "--retrain-changed"],
          args=["--set", "d_out=16"]),
     Case("checkpoint-other-classes", "an earlier baseline trained on other classes",
          "experiment", on_finished_run(True),
-         ["best.ckpt holds a model for 2 classes, this experiment needs 3"]),
+         ["runs/id/seed0/imu/baseline: data.classes ['a', 'b'] → ['a', 'b', 'c']"]),
 ]  # fmt: skip
 
 
@@ -637,6 +651,23 @@ def test_stale_checkpoint(case: Case, finished_run, tmp_path: Path, capsys) -> N
     _check(code, capsys.readouterr().err, case.expect)
     assert _finished(out) == before
     assert (out / "config.yaml").read_bytes() == described  # still describes the results
+
+
+def test_results_name_the_manifest_data_set(finished_run) -> None:
+    records = json.loads((finished_run / "results.json").read_text())
+    assert {r["dataset"] for r in records} == {"data"}  # the manifest's folder, not "manifest"
+
+
+def test_retrain_changed_from_the_command_line(finished_run, tmp_path: Path, capsys) -> None:
+    config, out = on_finished_run(False)(tmp_path), tmp_path / "out"
+    args = ["experiment", str(config), "--out", str(out), "--set", "d_out=16"]
+    assert main([*args, "--retrain-changed"]) == 0
+    printed = capsys.readouterr().out
+    assert "retraining runs/id/seed0/imu/baseline: network.d_out 8 → 16" in printed
+    recorded = json.loads((out / "runs/id/seed0/imu/baseline/fingerprint.json").read_text())
+    assert recorded["network"]["d_out"] == 16
+    assert main(args) == 0  # consistent again: the same command now reuses the model
+    assert "(done before)" in capsys.readouterr().out
 
 
 # ---------------------------------------------------------------------------------------------

@@ -8,8 +8,15 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from dcat.data.manifest import load_manifest
+from dcat.data import PairedDataset
+from dcat.data.manifest import load_manifest as read_manifest
 from dcat.io.resample import resample_linear
+
+
+def load_manifest(path: Path, **options) -> PairedDataset:
+    """The reader with ``min_class_samples=1`` unless given: the fixtures here have classes of
+    one trial (the check itself is tested below with the default)."""
+    return read_manifest(path, **{"min_class_samples": 1, **options})
 
 
 def _table(path: Path, header: list[str], rows: list[list]) -> Path:
@@ -411,3 +418,56 @@ def test_manifest_itself_missing_empty_or_ragged(tmp_path: Path, segmented: Path
     _rewrite(segmented, None, lambda rows: rows[1].pop())
     with pytest.raises(ValueError, match=_message(segmented, "row 2", "6 fields", "header has 7")):
         load_manifest(segmented)
+
+
+# --- classes checked where they are read --------------------------------------------------------
+
+
+def test_a_one_off_label_cell_is_refused_with_its_row(segmented: Path) -> None:
+    # the fixture's 'sit' occurs once: the default refuses it, naming the row and column
+    with pytest.raises(
+        ValueError,
+        match=_message(segmented, "row 2, column 'label'", "label 'sit' occurs in 1 sample(s), "
+                       "fewer than min_class_samples=2 (a typo?); list the real classes in "
+                       "data.options.classes"),
+    ):  # fmt: skip
+        read_manifest(segmented)
+    assert read_manifest(segmented, min_class_samples=1).class_names == ["sit", "walk"]
+    with pytest.raises(ValueError, match=r"min_class_samples must be ≥ 1, got 0"):
+        read_manifest(segmented, min_class_samples=0)
+
+
+def test_a_typo_among_listed_classes_names_its_row(segmented: Path) -> None:
+    _rewrite(segmented, edit=lambda rows: rows[1].__setitem__(2, "sitt"))
+    with pytest.raises(
+        ValueError,
+        match=_message(segmented, "row 2, column 'label'",
+                       "label 'sitt' is not one of the classes ['sit', 'walk']"),
+    ):  # fmt: skip
+        read_manifest(segmented, classes=["sit", "walk"])
+
+
+def test_a_one_off_label_in_a_label_file_names_the_file_and_row(stream: Path) -> None:
+    labels = stream.parent / "labels" / "r1.csv"
+    lines = labels.read_text().splitlines()
+    lines[31] = lines[31].replace("walk", "wlak")  # one label sample of 100 in r1
+    labels.write_text("\n".join(lines) + "\n")
+    with pytest.raises(
+        ValueError,
+        match=_message(stream, "row 1, column 'label_file'",
+                       f"{labels}: row 31: label 'wlak' occurs in 0 window(s), fewer than "
+                       "min_class_samples=2"),
+    ):  # fmt: skip
+        read_manifest(stream, window_s=2.0, stride_s=1.0)
+    # listing the classes turns the same typo into an error on that row, as before
+    with pytest.raises(ValueError, match=r"r1\.csv: row 31: label 'wlak' is not one of"):
+        read_manifest(stream, window_s=2.0, stride_s=1.0, classes=["run", "sit", "walk"])
+
+
+def test_a_mistyped_label_column_is_named(segmented: Path) -> None:
+    _rewrite(segmented, ["subject", "recording", "lable", *SEGMENTED_HEADER[3:]])
+    with pytest.raises(
+        ValueError,
+        match=_message(segmented, "found neither; did you mean 'label' for 'lable'?"),
+    ):
+        read_manifest(segmented)

@@ -327,16 +327,20 @@ def test_finished_baseline_of_another_configuration_is_named(tmp_path: Path) -> 
     assert _load_target(tmp_path / "run", small_net("imu", classes=27, d_out=16)) is not None
 
 
-def test_experiment_with_changed_d_out_names_the_old_baseline(tmp_path: Path) -> None:
+def test_experiment_with_changed_d_out_names_the_run_and_the_key(tmp_path: Path) -> None:
     data = {**TINY, "transfers": [], "modalities": {"imu": TINY["modalities"]["imu"]}}
     data["train"] = {**TINY["train"], "max_epochs": 1}
     path = tmp_path / "c.yaml"
     path.write_text(yaml.safe_dump(data))
     run_experiment(load_config(path), tmp_path / "out", log=lambda _: None)
     changed = load_config(path, ["d_out=32"])
-    best = tmp_path / "out" / "runs/ood/seed0/imu/baseline/checkpoints/best.ckpt"
-    with pytest.raises(ValueError, match=_at(best, r" has d_out 16, this experiment needs 32")):
-        run_experiment(changed, tmp_path / "out", log=lambda _: None)
+    out = tmp_path / "out"
+    message = (
+        r": 1 model\(s\) there were trained with other settings: "
+        r"runs/ood/seed0/imu/baseline: network\.d_out 16 → 32\. "
+    )
+    with pytest.raises(ValueError, match=_at(out, message)):
+        run_experiment(changed, out, log=lambda _: None)
 
 
 # -- resuming in the engine ------------------------------------------------------------------

@@ -1,7 +1,7 @@
 """The ``dcat`` command.
 
     dcat demo [--out DIR]                      the protocol on the embedded UTD-MHAD
-    dcat experiment CONFIG [--out DIR] [--set key.path=value ...]
+    dcat experiment CONFIG [--out DIR] [--set key.path=value ...] [--retrain-changed]
     dcat presets                               list the shipped configurations
     dcat datasets                              list the data sets a config can name
     dcat export RUN_OR_CHECKPOINT [--format onnx|torch-export] [--out DIR]
@@ -43,6 +43,12 @@ def _parser() -> argparse.ArgumentParser:
             default=[],
             metavar="KEY=VALUE",
             help="override a config field, e.g. seeds=[0]",
+        )
+        p.add_argument(
+            "--retrain-changed",
+            action="store_true",
+            help="retrain the models in --out that were trained with other settings, and "
+            "those that depend on them (default: refuse to run)",
         )
         p.add_argument(
             "--debug", action="store_true", default=argparse.SUPPRESS, help="show tracebacks"
@@ -178,12 +184,16 @@ def _predict(args: argparse.Namespace) -> int:
     return 0
 
 
-def _experiment(source: str, out: Path | None, overrides: list[str]) -> int:
+def _experiment(
+    source: str, out: Path | None, overrides: list[str], retrain_changed: bool = False
+) -> int:
     from dcat.experiment.config import load_config
     from dcat.experiment.runner import run_experiment
 
     config = load_config(source, overrides)
-    report = run_experiment(config, out or Path("runs") / config.name)
+    report = run_experiment(
+        config, out or Path("runs") / config.name, retrain_changed=retrain_changed
+    )
     print()
     print(report.read_text())
     print(f"\nreport written to {report}")
@@ -224,7 +234,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.command == "predict":
             return _predict(args)
         source = DEMO_PRESET if args.command == "demo" else args.config
-        return _experiment(source, args.out, args.overrides)
+        return _experiment(source, args.out, args.overrides, args.retrain_changed)
     except (DcatError, OSError) as err:  # bad input, missing or unreadable files
         if args.debug:
             raise

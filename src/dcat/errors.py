@@ -21,7 +21,7 @@ class DcatError(ValueError):
 def did_you_mean(unknown: list[str], known: Iterable[str]) -> str:
     """``"; did you mean 'train'?"`` for the unknown names close to a known one, else ``""``."""
     guesses = [
-        f"{name!r} for {match[0]!r}" if len(unknown) > 1 else repr(match[0])
+        f"{match[0]!r} for {name!r}" if len(unknown) > 1 else repr(match[0])
         for name in unknown
         if (match := difflib.get_close_matches(name, sorted(known), n=1, cutoff=0.6))
     ]

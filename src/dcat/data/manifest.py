@@ -18,7 +18,7 @@ import numpy as np
 
 from dcat.data.paired import PairedDataset, StreamInfo
 from dcat.data.registry import register_dataset
-from dcat.errors import DcatError
+from dcat.errors import DcatError, did_you_mean
 from dcat.io.resample import resample_linear
 from dcat.io.table import CsvRows, TableError, is_number, non_finite, read_npy, read_rows
 from dcat.io.windows import Stream, cut_windows
@@ -264,6 +264,34 @@ def _class_names(ctx: _Context, classes: Sequence[str] | None, found: list[str])
     return names
 
 
+def _check_class_sizes(
+    ctx: _Context,
+    names: list[str],
+    labels: Sequence[int],
+    where: Mapping[str, tuple[str, int, str]],
+    min_samples: int,
+    what: str = "sample(s)",
+) -> None:
+    """Refuse a class with fewer than ``min_samples`` samples: a typo such as ``DD`` among
+    ``A`` … ``D`` would otherwise become a class of its own.
+
+    Args:
+        where: Label → (file prefix of the message, manifest row, column) of its first
+            occurrence.
+    """
+    counts = np.bincount(np.asarray(labels, dtype=np.int64), minlength=len(names))
+    for name, count in zip(names, counts, strict=True):
+        if name in where and count < min_samples:
+            prefix, row, column = where[name]
+            raise ctx.error(
+                f"{prefix}label {name!r} occurs in {count} {what}, fewer than "
+                f"min_class_samples={min_samples} (a typo?); list the real classes in "
+                "data.options.classes, or lower data.options.min_class_samples",
+                row,
+                column,
+            )
+
+
 def _load_segmented(
     ctx: _Context,
     rows: list[_Row],
@@ -271,6 +299,7 @@ def _load_segmented(
     classes: Sequence[str] | None,
     steps: Mapping[str, int] | None,
     allow_absolute: bool,
+    min_class_samples: int,
 ) -> tuple[dict[str, np.ndarray], list[str], list[int], list[str], dict[str, StreamInfo]]:
     """Inputs, recordings, labels, class names and streams of a segmented manifest."""
     series: dict[str, list[_Series]] = {m: [] for m in modalities}
@@ -335,6 +364,10 @@ def _load_segmented(
                 "label",
             )
         labels.append(index[row.cells["label"]])
+    first = {}
+    for row in rows:
+        first.setdefault(row.cells["label"], ("", row.number, "label"))
+    _check_class_sizes(ctx, names, labels, first, min_class_samples)
     recordings = [row.cells.get("recording") or str(row.number) for row in rows]
     return inputs, recordings, labels, names, streams
 
@@ -369,6 +402,7 @@ def _load_streams(
     stride_s: float,
     max_gap_s: float | None,
     allow_absolute: bool,
+    min_class_samples: int,
 ) -> tuple[
     dict[str, np.ndarray], list[str], list[int], list[str], list[int], dict[str, StreamInfo]
 ]:
@@ -455,6 +489,11 @@ def _load_streams(
             f"no windows of {window_s} s could be cut: the streams are shorter than the window, "
             "have gaps in every window, or no label falls inside"
         )
+    first = {}
+    for row, (label_path, _, label_names, numbers) in zip(rows, label_files, strict=True):
+        for number, label in zip(numbers, label_names, strict=True):
+            first.setdefault(label, (f"{label_path}: row {number}: ", row.number, "label_file"))
+    _check_class_sizes(ctx, names, labels, first, min_class_samples, "window(s)")
     stacked = {m: np.concatenate(a) for m, a in inputs.items()}
     streams = {m: StreamInfo(grid_rates[m], _channel_names(m, series[m])) for m in modalities}
     return stacked, recordings, labels, names, subject_rows, streams
@@ -473,6 +512,7 @@ def load_manifest(
     allow_absolute: bool = False,
     name: str | None = None,
     max_gap_s: float | None = None,
+    min_class_samples: int = 2,
 ) -> PairedDataset:
     """Read a manifest CSV and its files into a :class:`PairedDataset`.
 
@@ -497,6 +537,8 @@ def load_manifest(
             name when the file is called ``manifest.csv``).
         max_gap_s: Stream manifests: drop windows overlapping a longer gap between samples;
             default 3 sample periods of each recording's own rate.
+        min_class_samples: Refuse a label found in fewer samples (windows, for recordings)
+            than this: a one-off label is most often a typo that would become a class.
 
     Returns:
         A dataset with inputs ``(N, C_m, T_m)`` per modality (``T_m = steps[m]`` for segmented
@@ -510,15 +552,21 @@ def load_manifest(
         DcatError: Any problem with the manifest or its files, naming the manifest, the row
             (1-based, counting data rows after the header) and the column at fault.
     """
+    if isinstance(min_class_samples, bool) or min_class_samples < 1:
+        raise DcatError(
+            f"config: data.options.min_class_samples must be ≥ 1, got {min_class_samples!r}"
+        )
     ctx = _Context(Path(path))
     header, rows = _read_manifest(ctx)
     if "subject" not in header:
         raise ctx.error("missing required column", column="subject")
     has_label, has_file = "label" in header, "label_file" in header
     if has_label == has_file:
+        others = [c for c in header if c not in _RESERVED and not c.endswith("_hz")]
+        hint = "" if has_label else did_you_mean(others, ["label", "label_file"])
         raise ctx.error(
             "needs exactly one of the columns 'label' (segmented samples) and 'label_file' "
-            f"(continuous recordings), found {'both' if has_label else 'neither'}"
+            f"(continuous recordings), found {'both' if has_label else 'neither'}{hint}"
         )
     modalities = _find_modalities(ctx, header, rows)
     for modality in modalities:
@@ -540,7 +588,7 @@ def load_manifest(
                 "column); this manifest lists segmented samples (a label column)"
             )
         inputs, recordings, labels, names, streams = _load_segmented(
-            ctx, rows, modalities, classes, steps, allow_absolute
+            ctx, rows, modalities, classes, steps, allow_absolute, min_class_samples
         )
         subjects = subject_ids
     else:
@@ -554,7 +602,15 @@ def load_manifest(
                 "round(window_s * rate) steps"
             )
         inputs, recordings, labels, names, which, streams = _load_streams(
-            ctx, rows, modalities, classes, window_s, stride_s, max_gap_s, allow_absolute
+            ctx,
+            rows,
+            modalities,
+            classes,
+            window_s,
+            stride_s,
+            max_gap_s,
+            allow_absolute,
+            min_class_samples,
         )
         subjects = [subject_ids[i] for i in which]
     if name is None:

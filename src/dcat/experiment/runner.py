@@ -25,8 +25,10 @@ and their messages are catalogued in ``docs/errors.md``.
 from __future__ import annotations
 
 import csv
+import hashlib
 import io
 import json
+import shutil
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -40,6 +42,12 @@ from dcat.data import PairedDataset, Split, make_split
 from dcat.data.registry import get_dataset
 from dcat.errors import DcatError
 from dcat.experiment.config import ExperimentConfig, SplitConfig
+from dcat.experiment.fingerprint import (
+    FINGERPRINT_FILE,
+    find_mismatches,
+    job_fingerprints,
+    mismatch_message,
+)
 from dcat.experiment.plan import Job, plan_jobs
 from dcat.io.atomic import write_atomic
 from dcat.nn.encoders import create_encoder
@@ -48,7 +56,10 @@ from dcat.nn.weights import load_torch_file
 from dcat.training.engine import fit, versions
 from dcat.training.tasks import SourceSpec, TransferTask, UnimodalTask
 
-__all__ = ["RESULT_FIELDS", "Job", "load_dataset", "plan_jobs", "run_experiment"]
+# Samples per modality in the dry run's batch: two, so batch norm sees a batch, not one value.
+_DRY_RUN_SAMPLES = 2
+
+__all__ = ["RESULT_FIELDS", "Job", "dry_run", "load_dataset", "plan_jobs", "run_experiment"]
 
 RESULT_FIELDS = [
     "dataset", "split", "seed", "source", "target", "method", "lambda", "mcma",
@@ -155,10 +166,10 @@ def _check_fits(path: Path, state: dict[str, Any], net: ModalityNet) -> None:
         )
 
 
-def _record(config: ExperimentConfig, job: Job, metrics: dict) -> dict[str, Any]:
+def _record(job: Job, metrics: dict, dataset: str) -> dict[str, Any]:
     test = metrics["test"]
     return {
-        "dataset": config.data.dataset, "split": job.split, "seed": job.seed,
+        "dataset": dataset, "split": job.split, "seed": job.seed,
         "source": job.source, "target": job.target, "method": job.method,
         "lambda": job.weight, "mcma": job.mcma,
         "accuracy": test["acc"], "precision": test["precision"], "recall": test["recall"],
@@ -181,6 +192,7 @@ def run_experiment(
     *,
     data: PairedDataset | None = None,
     log: Callable[[str], None] = print,
+    retrain_changed: bool = False,
 ) -> Path:
     """Run the protocol and write the results folder; returns the path of ``report.md``.
 
@@ -189,6 +201,13 @@ def run_experiment(
         out_dir: Results folder (created; an existing one is completed, not overwritten).
         data: The data set, if already loaded (default: :func:`load_dataset`).
         log: Where progress lines go.
+        retrain_changed: Retrain the models in ``out_dir`` that were trained with other
+            settings (and those that depend on them) instead of refusing to run.
+
+    Raises:
+        DcatError: Bad input, found before anything is written: the data and reader options,
+            every split, a network or method that does not fit the data (the dry run), or
+            models in ``out_dir`` trained with other settings (unless ``retrain_changed``).
     """
     from dcat.experiment.report import write_report  # matplotlib only when a report is written
 
@@ -199,16 +218,32 @@ def run_experiment(
     # What can be checked is checked before anything is written or trained, so a bad option
     # or a bad split of the last seed does not fail a run hours in, beside finished models.
     _normalization_kinds(config, data)
-    for modality in dict.fromkeys(job.target for job in jobs):
-        build_net(config, data, modality, 0)
     splits = {
         (i, seed): _draw_split(data, split_cfg, i, seed)
         for i, split_cfg in enumerate(config.splits)
         for seed in config.seeds
     }
+    dry_run(config, data, jobs, data.subset(splits[0, config.seeds[0]].train))
+    fingerprints = job_fingerprints(
+        config,
+        jobs,
+        class_names=data.class_names,
+        data_digests={m: data.fingerprint([m]) for m in config.modalities},
+        split_digests={
+            (config.splits[i].kind, seed): _split_digest(split)
+            for (i, seed), split in splits.items()
+        },
+    )
+    mismatches = find_mismatches(out, fingerprints)
+    if mismatches and not retrain_changed:
+        raise DcatError(mismatch_message(out, mismatches))
+    retrain = {m.run: m for m in mismatches}
     for job in jobs:  # models finished by an earlier run must fit this configuration
-        if job.method == "baseline" and (out / job.folder / "metrics.json").is_file():
-            _load_target(out / job.folder, build_net(config, data, job.target, job.seed))
+        run_dir = out / job.folder
+        reused = job.folder not in retrain and (run_dir / "metrics.json").is_file()
+        if reused and job.method == "baseline":
+            _load_target(run_dir, build_net(config, data, job.target, job.seed))
+    counts = np.bincount(data.labels, minlength=data.num_classes).tolist()
     out.mkdir(parents=True, exist_ok=True)
     resolved = {
         "experiment": config.to_dict(),
@@ -217,6 +252,7 @@ def run_experiment(
             "name": data.name,
             "samples": len(data),
             "classes": data.class_names,
+            "class_counts": dict(zip(data.class_names, counts, strict=True)),
             "modalities": data.modalities,
         },
     }
@@ -225,6 +261,8 @@ def run_experiment(
         f"dcat experiment {config.name!r}: {len(data)} samples of {data.name}, "
         f"{len(jobs)} models to train → {out}"
     )
+    shown = ", ".join(f"{c} {n}" for c, n in zip(data.class_names, counts, strict=True))
+    log(f"samples per class: {shown}")
     records: list[dict[str, Any]] = []
     started = time.perf_counter()
     done = 0
@@ -243,12 +281,20 @@ def run_experiment(
                 run_dir = out / job.folder
                 t0 = time.perf_counter()
                 net = build_net(config, data, job.target, seed)
+                if job.folder in retrain:
+                    log(f"retraining {retrain[job.folder].describe()}")
+                    shutil.rmtree(run_dir)
                 finished = (run_dir / "metrics.json").is_file()
                 if finished:
                     metrics = json.loads((run_dir / "metrics.json").read_text())
                     if job.method == "baseline":
                         baselines[job.target] = _load_target(run_dir, net)
                 else:
+                    # recorded before training starts, so an interrupted run is checked too
+                    write_atomic(
+                        run_dir / FINGERPRINT_FILE,
+                        json.dumps(fingerprints[job.folder], indent=1, sort_keys=True),
+                    )
                     task = _task(config, job, net, baselines)
                     fit(
                         task,
@@ -263,7 +309,7 @@ def run_experiment(
                     if job.method == "baseline":
                         baselines[job.target] = net.eval()
                     metrics = json.loads((run_dir / "metrics.json").read_text())
-                records.append(_record(config, job, metrics))
+                records.append(_record(job, metrics, data.name))
                 done += 1
                 elapsed = time.perf_counter() - started
                 eta = elapsed / done * (len(jobs) - done)
@@ -279,6 +325,63 @@ def run_experiment(
     report = write_report(out, records, config, data)
     log(f"report: {report}")
     return report
+
+
+def _split_digest(split: Split) -> str:
+    digest = hashlib.sha256()
+    for name, indices in split.parts().items():
+        digest.update(name.encode())
+        digest.update(np.asarray(indices, dtype=np.int64).tobytes())
+    return digest.hexdigest()
+
+
+def dry_run(
+    config: ExperimentConfig, data: PairedDataset, jobs: list[Job], train: PairedDataset
+) -> None:
+    """Build every network of the plan and push one tiny batch of real training data through
+    each model's task (forward, loss, backward) on the CPU, every source → target pair included.
+
+    Args:
+        config: The experiment.
+        data: The data set (its shapes size the networks).
+        jobs: The plan.
+        train: Training samples to draw the batch from (the first split's training part).
+
+    Raises:
+        DcatError: A network or method that does not fit the data: names the model, the error
+            and the shapes of the batch.
+    """
+    from torch.utils.data import default_collate
+
+    count = min(_DRY_RUN_SAMPLES, len(train))
+    batch = default_collate([train[i] for i in range(count)])
+    shapes = ", ".join(f"{m} {tuple(x.shape)}" for m, x in batch["inputs"].items())
+    baselines = {
+        modality: build_net(config, data, modality, 0)
+        for modality in dict.fromkeys(j.target for j in jobs if j.method == "baseline")
+    }
+    seen = set()
+    for job in jobs:
+        key = (job.target, job.method, job.source, job.weight)
+        if key in seen:
+            continue
+        seen.add(key)
+        what = job.target if not job.source else f"{job.source} → {job.target} {job.method}"
+        net = baselines[job.target] if job.method == "baseline" else None
+        try:
+            net = net if net is not None else build_net(config, data, job.target, 0)
+            task = _task(config, job, net, baselines)
+            loss = task(batch)["loss"]
+            loss.backward()
+        except (ValueError, RuntimeError, TypeError, KeyError) as err:
+            raise DcatError(
+                f"dry run of the {what} model on one batch of training data ({shapes}): "
+                f"{err}".replace("\n", " ")
+            ) from err
+        finally:
+            for model in (net, *baselines.values()):
+                if model is not None:
+                    model.zero_grad(set_to_none=True)
 
 
 def _draw_split(data: PairedDataset, split_cfg: SplitConfig, index: int, seed: int) -> Split:

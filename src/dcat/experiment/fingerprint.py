@@ -1,0 +1,213 @@
+"""What made a model: the fingerprint each run folder records, and the check a rerun makes.
+
+A model is reused on a rerun only when the fingerprint of the job that would train it now equals
+the one its folder recorded when it was trained: the job's resolved configuration (data set and
+reader options, classes, normalisation, split, network, training options, method and its
+options, λ, seed), a digest of the data it was trained on and the digest of the source run it
+learnt from. Since a transfer's fingerprint holds its source baseline's digest, a changed
+baseline changes every transfer that depends on it.
+
+Folder layout::
+
+    OUT/runs/<split>/seed<k>/<target>/<method>/fingerprint.json
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+from dcat.errors import DcatError
+from dcat.experiment.config import ExperimentConfig
+from dcat.experiment.plan import Job
+
+__all__ = [
+    "FINGERPRINT_FILE",
+    "Mismatch",
+    "digest",
+    "find_mismatches",
+    "has_state",
+    "job_fingerprints",
+    "mismatch_message",
+]
+
+FINGERPRINT_FILE = "fingerprint.json"
+
+# Training options that change how a run is shown or stored, never the model it makes.
+_NOT_IN_RESULT = ("progress", "logger", "log_every_n_steps", "num_workers", "cache_dir")
+
+
+def digest(fingerprint: Mapping[str, Any]) -> str:
+    """SHA-256 of a fingerprint's canonical JSON."""
+    text = json.dumps(fingerprint, sort_keys=True, default=str)
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+def _plain(value: Any) -> Any:
+    """Tuples → lists, so a fingerprint read back from JSON compares equal."""
+    return json.loads(json.dumps(value, default=str))
+
+
+def job_fingerprints(
+    config: ExperimentConfig,
+    jobs: Sequence[Job],
+    *,
+    class_names: Sequence[str],
+    data_digests: Mapping[str, str],
+    split_digests: Mapping[tuple[str, int], str],
+) -> dict[str, dict[str, Any]]:
+    """The fingerprint of every job, keyed by its run folder.
+
+    Args:
+        config: The experiment.
+        jobs: The plan (:func:`dcat.experiment.plan.plan_jobs`), baselines before the transfers
+            that use them.
+        class_names: The data set's classes, in label order.
+        data_digests: Modality → digest of its arrays and the labels.
+        split_digests: ``(split kind, seed)`` → digest of the drawn split's indices.
+
+    Returns:
+        Run folder → fingerprint (a JSON-compatible mapping).
+    """
+    kinds = config.data.normalization
+    fingerprints: dict[str, dict[str, Any]] = {}
+    baseline_of: dict[tuple[str, int, str], str] = {}
+    for job in jobs:
+        spec = config.modalities[job.target]
+        split = next(s for s in config.splits if s.kind == job.split)
+        train = dataclasses.asdict(config.train_config(job.target, job.seed))
+        fingerprint: dict[str, Any] = {
+            "data": {
+                "dataset": config.data.dataset,
+                "options": dict(config.data.options),
+                "classes": list(class_names),
+                "normalization": kinds.get(job.target, "zscore")
+                if isinstance(kinds, dict)
+                else kinds,
+                "digest": data_digests[job.target],
+            },
+            "split": {
+                **split.model_dump(),
+                "seed": job.seed,
+                "digest": split_digests[job.split, job.seed],
+            },
+            "network": {
+                "encoder": spec.encoder,
+                "options": dict(spec.options),
+                "dropout": config.dropout if spec.dropout is None else spec.dropout,
+                "d_out": config.d_out,
+            },
+            "train": {k: v for k, v in train.items() if k not in _NOT_IN_RESULT},
+            "method": {"name": job.method},
+        }
+        if job.method != "baseline":
+            source_run = baseline_of[job.split, job.seed, job.source]
+            fingerprint["method"] = {
+                "name": job.method,
+                "base": job.base,
+                "options": dict(job.options),
+                "weight": job.weight,
+            }
+            fingerprint["source"] = {
+                "modality": job.source,
+                "run": source_run,
+                "digest": digest(fingerprints[source_run]),
+            }
+        else:
+            baseline_of[job.split, job.seed, job.target] = job.folder
+        fingerprints[job.folder] = _plain(fingerprint)
+    return fingerprints
+
+
+def has_state(run_dir: Path) -> bool:
+    """Whether a run folder holds a finished or interrupted model (metrics or a checkpoint)."""
+    checkpoints = run_dir / "checkpoints"
+    return (run_dir / "metrics.json").is_file() or (
+        checkpoints.is_dir() and any(checkpoints.glob("*.ckpt"))
+    )
+
+
+def _flatten(value: Any, prefix: str = "") -> dict[str, Any]:
+    if isinstance(value, Mapping) and value:
+        out: dict[str, Any] = {}
+        for key, item in value.items():
+            out.update(_flatten(item, f"{prefix}.{key}" if prefix else str(key)))
+        return out
+    return {prefix: value}
+
+
+@dataclasses.dataclass(frozen=True)
+class Mismatch:
+    """A run folder whose recorded fingerprint differs from the job's now.
+
+    Attributes:
+        run: The run folder, relative to the results folder.
+        changes: ``(key path, old, new)`` for each differing setting; empty when the folder
+            records no fingerprint (made by an older dcat).
+    """
+
+    run: str
+    changes: tuple[tuple[str, Any, Any], ...]
+
+    def describe(self) -> str:
+        if not self.changes:
+            return f"{self.run}: no {FINGERPRINT_FILE} (trained by an older dcat)"
+        shown = ", ".join(f"{key} {_short(old)} → {_short(new)}" for key, old, new in self.changes)
+        return f"{self.run}: {shown}"
+
+
+def _short(value: Any) -> str:
+    text = repr(value)
+    if isinstance(value, str) and len(value) == 64:  # a digest: its first characters say enough
+        text = repr(value[:12] + "…")
+    return text if len(text) <= 60 else text[:57] + "…"
+
+
+def _changes(old: Mapping[str, Any], new: Mapping[str, Any]) -> tuple[tuple[str, Any, Any], ...]:
+    before, after = _flatten(old), _flatten(new)
+    keys = list(dict.fromkeys([*after, *before]))
+    return tuple(
+        (key, before.get(key), after.get(key)) for key in keys if before.get(key) != after.get(key)
+    )
+
+
+def find_mismatches(out: Path, fingerprints: Mapping[str, Mapping[str, Any]]) -> list[Mismatch]:
+    """The run folders under ``out`` holding a model that another configuration trained.
+
+    A folder without a model (no metrics, no checkpoint) is not reused, so it never mismatches.
+
+    Raises:
+        DcatError: A ``fingerprint.json`` that is not valid JSON (the file named).
+    """
+    found = []
+    for run, fingerprint in fingerprints.items():
+        run_dir = out / run
+        if not has_state(run_dir):
+            continue
+        path = run_dir / FINGERPRINT_FILE
+        if not path.is_file():
+            found.append(Mismatch(run, ()))
+            continue
+        try:
+            recorded = json.loads(path.read_text())
+        except (OSError, UnicodeDecodeError, json.JSONDecodeError) as err:
+            raise DcatError(f"{path}: cannot read the run's fingerprint ({err})") from err
+        changes = _changes(recorded, fingerprint)
+        if changes:
+            found.append(Mismatch(run, changes))
+    return found
+
+
+def mismatch_message(out: Path, mismatches: Sequence[Mismatch], limit: int = 3) -> str:
+    """One line naming the runs that another configuration trained and what differs."""
+    shown = "; ".join(m.describe() for m in mismatches[:limit])
+    more = f"; and {len(mismatches) - limit} more" if len(mismatches) > limit else ""
+    return (
+        f"{out}: {len(mismatches)} model(s) there were trained with other settings: {shown}{more}. "
+        "Run into a fresh --out folder, or add --retrain-changed to retrain exactly these models "
+        "and those that depend on them"
+    )
