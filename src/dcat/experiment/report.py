@@ -28,7 +28,16 @@ from dcat.training.methods import method_names, resolve_method
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
 
-__all__ = ["METHOD_LABELS", "METRICS", "format_table", "method_table", "write_report"]
+__all__ = [
+    "METHOD_LABELS",
+    "METRICS",
+    "confusion_figure",
+    "f1_figure",
+    "format_table",
+    "method_colours",
+    "method_table",
+    "write_report",
+]
 
 METRICS = [
     ("accuracy", "Accuracy"),
@@ -90,6 +99,9 @@ def _fmt_p(p: float) -> str:
     return "n/a" if np.isnan(p) else (f"{p:.3f}" if p >= 0.001 else "<0.001")
 
 
+_TEACHER = "source baseline"
+
+
 def method_table(
     records: list[dict[str, Any]],
     split: str,
@@ -100,8 +112,10 @@ def method_table(
 ) -> list[list[str]]:
     """Rows (metric, then one cell per method) for one target and source in one split.
 
-    ``labels`` maps method tags to column labels, in column order (default
-    :data:`METHOD_LABELS`); records of other tags are left out.
+    The columns: the target's baseline, the source's own baseline (the teacher, when
+    ``source`` is given and its baseline was trained), then each method. ``labels`` maps method
+    tags to column labels, in column order (default :data:`METHOD_LABELS`); records of other
+    tags are left out.
     """
     labels = METHOD_LABELS if labels is None else labels
     base = {
@@ -110,6 +124,13 @@ def method_table(
         if r["split"] == split and r["target"] == target and r["method"] == "baseline"
     }
     columns: list[tuple[str, dict[int, dict]]] = [("baseline", base)]
+    teacher = {
+        r["seed"]: r
+        for r in records
+        if source and r["split"] == split and r["target"] == source and r["method"] == "baseline"
+    }
+    if teacher:  # the source's own baseline, so the teacher's quality is always in view
+        columns.append((_TEACHER, teacher))
     for method in labels:
         if method == "baseline":
             continue
@@ -124,13 +145,14 @@ def method_table(
         }
         if runs:
             columns.append((method, runs))
-    rows = [["Metric", *(labels[m] for m, _ in columns)]]
+    titles = {**labels, _TEACHER: f"Source {source} (its baseline)"}
+    rows = [["Metric", *(titles[m] for m, _ in columns)]]
     for metric, label in METRICS:
         row = [label]
         for method, runs in columns:
             values = {seed: r[metric] for seed, r in runs.items()}
             cell = _fmt(list(values.values()))
-            if method != "baseline" and base:
+            if method not in ("baseline", _TEACHER) and base:
                 mean, _, p = paired(values, {s: r[metric] for s, r in base.items()})
                 cell += f" (Δ {mean:+.3f}, p={_fmt_p(p)})"
             row.append(cell)
@@ -173,47 +195,88 @@ def _figure(**options: Any) -> Figure:
     return Figure(**options)
 
 
-def _plot_f1(
-    out: Path,
-    records: list[dict[str, Any]],
-    split: str,
-    weight: float,
-    labels: Mapping[str, str] = METHOD_LABELS,
-) -> str | None:
-    rows = [r for r in records if r["split"] == split]
-    targets = sorted({r["target"] for r in rows})
-    groups: dict[tuple[str, str], list[float]] = defaultdict(list)
-    for r in rows:
-        if r["method"] == "baseline":
-            groups[(r["target"], labels.get("baseline", "Baseline"))].append(r["f1"])
-        elif r["lambda"] == weight:  # the λ sweep has its own table
-            # a variant with options (e.g. contrastive_temperature0.2) has no default label
-            label = f"{labels.get(r['method'], r['method'])} ({r['source']})"
-            groups[(r["target"], label)].append(r["f1"])
-    if not groups:
+# One colour per method across all plots (tab20's dark shades first), hatches per source.
+_COLOURS = [
+    "#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2", "#7f7f7f",
+    "#bcbd22", "#17becf", "#aec7e8", "#ffbb78", "#98df8a", "#ff9896", "#c5b0d5", "#c49c94",
+]  # fmt: skip
+_HATCHES = ["", "//", "..", "xx", "\\\\", "++"]
+
+
+def method_colours(methods: Sequence[str]) -> dict[str, str]:
+    """Method tag → its colour in every plot: the baseline first, then in ``methods`` order
+    (colours repeat only past 16 methods)."""
+    order = list(dict.fromkeys(["baseline", *methods]))
+    return {m: _COLOURS[i % len(_COLOURS)] for i, m in enumerate(order)}
+
+
+def _save(fig: Figure | None, out: Path, name: str) -> str | None:
+    """Write ``fig`` as ``out/name`` (PNG); returns ``name``, or ``None`` without a figure."""
+    if fig is None:
         return None
-    labels = list(dict.fromkeys(label for _, label in groups))
-    fig = _figure(figsize=(max(8, 1.2 * len(targets) * max(1, len(labels)) / 2), 4))
-    ax = fig.subplots()
-    width = 0.8 / len(labels)
-    for i, label in enumerate(labels):
-        means = [np.mean(groups.get((t, label), [np.nan])) for t in targets]
-        errs = [
-            np.std(groups[(t, label)], ddof=1) if len(groups.get((t, label), [])) > 1 else 0
-            for t in targets
-        ]
-        ax.bar(np.arange(len(targets)) + i * width, means, width, yerr=errs, capsize=3, label=label)
-    ax.set_xticks(np.arange(len(targets)) + width * (len(labels) - 1) / 2, targets)
-    ax.set_ylabel("macro F1 (test)")
-    ax.set_title(f"{split.upper()}: macro F1 per target, mean ± std over seeds")
-    ax.legend(fontsize="small", loc="upper left", bbox_to_anchor=(1.01, 1.0))
-    fig.tight_layout()
-    name = f"f1_{split}.png"
     fig.savefig(out / name, dpi=110)
     return name
 
 
-def _plot_confusion(
+def f1_figure(
+    records: list[dict[str, Any]],
+    split: str,
+    weight: float,
+    labels: Mapping[str, str] = METHOD_LABELS,
+) -> Figure | None:
+    """Bars of macro F1 per target (mean ± std over seeds) for one split, or ``None``.
+
+    Each target shows only the models it has (no empty slots); a method has one colour in
+    every plot (:func:`method_colours`) and each source its own hatch.
+    """
+    rows = [r for r in records if r["split"] == split]
+    targets = sorted({r["target"] for r in rows})
+    # (target, method, source) → F1 per seed; the λ sweep has its own table
+    groups: dict[tuple[str, str, str], list[float]] = defaultdict(list)
+    for r in rows:
+        if r["method"] == "baseline" or r["lambda"] == weight:
+            groups[(r["target"], r["method"], r["source"])].append(r["f1"])
+    if not groups:
+        return None
+    methods = list(dict.fromkeys(m for _, m, _ in groups))
+    colours = method_colours([*labels, *methods])  # the same colours in every plot
+    sources = list(dict.fromkeys(s for _, _, s in groups if s))
+    widest = max(sum(1 for g in groups if g[0] == t) for t in targets)
+    fig = _figure(figsize=(max(8, 0.6 * len(targets) * widest), 4))
+    ax = fig.subplots()
+    width = 0.8 / widest
+    shown: set[str] = set()
+    for x, target in enumerate(targets):
+        # only the bars this target has, side by side: no empty slots
+        bars = [g for g in groups if g[0] == target]
+        bars.sort(key=lambda g: (g[1] != "baseline", methods.index(g[1]), g[2]))
+        for i, key in enumerate(bars):
+            _, method, source = key
+            values = groups[key]
+            name = labels.get(method, method)  # a variant with options may have no default label
+            label = f"{name} ({source})" if source else name
+            ax.bar(
+                x + (i - (len(bars) - 1) / 2) * width,
+                float(np.mean(values)),
+                width,
+                yerr=float(np.std(values, ddof=1)) if len(values) > 1 else 0.0,
+                capsize=3,
+                color=colours[method],
+                hatch=_HATCHES[sources.index(source) % len(_HATCHES)] if source else "",
+                edgecolor="white" if not source else "black",
+                label=label if label not in shown else None,
+                gid=label,  # every bar names its series, for the legend's once-only labels
+            )
+            shown.add(label)
+    ax.set_xticks(np.arange(len(targets)), targets)
+    ax.set_ylabel("macro F1 (test)")
+    ax.set_title(f"{split.upper()}: macro F1 per target, mean ± std over seeds")
+    ax.legend(fontsize="small", loc="upper left", bbox_to_anchor=(1.01, 1.0))
+    fig.tight_layout()
+    return fig
+
+
+def confusion_figure(
     out: Path,
     records: list[dict[str, Any]],
     split: str,
@@ -221,7 +284,9 @@ def _plot_confusion(
     source: str,
     weight: float | None,
     class_names: list[str],
-) -> str | None:
+) -> Figure | None:
+    """The baseline's and D-CAT's test confusion matrices of one target, summed over seeds
+    (read from each run's ``metrics.json`` under ``out``), rows normalised; or ``None``."""
     panels = []
     for method in ("baseline", "dcat"):
         runs = [
@@ -232,7 +297,7 @@ def _plot_confusion(
             and r["method"] == method
             and (method == "baseline" or (r["source"] == source and r["lambda"] == weight))
         ]
-        total = None
+        total, seeds = None, len({r["seed"] for r in runs})
         for r in runs:
             matrix = np.array(
                 json.loads((out / r["run"] / "metrics.json").read_text())["test"][
@@ -241,15 +306,16 @@ def _plot_confusion(
             )
             total = matrix if total is None else total + matrix
         if total is not None:
-            panels.append((METHOD_LABELS[method], total))
+            panels.append((METHOD_LABELS[method], total, seeds))
     if not panels:
         return None
     fig = _figure(figsize=(7 * len(panels), 6.5))
     axes = fig.subplots(1, len(panels), squeeze=False)
-    for ax, (title, matrix) in zip(axes[0], panels, strict=True):
+    for ax, (title, matrix, seeds) in zip(axes[0], panels, strict=True):
         norm = matrix / np.maximum(matrix.sum(1, keepdims=True), 1)
         ax.imshow(norm, vmin=0, vmax=1, cmap="Blues")
-        ax.set_title(f"{title}: {target}, {split.upper()}")
+        summed = f"summed over {seeds} seeds" if seeds > 1 else "1 seed"
+        ax.set_title(f"{title}: {target}, {split.upper()}, {summed} (rows normalised)")
         ax.set_xlabel("predicted")
         ax.set_ylabel("true")
         ticks = np.arange(len(class_names))
@@ -257,9 +323,7 @@ def _plot_confusion(
         ax.set_xticks(ticks, short, rotation=90, fontsize=6)
         ax.set_yticks(ticks, short, fontsize=6)
     fig.tight_layout()
-    name = f"confusion_{split}_{target}_from-{source}.png"
-    fig.savefig(out / name, dpi=110)
-    return name
+    return fig
 
 
 def write_report(out: Path, records: list[dict[str, Any]], config: Any, data: Any) -> Path:
@@ -291,11 +355,12 @@ def write_report(out: Path, records: list[dict[str, Any]], config: Any, data: An
                     format_table(method_table(records, split, target, source, weight, labels)),
                     "",
                 ]
-        plot = _plot_f1(out, records, split, weight, labels)
+        plot = _save(f1_figure(records, split, weight, labels), out, f"f1_{split}.png")
         if plot:
             lines += [f"![macro F1, {split}]({plot})", ""]
         for source, target in pairs:
-            name = _plot_confusion(out, records, split, target, source, weight, data.class_names)
+            figure = confusion_figure(out, records, split, target, source, weight, data.class_names)
+            name = _save(figure, out, f"confusion_{split}_{target}_from-{source}.png")
             if name:
                 lines += [f"![confusion matrices]({name})", ""]
     sweep = [
