@@ -209,3 +209,20 @@ def test_a_method_variant_with_options_is_labelled_in_the_report(tmp_path: Path)
     report = write_report(tmp_path, records, config, Data()).read_text()
     assert "Contrastive (temperature=0.2)" in report
     assert (tmp_path / "f1_id.png").stat().st_size > 0
+
+
+def test_attention_placement_and_aux_head_reach_the_network() -> None:
+    pytest.importorskip("torch")
+    from dcat.experiment.runner import build_net, load_dataset
+
+    config = load_config(PRESET, ["modalities.imu.attention=side", "modalities.imu.aux_head=true"])
+    data = load_dataset(config)
+    net = build_net(config, data, "imu", 0)
+    assert net.placement == "side" and net.aux_head is not None
+    assert build_net(config, data, "skeleton", 0).placement == "serial"
+    with pytest.raises(
+        DcatError,
+        match=r"modalities\.imu\.attention: must be one of "
+        r"\['serial', 'residual', 'side'\], got 'parallel'",
+    ):
+        load_config(PRESET, ["modalities.imu.attention=parallel"])

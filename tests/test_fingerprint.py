@@ -81,6 +81,7 @@ def test_every_run_records_what_made_it(finished) -> None:
     assert baseline["data"]["options"]["steps"] == {"imu": 32, "skeleton": 16}
     assert baseline["network"] == {
         "encoder": "imu", "options": {"widths": [8, 16, 16]}, "dropout": 0.5, "d_out": 16,
+        "attention": "serial", "aux_head": False,
     }  # fmt: skip
     assert baseline["train"]["max_epochs"] == 1 and baseline["split"]["seed"] == 0
     assert "progress" not in baseline["train"]  # how a run is shown never makes it stale

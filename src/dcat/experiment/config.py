@@ -115,12 +115,20 @@ class ModalityConfig(_Section):
         encoder: Registered encoder name (``imu``, ``sequence``, ``video``, ...).
         options: Encoder options.
         dropout: Head dropout; ``None`` uses the experiment's ``dropout``.
+        attention: Where the self-attention sits: ``serial`` (the paper's: attention → pool →
+            head), ``residual`` (pre-norm, ``E + attention(LN(E))``) or ``side`` (the head pools
+            the encoder; the attention only feeds the transfer loss); see
+            :class:`dcat.nn.model.ModalityNet`.
+        aux_head: Train an auxiliary head on the pooled attention output, so that a ``side``
+            network's attention carries class information when it serves as a source.
         train: Training options for this modality as a target (e.g. ``lr``), over ``train``.
     """
 
     encoder: str
     options: dict[str, Any] = Field(default_factory=dict)
     dropout: float | None = None
+    attention: Literal["serial", "residual", "side"] = "serial"
+    aux_head: bool = False
     train: dict[str, Any] = Field(default_factory=dict)
 
     @field_validator("encoder")

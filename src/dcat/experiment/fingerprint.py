@@ -100,6 +100,8 @@ def job_fingerprints(
                 "options": dict(spec.options),
                 "dropout": config.dropout if spec.dropout is None else spec.dropout,
                 "d_out": config.d_out,
+                "attention": spec.attention,
+                "aux_head": spec.aux_head,
             },
             "train": {k: v for k, v in train.items() if k not in _NOT_IN_RESULT},
             "method": {"name": job.method},

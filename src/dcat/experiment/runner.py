@@ -94,7 +94,14 @@ def build_net(
     except ValueError as err:
         raise DcatError(f"config: modalities.{modality}: {err}") from err
     dropout = config.dropout if spec.dropout is None else spec.dropout
-    return ModalityNet(encoder, d_out=config.d_out, num_classes=data.num_classes, dropout=dropout)
+    return ModalityNet(
+        encoder,
+        d_out=config.d_out,
+        num_classes=data.num_classes,
+        dropout=dropout,
+        attention=spec.attention,
+        aux_head=spec.aux_head,
+    )
 
 
 def _normalization_kinds(config: ExperimentConfig, data: PairedDataset) -> dict[str, str]:

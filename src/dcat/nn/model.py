@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any, NamedTuple
+from typing import Any, Literal, NamedTuple, get_args
 
 from torch import Tensor, nn
 
@@ -11,7 +11,10 @@ from dcat.errors import DcatError
 from dcat.nn.attention import SelfAttention
 from dcat.nn.encoders.registry import create_encoder
 
-__all__ = ["ModalityNet", "ModalityOutput"]
+__all__ = ["AttentionPlacement", "ModalityNet", "ModalityOutput"]
+
+AttentionPlacement = Literal["serial", "residual", "side"]
+"""Where the self-attention sits (see :class:`ModalityNet`)."""
 
 
 class ModalityOutput(NamedTuple):
@@ -20,19 +23,34 @@ class ModalityOutput(NamedTuple):
     Attributes:
         logits: ``(B, num_classes)``.
         kqv: ``(K, Q, V)``, each ``(B, S, d_out)``.
-        embedding: Mean-pooled attention output before dropout, ``(B, d_out)``.
+        embedding: The pooled features the head classifies, before dropout,
+            ``(B, embedding_dim)``.
+        aux_logits: The auxiliary head's logits on the pooled attention output
+            ``(B, num_classes)``, or ``None`` without one.
     """
 
     logits: Tensor
     kqv: tuple[Tensor, Tensor, Tensor]
     embedding: Tensor
+    aux_logits: Tensor | None = None
 
 
 class ModalityNet(nn.Module):
     """A unimodal classifier whose attention statistics D-CAT can align.
 
-    ``x --encoder--> (B, S, d_model) --SelfAttention--> (B, S, d_out) --mean over S--> dropout
-    --> linear --> logits``.
+    The encoder maps ``x`` to ``E`` ``(B, S, d_model)``; the self-attention gives
+    ``A`` ``(B, S, d_out)`` and ``(K, Q, V)``. ``attention`` places it:
+
+    * ``"serial"`` (the paper's): ``mean_S(A) → dropout → linear → logits``;
+    * ``"residual"``: pre-norm, ``H = P(E) + attention(LN(E))`` with ``P`` the identity when
+      ``d_model == d_out`` and a linear map otherwise; ``mean_S(H) → dropout → linear``;
+    * ``"side"``: the head classifies ``mean_S(E)``; the attention runs beside it only to give
+      ``K, Q, V`` to the loss, which still shapes the encoder through ``W_K`` and ``W_V``.
+
+    With ``aux_head`` a second linear head classifies ``mean_S(A)`` (its logits are
+    ``ModalityOutput.aux_logits``; the tasks add its cross-entropy), so that the attention of a
+    ``"side"`` network, which gets no gradient from the main head, carries class information
+    when the network later serves as a source.
 
     Args:
         encoder: Module mapping the modality's input to ``(B, S, d_model)``; must expose an
@@ -41,6 +59,8 @@ class ModalityNet(nn.Module):
         num_classes: Number of classes.
         dropout: Dropout before the linear head.
         num_heads: Attention heads (1 in the paper).
+        attention: ``"serial"``, ``"residual"`` or ``"side"``.
+        aux_head: Add the auxiliary head on the pooled attention output.
     """
 
     def __init__(
@@ -51,6 +71,8 @@ class ModalityNet(nn.Module):
         dropout: float = 0.0,
         *,
         num_heads: int = 1,
+        attention: AttentionPlacement = "serial",
+        aux_head: bool = False,
     ) -> None:
         super().__init__()
         d_model = getattr(encoder, "d_model", None)
@@ -63,10 +85,20 @@ class ModalityNet(nn.Module):
             raise DcatError(f"num_classes must be at least 2, got {num_classes}")
         if not 0.0 <= dropout < 1.0:
             raise DcatError(f"dropout must be in [0, 1), got {dropout}")
+        if attention not in get_args(AttentionPlacement):
+            raise DcatError(
+                f"attention must be one of {list(get_args(AttentionPlacement))}, got {attention!r}"
+            )
         self.encoder = encoder
         self.attention = SelfAttention(d_model, d_out, num_heads=num_heads)
+        self.placement = attention
+        if attention == "residual":
+            self.norm = nn.LayerNorm(d_model)
+            self.skip = nn.Identity() if d_model == d_out else nn.Linear(d_model, d_out)
+        self.embedding_dim = d_model if attention == "side" else d_out
         self.dropout = nn.Dropout(dropout)
-        self.head = nn.Linear(d_out, num_classes)
+        self.head = nn.Linear(self.embedding_dim, num_classes)
+        self.aux_head = nn.Linear(d_out, num_classes) if aux_head else None
         self.d_out = d_out
         self.num_classes = num_classes
         self.num_heads = num_heads
@@ -92,6 +124,8 @@ class ModalityNet(nn.Module):
             "num_classes": self.num_classes,
             "num_heads": self.num_heads,
             "dropout": self.dropout.p,
+            "attention": self.placement,
+            "aux_head": self.aux_head is not None,
         }
 
     # build-time options that do not change the weights and do not belong in a deployed model
@@ -118,6 +152,9 @@ class ModalityNet(nn.Module):
             num_classes=architecture["num_classes"],
             dropout=architecture.get("dropout", 0.0),
             num_heads=architecture.get("num_heads", 1),
+            # cards written before attention placements existed describe serial networks
+            attention=architecture.get("attention", "serial"),
+            aux_head=architecture.get("aux_head", False),
         )
 
     def forward_all(self, x: Tensor) -> ModalityOutput:
@@ -130,9 +167,15 @@ class ModalityNet(nn.Module):
             :class:`ModalityOutput`.
         """
         embeddings = self.encoder(x)
-        out, kqv = self.attention(embeddings)
-        pooled = out.mean(dim=1)
-        return ModalityOutput(self.head(self.dropout(pooled)), kqv, pooled)
+        if self.placement == "residual":
+            out, kqv = self.attention(self.norm(embeddings))
+            features = self.skip(embeddings) + out
+        else:
+            out, kqv = self.attention(embeddings)
+            features = embeddings if self.placement == "side" else out
+        pooled = features.mean(dim=1)
+        aux = self.aux_head(out.mean(dim=1)) if self.aux_head is not None else None
+        return ModalityOutput(self.head(self.dropout(pooled)), kqv, pooled, aux)
 
     def forward(self, x: Tensor) -> tuple[Tensor, tuple[Tensor, Tensor, Tensor]]:
         """Classify.
@@ -147,5 +190,5 @@ class ModalityNet(nn.Module):
         return output.logits, output.kqv
 
     def embed(self, x: Tensor) -> Tensor:
-        """The pooled embedding ``(B, d_out)`` that feature-alignment baselines use."""
+        """The pooled embedding ``(B, embedding_dim)`` that feature-alignment baselines use."""
         return self.forward_all(x).embedding

@@ -40,7 +40,7 @@ class SourceOutputs(NamedTuple):
         keys: ``K`` ``(B, S, d_out)``.
         values: ``V`` ``(B, S, d_out)``.
         logits: ``(B, num_classes)``.
-        embedding: Pooled attention output ``(B, d_out)``.
+        embedding: The pooled features the head classifies ``(B, embedding_dim)``.
     """
 
     keys: Tensor
@@ -164,7 +164,7 @@ class SourceCache:
         keys: ``(N, S, d_out)``, Tensor or memory-mapped array.
         values: ``(N, S, d_out)``.
         logits: ``(N, num_classes)``, float32.
-        embedding: ``(N, d_out)``, float32.
+        embedding: ``(N, embedding_dim)``, float32.
         key: The cache key (:func:`cache_key`).
     """
 

@@ -22,7 +22,7 @@ from dcat.errors import DcatError
 from dcat.nn.losses import (
     DEFAULT_EPS,
 )
-from dcat.nn.model import ModalityNet
+from dcat.nn.model import ModalityNet, ModalityOutput
 from dcat.training.cache import SourceCache, SourceOutputs
 from dcat.training.methods import TransferMethod, get_method, list_methods
 
@@ -89,10 +89,30 @@ class UnimodalTask(nn.Module):
         return [self.modality]
 
     def forward(self, batch: Mapping) -> dict[str, Tensor]:
-        """Returns ``{"loss", "logits", "ce"}``."""
-        logits = self.predict(batch)
-        ce = F.cross_entropy(logits, _labels(batch), label_smoothing=self.label_smoothing)
-        return {"loss": ce, "logits": logits, "ce": ce}
+        """Returns ``{"loss", "logits", "ce"}``, and ``"aux_ce"`` for a network with an
+        auxiliary head (added to the loss)."""
+        labels = _labels(batch)
+        output = self.target.forward_all(_input(batch, self.modality))
+        ce = F.cross_entropy(output.logits, labels, label_smoothing=self.label_smoothing)
+        out = {"logits": output.logits, "ce": ce}
+        aux = _aux_ce(output, labels, self.label_smoothing, out)
+        out["loss"] = ce if aux is None else ce + aux
+        return out
+
+
+def _aux_ce(
+    output: ModalityOutput, labels: Tensor, smoothing: float, out: dict[str, Tensor]
+) -> Tensor | None:
+    """The auxiliary head's cross-entropy (also stored as ``out["aux_ce"]``), or ``None``.
+
+    The auxiliary head classifies the pooled attention output, so that the attention of a
+    network whose main head bypasses it (``attention="side"``) still learns class information.
+    """
+    if output.aux_logits is None:
+        return None
+    aux = F.cross_entropy(output.aux_logits, labels, label_smoothing=smoothing)
+    out["aux_ce"] = aux
+    return aux
 
 
 @dataclass
@@ -256,7 +276,8 @@ class TransferTask(nn.Module):
         target = self.target.forward_all(_input(batch, self.modality))
         ce = F.cross_entropy(target.logits, labels, label_smoothing=self.label_smoothing)
         out: dict[str, Tensor] = {"logits": target.logits, "ce": ce}
-        loss = ce
+        aux = _aux_ce(target, labels, self.label_smoothing, out)
+        loss = ce if aux is None else ce + aux
         for spec in self.specs:
             method: TransferMethod = self.methods[spec.name]
             terms = method(target, self.source_outputs(spec, batch), labels)

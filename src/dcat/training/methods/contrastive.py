@@ -26,8 +26,9 @@ class ContrastiveAlignment(TransferMethod):
         temperature: ``τ > 0``.
         projection_dim: Width of the two projection heads.
 
-    Heads: ``heads["target"]`` (``d_out(target) → projection_dim``) and ``heads["source"]``
-    (``d_out(source) → projection_dim``), trained with the target and never exported.
+    Heads: ``heads["target"]`` (``embedding_dim(target) → projection_dim``) and
+    ``heads["source"]`` (``embedding_dim(source) → projection_dim``), trained with the target and
+    never exported.
     """
 
     label: ClassVar[str] = "Contrastive"
@@ -41,7 +42,10 @@ class ContrastiveAlignment(TransferMethod):
         super().__init__(source, target, name=name, **options)
         dim = self.config["projection_dim"]
         self.heads = nn.ModuleDict(
-            {"target": nn.Linear(target.d_out, dim), "source": nn.Linear(source.d_out, dim)}
+            {
+                "target": nn.Linear(target.embedding_dim, dim),
+                "source": nn.Linear(source.embedding_dim, dim),
+            }
         )
 
     @classmethod

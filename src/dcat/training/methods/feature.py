@@ -20,8 +20,8 @@ __all__ = ["FeatureAlignment"]
 class FeatureAlignment(TransferMethod):
     """MSE between ``W · e_target`` and ``e_source`` (:func:`dcat.nn.peer_losses.feature_loss`).
 
-    Heads: ``projection``, a linear map ``d_out(target) → d_out(source)``, trained with the
-    target and never exported.
+    Heads: ``projection``, a linear map ``embedding_dim(target) → embedding_dim(source)``,
+    trained with the target and never exported.
     """
 
     label: ClassVar[str] = "Feature align."
@@ -33,7 +33,7 @@ class FeatureAlignment(TransferMethod):
         self, source: ModalityNet, target: ModalityNet, *, name: str, **options: Any
     ) -> None:
         super().__init__(source, target, name=name, **options)
-        self.projection = nn.Linear(target.d_out, source.d_out)
+        self.projection = nn.Linear(target.embedding_dim, source.embedding_dim)
 
     def forward(
         self, target: ModalityOutput, source: SourceOutputs, labels: Tensor
