@@ -92,3 +92,35 @@ def test_confusion_titles_say_the_matrices_are_summed_over_seeds(tmp_path) -> No
     one = [r for r in records if r["seed"] == 0]
     figure = confusion_figure(tmp_path, one, "ood", "imu", "skeleton", 1.0, ["a", "b"])
     assert figure.axes[0].get_title() == "Baseline: imu, OOD, 1 seed (rows normalised)"
+
+
+def test_statistics_table_and_delta_plot_per_method() -> None:
+    from scipy import stats
+
+    from dcat.experiment.report import delta_figure, statistics_table, transfer_comparisons
+    from dcat.experiment.statistics import holm
+
+    records = _records(methods=["baseline", "dcat", "logit_kd"])
+    for r in records:  # make the per-seed differences vary, as real runs do
+        if r["method"] == "dcat":
+            r["f1"] += 0.01 * r["seed"]
+    found = transfer_comparisons(records, "ood", "imu", "skeleton", 1.0, METHOD_LABELS)
+    rows = statistics_table(found)
+    assert rows[0] == ["Method", "Δ F1", "95 % CI", "t-test p", "Wilcoxon p", "Holm p", "seeds"]
+    dcat = next(row for row in rows if row[0] == "D-CAT")
+    assert dcat[1] == "+0.060 ± 0.010" and dcat[6] == "3"
+    base = [r["f1"] for r in records if r["target"] == "imu" and r["method"] == "baseline"]
+    mine = [r["f1"] for r in records if r["target"] == "imu" and r["method"] == "dcat"]
+    p = stats.ttest_rel(mine, base).pvalue
+    assert dcat[3] == f"{p:.3f}"
+    # logit KD's differences are all equal: no t-test, and Holm has one p-value to correct
+    kd = next(row for row in rows if row[0] == "Logit KD")
+    assert kd[3] == "n/a" and dcat[5] == f"{holm([p])[0]:.3f}"
+    alone = transfer_comparisons(records, "ood", "imu", "", None, METHOD_LABELS)
+    assert alone == {} and statistics_table(alone) is None  # a baseline alone
+    (ax,) = delta_figure(found, METHOD_LABELS, "OOD: imu ← skeleton").axes
+    assert ax.get_title() == "OOD: imu ← skeleton, per seed and mean (95 % CI)"
+    assert [t.get_text() for t in ax.get_xticklabels()] == ["D-CAT", "Logit KD"]
+    points = [c for c in ax.collections if len(c.get_offsets()) == 3]
+    assert len(points) == 2  # every seed of every method is a visible point
+    assert sorted(points[0].get_offsets()[:, 1].round(3).tolist()) == [0.05, 0.06, 0.07]

@@ -22,6 +22,7 @@ import numpy as np
 from scipy import stats
 
 from dcat.experiment.plan import method_variants
+from dcat.experiment.statistics import PairedComparison, compare_all
 from dcat.io.atomic import write_atomic
 from dcat.training.methods import method_names, resolve_method
 
@@ -32,10 +33,13 @@ __all__ = [
     "METHOD_LABELS",
     "METRICS",
     "confusion_figure",
+    "delta_figure",
     "f1_figure",
     "format_table",
     "method_colours",
     "method_table",
+    "statistics_table",
+    "transfer_comparisons",
     "write_report",
 ]
 
@@ -100,6 +104,92 @@ def _fmt_p(p: float) -> str:
 
 
 _TEACHER = "source baseline"
+
+
+def _by_seed(
+    records: list[dict[str, Any]],
+    split: str,
+    target: str,
+    method: str,
+    source: str = "",
+    weight: float | None = None,
+) -> dict[int, dict[str, Any]]:
+    """Seed → record of one model kind (a baseline, or a method from ``source`` at λ)."""
+    return {
+        r["seed"]: r
+        for r in records
+        if r["split"] == split
+        and r["target"] == target
+        and r["method"] == method
+        and (method == "baseline" or (r["source"] == source and r["lambda"] == weight))
+    }
+
+
+def transfer_comparisons(
+    records: list[dict[str, Any]],
+    split: str,
+    target: str,
+    source: str,
+    weight: float | None,
+    labels: Mapping[str, str],
+    metric: str = "f1",
+) -> dict[str, PairedComparison]:
+    """Method → its paired comparison (:mod:`dcat.experiment.statistics`) with the target's
+    baseline, Holm-corrected across the methods; empty without a baseline or a method."""
+    base = {s: r[metric] for s, r in _by_seed(records, split, target, "baseline").items()}
+    methods = {
+        m: {s: r[metric] for s, r in _by_seed(records, split, target, m, source, weight).items()}
+        for m in labels
+        if m != "baseline"
+    }
+    methods = {m: v for m, v in methods.items() if v}
+    return compare_all(methods, base) if base and methods else {}
+
+
+def statistics_table(
+    found: Mapping[str, PairedComparison], labels: Mapping[str, str] = METHOD_LABELS
+) -> list[list[str]] | None:
+    """Rows of the paired comparisons of :func:`transfer_comparisons`, or ``None`` without any.
+
+    Columns: Δ mean ± std over seeds, its bootstrap 95 % CI, the paired t-test and Wilcoxon
+    p-values, and the t-test p after Holm's correction across the methods of this target.
+    """
+    if not found:
+        return None
+    rows = [["Method", "Δ F1", "95 % CI", "t-test p", "Wilcoxon p", "Holm p", "seeds"]]
+    for method, c in found.items():
+        spread = f" ± {c.std:.3f}" if not np.isnan(c.std) else ""
+        interval = "n/a" if np.isnan(c.ci_low) else f"[{c.ci_low:+.3f}, {c.ci_high:+.3f}]"
+        rows.append([
+            labels[method], f"{c.mean:+.3f}{spread}", interval, _fmt_p(c.p_t),
+            _fmt_p(c.p_wilcoxon), _fmt_p(c.p_holm), str(len(c.seeds)),
+        ])  # fmt: skip
+    return rows
+
+
+def delta_figure(
+    found: Mapping[str, PairedComparison], labels: Mapping[str, str], title: str
+) -> Figure | None:
+    """Paired Δ test F1 to the baseline per method (:func:`transfer_comparisons`): every seed
+    a point, the mean with its bootstrap 95 % CI; the answer to "did transfer help?". ``None``
+    without a comparison."""
+    if not found:
+        return None
+    colours = method_colours(list(labels))
+    fig = _figure(figsize=(max(5, 1.1 * len(found) + 2), 3.6))
+    ax = fig.subplots()
+    ax.axhline(0.0, color="black", linewidth=0.8)
+    for x, (method, c) in enumerate(found.items()):
+        jitter = np.linspace(-0.12, 0.12, len(c.differences)) if len(c.differences) > 1 else [0]
+        ax.scatter(x + np.asarray(jitter), c.differences, s=14, color=colours[method], alpha=0.6)
+        low, high = (c.ci_low, c.ci_high) if not np.isnan(c.ci_low) else (c.mean, c.mean)
+        ax.errorbar(x, c.mean, yerr=[[c.mean - low], [high - c.mean]], fmt="D", color="black",
+                    capsize=4)  # fmt: skip
+    ax.set_xticks(range(len(found)), [labels[m] for m in found], rotation=20, fontsize="small")
+    ax.set_ylabel("Δ macro F1 vs baseline")
+    ax.set_title(f"{title}, per seed and mean (95 % CI)")
+    fig.tight_layout()
+    return fig
 
 
 def method_table(
@@ -355,6 +445,20 @@ def write_report(out: Path, records: list[dict[str, Any]], config: Any, data: An
                     format_table(method_table(records, split, target, source, weight, labels)),
                     "",
                 ]
+                found = transfer_comparisons(records, split, target, source, weight, labels)
+                table = statistics_table(found, labels)
+                if table:
+                    lines += [
+                        "Paired test F1 against the baseline, seed by seed (bootstrap BCa CI; "
+                        "Holm across this target's methods):",
+                        "",
+                        format_table(table),
+                        "",
+                    ]
+                figure = delta_figure(found, labels, f"{split.upper()}: {target} ← {source}")
+                name = _save(figure, out, f"delta_{split}_{target}_from-{source}.png")
+                if name:
+                    lines += [f"![paired Δ F1]({name})", ""]
         plot = _save(f1_figure(records, split, weight, labels), out, f"f1_{split}.png")
         if plot:
             lines += [f"![macro F1, {split}]({plot})", ""]
