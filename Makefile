@@ -21,16 +21,16 @@ demo: $(STAMP)
 # The whole suite (slow tests included, GPU tests skip themselves without a GPU), then ruff.
 test: $(STAMP)
 	$(PY) -m pytest -n 2 -q
-	$(PY) -m ruff check src tests benchmarks
+	$(PY) -m ruff check src tests benchmarks scripts
 	$(VENV)/bin/lint-imports
 
 test-fast: $(STAMP)
 	$(PY) -m pytest -n 2 -q -m "not slow"
 
 lint: $(STAMP)
-	$(PY) -m ruff check src tests benchmarks
+	$(PY) -m ruff check src tests benchmarks scripts
 	$(VENV)/bin/lint-imports
-	$(PY) -m ruff format --check src tests benchmarks
+	$(PY) -m ruff format --check src tests benchmarks scripts
 
 bench: $(STAMP)
 	$(PY) benchmarks/bench_loss.py

@@ -226,3 +226,22 @@ def test_attention_placement_and_aux_head_reach_the_network() -> None:
         r"\['serial', 'residual', 'side'\], got 'parallel'",
     ):
         load_config(PRESET, ["modalities.imu.attention=parallel"])
+
+
+def test_centering_is_checked_before_anything_is_written() -> None:
+    from dcat.experiment.runner import _normalization_kinds, load_dataset
+
+    config = load_config(PRESET, ["data.centering={skeleton: mean}"])
+    data = load_dataset(config)
+    _normalization_kinds(config, data)  # skeleton: 60 channels, 20 joints of x, y, z
+    assert config.data.centering == {"skeleton": "mean"}
+    with pytest.raises(DcatError, match=r"data\.centering\.skeleton: String should match"):
+        load_config(PRESET, ["data.centering={skeleton: median}"])
+    for override, message in [
+        ("data.centering={depth: mean}", r"data\.centering\.depth: modality 'depth' is not in"),
+        ("data.centering={skeleton: 'root:20'}", r"root point 20 of 20 does not exist"),
+        ("data.normalization={imu: zscore, skeleton: none}", r"normalisation, which is 'none'"),
+    ]:
+        bad = load_config(PRESET, ["data.centering={skeleton: mean}", override])
+        with pytest.raises(DcatError, match=message):
+            _normalization_kinds(bad, data)

@@ -243,12 +243,26 @@ class PairedDataset(Dataset):
             self._check_modality(modality)
         return self._derive({m: self.inputs[m] for m in dict.fromkeys(modalities)})
 
-    def fit_normalization(self, kind: Mapping[str, NormKind] | NormKind = "zscore") -> dict:
+    def fit_normalization(
+        self,
+        kind: Mapping[str, NormKind] | NormKind = "zscore",
+        center: Mapping[str, str] | None = None,
+    ) -> dict:
         """Per-channel :class:`ChannelStats` of each ``(N, C, T)`` series modality, fitted on
-        this dataset (use the training split). Other shapes (video) are not included."""
+        this dataset (use the training split). Other shapes (video) are not included.
+
+        Args:
+            kind: One kind for all, or modality → kind.
+            center: Modality → per-sample centring
+                (:func:`~dcat.io.normalization.center_positions`), for position-like data.
+        """
         series = [m for m, a in self.inputs.items() if a.ndim == 3 and not _is_lazy(a)]
         kinds = kind if isinstance(kind, Mapping) else dict.fromkeys(series, kind)
-        return {m: fit_normalization(self.inputs[m], kinds.get(m, "zscore")) for m in series}
+        center = center or {}
+        return {
+            m: fit_normalization(self.inputs[m], kinds.get(m, "zscore"), center.get(m))
+            for m in series
+        }
 
     def normalized(self, stats: Mapping[str, ChannelStats]) -> PairedDataset:
         """A new dataset with each modality in ``stats`` normalised by it."""

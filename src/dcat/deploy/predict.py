@@ -43,7 +43,7 @@ import numpy as np
 from dcat.errors import DcatError
 from dcat.io.card import ModelCard
 from dcat.io.media import read_wav
-from dcat.io.normalization import normalize
+from dcat.io.normalization import center_positions, normalize
 from dcat.io.resample import resample_to_grid
 from dcat.io.table import CsvRows, TableError, load_npy, non_finite, read_rows
 from dcat.io.windows import window_starts
@@ -408,7 +408,7 @@ def _normalize(card: ModelCard, windows: np.ndarray) -> np.ndarray:
     x = np.transpose(x, (0, 2, 1))
     norm = card.normalization
     if norm:
-        return normalize(x, norm["shift"], norm["scale"])
+        return normalize(center_positions(x, norm.get("center")), norm["shift"], norm["scale"])
     return x
 
 

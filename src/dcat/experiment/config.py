@@ -100,12 +100,19 @@ class DataConfig(_Section):
         options: Keyword options of the reader (e.g. ``steps``, ``window_s``).
         normalization: ``zscore``, ``minmax`` or ``none``, or a mapping modality → kind;
             statistics are fitted on the training part of each split only.
+        centering: Modality → per-sample centring of position-like channels before
+            normalisation (:func:`dcat.io.normalization.center_positions`): ``mean`` removes
+            where the body stood, ``root:J`` subtracts point ``J``'s trajectory. For skeletons
+            (channels: joint by joint, x, y, z). Deployed models apply it too.
     """
 
     dataset: str
     root: str | None = None
     options: dict[str, Any] = Field(default_factory=dict)
     normalization: str | dict[str, str] = "zscore"
+    centering: dict[str, Annotated[str, Field(pattern=r"^(mean|root:\d+)$")]] = Field(
+        default_factory=dict
+    )
 
 
 class ModalityConfig(_Section):

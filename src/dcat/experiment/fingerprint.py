@@ -88,6 +88,7 @@ def job_fingerprints(
                 "normalization": kinds.get(job.target, "zscore")
                 if isinstance(kinds, dict)
                 else kinds,
+                "centering": config.data.centering.get(job.target),
                 "digest": data_digests[job.target],
             },
             "split": {

@@ -50,6 +50,7 @@ from dcat.experiment.fingerprint import (
 )
 from dcat.experiment.plan import Job, plan_jobs
 from dcat.io.atomic import write_atomic
+from dcat.io.normalization import center_positions
 from dcat.nn.encoders import create_encoder
 from dcat.nn.model import ModalityNet
 from dcat.nn.weights import load_torch_file
@@ -118,12 +119,24 @@ def _normalization_kinds(config: ExperimentConfig, data: PairedDataset) -> dict[
                 f"config: data.normalization.{modality}: must be zscore, minmax "
                 f"or none, got {kind!r}"
             )
+    for modality, mode in config.data.centering.items():
+        where = f"config: data.centering.{modality}"
+        if modality not in data.modalities:
+            raise DcatError(f"{where}: modality {modality!r} is not in the data set")
+        if kinds.get(modality, "zscore") == "none":
+            raise DcatError(f"{where}: centring is part of the normalisation, which is 'none'")
+        try:  # the layout (points of x, y, z) and the root, before anything is written
+            center_positions(np.zeros((1, *data.shape(modality))), mode)
+        except DcatError as err:
+            raise DcatError(f"{where}: {err}") from err
     return kinds
 
 
 def _normalize(config: ExperimentConfig, train: PairedDataset) -> dict:
     kinds = _normalization_kinds(config, train)
-    stats = train.fit_normalization({m: k for m, k in kinds.items() if k != "none"})
+    stats = train.fit_normalization(
+        {m: k for m, k in kinds.items() if k != "none"}, center=config.data.centering
+    )
     return {m: s for m, s in stats.items() if kinds.get(m, "zscore") != "none"}
 
 

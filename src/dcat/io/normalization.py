@@ -16,7 +16,7 @@ import numpy as np
 
 from dcat.errors import DcatError
 
-__all__ = ["ChannelStats", "NormKind", "fit_normalization", "normalize"]
+__all__ = ["ChannelStats", "NormKind", "center_positions", "fit_normalization", "normalize"]
 
 NormKind = Literal["zscore", "minmax"]
 
@@ -37,6 +37,47 @@ def normalize(array: np.ndarray, shift: np.ndarray, scale: np.ndarray) -> np.nda
     return ((array - shift[:, None]) / scale[:, None]).astype(np.float32)
 
 
+def center_positions(array: np.ndarray, center: str | None, axes: int = 3) -> np.ndarray:
+    """Remove each sample's position from position-like channels (a skeleton's joints).
+
+    The channels are points of ``axes`` coordinates each, laid out point by point (joint 0's
+    x, y, z, then joint 1's, ...). ``"mean"`` subtracts, per sample and per coordinate, the
+    mean over all points and steps (where the body stood); ``"root:J"`` subtracts point ``J``'s
+    trajectory, step by step. Either way the pose and the motion stay, the place in the room
+    goes: it says nothing about the class and differs from subject to subject.
+
+    Args:
+        array: ``(N, C, T)`` or ``(C, T)``, ``C`` a multiple of ``axes``.
+        center: ``"mean"``, ``"root:J"`` or ``None`` (unchanged).
+        axes: Coordinates per point.
+
+    Returns:
+        An array of ``array``'s shape and dtype.
+
+    Raises:
+        DcatError: An unknown mode, a channel count that is not a multiple of ``axes``, or a
+            root point out of range.
+    """
+    if center is None:
+        return array
+    if array.ndim not in (2, 3) or array.shape[-2] % axes:
+        raise DcatError(
+            f"centring needs (N, C, T) or (C, T) with C a multiple of {axes} (points of "
+            f"{axes} coordinates), got shape {array.shape}"
+        )
+    points = array.reshape(*array.shape[:-2], array.shape[-2] // axes, axes, array.shape[-1])
+    if center == "mean":
+        origin = points.mean(axis=(-3, -1), keepdims=True)
+    elif center.startswith("root:") and center[5:].isdigit():
+        root = int(center[5:])
+        if root >= points.shape[-3]:
+            raise DcatError(f"centring: root point {root} of {points.shape[-3]} does not exist")
+        origin = points[..., root : root + 1, :, :]
+    else:
+        raise DcatError(f"centring must be 'mean' or 'root:J' (J a point index), got {center!r}")
+    return (points - origin).reshape(array.shape).astype(array.dtype, copy=False)
+
+
 @dataclass(frozen=True)
 class ChannelStats:
     """Per-channel normalisation of one modality: ``(x − shift) / scale``.
@@ -45,18 +86,24 @@ class ChannelStats:
         kind: ``"zscore"`` (mean, std) or ``"minmax"`` (to ``[−1, 1]``, as the paper does for IMU).
         shift: ``(C,)``.
         scale: ``(C,)``, positive.
+        center: Per-sample centring applied first (:func:`center_positions`), or ``None``.
     """
 
     kind: NormKind
     shift: np.ndarray
     scale: np.ndarray
+    center: str | None = None
 
     def apply(self, array: np.ndarray) -> np.ndarray:
-        """Normalise ``(N, C, T)`` or ``(C, T)`` float arrays (:func:`normalize`)."""
-        return normalize(array, self.shift, self.scale)
+        """Normalise ``(N, C, T)`` or ``(C, T)`` float arrays: :func:`center_positions`, then
+        :func:`normalize`."""
+        return normalize(center_positions(array, self.center), self.shift, self.scale)
 
     def to_dict(self) -> dict:
-        return {"kind": self.kind, "shift": self.shift.tolist(), "scale": self.scale.tolist()}
+        out = {"kind": self.kind, "shift": self.shift.tolist(), "scale": self.scale.tolist()}
+        if self.center is not None:  # cards of uncentred models stay as they were
+            out["center"] = self.center
+        return out
 
     @classmethod
     def from_dict(cls, data: Mapping) -> ChannelStats:
@@ -64,14 +111,24 @@ class ChannelStats:
             data["kind"],
             np.asarray(data["shift"], dtype=np.float64),
             np.asarray(data["scale"], dtype=np.float64),
+            data.get("center"),
         )
 
 
-def fit_normalization(array: np.ndarray, kind: NormKind = "zscore") -> ChannelStats:
-    """Fit per-channel statistics on ``(N, C, T)`` training data (never on test data)."""
+def fit_normalization(
+    array: np.ndarray, kind: NormKind = "zscore", center: str | None = None
+) -> ChannelStats:
+    """Fit per-channel statistics on ``(N, C, T)`` training data (never on test data).
+
+    Args:
+        array: ``(N, C, T)`` training samples.
+        kind: ``"zscore"`` or ``"minmax"``.
+        center: Per-sample centring (:func:`center_positions`) applied before fitting and
+            whenever the statistics are applied.
+    """
     if array.ndim != 3:
         raise DcatError(f"expected an array of shape (N, C, T), got {array.shape}")
-    data = array.astype(np.float64)
+    data = center_positions(array, center).astype(np.float64)
     if kind == "zscore":
         shift, scale = data.mean(axis=(0, 2)), data.std(axis=(0, 2))
     elif kind == "minmax":
@@ -79,4 +136,4 @@ def fit_normalization(array: np.ndarray, kind: NormKind = "zscore") -> ChannelSt
         shift, scale = (high + low) / 2, (high - low) / 2
     else:
         raise DcatError(f"normalization kind must be 'zscore' or 'minmax', got {kind!r}")
-    return ChannelStats(kind, shift, np.where(scale > 1e-12, scale, 1.0))
+    return ChannelStats(kind, shift, np.where(scale > 1e-12, scale, 1.0), center)
