@@ -38,6 +38,7 @@ __all__ = [
     "format_table",
     "method_colours",
     "method_table",
+    "pick_counts",
     "statistics_table",
     "transfer_comparisons",
     "write_report",
@@ -104,6 +105,28 @@ def _fmt_p(p: float) -> str:
 
 
 _TEACHER = "source baseline"
+_PICK = "pick"  # the model of best validation F1 per seed (dcat.experiment.pick)
+
+
+def _title(labels: Mapping[str, str], method: str) -> str:
+    return "dcat pick" if method == _PICK else labels.get(method, method)
+
+
+def pick_counts(
+    records: list[dict[str, Any]], split: str, target: str, labels: Mapping[str, str]
+) -> str | None:
+    """``"D-CAT (skeleton, λ=1) 2, Baseline 1"``: how often each model was the pick, or ``None``
+    when no record is marked."""
+    counts: dict[str, int] = {}
+    for r in records:
+        if r["split"] == split and r["target"] == target and r.get("pick"):
+            name = labels.get(r["method"], r["method"])
+            if r["method"] != "baseline":
+                name += f" ({r['source']}, λ={r['lambda']:g})"
+            counts[name] = counts.get(name, 0) + 1
+    if not counts:
+        return None
+    return ", ".join(f"{name} {n}" for name, n in sorted(counts.items(), key=lambda x: -x[1]))
 
 
 def _by_seed(
@@ -143,6 +166,13 @@ def transfer_comparisons(
         if m != "baseline"
     }
     methods = {m: v for m, v in methods.items() if v}
+    picks = {
+        r["seed"]: r[metric]
+        for r in records
+        if r["split"] == split and r["target"] == target and r.get("pick")
+    }
+    if picks and methods:
+        methods[_PICK] = picks
     return compare_all(methods, base) if base and methods else {}
 
 
@@ -161,7 +191,7 @@ def statistics_table(
         spread = f" ± {c.std:.3f}" if not np.isnan(c.std) else ""
         interval = "n/a" if np.isnan(c.ci_low) else f"[{c.ci_low:+.3f}, {c.ci_high:+.3f}]"
         rows.append([
-            labels[method], f"{c.mean:+.3f}{spread}", interval, _fmt_p(c.p_t),
+            _title(labels, method), f"{c.mean:+.3f}{spread}", interval, _fmt_p(c.p_t),
             _fmt_p(c.p_wilcoxon), _fmt_p(c.p_holm), str(len(c.seeds)),
         ])  # fmt: skip
     return rows
@@ -181,11 +211,14 @@ def delta_figure(
     ax.axhline(0.0, color="black", linewidth=0.8)
     for x, (method, c) in enumerate(found.items()):
         jitter = np.linspace(-0.12, 0.12, len(c.differences)) if len(c.differences) > 1 else [0]
-        ax.scatter(x + np.asarray(jitter), c.differences, s=14, color=colours[method], alpha=0.6)
+        colour = colours.get(method, "black")  # the pick has no colour of its own
+        ax.scatter(x + np.asarray(jitter), c.differences, s=14, color=colour, alpha=0.6)
         low, high = (c.ci_low, c.ci_high) if not np.isnan(c.ci_low) else (c.mean, c.mean)
         ax.errorbar(x, c.mean, yerr=[[c.mean - low], [high - c.mean]], fmt="D", color="black",
                     capsize=4)  # fmt: skip
-    ax.set_xticks(range(len(found)), [labels[m] for m in found], rotation=20, fontsize="small")
+    ax.set_xticks(
+        range(len(found)), [_title(labels, m) for m in found], rotation=20, fontsize="small"
+    )
     ax.set_ylabel("Δ macro F1 vs baseline")
     ax.set_title(f"{title}, per seed and mean (95 % CI)")
     fig.tight_layout()
@@ -235,7 +268,14 @@ def method_table(
         }
         if runs:
             columns.append((method, runs))
-    titles = {**labels, _TEACHER: f"Source {source} (its baseline)"}
+    picks = {
+        r["seed"]: r
+        for r in records
+        if r["split"] == split and r["target"] == target and r.get("pick")
+    }
+    if picks:
+        columns.append((_PICK, picks))
+    titles = {**labels, _TEACHER: f"Source {source} (its baseline)", _PICK: "dcat pick"}
     rows = [["Metric", *(titles[m] for m, _ in columns)]]
     for metric, label in METRICS:
         row = [label]
@@ -446,6 +486,9 @@ def write_report(out: Path, records: list[dict[str, Any]], config: Any, data: An
                     "",
                 ]
                 found = transfer_comparisons(records, split, target, source, weight, labels)
+                picked = pick_counts(records, split, target, labels)
+                if picked:
+                    lines += [f"dcat pick (best validation F1 per seed): {picked}.", ""]
                 table = statistics_table(found, labels)
                 if table:
                     lines += [

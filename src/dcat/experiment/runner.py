@@ -48,6 +48,7 @@ from dcat.experiment.fingerprint import (
     job_fingerprints,
     mismatch_message,
 )
+from dcat.experiment.pick import mark_picks
 from dcat.experiment.plan import Job, plan_jobs
 from dcat.io.atomic import write_atomic
 from dcat.io.normalization import center_positions
@@ -64,8 +65,10 @@ __all__ = ["RESULT_FIELDS", "Job", "dry_run", "load_dataset", "plan_jobs", "run_
 
 RESULT_FIELDS = [
     "dataset", "split", "seed", "source", "target", "method", "lambda", "mcma",
-    "accuracy", "precision", "recall", "f1", "run",
+    "accuracy", "precision", "recall", "f1", "val_f1", "pick", "run",
 ]  # fmt: skip
+"""Columns of ``results.csv``: test metrics, the validation F1 the pick is chosen by, and
+whether the model is its split, seed and target's pick (:mod:`dcat.experiment.pick`)."""
 
 
 def load_dataset(config: ExperimentConfig) -> PairedDataset:
@@ -193,7 +196,7 @@ def _record(job: Job, metrics: dict, dataset: str) -> dict[str, Any]:
         "source": job.source, "target": job.target, "method": job.method,
         "lambda": job.weight, "mcma": job.mcma,
         "accuracy": test["acc"], "precision": test["precision"], "recall": test["recall"],
-        "f1": test["f1"], "run": job.folder,
+        "f1": test["f1"], "val_f1": metrics.get("val", {}).get("f1"), "run": job.folder,
     }  # fmt: skip
 
 
@@ -341,6 +344,7 @@ def run_experiment(
                     + (" (done before)" if finished else f" ({time.perf_counter() - t0:.1f} s)")
                     + f", eta {eta / 60:.1f} min"
                 )
+    records = mark_picks(records)
     _write_results(out, records)
     report = write_report(out, records, config, data)
     log(f"report: {report}")
