@@ -33,6 +33,7 @@ from dcat.experiment.report import (
     SPLIT_TITLES,
     format_table,
     method_table,
+    pick_counts,
     statistics_table,
     transfer_comparisons,
 )
@@ -97,6 +98,9 @@ def render(run_dir: Path, time_log: Path | None = None) -> str:
             table = method_table(records, split, target, source, config.weight, labels)
             found = transfer_comparisons(records, split, target, source, config.weight, labels)
             lines += [f"##### target {target} ← source {source}", "", format_table(table), ""]
+            picked = pick_counts(records, split, target, labels)
+            if picked:
+                lines += [f"dcat pick (best validation F1 per seed): {picked}.", ""]
             stats_rows = statistics_table(found, labels)
             if stats_rows:
                 lines += [format_table(stats_rows), ""]

@@ -38,6 +38,7 @@ def _run_dir(tmp_path: Path) -> Path:
                 for i, method in enumerate(["baseline", *config.methods]):
                     f1 = 0.6 + 0.02 * i + 0.01 * seed * i  # D-CAT and the others above baseline
                     records.append({
+                        "pick": method == "dcat", "val_f1": f1,
                         "split": split, "seed": seed, "target": t.target, "method": method,
                         "source": "" if method == "baseline" else t.source,
                         "lambda": None if method == "baseline" else 1.0,
@@ -65,6 +66,7 @@ def test_the_readme_section_is_rewritten_from_the_folder(tmp_path: Path) -> None
     assert "| Metric | Baseline | Source skeleton (its baseline) | D-CAT |" in text
     assert "| Method | Δ F1 | 95 % CI | t-test p | Wilcoxon p | Holm p | seeds |" in text
     assert "(3 seeds are a smoke test, not evidence)" in text
+    assert "dcat pick (best validation F1 per seed): D-CAT (skeleton, λ=1) 3." in text
     check = [str(run), "--readme", str(readme), "--time-log", str(time_log), "--check"]
     assert script.main(check) == 0
     readme.write_text(text.replace("0.600", "0.700", 1))
