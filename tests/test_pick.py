@@ -65,3 +65,59 @@ def test_corrupting_the_test_labels_leaves_the_pick_unchanged(tmp_path: Path) ->
     report = (tmp_path / "clean" / "report.md").read_text()
     assert "| dcat pick |" in report or "dcat pick (best validation F1 per seed):" in report
     assert "dcat pick" in report.split("### target imu")[1].splitlines()[2]  # a table column
+
+
+def _results(folder: Path, records: list[dict]) -> Path:
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "results.json").write_text(json.dumps(records))
+    return folder
+
+
+def test_find_pick_takes_the_median_seed_unless_told(tmp_path: Path) -> None:
+    import pytest
+
+    from dcat.errors import DcatError
+    from dcat.experiment.pick import find_pick
+
+    records = [
+        {**_record("dcat", seed, val, 0.0), "pick": True, "run": f"runs/ood/seed{seed}/imu/x"}
+        for seed, val in [(0, 0.9), (1, 0.5), (2, 0.7), (3, 0.6)]
+    ] + [{**_record("baseline", 0, 0.1, 0.0), "pick": False, "run": "b"}]
+    folder = _results(tmp_path / "out", records)
+    # validation F1 0.5, 0.6, 0.7, 0.9: the lower middle one is seed 3's 0.6
+    assert find_pick(folder, "imu")["seed"] == 3
+    assert find_pick(folder, "imu", seed=0)["run"] == "runs/ood/seed0/imu/x"
+    for kwargs, message in [
+        ({"target": "skeleton"}, r"no pick for target 'skeleton' \(picked targets: \['imu'\]\)"),
+        ({"target": "imu", "seed": 7}, r"no seed 7; seeds: \[0, 1, 2, 3\]"),
+        ({"target": "imu", "split": "id"}, r"no 'id' split; choose from \['ood'\]"),
+    ]:
+        with pytest.raises(DcatError, match=message):
+            find_pick(folder, **kwargs)
+    two = _results(tmp_path / "two", [*records, {**records[0], "split": "id"}])
+    with pytest.raises(DcatError, match=r"picks in splits \['id', 'ood'\]; add --split"):
+        find_pick(two, "imu")
+    assert find_pick(two, "imu", split="id")["split"] == "id"
+    with pytest.raises(DcatError, match=r"results\.json not found: --pick needs"):
+        find_pick(tmp_path / "nothing", "imu")
+
+
+def test_export_the_pick_from_the_command_line(tmp_path: Path, capsys) -> None:
+    import pytest
+
+    pytest.importorskip("onnxruntime")
+    from dcat.cli import main
+
+    config = _config_file(tmp_path)
+    out = tmp_path / "out"
+    run_experiment(load_config(config), out, log=lambda _: None)
+    records = json.loads((out / "results.json").read_text())
+    (pick,) = [r for r in records if r["pick"] and r["target"] == "imu"]
+    assert main(["export", str(out), "--pick", "imu", "--out", str(tmp_path / "model")]) == 0
+    said = capsys.readouterr().err
+    assert f"dcat pick for imu (ood, seed 0): {pick['method']}, validation F1" in said
+    card = json.loads((tmp_path / "model" / "metadata.json").read_text())
+    assert card["modality"] == "imu"
+    assert Path(card["run"]["dir"]).resolve() == (out / pick["run"]).resolve()
+    assert main(["export", str(out / pick["run"]), "--seed", "0"]) == 2  # --seed needs --pick
+    assert "use them with --pick TARGET" in capsys.readouterr().err

@@ -5,6 +5,7 @@
     dcat presets                               list the shipped configurations
     dcat datasets                              list the data sets a config can name
     dcat export RUN_OR_CHECKPOINT [--format onnx|torch-export] [--out DIR]
+    dcat export RESULTS --pick TARGET [--seed K] [--split KIND]   the best model by validation
     dcat predict MODEL INPUT [--stride S] [--out FILE]
     dcat predict MODEL... MODALITY=INPUT... [--stride S] [--out FILE]   (fusion)
 
@@ -63,7 +64,16 @@ def _parser() -> argparse.ArgumentParser:
     sub.add_parser("datasets", help="list the registered data sets and their options")
 
     exp = sub.add_parser("export", help="export a run's single-sensor model (ONNX, torch.export)")
-    exp.add_argument("run", type=Path, help="a run folder or a checkpoint file")
+    exp.add_argument(
+        "run", type=Path, help="a run folder or a checkpoint file (with --pick: a results folder)"
+    )
+    exp.add_argument(
+        "--pick",
+        metavar="TARGET",
+        help="export the dcat pick for TARGET (best validation F1) of the results folder RUN",
+    )
+    exp.add_argument("--seed", type=int, help="with --pick: the seed (default: median pick)")
+    exp.add_argument("--split", help="with --pick: the split kind, when there are several")
     exp.add_argument("--modality", help="the target modality the run must hold (checked)")
     exp.add_argument(
         "--format",
@@ -105,11 +115,26 @@ def _parser() -> argparse.ArgumentParser:
 def _export(args: argparse.Namespace) -> int:
     from dcat.deploy.export import export_model
 
+    run, modality = args.run, args.modality
+    if args.pick:
+        from dcat.experiment.pick import find_pick
+
+        if modality is not None and modality != args.pick:
+            raise DcatError(f"--modality {modality!r} contradicts --pick {args.pick!r}")
+        record = find_pick(args.run, args.pick, split=args.split, seed=args.seed)
+        run, modality = args.run / record["run"], args.pick
+        print(
+            f"dcat pick for {args.pick} ({record['split']}, seed {record['seed']}): "
+            f"{record['method']}, validation F1 {record['val_f1']:.3f} → {run}",
+            file=sys.stderr,
+        )
+    elif args.seed is not None or args.split is not None:
+        raise DcatError("--seed and --split choose among picks: use them with --pick TARGET")
     export_model(
-        args.run,
+        run,
         args.out,
         formats=args.formats or ["onnx"],
-        modality=args.modality,
+        modality=modality,
         samples=args.samples,
         tolerance=args.tolerance,
         overwrite=args.overwrite,

@@ -8,11 +8,15 @@ order the plan trained them.
 
 from __future__ import annotations
 
+import json
 from collections import defaultdict
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
-__all__ = ["mark_picks"]
+from dcat.errors import DcatError
+
+__all__ = ["find_pick", "mark_picks"]
 
 
 def _score(record: dict[str, Any]) -> float:
@@ -39,3 +43,51 @@ def mark_picks(records: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
         order = sorted(members, key=lambda i: (records[i]["method"] != "baseline", i))
         picked.add(max(order, key=lambda i: _score(records[i])))
     return [{**r, "pick": i in picked} for i, r in enumerate(records)]
+
+
+def find_pick(
+    results_dir: str | Path,
+    target: str,
+    *,
+    split: str | None = None,
+    seed: int | None = None,
+) -> dict[str, Any]:
+    """The pick record of ``target`` in a results folder, for ``dcat export --pick``.
+
+    Args:
+        results_dir: A folder ``dcat experiment`` wrote (holding ``results.json``).
+        target: The target modality.
+        split: The split kind; needed only when the picks span several.
+        seed: The seed; default the seed whose pick has the median validation F1 (the lower
+            of the two middle ones for an even count), a typical model rather than the luckiest.
+
+    Returns:
+        The record; its ``run`` is the run folder, relative to ``results_dir``.
+
+    Raises:
+        DcatError: No ``results.json``, no pick for the target, several splits without
+            ``split``, or an unknown split or seed (the choices named).
+    """
+    path = Path(results_dir) / "results.json"
+    if not path.is_file():
+        raise DcatError(
+            f"{path} not found: --pick needs a results folder written by dcat experiment"
+        )
+    picks = [r for r in json.loads(path.read_text()) if r.get("pick")]
+    targets = sorted({r["target"] for r in picks})
+    picks = [r for r in picks if r["target"] == target]
+    if not picks:
+        raise DcatError(f"{path}: no pick for target {target!r} (picked targets: {targets})")
+    splits = sorted({r["split"] for r in picks})
+    if split is None and len(splits) > 1:
+        raise DcatError(f"{path}: target {target!r} has picks in splits {splits}; add --split")
+    picks = [r for r in picks if split is None or r["split"] == split]
+    if not picks:
+        raise DcatError(f"{path}: no {split!r} split; choose from {splits}")
+    if seed is None:
+        ranked = sorted(picks, key=lambda r: (_score(r), r["seed"]))
+        return ranked[(len(ranked) - 1) // 2]
+    found = [r for r in picks if r["seed"] == seed]
+    if not found:
+        raise DcatError(f"{path}: no seed {seed}; seeds: {sorted(r['seed'] for r in picks)}")
+    return found[0]
