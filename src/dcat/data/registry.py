@@ -125,7 +125,8 @@ class DatasetEntry:
                 known: [...]; did you mean ...?"`` or ``"config: data.options.KEY: <why>
                 (expected TYPE, got VALUE)"``.
         """
-        known = [o.name for o in self.options]
+        declared = {o.name: o for o in self.options}  # one signature inspection per call
+        known = list(declared)
         unknown = sorted(set(options) - set(known))
         if unknown:
             raise DcatError(
@@ -134,7 +135,7 @@ class DatasetEntry:
             )
         missing = [
             o.name
-            for o in self.options
+            for o in declared.values()
             if o.required and o.name not in options and o.name not in self.root_defaults
         ]
         if missing:
@@ -145,7 +146,7 @@ class DatasetEntry:
                 continue
             problem = _type_problem(hints[key], value)
             if problem is not None:
-                expected = next(o.annotation for o in self.options if o.name == key)
+                expected = declared[key].annotation
                 raise DcatError(
                     f"config: {where}.{key}: {problem} (expected {expected}, got {value!r})"
                 )

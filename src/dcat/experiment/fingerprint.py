@@ -57,6 +57,7 @@ def job_fingerprints(
     jobs: Sequence[Job],
     *,
     class_names: Sequence[str],
+    normalization: Mapping[str, str],
     data_digests: Mapping[str, str],
     split_digests: Mapping[tuple[str, int], str],
 ) -> dict[str, dict[str, Any]]:
@@ -67,13 +68,13 @@ def job_fingerprints(
         jobs: The plan (:func:`dcat.experiment.plan.plan_jobs`), baselines before the transfers
             that use them.
         class_names: The data set's classes, in label order.
+        normalization: Modality → normalisation kind (``zscore`` for one not named).
         data_digests: Modality → digest of its arrays and the labels.
         split_digests: ``(split kind, seed)`` → digest of the drawn split's indices.
 
     Returns:
         Run folder → fingerprint (a JSON-compatible mapping).
     """
-    kinds = config.data.normalization
     fingerprints: dict[str, dict[str, Any]] = {}
     baseline_of: dict[tuple[str, int, str], str] = {}
     for job in jobs:
@@ -85,9 +86,7 @@ def job_fingerprints(
                 "dataset": config.data.dataset,
                 "options": dict(config.data.options),
                 "classes": list(class_names),
-                "normalization": kinds.get(job.target, "zscore")
-                if isinstance(kinds, dict)
-                else kinds,
+                "normalization": normalization.get(job.target, "zscore"),
                 "centering": config.data.centering.get(job.target),
                 "digest": data_digests[job.target],
             },

@@ -19,10 +19,9 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
-from scipy import stats
 
 from dcat.experiment.plan import method_variants
-from dcat.experiment.statistics import PairedComparison, compare_all
+from dcat.experiment.statistics import PairedComparison, compare, compare_all
 from dcat.io.atomic import write_atomic
 from dcat.training.methods import method_names, resolve_method
 
@@ -82,16 +81,11 @@ def paired(values: dict[int, float], baseline: dict[int, float]) -> tuple[float,
         baseline: Seed → metric of the baseline.
 
     Returns:
-        ``(mean Δ, std Δ, p)``; ``p`` is NaN with fewer than two common seeds or no variance.
+        ``(mean Δ, std Δ, p)``; ``p`` is NaN with fewer than two common seeds or no variance
+        (:func:`dcat.experiment.statistics.compare`, without its bootstrap).
     """
-    seeds = sorted(set(values) & set(baseline))
-    diff = np.array([values[s] - baseline[s] for s in seeds])
-    if len(seeds) < 2:
-        return (float(diff.mean()) if len(diff) else float("nan")), float("nan"), float("nan")
-    a = np.array([values[s] for s in seeds])
-    b = np.array([baseline[s] for s in seeds])
-    p = float(stats.ttest_rel(a, b).pvalue) if diff.std() > 0 else float("nan")
-    return float(diff.mean()), float(diff.std(ddof=1)), p
+    c = compare(values, baseline, bootstrap=False)
+    return c.mean, c.std, c.p_t
 
 
 def _fmt(values: Sequence[float]) -> str:
@@ -118,12 +112,11 @@ def pick_counts(
     """``"D-CAT (skeleton, λ=1) 2, Baseline 1"``: how often each model was the pick, or ``None``
     when no record is marked."""
     counts: dict[str, int] = {}
-    for r in records:
-        if r["split"] == split and r["target"] == target and r.get("pick"):
-            name = labels.get(r["method"], r["method"])
-            if r["method"] != "baseline":
-                name += f" ({r['source']}, λ={r['lambda']:g})"
-            counts[name] = counts.get(name, 0) + 1
+    for r in _picks(records, split, target).values():
+        name = labels.get(r["method"], r["method"])
+        if r["method"] != "baseline":
+            name += f" ({r['source']}, λ={r['lambda']:g})"
+        counts[name] = counts.get(name, 0) + 1
     if not counts:
         return None
     return ", ".join(f"{name} {n}" for name, n in sorted(counts.items(), key=lambda x: -x[1]))
@@ -148,6 +141,15 @@ def _by_seed(
     }
 
 
+def _picks(records: list[dict[str, Any]], split: str, target: str) -> dict[int, dict[str, Any]]:
+    """Seed → the record of that seed's pick for ``target`` (:mod:`dcat.experiment.pick`)."""
+    return {
+        r["seed"]: r
+        for r in records
+        if r["split"] == split and r["target"] == target and r.get("pick")
+    }
+
+
 def transfer_comparisons(
     records: list[dict[str, Any]],
     split: str,
@@ -166,11 +168,7 @@ def transfer_comparisons(
         if m != "baseline"
     }
     methods = {m: v for m, v in methods.items() if v}
-    picks = {
-        r["seed"]: r[metric]
-        for r in records
-        if r["split"] == split and r["target"] == target and r.get("pick")
-    }
+    picks = {seed: r[metric] for seed, r in _picks(records, split, target).items()}
     if picks and methods:
         methods[_PICK] = picks
     return compare_all(methods, base) if base and methods else {}
@@ -241,38 +239,18 @@ def method_table(
     tags are left out.
     """
     labels = METHOD_LABELS if labels is None else labels
-    base = {
-        r["seed"]: r
-        for r in records
-        if r["split"] == split and r["target"] == target and r["method"] == "baseline"
-    }
+    base = _by_seed(records, split, target, "baseline")
     columns: list[tuple[str, dict[int, dict]]] = [("baseline", base)]
-    teacher = {
-        r["seed"]: r
-        for r in records
-        if source and r["split"] == split and r["target"] == source and r["method"] == "baseline"
-    }
+    teacher = _by_seed(records, split, source, "baseline") if source else {}
     if teacher:  # the source's own baseline, so the teacher's quality is always in view
         columns.append((_TEACHER, teacher))
     for method in labels:
         if method == "baseline":
             continue
-        runs = {
-            r["seed"]: r
-            for r in records
-            if r["split"] == split
-            and r["target"] == target
-            and r["source"] == source
-            and r["method"] == method
-            and r["lambda"] == weight
-        }
+        runs = _by_seed(records, split, target, method, source, weight)
         if runs:
             columns.append((method, runs))
-    picks = {
-        r["seed"]: r
-        for r in records
-        if r["split"] == split and r["target"] == target and r.get("pick")
-    }
+    picks = _picks(records, split, target)
     if picks:
         columns.append((_PICK, picks))
     titles = {**labels, _TEACHER: f"Source {source} (its baseline)", _PICK: "dcat pick"}
@@ -419,14 +397,7 @@ def confusion_figure(
     (read from each run's ``metrics.json`` under ``out``), rows normalised; or ``None``."""
     panels = []
     for method in ("baseline", "dcat"):
-        runs = [
-            r
-            for r in records
-            if r["split"] == split
-            and r["target"] == target
-            and r["method"] == method
-            and (method == "baseline" or (r["source"] == source and r["lambda"] == weight))
-        ]
+        runs = list(_by_seed(records, split, target, method, source, weight).values())
         total, seeds = None, len({r["seed"] for r in runs})
         for r in runs:
             matrix = np.array(

@@ -240,7 +240,7 @@ def run_experiment(
     jobs = plan_jobs(config)
     # What can be checked is checked before anything is written or trained, so a bad option
     # or a bad split of the last seed does not fail a run hours in, beside finished models.
-    _normalization_kinds(config, data)
+    kinds = _normalization_kinds(config, data)
     splits = {
         (i, seed): _draw_split(data, split_cfg, i, seed)
         for i, split_cfg in enumerate(config.splits)
@@ -251,6 +251,7 @@ def run_experiment(
         config,
         jobs,
         class_names=data.class_names,
+        normalization=kinds,
         data_digests={m: data.fingerprint([m]) for m in config.modalities},
         split_digests={
             (config.splits[i].kind, seed): _split_digest(split)
@@ -386,7 +387,7 @@ def dry_run(
     }
     seen = set()
     for job in jobs:
-        key = (job.target, job.method, job.source, job.weight)
+        key = (job.target, job.method, job.source)  # λ scales the loss, never the shapes
         if key in seen:
             continue
         seen.add(key)
