@@ -88,14 +88,14 @@ def test_a_method_mapping_sets_options_that_reach_the_job_and_the_task() -> None
         ["methods=[{name: contrastive, temperature: 0.2, projection_dim: 16}, "
          "{name: dcat, mcma: false}, logit_kd]", "temperature=2.5"],
     )  # fmt: skip
-    jobs = [j for j in plan_jobs(config) if j.method != "baseline"]
+    jobs = [j for j in plan_jobs(config) if j.parts]
     by_tag = {j.method: dict(j.options) for j in jobs}
     assert by_tag["contrastive_projection_dim16_temperature0.2"] == {
         "temperature": 0.2,
         "projection_dim": 16,
     }
     # `dcat` with `mcma: false` is the old `dcat_no_mcma`, under its old name
-    assert by_tag["dcat_no_mcma"]["mcma"] is False
+    assert by_tag["dcat_no_mcma"]["mcma"] == "none"
     # the top-level temperature is logit KD's when its entry sets none
     assert by_tag["logit_kd"] == {"temperature": 2.5}
 
@@ -121,7 +121,7 @@ def _batch(torch, job) -> dict:
     ("methods", "message"),
     [
         ("[mixup]", r"methods: unknown \['mixup'\]; choose from \['dcat', 'dcat_no_mcma', "
-                    r"'logit_kd', 'feature', 'contrastive'\]"),
+                    r"'logit_kd', 'feature', 'contrastive', 'dkd', 'rkd', 'sp'\]"),
         ("[{name: contrastive, temprature: 0.2}]",
          r"methods\[0\]: unknown option\(s\) \['temprature'\] for method 'contrastive'; known: "
          r"\['projection_dim', 'temperature'\]; did you mean 'temperature'\?"),
@@ -223,7 +223,7 @@ def test_attention_placement_and_aux_head_reach_the_network() -> None:
     with pytest.raises(
         DcatError,
         match=r"modalities\.imu\.attention: must be one of "
-        r"\['serial', 'residual', 'side'\], got 'parallel'",
+        r"\['serial', 'residual', 'side', 'none'\], got 'parallel'",
     ):
         load_config(PRESET, ["modalities.imu.attention=parallel"])
 

@@ -102,6 +102,9 @@ METHOD_KEYS: dict[str, set[str]] = {
     "logit_kd": {"kd", "kd/src"},
     "feature": {"feat", "feat/src"},
     "contrastive": {"nce", "nce/src"},
+    "dkd": {"dkd", "dkd/src"},
+    "rkd": {"rkd", "rkd/src"},
+    "sp": {"sp", "sp/src"},
 }
 
 
@@ -156,8 +159,10 @@ def test_method_options_resolve_with_defaults(method: str) -> None:
 def test_method_options_are_checked() -> None:
     with pytest.raises(ValueError, match=r"unknown option\(s\) \['temprature'\].*did you mean"):
         resolve_method({"name": "contrastive", "temprature": 0.2})
-    with pytest.raises(ValueError, match="option 'mcma' of method 'dcat' must be bool"):
+    with pytest.raises(ValueError, match=r"mcma must be one of \['correct', 'confident', 'none'\]"):
         resolve_method({"name": "dcat", "mcma": "no"})
+    with pytest.raises(ValueError, match="option 'mcma' of method 'dcat' must be str, got 3"):
+        resolve_method({"name": "dcat", "mcma": 3})
     with pytest.raises(ValueError, match="temperature must be positive"):
         resolve_method({"name": "logit_kd", "temperature": 0})
     with pytest.raises(ValueError, match=r"unknown \['mixup'\]; choose from \['dcat', "):

@@ -1,7 +1,8 @@
 """Transfer methods, created by name from a registry (``@register_method``).
 
 Built in: ``dcat`` (the paper's cross-attention loss, option ``mcma``), and the peers'
-baselines ``logit_kd``, ``feature`` and ``contrastive``. Importing this package registers them.
+baselines ``logit_kd``, ``feature``, ``contrastive``, ``dkd``, ``rkd`` and ``sp``. Importing this
+package registers them.
 """
 
 from dcat.training.methods.registry import (
@@ -20,14 +21,20 @@ from dcat.training.methods.cross_attention import CrossAttentionTransfer  # isor
 from dcat.training.methods.logit_kd import LogitDistillation  # isort: skip
 from dcat.training.methods.feature import FeatureAlignment  # isort: skip
 from dcat.training.methods.contrastive import ContrastiveAlignment  # isort: skip
+from dcat.training.methods.dkd import DecoupledDistillation  # isort: skip
+from dcat.training.methods.rkd import RelationalDistillation  # isort: skip
+from dcat.training.methods.similarity import SimilarityPreserving  # isort: skip
 
 __all__ = [
     "ALIASES",
     "ContrastiveAlignment",
     "CrossAttentionTransfer",
+    "DecoupledDistillation",
     "FeatureAlignment",
     "LogitDistillation",
     "MethodVariant",
+    "RelationalDistillation",
+    "SimilarityPreserving",
     "TransferMethod",
     "get_method",
     "list_methods",

@@ -9,10 +9,9 @@ from typing import Any, ClassVar
 from torch import Tensor
 
 from dcat.errors import DcatError
-from dcat.nn.model import ModalityNet, ModalityOutput
+from dcat.nn.model import ModalityOutput
 from dcat.nn.peer_losses import logit_kd_loss
 from dcat.training.cache import SourceOutputs
-from dcat.training.methods.cross_attention import _same_classes
 from dcat.training.methods.registry import TransferMethod, register_method
 
 __all__ = ["LogitDistillation"]
@@ -29,13 +28,8 @@ class LogitDistillation(TransferMethod):
     label: ClassVar[str] = "Logit KD"
     component: ClassVar[str] = "kd"
     reference: ClassVar[str] = "Hinton et al., 2015"
+    same_classes: ClassVar[bool] = True
     options: ClassVar[Mapping[str, Any]] = {"temperature": 4.0}
-
-    def __init__(
-        self, source: ModalityNet, target: ModalityNet, *, name: str, **options: Any
-    ) -> None:
-        super().__init__(source, target, name=name, **options)
-        _same_classes(name, source, target)
 
     @classmethod
     def validate(cls, options: Mapping[str, Any], where: str) -> None:
