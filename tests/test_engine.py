@@ -48,7 +48,7 @@ def test_fit_writes_run_folder(tmp_path, paired) -> None:
         "modality": "skeleton",
         "method": "dcat",
         "weight": 1.0,
-        "mcma": True,
+        "mcma": "correct",
         "temperature": 1.0,
         "cached": True,
     }

@@ -1,4 +1,5 @@
-"""Attention placements of ModalityNet: serial (the paper's), residual and side."""
+"""Attention placements of ModalityNet: serial (the paper's), residual, side, and none (the
+plain reference)."""
 
 from __future__ import annotations
 
@@ -88,7 +89,7 @@ def test_side_attention_learns_only_through_the_aux_head_or_the_transfer_loss() 
     assert all(p.grad is None for p in source.parameters())  # the source stays frozen
 
 
-@pytest.mark.parametrize("attention", PLACEMENTS)
+@pytest.mark.parametrize("attention", [*PLACEMENTS, "none"])
 def test_architecture_round_trip_keeps_the_placement(attention: str) -> None:
     net = _net(attention, aux_head=attention == "side").eval()
     again = ModalityNet.from_architecture(net.architecture())
@@ -103,9 +104,35 @@ def test_architecture_round_trip_keeps_the_placement(attention: str) -> None:
 
 def test_unknown_placement_is_refused() -> None:
     with pytest.raises(
-        DcatError, match=r"attention must be one of \['serial', 'residual', 'side'\]"
+        DcatError, match=r"attention must be one of \['serial', 'residual', 'side', 'none'\]"
     ):
         _net("parallel")
+
+
+def test_none_is_the_plain_encoder_pool_head_classifier() -> None:
+    net = _net("none", d_model=12).eval()
+    assert net.attention is None
+    assert not any("attention" in name for name, _ in net.named_parameters())
+    x = torch.randn(3, 6, 20)
+    out = net.forward_all(x)
+    torch.testing.assert_close(out.logits, net.head(net.encoder(x).mean(1)))
+    assert out.embedding.shape == (3, 12) and all(t.shape == (3, 0, 8) for t in out.kqv)
+    with pytest.raises(DcatError, match="aux_head needs an attention"):
+        _net("none", aux_head=True)
+
+
+def test_dcat_refuses_a_network_without_attention() -> None:
+    from dcat.training.methods.cross_attention import CrossAttentionTransfer
+    from dcat.training.methods.logit_kd import LogitDistillation
+
+    with pytest.raises(DcatError, match=r"target network \(source 's'\) has no attention"):
+        CrossAttentionTransfer(_net("serial"), _net("none"), name="s")
+    with pytest.raises(DcatError, match=r"source network \(source 's'\) has no attention"):
+        CrossAttentionTransfer(_net("none"), _net("serial"), name="s")
+    # methods that do not read the attention work with a plain network on either side
+    task = TransferTask(_net("none"), "x", [SourceSpec("s", _net("none"), "x", "logit_kd")])
+    batch = {"inputs": {"x": torch.randn(4, 6, 20)}, "label": torch.tensor([0, 1, 2, 3])}
+    assert torch.isfinite(task(batch)["kd"]) and LogitDistillation.component == "kd"
 
 
 def test_feature_and_contrastive_heads_size_from_the_embedding() -> None:
@@ -120,14 +147,14 @@ def test_feature_and_contrastive_heads_size_from_the_embedding() -> None:
     assert contrastive.heads["source"].in_features == 8
 
 
-@pytest.mark.parametrize("attention", PLACEMENTS)
+@pytest.mark.parametrize("attention", [*PLACEMENTS, "none"])
 def test_every_placement_exports_to_onnx(attention: str, tmp_path) -> None:
     pytest.importorskip("onnxruntime")
     import numpy as np
 
     from dcat.deploy.export import DeployedNet, _onnx, _onnx_logits
 
-    model = DeployedNet(_net(attention, aux_head=True)).eval()
+    model = DeployedNet(_net(attention, aux_head=attention != "none")).eval()
     x = torch.randn(3, 6, 20)
     _onnx(model, x[:2], tmp_path / "model.onnx")
     with torch.no_grad():

@@ -26,7 +26,13 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from dcat.errors import DcatError
-from dcat.nn.peer_losses import _check_pair, contrastive_loss, feature_loss, logit_kd_loss
+from dcat.nn.peer_losses import (
+    _check_pair,
+    check_labels,
+    contrastive_loss,
+    feature_loss,
+    logit_kd_loss,
+)
 
 __all__ = [
     "DEFAULT_EPS",
@@ -386,32 +392,32 @@ def select_samples(kqv: Sequence[Tensor | None], mask: Tensor) -> tuple[Tensor |
     return tuple(None if t is None else t.index_select(0, rows.to(t.device)) for t in kqv)
 
 
-def mcma_mask(source_logits: Tensor, labels: Tensor) -> Tensor:
+def mcma_mask(source_logits: Tensor, labels: Tensor, *, confidence: float | None = None) -> Tensor:
     """Masked cross-modal alignment: which samples the source classifies correctly.
 
     Args:
         source_logits: ``(B, C)`` logits of the frozen source.
         labels: ``(B,)`` integer class labels.
+        confidence: If given, also require the source's probability of the true class to be
+            at least this (the ``confident`` rule; in ``(0, 1]``).
 
     Returns:
-        Bool tensor ``(B,)``, true where ``argmax(source_logits) == labels``.
+        Bool tensor ``(B,)``, true where ``argmax(source_logits) == labels`` (and, with
+        ``confidence``, ``softmax(source_logits)[labels] ≥ confidence``).
     """
     if not isinstance(source_logits, Tensor) or source_logits.ndim != 2:
         shape = tuple(source_logits.shape) if isinstance(source_logits, Tensor) else None
         raise DcatError(f"source_logits must have shape (B, C), got {shape}")
-    if (
-        not isinstance(labels, Tensor)
-        or labels.ndim != 1
-        or labels.shape[0] != source_logits.shape[0]
-    ):
-        shape = tuple(labels.shape) if isinstance(labels, Tensor) else None
-        raise DcatError(
-            f"labels must have shape ({source_logits.shape[0]},) to match source_logits "
-            f"{tuple(source_logits.shape)}, got {shape}"
-        )
-    if labels.is_floating_point() or labels.dtype == torch.bool:
-        raise DcatError(f"labels must be integer class indices, got dtype {labels.dtype}")
-    return source_logits.detach().argmax(dim=1) == labels
+    check_labels(labels, source_logits)
+    logits = source_logits.detach()
+    correct = logits.argmax(dim=1) == labels
+    if confidence is None:
+        return correct
+    if not 0 < confidence <= 1:
+        raise DcatError(f"confidence must be in (0, 1], got {confidence}")
+    # a probability ≥ 0.5 is always the argmax; below it, correctness is still required
+    true_prob = logits.float().softmax(dim=1).gather(1, labels.view(-1, 1)).squeeze(1)
+    return correct & (true_prob >= confidence)
 
 
 def global_masked_mean(values: Tensor, mask: Tensor | None = None) -> Tensor:

@@ -13,8 +13,8 @@ from dcat.nn.encoders.registry import create_encoder
 
 __all__ = ["AttentionPlacement", "ModalityNet", "ModalityOutput"]
 
-AttentionPlacement = Literal["serial", "residual", "side"]
-"""Where the self-attention sits (see :class:`ModalityNet`)."""
+AttentionPlacement = Literal["serial", "residual", "side", "none"]
+"""Where the self-attention sits (see :class:`ModalityNet`); ``"none"`` has none."""
 
 
 class ModalityOutput(NamedTuple):
@@ -22,7 +22,8 @@ class ModalityOutput(NamedTuple):
 
     Attributes:
         logits: ``(B, num_classes)``.
-        kqv: ``(K, Q, V)``, each ``(B, S, d_out)``.
+        kqv: ``(K, Q, V)``, each ``(B, S, d_out)``; ``(B, 0, d_out)`` (empty) for a network
+            without attention.
         embedding: The pooled features the head classifies, before dropout,
             ``(B, embedding_dim)``.
         aux_logits: The auxiliary head's logits on the pooled attention output
@@ -45,7 +46,10 @@ class ModalityNet(nn.Module):
     * ``"residual"``: pre-norm, ``H = P(E) + attention(LN(E))`` with ``P`` the identity when
       ``d_model == d_out`` and a linear map otherwise; ``mean_S(H) → dropout → linear``;
     * ``"side"``: the head classifies ``mean_S(E)``; the attention runs beside it only to give
-      ``K, Q, V`` to the loss, which still shapes the encoder through ``W_K`` and ``W_V``.
+      ``K, Q, V`` to the loss, which still shapes the encoder through ``W_K`` and ``W_V``;
+    * ``"none"``: no attention, ``mean_S(E) → dropout → linear``: the plain classifier a user
+      would train without dcat (the reports' reference). ``K, Q, V`` are empty, so it can be
+      neither side of D-CAT's loss.
 
     With ``aux_head`` a second linear head classifies ``mean_S(A)`` (its logits are
     ``ModalityOutput.aux_logits``; the tasks add its cross-entropy), so that the attention of a
@@ -59,8 +63,8 @@ class ModalityNet(nn.Module):
         num_classes: Number of classes.
         dropout: Dropout before the linear head.
         num_heads: Attention heads (1 in the paper).
-        attention: ``"serial"``, ``"residual"`` or ``"side"``.
-        aux_head: Add the auxiliary head on the pooled attention output.
+        attention: ``"serial"``, ``"residual"``, ``"side"`` or ``"none"``.
+        aux_head: Add the auxiliary head on the pooled attention output (not with ``"none"``).
     """
 
     def __init__(
@@ -89,13 +93,17 @@ class ModalityNet(nn.Module):
             raise DcatError(
                 f"attention must be one of {list(get_args(AttentionPlacement))}, got {attention!r}"
             )
+        if attention == "none" and aux_head:
+            raise DcatError("aux_head needs an attention to classify; attention is 'none'")
         self.encoder = encoder
-        self.attention = SelfAttention(d_model, d_out, num_heads=num_heads)
+        self.attention = (
+            SelfAttention(d_model, d_out, num_heads=num_heads) if attention != "none" else None
+        )
         self.placement = attention
         if attention == "residual":
             self.norm = nn.LayerNorm(d_model)
             self.skip = nn.Identity() if d_model == d_out else nn.Linear(d_model, d_out)
-        self.embedding_dim = d_model if attention == "side" else d_out
+        self.embedding_dim = d_model if attention in ("side", "none") else d_out
         self.dropout = nn.Dropout(dropout)
         self.head = nn.Linear(self.embedding_dim, num_classes)
         self.aux_head = nn.Linear(d_out, num_classes) if aux_head else None
@@ -167,6 +175,10 @@ class ModalityNet(nn.Module):
             :class:`ModalityOutput`.
         """
         embeddings = self.encoder(x)
+        if self.attention is None:
+            pooled = embeddings.mean(dim=1)
+            empty = embeddings.new_zeros((embeddings.shape[0], 0, self.d_out))
+            return ModalityOutput(self.head(self.dropout(pooled)), (empty, empty, empty), pooled)
         if self.placement == "residual":
             out, kqv = self.attention(self.norm(embeddings))
             features = self.skip(embeddings) + out

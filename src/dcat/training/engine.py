@@ -27,7 +27,7 @@ import warnings
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import lightning as L
 import numpy as np
@@ -276,7 +276,7 @@ def describe_task(task: Task) -> dict[str, Any]:
                 "modality": s.modality,
                 "method": s.method,
                 "weight": s.weight,
-                "mcma": s.options.get("mcma", True),
+                "mcma": task.methods[s.name].config.get("mcma"),
                 "temperature": s.options.get("temperature", 1.0),
                 "cached": task.cached(s.name),
             }
@@ -374,6 +374,7 @@ def fit(
     extra_config: Mapping[str, Any] | None = None,
     callbacks: Sequence[L.Callback] = (),
     normalization: Any | None = None,
+    keep: Literal["best", "last"] = "best",
 ) -> RunResult:
     """Train ``task`` and keep the best (validation macro-F1) and last checkpoints.
 
@@ -390,6 +391,9 @@ def fit(
         callbacks: More Lightning callbacks (early stopping, timers, ...).
         normalization: The :class:`~dcat.data.ChannelStats` the target's inputs were normalised
             with (fitted on the training split), recorded in the model card for deployment.
+        keep: ``"best"``: ``best.ckpt`` is the epoch of best validation F1; ``"last"``: it is
+            the last epoch (a refit on training and validation data, whose epoch count was
+            chosen before; its validation F1 is then not a held-out score and is not kept).
 
     Returns:
         :class:`RunResult`.
@@ -426,10 +430,12 @@ def fit(
         num_workers=config.num_workers,
         seed=config.seed,
     )
+    if keep not in ("best", "last"):
+        raise DcatError(f"keep must be 'best' or 'last', got {keep!r}")
     checkpoint = ModelCheckpoint(
         dirpath=ckpt_dir,
         filename="best",
-        monitor="val/f1",
+        monitor="val/f1" if keep == "best" else None,
         mode="max",
         save_last=True,
         enable_version_counter=False,
@@ -447,6 +453,8 @@ def fit(
     )
     best_state = load_torch_file(best)
     val_metrics = _best_val_metrics(best_state)
+    if keep == "last":
+        val_metrics = {"epoch": val_metrics["epoch"]}
     module.load_state_dict(_with_sources(best_state["state_dict"], module), strict=True)
     test_metrics: dict[str, Any] = {}
     if test is not None:

@@ -72,13 +72,23 @@ class UnimodalTask(nn.Module):
         model: The modality's network.
         modality: Its key in ``batch["inputs"]``.
         label_smoothing: Passed to :func:`torch.nn.functional.cross_entropy`.
+        augment: Applied to the input in training mode only (e.g.
+            :class:`dcat.data.augment.InertialAugment`); ``None``: none.
     """
 
-    def __init__(self, model: ModalityNet, modality: str, *, label_smoothing: float = 0.0) -> None:
+    def __init__(
+        self,
+        model: ModalityNet,
+        modality: str,
+        *,
+        label_smoothing: float = 0.0,
+        augment: nn.Module | None = None,
+    ) -> None:
         super().__init__()
         self.target = model
         self.modality = modality
         self.label_smoothing = label_smoothing
+        self.augment = augment
 
     def predict(self, batch: Mapping) -> Tensor:
         """Target logits ``(B, num_classes)``."""
@@ -92,12 +102,18 @@ class UnimodalTask(nn.Module):
         """Returns ``{"loss", "logits", "ce"}``, and ``"aux_ce"`` for a network with an
         auxiliary head (added to the loss)."""
         labels = _labels(batch)
-        output = self.target.forward_all(_input(batch, self.modality))
+        output = self.target.forward_all(_augmented(self, batch))
         ce = F.cross_entropy(output.logits, labels, label_smoothing=self.label_smoothing)
         out = {"logits": output.logits, "ce": ce}
         aux = _aux_ce(output, labels, self.label_smoothing, out)
         out["loss"] = ce if aux is None else ce + aux
         return out
+
+
+def _augmented(task: UnimodalTask | TransferTask, batch: Mapping) -> Tensor:
+    """The target's input, augmented in training mode (sources always see it clean)."""
+    x = _input(batch, task.modality)
+    return task.augment(x) if task.augment is not None and task.training else x
 
 
 def _aux_ce(
@@ -128,8 +144,8 @@ class SourceSpec:
             ``"feature"``, ``"contrastive"``.
         weight: ``λ_s`` (``α`` for distillation): the loss adds ``weight · L_s``; ``≥ 0``.
         options: The method's options (see its class's ``options``; defaults fill the rest).
-        mcma: Shorthand for ``options["mcma"]`` (D-CAT: align only samples the source gets
-            right).
+        mcma: Shorthand for ``options["mcma"]`` (D-CAT's rule: ``"correct"``, ``"confident"``
+            or ``"none"``; ``True``/``False`` mean ``"correct"``/``"none"``).
         temperature: Shorthand for ``options["temperature"]`` (distillation ``T``, InfoNCE ``τ``).
         projection_dim: Shorthand for ``options["projection_dim"]`` (contrastive).
         loss_method: Shorthand for ``options["loss_method"]`` (D-CAT: ``"auto"``, ``"gram"``,
@@ -144,7 +160,7 @@ class SourceSpec:
     method: str = "dcat"
     weight: float = 1.0
     options: dict[str, Any] = field(default_factory=dict)
-    mcma: bool | None = None
+    mcma: bool | str | None = None
     temperature: float | None = None
     projection_dim: int | None = None
     loss_method: Literal["auto", "gram", "materialize"] | None = None
@@ -183,6 +199,7 @@ class TransferTask(nn.Module):
         sources: The frozen sources.
         label_smoothing: Passed to the cross-entropy.
         eps: Norm floor of the cross-attention loss.
+        augment: Applied to the target's input in training mode only; ``None``: none.
 
     Output of ``forward``: ``loss``, ``logits``, ``ce``; per source ``"<comp>/<name>"`` with
     ``comp`` from :data:`METHODS` (unweighted), per component the sum over its sources
@@ -197,8 +214,10 @@ class TransferTask(nn.Module):
         *,
         label_smoothing: float = 0.0,
         eps: float = DEFAULT_EPS,
+        augment: nn.Module | None = None,
     ) -> None:
         super().__init__()
+        self.augment = augment
         if not sources:
             raise DcatError("a TransferTask needs at least one source; use UnimodalTask otherwise")
         names = [s.name for s in sources]
@@ -273,7 +292,7 @@ class TransferTask(nn.Module):
     def forward(self, batch: Mapping) -> dict[str, Tensor]:
         """Compute the objective; see the class docstring for the keys."""
         labels = _labels(batch)
-        target = self.target.forward_all(_input(batch, self.modality))
+        target = self.target.forward_all(_augmented(self, batch))
         ce = F.cross_entropy(target.logits, labels, label_smoothing=self.label_smoothing)
         out: dict[str, Tensor] = {"logits": target.logits, "ce": ce}
         aux = _aux_ce(target, labels, self.label_smoothing, out)

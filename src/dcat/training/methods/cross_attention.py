@@ -21,7 +21,10 @@ from dcat.nn.model import ModalityNet, ModalityOutput
 from dcat.training.cache import SourceOutputs
 from dcat.training.methods.registry import TransferMethod, register_method
 
-__all__ = ["CrossAttentionTransfer"]
+__all__ = ["MCMA_RULES", "CrossAttentionTransfer"]
+
+MCMA_RULES = ("correct", "confident", "none")
+"""Which samples D-CAT aligns: those the source gets right, gets right confidently, or all."""
 
 
 @register_method("dcat")
@@ -29,7 +32,11 @@ class CrossAttentionTransfer(TransferMethod):
     """The cross-attention loss ``mean_i ‖M_b,i/‖M_b,i‖ − M_a,i/‖M_a,i‖‖_F`` with ``M = Kᵀ V``.
 
     Options:
-        mcma: Align only the samples the source classifies correctly (the paper's MCMA).
+        mcma: Which samples are aligned (masked cross-modal alignment): ``"correct"``, those the
+            source classifies correctly (the paper's MCMA); ``"confident"``, those it classifies
+            correctly with a probability of the true class ≥ ``confidence``; ``"none"``, all
+            (the paper's ablation). ``true``/``false`` mean ``"correct"``/``"none"``.
+        confidence: The ``confident`` rule's threshold ``τ`` in ``(0, 1]``.
         loss_method: ``"auto"``, ``"gram"`` or ``"materialize"`` (equal values, different cost).
         eps: Norm floor of the loss (the task's ``eps`` unless set).
     """
@@ -37,8 +44,10 @@ class CrossAttentionTransfer(TransferMethod):
     label: ClassVar[str] = "D-CAT"
     component: ClassVar[str] = "ca"
     reference: ClassVar[str] = "Daher, Wang, Mielle: D-CAT, ICRA 2026"
+    same_classes: ClassVar[bool] = True  # MCMA compares the source's prediction with the label
     options: ClassVar[Mapping[str, Any]] = {
-        "mcma": True,
+        "mcma": "correct",
+        "confidence": 0.5,
         "loss_method": "auto",
         "eps": DEFAULT_EPS,
     }
@@ -47,15 +56,32 @@ class CrossAttentionTransfer(TransferMethod):
         self, source: ModalityNet, target: ModalityNet, *, name: str, **options: Any
     ) -> None:
         super().__init__(source, target, name=name, **options)
+        for role, net in (("source", source), ("target", target)):
+            if net.attention is None:
+                raise DcatError(
+                    f"the {role} network (source {name!r}) has no attention (attention: none); "
+                    "D-CAT aligns attention statistics, so both networks need one"
+                )
         if source.d_out != target.d_out:
             raise DcatError(
                 f"source {name!r} has d_out={source.d_out} but the target has "
                 f"d_out={target.d_out}; the cross-attention loss needs equal widths"
             )
-        _same_classes(name, source, target)
+
+    @classmethod
+    def coerce(cls, name: str, value: Any) -> Any:
+        if name == "mcma" and isinstance(value, bool):
+            return "correct" if value else "none"
+        return value
 
     @classmethod
     def validate(cls, options: Mapping[str, Any], where: str) -> None:
+        rule = options.get("mcma", "correct")
+        if rule not in MCMA_RULES:
+            raise DcatError(f"{where}: mcma must be one of {list(MCMA_RULES)}, got {rule!r}")
+        confidence = options.get("confidence", 0.5)
+        if not 0 < confidence <= 1:
+            raise DcatError(f"{where}: confidence must be in (0, 1], got {confidence}")
         method = options.get("loss_method", "auto")
         if method not in ("auto", "gram", "materialize"):
             raise DcatError(
@@ -66,10 +92,13 @@ class CrossAttentionTransfer(TransferMethod):
 
     @classmethod
     def variant(cls, options: Mapping[str, Any]) -> tuple[str, str]:
+        # the threshold names a variant only where it is used
+        if options.get("mcma", "correct") != "confident":
+            options = {**options, "confidence": cls.options["confidence"]}
         # the paper's ablation keeps the names it has had since the first release
-        if options.get("mcma", True):
+        if options.get("mcma", "correct") != "none":
             return super().variant(options)
-        tag, label = super().variant({**options, "mcma": True})
+        tag, label = super().variant({**options, "mcma": "correct"})
         return tag.replace("dcat", "dcat_no_mcma", 1), label.replace("D-CAT", "No MCMA", 1)
 
     def forward(
@@ -77,7 +106,9 @@ class CrossAttentionTransfer(TransferMethod):
     ) -> dict[str, Tensor]:
         """``{"loss", "mcma_frac"}``: the loss and the fraction of samples aligned."""
         source_kqv, target_kqv = (source.keys, None, source.values), target.kqv
-        mask = mcma_mask(source.logits, labels) if self.config["mcma"] else None
+        rule = self.config["mcma"]
+        confidence = self.config["confidence"] if rule == "confident" else None
+        mask = mcma_mask(source.logits, labels, confidence=confidence) if rule != "none" else None
         # unaligned samples add nothing, so on the CPU only the masked ones are computed;
         # on a GPU the row selection would cost a host sync: values are masked instead
         selected = mask is not None and not labels.is_cuda
@@ -90,11 +121,3 @@ class CrossAttentionTransfer(TransferMethod):
         value = global_masked_mean(distances, None if selected else mask)
         frac = mask.float().mean() if mask is not None else labels.new_ones((), dtype=torch.float32)
         return {"loss": value, "mcma_frac": frac}
-
-
-def _same_classes(name: str, source: ModalityNet, target: ModalityNet) -> None:
-    if source.num_classes != target.num_classes:
-        raise DcatError(
-            f"source {name!r} has {source.num_classes} classes but the target has "
-            f"{target.num_classes}; it was trained on other classes"
-        )

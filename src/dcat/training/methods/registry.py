@@ -56,6 +56,8 @@ class TransferMethod(nn.Module):
         component: Key of the loss in a task's output dict, e.g. ``"ca"``.
         reference: Where the method comes from (shown in docs and ``dcat`` listings).
         options: Option name → default value.
+        same_classes: The method compares class scores, so source and target must share
+            their classes (checked when it is built).
     """
 
     name: ClassVar[str] = ""
@@ -63,6 +65,7 @@ class TransferMethod(nn.Module):
     component: ClassVar[str] = ""
     reference: ClassVar[str] = ""
     options: ClassVar[Mapping[str, Any]] = {}
+    same_classes: ClassVar[bool] = False
 
     def __init__(
         self, source: ModalityNet, target: ModalityNet, *, name: str, **options: Any
@@ -70,6 +73,11 @@ class TransferMethod(nn.Module):
         super().__init__()
         self.source_name = name
         self.config = {**self.options, **check_options(type(self), options, f"source {name!r}")}
+        if self.same_classes and source.num_classes != target.num_classes:
+            raise DcatError(
+                f"source {name!r} has {source.num_classes} classes but the target has "
+                f"{target.num_classes}; it was trained on other classes"
+            )
 
     def forward(
         self, target: ModalityOutput, source: SourceOutputs, labels: Tensor
@@ -87,6 +95,12 @@ class TransferMethod(nn.Module):
             ``{"loss": scalar}`` (unweighted), plus any diagnostics (scalars) to log.
         """
         raise NotImplementedError
+
+    @classmethod
+    def coerce(cls, name: str, value: Any) -> Any:
+        """Map an older spelling of option ``name``'s value to its current one (before the
+        type check); the default keeps ``value``."""
+        return value
 
     @classmethod
     def validate(cls, options: Mapping[str, Any], where: str) -> None:
@@ -130,6 +144,7 @@ def check_options(
         )
     checked = {}
     for key, value in options.items():
+        value = cls.coerce(key, value)
         default = cls.options[key]
         if isinstance(default, bool):
             ok = isinstance(value, bool)
@@ -191,7 +206,7 @@ def method_names() -> list[str]:
 
 
 # Old config spellings that name a method with options.
-ALIASES: dict[str, dict[str, Any]] = {"dcat_no_mcma": {"name": "dcat", "mcma": False}}
+ALIASES: dict[str, dict[str, Any]] = {"dcat_no_mcma": {"name": "dcat", "mcma": "none"}}
 
 
 @dataclass(frozen=True)
