@@ -702,8 +702,9 @@ def test_failure_part_way_leaves_no_results(
     assert message in capsys.readouterr().err.splitlines()
     assert sorted(_finished(out)) == [
         "runs/id/seed0/imu/baseline/metrics.json",
+        "runs/id/seed0/imu/plain/metrics.json",
         "runs/id/seed0/mic/baseline/metrics.json",
-    ]  # the baselines are done and kept for a re-run; no results.json, results.csv, report.md
+    ]  # the baselines and the plain reference are kept for a re-run; no results, no report
 
 
 # ---------------------------------------------------------------------------------------------

@@ -107,7 +107,8 @@ def test_plan_has_baselines_first_and_the_lambda_sweep(tmp_path) -> None:
     methods = [(j.method, j.target, j.weight) for j in jobs]
     assert methods[:2] == [("baseline", "imu", None), ("baseline", "skeleton", None)]
     assert ("dcat", "imu", 0.1) in methods and methods.count(("dcat", "imu", 1.0)) == 1
-    assert len(jobs) == 2 + 3 + 1
+    assert methods[2] == ("plain", "imu", None)  # the plain reference of the target
+    assert len(jobs) == 2 + 1 + 3 + 1
 
 
 @pytest.mark.slow
@@ -117,28 +118,35 @@ def test_experiment_end_to_end_and_resume(tmp_path) -> None:
     report = run_experiment(config, tmp_path / "out", log=lines.append)
     out = tmp_path / "out"
     records = json.loads((out / "results.json").read_text())
-    assert len(records) == 6
-    assert {r["method"] for r in records} == {"baseline", "dcat", "dcat_no_mcma", "logit_kd"}
+    assert len(records) == 7
+    assert {r["method"] for r in records} == {
+        "baseline", "plain", "dcat", "dcat_no_mcma", "logit_kd",
+    }  # fmt: skip
     assert all(set(r) == set(RESULT_FIELDS) for r in records)
     assert all(0.0 <= r["f1"] <= 1.0 for r in records)
     with (out / "results.csv").open() as handle:
         rows = list(csv.DictReader(handle))
-    assert len(rows) == 6 and list(rows[0]) == RESULT_FIELDS
+    assert len(rows) == 7 and list(rows[0]) == RESULT_FIELDS
     split = json.loads((out / "splits" / "ood_seed0.json").read_text())
     assert split["test_subjects"] == [4] and not set(split["train_subjects"]) & {4}
     text = report.read_text()
-    header = "| Metric | Baseline | Source skeleton (its baseline) | D-CAT | No MCMA | Logit KD |"
+    header = (
+        "| Metric | Baseline | Plain reference | Source skeleton (its baseline) | D-CAT | "
+        "No MCMA | Logit KD |"
+    )
     assert header in text
     for metric in ("Accuracy", "Recall", "Precision", "F1-Score"):
         assert f"| {metric} |" in text
     assert "## Effect of the cross-attention weight λ" in text and "| 0.1 |" in text
+    assert "| λ | Validation F1 | Accuracy |" in text  # λ is chosen on validation
+    assert "Against the plain reference (imu alone" in text and "| Δ F1 vs plain |" in text
     assert (out / "f1_ood.png").stat().st_size > 1000
     assert (out / "confusion_ood_imu_from-skeleton.png").is_file()
-    assert lines[-1].startswith("report:") and any("[6/6]" in line for line in lines)
+    assert lines[-1].startswith("report:") and any("[7/7]" in line for line in lines)
     # running again trains nothing and gives the same results
     again: list[str] = []
     run_experiment(config, out, log=again.append)
-    assert sum("(done before)" in line for line in again) == 6
+    assert sum("(done before)" in line for line in again) == 7
     assert json.loads((out / "results.json").read_text()) == records
 
 
@@ -170,6 +178,8 @@ def test_avletters_lips_and_mfcc_experiment(tmp_path) -> None:
     assert {(r["target"], r["method"]) for r in records} == {
         ("lips", "baseline"),
         ("mfcc", "baseline"),
+        ("lips", "plain"),
+        ("mfcc", "plain"),
         ("lips", "dcat"),
         ("lips", "dcat_no_mcma"),
         ("mfcc", "dcat"),

@@ -29,7 +29,8 @@ BASELINE_IMU = "runs/ood/seed0/imu/baseline"
 BASELINE_SKELETON = "runs/ood/seed0/skeleton/baseline"
 DCAT = "runs/ood/seed0/imu/dcat_from-skeleton_w1"
 LOGIT_KD = "runs/ood/seed0/imu/logit_kd_from-skeleton_w1"
-ALL_RUNS = {BASELINE_IMU, BASELINE_SKELETON, DCAT, LOGIT_KD}
+PLAIN = "runs/ood/seed0/imu/plain"  # the plain reference: no attention, no transfer
+ALL_RUNS = {BASELINE_IMU, BASELINE_SKELETON, PLAIN, DCAT, LOGIT_KD}
 
 
 def _config_file(folder: Path) -> Path:
@@ -87,9 +88,13 @@ def test_every_run_records_what_made_it(finished) -> None:
     assert "progress" not in baseline["train"]  # how a run is shown never makes it stale
     transfer = json.loads((out / DCAT / "fingerprint.json").read_text())
     assert transfer["method"] == {
-        "name": "dcat", "base": "dcat", "options": {"eps": 1e-8, "loss_method": "auto",
-                                                   "mcma": True}, "weight": 1.0,
+        "name": "dcat", "base": "dcat", "options": {"confidence": 0.5, "eps": 1e-8,
+                                                   "loss_method": "auto", "mcma": "correct"},
+        "weight": 1.0,
     }  # fmt: skip
+    plain = json.loads((out / PLAIN / "fingerprint.json").read_text())
+    assert plain["network"]["attention"] == "none" and plain["method"] == {"name": "plain"}
+    assert "source" not in plain
     assert transfer["source"]["run"] == BASELINE_SKELETON
     assert len(transfer["source"]["digest"]) == 64
 
@@ -110,7 +115,7 @@ def test_an_unchanged_rerun_reuses_every_model(copy) -> None:
     runs = {run: (out / run / "metrics.json").read_bytes() for run in ALL_RUNS}
     lines = _run(config, out)
     assert _trained(lines) == []
-    assert sum("(done before)" in line for line in lines) == 4
+    assert sum("(done before)" in line for line in lines) == 5
     assert {run: (out / run / "metrics.json").read_bytes() for run in ALL_RUNS} == runs
 
 
@@ -118,7 +123,8 @@ def test_an_unchanged_rerun_reuses_every_model(copy) -> None:
     ("override", "runs", "shown"),
     [
         ("train.max_epochs=2", ALL_RUNS, "train.max_epochs 1 → 2"),
-        ("modalities.imu.train.lr=0.01", {BASELINE_IMU, DCAT, LOGIT_KD}, "train.lr 0.001 → 0.01"),
+        ("modalities.imu.train.lr=0.01", {BASELINE_IMU, PLAIN, DCAT, LOGIT_KD},
+         "train.lr 0.001 → 0.01"),
         # a reader option may change any modality: every model is checked
         ("data.options.steps.imu=24", ALL_RUNS, "data.options.steps.imu 32 → 24"),
         ("data.normalization=minmax", ALL_RUNS, "data.normalization 'zscore' → 'minmax'"),
@@ -149,8 +155,8 @@ def test_a_new_seed_or_lambda_trains_only_the_new_models(copy) -> None:
     config, out = copy
     # seeds and λ name their own run folders: no model made with other values is ever reused
     trained = _trained(_run(config, out, ["seeds=[0, 1]", "lambdas=[0.5]"]))
-    assert len(trained) == 6  # seed 1's five models and seed 0's λ = 0.5 D-CAT
-    assert sum("seed=1" in line for line in trained) == 5
+    assert len(trained) == 7  # seed 1's six models and seed 0's λ = 0.5 D-CAT
+    assert sum("seed=1" in line for line in trained) == 6
     assert any("seed=0" in line and "λ=0.5" in line for line in trained)
 
 

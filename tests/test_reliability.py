@@ -129,7 +129,9 @@ def test_killed_experiment_resumes_to_the_same_results(tmp_path: Path) -> None:
         _cli(config, killed), capture_output=True, text=True, cwd=tmp_path, timeout=300, env=ENV
     )
     assert again.returncode == 0, again.stdout[-3000:] + again.stderr[-3000:]
-    assert again.stdout.count("(done before)") == 2  # the two baselines are not trained again
+    assert (
+        again.stdout.count("(done before)") == 3
+    )  # the two baselines and the plain reference are not trained again
     assert json.loads((killed / "results.json").read_text()) == json.loads(
         (reference / "results.json").read_text()
     )
@@ -169,7 +171,7 @@ def test_same_config_and_seed_give_identical_results_and_a_recorded_run(tmp_path
             run_experiment(config, tmp_path / out, log=lambda _: None)
     a, b = tmp_path / "a", tmp_path / "b"
     records = json.loads((a / "results.json").read_text())
-    assert len(records) == 3 and records == json.loads((b / "results.json").read_text())
+    assert len(records) == 4 and records == json.loads((b / "results.json").read_text())
     assert (a / "results.csv").read_text() == (b / "results.csv").read_text()
     for name in ("best.ckpt", "last.ckpt"):  # the weights themselves, not only the metrics
         x = torch.load(a / TRANSFER / "checkpoints" / name, weights_only=True)["state_dict"]

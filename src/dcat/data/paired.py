@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Protocol, runtime_checkable
 
 import numpy as np
@@ -242,6 +242,47 @@ class PairedDataset(Dataset):
         for modality in modalities:
             self._check_modality(modality)
         return self._derive({m: self.inputs[m] for m in dict.fromkeys(modalities)})
+
+    def with_channels(
+        self, name: str, base: str, channels: Sequence[int] | np.ndarray
+    ) -> PairedDataset:
+        """The same samples plus a modality ``name`` made of ``channels`` of ``base`` (a
+        *derived* modality, e.g. the right-arm joints of a skeleton).
+
+        Args:
+            name: The new modality (must not exist yet).
+            base: A series modality ``(N, C, T)``.
+            channels: Channel indices of ``base``, in the new order.
+
+        Raises:
+            DcatError: ``name`` exists, ``base`` is unknown or not a loaded series, or a
+                channel is out of range or repeated.
+        """
+        self._check_modality(base)
+        if name in self.inputs:
+            raise DcatError(f"derived modality {name!r} already exists in the data set")
+        array = self.inputs[base]
+        if _is_lazy(array) or array.ndim != 3:
+            raise DcatError(
+                f"derived modality {name!r}: {base!r} must be a series (N, C, T) held in "
+                f"memory, got shape {array.shape}"
+            )
+        idx = np.asarray(channels, dtype=np.int64).reshape(-1)
+        count = array.shape[1]
+        bad = [int(c) for c in idx if not 0 <= c < count]
+        if bad or not idx.size or len(set(idx.tolist())) != idx.size:
+            problem = f"out of range {bad}" if bad else "empty or repeated"
+            raise DcatError(
+                f"derived modality {name!r}: channels of {base!r} ({count} channels) are "
+                f"{problem}: {idx.tolist()}"
+            )
+        inputs = {**self.inputs, name: np.ascontiguousarray(array[:, idx])}
+        derived = self._derive(inputs)
+        if base in self.streams:
+            stream = self.streams[base]
+            names = None if stream.channels is None else tuple(stream.channels[i] for i in idx)
+            derived.streams[name] = replace(stream, channels=names)
+        return derived
 
     def fit_normalization(
         self,

@@ -36,9 +36,12 @@ from dcat.training.methods import MethodVariant, method_names, resolve_method
 
 __all__ = [
     "METHOD_NAMES",
+    "AugmentConfig",
     "DataConfig",
+    "DeriveConfig",
     "ExperimentConfig",
     "ModalityConfig",
+    "SourceConfig",
     "SplitConfig",
     "TransferConfig",
     "apply_overrides",
@@ -90,6 +93,23 @@ class _Section(BaseModel):
         return data
 
 
+class AugmentConfig(_Section):
+    """Inertial augmentations of one modality (:class:`dcat.data.augment.InertialAugment`),
+    applied to its training batches as a target, for the baseline and every transfer alike.
+
+    Attributes:
+        rotation: Largest random rotation in degrees (channels in x, y, z triads).
+        scaling: Standard deviation of a random gain per sample.
+        jitter: Standard deviation of added noise, in training standard deviations.
+        time_warp: Standard deviation of the random local speed.
+    """
+
+    rotation: float = Field(0.0, ge=0, le=180)
+    scaling: float = Field(0.0, ge=0)
+    jitter: float = Field(0.0, ge=0)
+    time_warp: float = Field(0.0, ge=0)
+
+
 class DataConfig(_Section):
     """Which data set, where, and how it is read.
 
@@ -104,6 +124,8 @@ class DataConfig(_Section):
             normalisation (:func:`dcat.io.normalization.center_positions`): ``mean`` removes
             where the body stood, ``root:J`` subtracts point ``J``'s trajectory. For skeletons
             (channels: joint by joint, x, y, z). Deployed models apply it too.
+        augment: Modality → its inertial augmentations (:class:`AugmentConfig`), used when it
+            is trained; never counted as transfer.
     """
 
     dataset: str
@@ -113,6 +135,34 @@ class DataConfig(_Section):
     centering: dict[str, Annotated[str, Field(pattern=r"^(mean|root:\d+)$")]] = Field(
         default_factory=dict
     )
+    augment: dict[str, AugmentConfig] = Field(default_factory=dict)
+
+
+class DeriveConfig(_Section):
+    """A modality made of a channel subset of another (e.g. the right-arm joints of a
+    skeleton: a source that sees what a wrist sensor can sense).
+
+    Attributes:
+        modality: The modality it is cut from (a series ``(C, T)`` of the data set).
+        channels: Its channel indices, in order.
+        points: Or: indices of ``(x, y, z)`` points (joint ``j`` is channels ``3j … 3j+2``).
+    """
+
+    modality: str
+    channels: list[Annotated[int, Field(ge=0)]] | None = None
+    points: list[Annotated[int, Field(ge=0)]] | None = None
+
+    @model_validator(mode="after")
+    def _one_of(self) -> DeriveConfig:
+        if (self.channels is None) == (self.points is None):
+            raise DcatError("give exactly one of channels and points")
+        return self
+
+    def channel_indices(self) -> list[int]:
+        """The channels of :attr:`modality` the derived modality holds."""
+        if self.channels is not None:
+            return list(self.channels)
+        return [3 * p + axis for p in self.points or [] for axis in range(3)]
 
 
 class ModalityConfig(_Section):
@@ -124,19 +174,22 @@ class ModalityConfig(_Section):
         dropout: Head dropout; ``None`` uses the experiment's ``dropout``.
         attention: Where the self-attention sits: ``serial`` (the paper's: attention → pool →
             head), ``residual`` (pre-norm, ``E + attention(LN(E))``) or ``side`` (the head pools
-            the encoder; the attention only feeds the transfer loss); see
-            :class:`dcat.nn.model.ModalityNet`.
+            the encoder; the attention only feeds the transfer loss) or ``none`` (no attention:
+            no D-CAT); see :class:`dcat.nn.model.ModalityNet`.
         aux_head: Train an auxiliary head on the pooled attention output, so that a ``side``
             network's attention carries class information when it serves as a source.
         train: Training options for this modality as a target (e.g. ``lr``), over ``train``.
+        derive: Make this modality from channels of another (:class:`DeriveConfig`) instead of
+            reading it from the data set.
     """
 
     encoder: str
     options: dict[str, Any] = Field(default_factory=dict)
     dropout: float | None = None
-    attention: Literal["serial", "residual", "side"] = "serial"
+    attention: Literal["serial", "residual", "side", "none"] = "serial"
     aux_head: bool = False
     train: dict[str, Any] = Field(default_factory=dict)
+    derive: DeriveConfig | None = None
 
     @field_validator("encoder")
     @classmethod
@@ -157,13 +210,6 @@ class SplitConfig(_Section):
     test_subjects: list[int] | None = None
 
 
-class TransferConfig(_Section):
-    """An ordered pair: knowledge flows from the frozen ``source`` to the trained ``target``."""
-
-    source: str
-    target: str
-
-
 def _method_entry(entry: Any) -> Any:
     if not isinstance(entry, str | dict):
         raise DcatError(f"a method is a name or a mapping with a 'name' key, got {entry!r}")
@@ -173,6 +219,69 @@ def _method_entry(entry: Any) -> Any:
 MethodEntry = Annotated[str | dict[str, Any], BeforeValidator(_method_entry)]
 """A transfer method: a name (``dcat``, ``dcat_no_mcma``, ``contrastive``, ...) or a mapping
 with its options, e.g. ``{name: contrastive, temperature: 0.2}``."""
+
+
+class SourceConfig(_Section):
+    """One source of a several-source transfer, with its own method and λ.
+
+    Attributes:
+        modality: The source modality.
+        method: Its transfer method (a name or a mapping with options, as in ``methods``).
+        weight: Its λ (default: the experiment's ``weight``).
+    """
+
+    modality: str
+    method: MethodEntry
+    weight: float | None = Field(None, ge=0, title="λ")
+
+
+class TransferConfig(_Section):
+    """Knowledge flows from frozen sources to the trained ``target``.
+
+    Give ``source`` (one modality), or ``sources``: a list of modality names (each method of
+    ``methods`` then trains one target with all of them at once), or a list of mappings
+    :class:`SourceConfig` that each set their own method and λ (one model). One modality may
+    appear several times with different methods: a combined objective from one source.
+    """
+
+    source: str | None = None
+    sources: list[str | SourceConfig] | None = None
+    target: str
+
+    @model_validator(mode="after")
+    def _one_form(self) -> TransferConfig:
+        if (self.source is None) == (self.sources is None):
+            raise DcatError("give exactly one of source and sources")
+        if self.sources is not None:
+            if not self.sources:
+                raise DcatError("sources must list at least one source")
+            named = [isinstance(s, str) for s in self.sources]
+            if any(named) and not all(named):
+                raise DcatError(
+                    "sources are either all names (the methods list applies) or all mappings "
+                    "with their own method"
+                )
+            if all(named) and len(set(self.sources)) != len(self.sources):
+                raise DcatError(f"sources lists a modality twice: {self.sources}")
+        return self
+
+    @property
+    def modalities(self) -> list[str]:
+        """The source modalities, in order, each once."""
+        if self.source is not None:
+            return [self.source]
+        items = self.sources or []
+        return list(dict.fromkeys(s if isinstance(s, str) else s.modality for s in items))
+
+    @property
+    def label(self) -> str:
+        """How results name the source(s): ``skeleton`` or ``skeleton+imu_thigh``."""
+        return "+".join(self.modalities)
+
+    @property
+    def explicit(self) -> bool:
+        """Whether every source sets its own method (one model, ``methods`` not applied)."""
+        return self.sources is not None and not isinstance(self.sources[0], str)
 
 
 class ExperimentConfig(_Section):
@@ -189,6 +298,13 @@ class ExperimentConfig(_Section):
             :data:`METHOD_NAMES`, or mappings ``{name: ..., option: value}`` setting a
             method's options (see :mod:`dcat.training.methods`).
         weight: λ of D-CAT and no-MCMA, and the weight α of the peers' baselines.
+        reference: Also train, per target, the plain reference: encoder → pool → head, no
+            attention, no transfer (what a user would ship without dcat), shown in every
+            report and compared with the pick.
+        refit: After each split and seed, retrain its baseline, plain reference and pick of
+            every target on the training and validation data together, for the epoch count
+            each one's validation chose, and test those too (holding a subject out for
+            validation costs the model data). The pick itself is chosen before, on validation.
         lambdas: Extra λ values for D-CAT with MCMA (the Table IV sweep); may include ``weight``.
         d_out: Attention width shared by all modalities (512 in the paper).
         dropout: Head dropout of every network unless its modality sets one.
@@ -208,6 +324,8 @@ class ExperimentConfig(_Section):
     transfers: list[TransferConfig] = Field(default_factory=list)
     methods: list[MethodEntry] = Field(default_factory=lambda: ["dcat", "dcat_no_mcma"])
     weight: float = Field(1.0, ge=0, title="λ")
+    reference: bool = True
+    refit: bool = False
     lambdas: list[Annotated[float, Field(ge=0)]] = Field(default_factory=list, title="λ")
     d_out: int = Field(512, gt=0)
     dropout: float = 0.5
@@ -227,20 +345,30 @@ class ExperimentConfig(_Section):
         if not self.splits:
             raise DcatError("config: splits must list at least one split kind")
         for i, transfer in enumerate(self.transfers):
-            for role in ("source", "target"):
-                value = getattr(transfer, role)
+            role = "source" if transfer.source is not None else "sources"
+            for where, value in [("target", transfer.target)] + [
+                (role, m) for m in transfer.modalities
+            ]:
                 if value not in self.modalities:
                     raise DcatError(
-                        f"config: transfers[{i}].{role}: modality {value!r} is not declared "
+                        f"config: transfers[{i}].{where}: modality {value!r} is not declared "
                         f"under modalities (declared: {sorted(self.modalities)})"
                     )
-            if transfer.source == transfer.target:
+            if transfer.target in transfer.modalities:
                 raise DcatError(
-                    f"config: transfers[{i}]: source and target are both {transfer.source!r}"
+                    f"config: transfers[{i}]: source and target are both {transfer.target!r}"
                 )
-        unknown = [m for m in self.methods if isinstance(m, str) and m not in METHOD_NAMES]
+        for name, spec in self.modalities.items():
+            if spec.derive is not None and spec.derive.modality == name:
+                raise DcatError(f"config: modalities.{name}.derive: derived from itself")
+        unknown = [
+            m
+            for m in self.methods
+            if isinstance(m, str) and any(t not in METHOD_NAMES for t in m.split("+"))
+        ]
         if unknown:
             raise DcatError(f"config: methods: unknown {unknown}; choose from {list(METHOD_NAMES)}")
+        self.method_entries()
         self.method_variants()
         # the training options (names, types and ranges), before any work
         self.train_config("", 0)
@@ -248,28 +376,53 @@ class ExperimentConfig(_Section):
             self.train_config(name, 0)
         return self
 
-    def method_variants(self) -> list[MethodVariant]:
-        """The configured methods with their options resolved through the method registry.
-
-        The top-level ``temperature`` is logit KD's unless an entry sets its own (names stay
-        as they were).
+    def method_entries(self) -> list[tuple[MethodVariant, ...]]:
+        """Each ``methods`` entry as its terms: one variant, or several for a combined
+        objective written ``dcat+logit_kd`` (every term weighted by λ).
 
         Raises:
-            DcatError: An unknown method or option, a bad option value, or one method variant
-                listed twice.
+            DcatError: An unknown method or option, a bad option value, or one entry listed
+                twice.
         """
-        variants: list[MethodVariant] = []
+        entries: list[tuple[MethodVariant, ...]] = []
+        tags: list[str] = []
         for i, entry in enumerate(self.methods):
             where = "config: methods" if isinstance(entry, str) else f"config: methods[{i}]"
-            variant = resolve_method(entry, where)
-            given = entry if isinstance(entry, Mapping) else {}
-            if variant.name == "logit_kd" and "temperature" not in given:
-                options = {**variant.option_dict, "temperature": float(self.temperature)}
-                variant = replace(variant, options=tuple(sorted(options.items())))
-            if any(v.tag == variant.tag for v in variants):
-                raise DcatError(f"config: methods[{i}]: {variant.tag!r} is listed twice")
-            variants.append(variant)
-        return variants
+            parts = entry.split("+") if isinstance(entry, str) else [entry]
+            terms = tuple(self.resolve(part, where) for part in parts)
+            if len({t.tag for t in terms}) != len(terms):
+                raise DcatError(f"{where}: {entry!r} combines one method with itself")
+            tag = "+".join(t.tag for t in terms)
+            if tag in tags:
+                raise DcatError(f"config: methods[{i}]: {tag!r} is listed twice")
+            tags.append(tag)
+            entries.append(terms)
+        return entries
+
+    def resolve(self, entry: str | Mapping[str, Any], where: str) -> MethodVariant:
+        """One method entry through the registry; the top-level ``temperature`` is logit KD's
+        unless the entry sets its own."""
+        variant = resolve_method(entry, where)
+        given = entry if isinstance(entry, Mapping) else {}
+        if variant.name == "logit_kd" and "temperature" not in given:
+            options = {**variant.option_dict, "temperature": float(self.temperature)}
+            variant = replace(variant, options=tuple(sorted(options.items())))
+        return variant
+
+    def method_variants(self) -> list[MethodVariant]:
+        """Every method variant the configuration uses, each once: the terms of ``methods``
+        (:meth:`method_entries`) and of the transfers that set their own methods.
+
+        Raises:
+            DcatError: As :meth:`method_entries`.
+        """
+        variants = [t for terms in self.method_entries() for t in terms]
+        for i, transfer in enumerate(self.transfers):
+            for j, item in enumerate(transfer.sources or []):
+                if not isinstance(item, str):
+                    where = f"config: transfers[{i}].sources[{j}].method"
+                    variants.append(self.resolve(item.method, where))
+        return list({v.tag: v for v in variants}.values())
 
     def train_config(self, modality: str, seed: int) -> TrainConfig:
         """The training options for ``modality`` as a target at ``seed``."""

@@ -106,19 +106,43 @@ def job_fingerprints(
             "train": {k: v for k, v in train.items() if k not in _NOT_IN_RESULT},
             "method": {"name": job.method},
         }
-        if job.method != "baseline":
-            source_run = baseline_of[job.split, job.seed, job.source]
+        augment = config.data.augment.get(job.target)
+        if augment is not None:  # absent when unset, so runs made before augmentation match
+            fingerprint["data"]["augment"] = augment.model_dump()
+        derive = spec.derive
+        if derive is not None:
+            fingerprint["data"]["derive"] = derive.model_dump()
+        if job.method == "plain":
+            fingerprint["network"].update(attention="none", aux_head=False)
+            del fingerprint["network"]["d_out"]  # no attention: the width shapes nothing
+        elif len(job.parts) == 1:
+            (part,) = job.parts
+            source_run = baseline_of[job.split, job.seed, part.modality]
             fingerprint["method"] = {
                 "name": job.method,
-                "base": job.base,
-                "options": dict(job.options),
-                "weight": job.weight,
+                "base": part.base,
+                "options": dict(part.options),
+                "weight": part.weight,
             }
             fingerprint["source"] = {
-                "modality": job.source,
+                "modality": part.modality,
                 "run": source_run,
                 "digest": digest(fingerprints[source_run]),
             }
+        elif job.parts:
+            fingerprint["method"] = {
+                "name": job.method,
+                "parts": [
+                    {"source": p.modality, "base": p.base, "options": dict(p.options),
+                     "weight": p.weight}
+                    for p in job.parts
+                ],
+            }  # fmt: skip
+            runs = {p.modality: baseline_of[job.split, job.seed, p.modality] for p in job.parts}
+            fingerprint["sources"] = [
+                {"modality": m, "run": run, "digest": digest(fingerprints[run])}
+                for m, run in runs.items()
+            ]
         else:
             baseline_of[job.split, job.seed, job.target] = job.folder
         fingerprints[job.folder] = _plain(fingerprint)

@@ -3,7 +3,9 @@
 Among every model trained for one target in one split and seed (the baseline, every method, λ
 value and source), the pick is the one with the highest **validation** macro-F1. Test metrics
 are never read. Ties go to the simpler model: the baseline first, then the methods in the
-order the plan trained them.
+order the plan trained them. Refits (retrained on training and validation data) are never
+candidates: they have no held-out validation score; ``dcat export --pick`` exports the refit of
+the pick when there is one.
 """
 
 from __future__ import annotations
@@ -36,11 +38,14 @@ def mark_picks(records: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
     """
     groups: dict[tuple[Any, Any, Any], list[int]] = defaultdict(list)
     for i, r in enumerate(records):
-        groups[r["split"], r["seed"], r["target"]].append(i)
+        if not r.get("refit"):
+            groups[r["split"], r["seed"], r["target"]].append(i)
     picked = set()
     for members in groups.values():
-        # max() keeps the first of equal keys; baselines sort first, then the plan's order
-        order = sorted(members, key=lambda i: (records[i]["method"] != "baseline", i))
+        # max() keeps the first of equal keys; the baseline sorts first, then the plain
+        # reference, then the plan's order
+        simple = {"baseline": 0, "plain": 1}
+        order = sorted(members, key=lambda i: (simple.get(records[i]["method"], 2), i))
         picked.add(max(order, key=lambda i: _score(records[i])))
     return [{**r, "pick": i in picked} for i, r in enumerate(records)]
 
@@ -62,7 +67,8 @@ def find_pick(
             of the two middle ones for an even count), a typical model rather than the luckiest.
 
     Returns:
-        The record; its ``run`` is the run folder, relative to ``results_dir``.
+        The record (that of the pick's refit when the experiment refitted); its ``run`` is
+        the run folder, relative to ``results_dir``.
 
     Raises:
         DcatError: No ``results.json``, no pick for the target, several splits without
@@ -73,7 +79,9 @@ def find_pick(
         raise DcatError(
             f"{path} not found: --pick needs a results folder written by dcat experiment"
         )
-    picks = [r for r in json.loads(path.read_text()) if r.get("pick")]
+    records = json.loads(path.read_text())
+    refits = {_identity(r): r for r in records if r.get("refit")}
+    picks = [r for r in records if r.get("pick")]
     targets = sorted({r["target"] for r in picks})
     picks = [r for r in picks if r["target"] == target]
     if not picks:
@@ -86,8 +94,16 @@ def find_pick(
         raise DcatError(f"{path}: no {split!r} split; choose from {splits}")
     if seed is None:
         ranked = sorted(picks, key=lambda r: (_score(r), r["seed"]))
-        return ranked[(len(ranked) - 1) // 2]
-    found = [r for r in picks if r["seed"] == seed]
-    if not found:
-        raise DcatError(f"{path}: no seed {seed}; seeds: {sorted(r['seed'] for r in picks)}")
-    return found[0]
+        chosen = ranked[(len(ranked) - 1) // 2]
+    else:
+        found = [r for r in picks if r["seed"] == seed]
+        if not found:
+            raise DcatError(f"{path}: no seed {seed}; seeds: {sorted(r['seed'] for r in picks)}")
+        chosen = found[0]
+    return refits.get(_identity(chosen), chosen)
+
+
+def _identity(record: dict[str, Any]) -> tuple[Any, ...]:
+    """What makes a model, refit or not: split, seed, target, method, source and λ."""
+    keys = ("split", "seed", "target", "method", "source", "lambda")
+    return tuple(record[k] for k in keys)

@@ -4,7 +4,9 @@
   source, one row per metric, one column per method, ``mean ± std`` over seeds; each transfer
   cell adds the paired difference to the baseline of the same split and seed and the p-value of
   a paired t-test over seeds (scipy), ``n/a`` with fewer than two seeds.
-* The λ sweep, shaped like Table IV.
+* Per target, the baseline and the dcat pick against the plain reference (no attention, no
+  transfer: what a user would train without dcat).
+* The λ sweep, shaped like Table IV, with the validation F1 it is chosen by.
 * Plots: macro-F1 per method with standard-deviation error bars, and the confusion matrices of
   the baseline and D-CAT targets (summed over seeds).
 """
@@ -14,14 +16,15 @@ from __future__ import annotations
 import json
 from collections import defaultdict
 from collections.abc import Mapping, Sequence
+from dataclasses import replace
 from datetime import date
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from dcat.experiment.plan import method_variants
-from dcat.experiment.statistics import PairedComparison, compare, compare_all
+from dcat.experiment.plan import method_labels
+from dcat.experiment.statistics import PairedComparison, compare, compare_all, holm
 from dcat.io.atomic import write_atomic
 from dcat.training.methods import method_names, resolve_method
 
@@ -54,7 +57,7 @@ METRICS = [
 def _registry_labels() -> dict[str, str]:
     """Tag → label of every registered method's default variant and of the old aliases, in
     registry order (the report's column order)."""
-    labels = {"baseline": "Baseline"}
+    labels = {"baseline": "Baseline", "plain": "Plain reference"}
     for name in method_names():
         variant = resolve_method(name)
         labels[variant.tag] = variant.label
@@ -99,6 +102,7 @@ def _fmt_p(p: float) -> str:
 
 
 _TEACHER = "source baseline"
+_SINGLE = ("baseline", "plain")  # models of the target alone
 _PICK = "pick"  # the model of best validation F1 per seed (dcat.experiment.pick)
 
 
@@ -114,8 +118,9 @@ def pick_counts(
     counts: dict[str, int] = {}
     for r in _picks(records, split, target).values():
         name = labels.get(r["method"], r["method"])
-        if r["method"] != "baseline":
-            name += f" ({r['source']}, λ={r['lambda']:g})"
+        if r["method"] not in _SINGLE:
+            lam = f", λ={r['lambda']:g}" if r["lambda"] is not None else ""
+            name += f" ({r['source']}{lam})"
         counts[name] = counts.get(name, 0) + 1
     if not counts:
         return None
@@ -130,14 +135,19 @@ def _by_seed(
     source: str = "",
     weight: float | None = None,
 ) -> dict[int, dict[str, Any]]:
-    """Seed → record of one model kind (a baseline, or a method from ``source`` at λ)."""
+    """Seed → record of one model kind (a baseline or the plain reference, or a method from
+    ``source`` at λ; a transfer whose sources have λs of their own matches any λ)."""
     return {
         r["seed"]: r
         for r in records
         if r["split"] == split
         and r["target"] == target
         and r["method"] == method
-        and (method == "baseline" or (r["source"] == source and r["lambda"] == weight))
+        and not r.get("refit")
+        and (
+            method in _SINGLE
+            or (r["source"] == source and (r["lambda"] == weight or r["lambda"] is None))
+        )
     }
 
 
@@ -165,13 +175,86 @@ def transfer_comparisons(
     methods = {
         m: {s: r[metric] for s, r in _by_seed(records, split, target, m, source, weight).items()}
         for m in labels
-        if m != "baseline"
+        if m not in _SINGLE
     }
     methods = {m: v for m, v in methods.items() if v}
     picks = {seed: r[metric] for seed, r in _picks(records, split, target).items()}
     if picks and methods:
         methods[_PICK] = picks
     return compare_all(methods, base) if base and methods else {}
+
+
+def reference_comparisons(
+    records: list[dict[str, Any]], split: str, target: str, metric: str = "f1"
+) -> dict[str, PairedComparison]:
+    """The baseline and the pick, each paired with the plain reference (encoder → pool →
+    head, no attention, no transfer: the model a user would train without dcat), Holm across
+    the two; empty without a plain reference."""
+    plain = {s: r[metric] for s, r in _by_seed(records, split, target, "plain").items()}
+    found = {
+        "baseline": {s: r[metric] for s, r in _by_seed(records, split, target, "baseline").items()}
+    }
+    found[_PICK] = {seed: r[metric] for seed, r in _picks(records, split, target).items()}
+    found = {m: v for m, v in found.items() if v}
+    return compare_all(found, plain) if plain and found else {}
+
+
+def pick_hits(records: list[dict[str, Any]], split: str, target: str) -> tuple[int, int]:
+    """``(k, n)``: in ``k`` of ``n`` seeds the pick (chosen on validation) was also a model of
+    best test F1 among the target's models. For the report only: it never chooses anything."""
+    hits = 0
+    picks = _picks(records, split, target)
+    for seed, pick in picks.items():
+        rivals = [
+            r["f1"]
+            for r in records
+            if r["split"] == split and r["target"] == target and r["seed"] == seed
+            and not r.get("refit")
+        ]  # fmt: skip
+        hits += pick["f1"] >= max(rivals)
+    return hits, len(picks)
+
+
+def refit_rows(
+    records: list[dict[str, Any]], split: str, target: str
+) -> tuple[list[list[str]], dict[str, PairedComparison]] | None:
+    """The refits (``refit: true``) of the baseline, the plain reference and the pick of one
+    target: a table of test F1 and accuracy, and the pick's paired comparisons with the two
+    refit references; ``None`` without refits."""
+    refits = [
+        r for r in records if r.get("refit") and r["split"] == split and r["target"] == target
+    ]
+    if not refits:
+        return None
+    keys = ("method", "source", "lambda")
+    by_model = {(r["seed"], *(r[k] for k in keys)): r for r in refits}
+    columns = {
+        "baseline": {r["seed"]: r for r in refits if r["method"] == "baseline"},
+        "plain": {r["seed"]: r for r in refits if r["method"] == "plain"},
+        _PICK: {
+            seed: by_model[seed, *(p[k] for k in keys)]
+            for seed, p in _picks(records, split, target).items()
+            if (seed, *(p[k] for k in keys)) in by_model
+        },
+    }
+    columns = {m: runs for m, runs in columns.items() if runs}
+    titles = {"baseline": "Baseline (refit)", "plain": "Plain reference (refit)",
+              _PICK: "dcat pick (refit)"}  # fmt: skip
+    rows = [["Metric", *(titles[m] for m in columns)]]
+    for metric, label in (("accuracy", "Accuracy"), ("f1", "F1-Score")):
+        rows.append(
+            [label, *(_fmt([r[metric] for r in runs.values()]) for runs in columns.values())]
+        )
+    found: dict[str, PairedComparison] = {}
+    pick = {s: r["f1"] for s, r in columns.get(_PICK, {}).items()}
+    for reference in ("baseline", "plain"):
+        base = {s: r["f1"] for s, r in columns.get(reference, {}).items()}
+        if pick and base:
+            found[f"pick vs {reference}"] = compare(pick, base)
+    adjusted = holm([c.p_t for c in found.values()])  # two tests of one pick
+    return rows, {
+        k: replace(c, p_holm=p) for (k, c), p in zip(found.items(), adjusted, strict=True)
+    }
 
 
 def statistics_table(
@@ -241,11 +324,14 @@ def method_table(
     labels = METHOD_LABELS if labels is None else labels
     base = _by_seed(records, split, target, "baseline")
     columns: list[tuple[str, dict[int, dict]]] = [("baseline", base)]
+    plain = _by_seed(records, split, target, "plain")
+    if plain:
+        columns.append(("plain", plain))
     teacher = _by_seed(records, split, source, "baseline") if source else {}
     if teacher:  # the source's own baseline, so the teacher's quality is always in view
         columns.append((_TEACHER, teacher))
     for method in labels:
-        if method == "baseline":
+        if method in _SINGLE:
             continue
         runs = _by_seed(records, split, target, method, source, weight)
         if runs:
@@ -253,14 +339,19 @@ def method_table(
     picks = _picks(records, split, target)
     if picks:
         columns.append((_PICK, picks))
-    titles = {**labels, _TEACHER: f"Source {source} (its baseline)", _PICK: "dcat pick"}
+    titles = {
+        **METHOD_LABELS,
+        **labels,
+        _TEACHER: f"Source {source} (its baseline)",
+        _PICK: "dcat pick",
+    }
     rows = [["Metric", *(titles[m] for m, _ in columns)]]
     for metric, label in METRICS:
         row = [label]
         for method, runs in columns:
             values = {seed: r[metric] for seed, r in runs.items()}
             cell = _fmt(list(values.values()))
-            if method not in ("baseline", _TEACHER) and base:
+            if method not in (*_SINGLE, _TEACHER) and base:
                 mean, _, p = paired(values, {s: r[metric] for s, r in base.items()})
                 cell += f" (Δ {mean:+.3f}, p={_fmt_p(p)})"
             row.append(cell)
@@ -285,13 +376,23 @@ def _lambda_rows(
         and r["target"] == target
         and r["source"] == source
         and r["method"] == "dcat"
+        and not r.get("refit")
     ]
     by_lambda: dict[float, list[dict]] = defaultdict(list)
     for r in runs:
         by_lambda[r["lambda"]].append(r)
-    rows = [["λ", *(label for _, label in METRICS)]]
+    # validation F1 beside the test metrics: λ is chosen on validation, never on test
+    rows = [["λ", "Validation F1", *(label for _, label in METRICS)]]
     for lam in sorted(by_lambda):
-        rows.append([f"{lam:g}", *(_fmt([r[m] for r in by_lambda[lam]]) for m, _ in METRICS)])
+        runs = by_lambda[lam]
+        val = [r["val_f1"] for r in runs if r.get("val_f1") is not None]
+        rows.append(
+            [
+                f"{lam:g}",
+                _fmt(val) if val else "n/a",
+                *(_fmt([r[m] for r in runs]) for m, _ in METRICS),
+            ]
+        )
     return rows
 
 
@@ -337,12 +438,12 @@ def f1_figure(
     Each target shows only the models it has (no empty slots); a method has one colour in
     every plot (:func:`method_colours`) and each source its own hatch.
     """
-    rows = [r for r in records if r["split"] == split]
+    rows = [r for r in records if r["split"] == split and not r.get("refit")]
     targets = sorted({r["target"] for r in rows})
     # (target, method, source) → F1 per seed; the λ sweep has its own table
     groups: dict[tuple[str, str, str], list[float]] = defaultdict(list)
     for r in rows:
-        if r["method"] == "baseline" or r["lambda"] == weight:
+        if r["method"] in _SINGLE or r["lambda"] in (weight, None):
             groups[(r["target"], r["method"], r["source"])].append(r["f1"])
     if not groups:
         return None
@@ -430,7 +531,7 @@ def confusion_figure(
 def write_report(out: Path, records: list[dict[str, Any]], config: Any, data: Any) -> Path:
     """Write ``report.md`` (and its PNGs) into ``out``; returns its path."""
     weight = config.weight
-    labels = {**METHOD_LABELS, **{v.tag: v.label for v in method_variants(config)}}
+    labels = {**METHOD_LABELS, **method_labels(config)}
     lines = [
         f"# dcat experiment: {config.name}",
         "",
@@ -442,7 +543,7 @@ def write_report(out: Path, records: list[dict[str, Any]], config: Any, data: An
         "baseline of the same split and seed, p = paired t-test over seeds).",
         "",
     ]
-    pairs = [(t.source, t.target) for t in config.transfers]
+    pairs = list(dict.fromkeys((t.label, t.target) for t in config.transfers))
     for split in dict.fromkeys(s.kind for s in config.splits):
         lines += [f"## {SPLIT_TITLES.get(split, split)}", ""]
         targets = list(dict.fromkeys(t for _, t in pairs)) or list(config.modalities)
@@ -473,6 +574,35 @@ def write_report(out: Path, records: list[dict[str, Any]], config: Any, data: An
                 name = _save(figure, out, f"delta_{split}_{target}_from-{source}.png")
                 if name:
                     lines += [f"![paired Δ F1]({name})", ""]
+            hits, seeds = pick_hits(records, split, target)
+            if seeds:
+                lines += [
+                    f"The pick was also a model of best test F1 in {hits} of {seeds} seeds "
+                    "(reported only; the pick is chosen on validation).",
+                    "",
+                ]
+            versus = statistics_table(reference_comparisons(records, split, target), labels)
+            if versus:
+                lines += [
+                    f"Against the plain reference ({target} alone: encoder → pool → head, no "
+                    "attention, no transfer), seed by seed:",
+                    "",
+                    format_table(versus).replace("| Δ F1 |", "| Δ F1 vs plain |", 1),
+                    "",
+                ]
+            refit = refit_rows(records, split, target)
+            if refit:
+                table, found = refit
+                lines += [
+                    f"After refitting on all training subjects (training + validation, for the "
+                    f"epochs each model's validation chose), target {target}:",
+                    "",
+                    format_table(table),
+                    "",
+                ]
+                stats = statistics_table(found, {k: k for k in found})
+                if stats:
+                    lines += [format_table(stats), ""]
         plot = _save(f1_figure(records, split, weight, labels), out, f"f1_{split}.png")
         if plot:
             lines += [f"![macro F1, {split}]({plot})", ""]

@@ -31,6 +31,7 @@ import json
 import shutil
 import time
 from collections.abc import Callable
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -39,11 +40,13 @@ import torch
 import yaml
 
 from dcat.data import PairedDataset, Split, make_split
+from dcat.data.augment import InertialAugment
 from dcat.data.registry import get_dataset
 from dcat.errors import DcatError
 from dcat.experiment.config import ExperimentConfig, SplitConfig
 from dcat.experiment.fingerprint import (
     FINGERPRINT_FILE,
+    digest,
     find_mismatches,
     job_fingerprints,
     mismatch_message,
@@ -51,7 +54,7 @@ from dcat.experiment.fingerprint import (
 from dcat.experiment.pick import mark_picks
 from dcat.experiment.plan import Job, plan_jobs
 from dcat.io.atomic import write_atomic
-from dcat.io.normalization import center_positions
+from dcat.io.normalization import ChannelStats, center_positions
 from dcat.nn.encoders import create_encoder
 from dcat.nn.model import ModalityNet
 from dcat.nn.weights import load_torch_file
@@ -65,10 +68,11 @@ __all__ = ["RESULT_FIELDS", "Job", "dry_run", "load_dataset", "plan_jobs", "run_
 
 RESULT_FIELDS = [
     "dataset", "split", "seed", "source", "target", "method", "lambda", "mcma",
-    "accuracy", "precision", "recall", "f1", "val_f1", "pick", "run",
+    "accuracy", "precision", "recall", "f1", "val_f1", "pick", "refit", "run",
 ]  # fmt: skip
-"""Columns of ``results.csv``: test metrics, the validation F1 the pick is chosen by, and
-whether the model is its split, seed and target's pick (:mod:`dcat.experiment.pick`)."""
+"""Columns of ``results.csv``: test metrics, the validation F1 the pick is chosen by, whether
+the model is its split, seed and target's pick (:mod:`dcat.experiment.pick`), and whether it
+is a refit on training and validation data (``refit: true`` in the configuration)."""
 
 
 def load_dataset(config: ExperimentConfig) -> PairedDataset:
@@ -79,7 +83,30 @@ def load_dataset(config: ExperimentConfig) -> PairedDataset:
             ``data.root``, or bad files.
     """
     data = config.data
-    return get_dataset(data.dataset).load(data.root, dict(data.options))
+    return derive_modalities(config, get_dataset(data.dataset).load(data.root, dict(data.options)))
+
+
+def derive_modalities(config: ExperimentConfig, data: PairedDataset) -> PairedDataset:
+    """``data`` plus the modalities the configuration derives from channels of others
+    (``modalities.<name>.derive``); already-present ones are kept as they are.
+
+    Raises:
+        DcatError: The base modality is not in the data set, or the channels do not fit it.
+    """
+    for name, spec in config.modalities.items():
+        if spec.derive is None or name in data.modalities:
+            continue
+        where = f"config: modalities.{name}.derive"
+        if spec.derive.modality not in data.modalities:
+            raise DcatError(
+                f"{where}: modality {spec.derive.modality!r} is not in the data set "
+                f"{config.data.dataset!r}, which has {data.modalities}"
+            )
+        try:
+            data = data.with_channels(name, spec.derive.modality, spec.derive.channel_indices())
+        except DcatError as err:
+            raise DcatError(f"{where}: {err}") from err
+    return data
 
 
 def _in_channels(data: PairedDataset, modality: str) -> int:
@@ -88,9 +115,11 @@ def _in_channels(data: PairedDataset, modality: str) -> int:
 
 
 def build_net(
-    config: ExperimentConfig, data: PairedDataset, modality: str, seed: int
+    config: ExperimentConfig, data: PairedDataset, modality: str, seed: int, *, plain: bool = False
 ) -> ModalityNet:
-    """A freshly initialised network for ``modality``; the same seed gives the same weights."""
+    """A freshly initialised network for ``modality``; the same seed gives the same weights.
+
+    With ``plain``, the network of the plain reference: no attention, no auxiliary head."""
     spec = config.modalities[modality]
     torch.manual_seed(seed)
     try:
@@ -103,9 +132,38 @@ def build_net(
         d_out=config.d_out,
         num_classes=data.num_classes,
         dropout=dropout,
-        attention=spec.attention,
-        aux_head=spec.aux_head,
+        attention="none" if plain else spec.attention,
+        aux_head=spec.aux_head and not plain,
     )
+
+
+def _augmentation(
+    config: ExperimentConfig, modality: str, stats: dict[str, ChannelStats]
+) -> InertialAugment | None:
+    """The configured augmentation of ``modality`` as a target, on its normalised inputs."""
+    spec = config.data.augment.get(modality)
+    if spec is None:
+        return None
+    norm = stats.get(modality)
+    return InertialAugment(
+        **spec.model_dump(),
+        shift=None if norm is None else norm.shift,
+        scale=None if norm is None else norm.scale,
+    )
+
+
+def _check_augmentation(config: ExperimentConfig, data: PairedDataset) -> None:
+    for modality, spec in config.data.augment.items():
+        where = f"config: data.augment.{modality}"
+        if modality not in data.modalities:
+            raise DcatError(f"{where}: modality {modality!r} is not in the data set")
+        shape = data.shape(modality)
+        if len(shape) != 2:
+            raise DcatError(f"{where}: inertial augmentation needs (C, T) series, got {shape}")
+        if spec.rotation > 0 and shape[0] % 3:
+            raise DcatError(
+                f"{where}: rotation needs channels in (x, y, z) triads, {modality!r} has {shape[0]}"
+            )
 
 
 def _normalization_kinds(config: ExperimentConfig, data: PairedDataset) -> dict[str, str]:
@@ -196,12 +254,15 @@ def _record(job: Job, metrics: dict, dataset: str) -> dict[str, Any]:
         "source": job.source, "target": job.target, "method": job.method,
         "lambda": job.weight, "mcma": job.mcma,
         "accuracy": test["acc"], "precision": test["precision"], "recall": test["recall"],
-        "f1": test["f1"], "val_f1": metrics.get("val", {}).get("f1"), "run": job.folder,
+        "f1": test["f1"], "val_f1": metrics.get("val", {}).get("f1"), "refit": job.refit,
+        "run": job.folder,
     }  # fmt: skip
 
 
 def _check_data(config: ExperimentConfig, data: PairedDataset) -> None:
     missing = [m for m in config.modalities if m not in data.modalities]
+    # a derived modality's own problems are named by derive_modalities
+    missing = [m for m in missing if config.modalities[m].derive is None]
     if missing:
         raise DcatError(
             f"config: modalities {missing} are not in the data set "
@@ -235,8 +296,9 @@ def run_experiment(
     from dcat.experiment.report import write_report  # matplotlib only when a report is written
 
     out = Path(out_dir)
-    data = data if data is not None else load_dataset(config)
+    data = derive_modalities(config, data) if data is not None else load_dataset(config)
     _check_data(config, data)
+    _check_augmentation(config, data)
     jobs = plan_jobs(config)
     # What can be checked is checked before anything is written or trained, so a bad option
     # or a bad split of the last seed does not fail a run hours in, beside finished models.
@@ -301,10 +363,12 @@ def run_experiment(
                 name: data.subset(idx).normalized(stats) for name, idx in split.parts().items()
             }
             baselines: dict[str, ModalityNet] = {}
-            for job in (j for j in jobs if j.split == split_cfg.kind and j.seed == seed):
+            first = len(records)
+            seed_jobs = [j for j in jobs if j.split == split_cfg.kind and j.seed == seed]
+            for job in seed_jobs:
                 run_dir = out / job.folder
                 t0 = time.perf_counter()
-                net = build_net(config, data, job.target, seed)
+                net = build_net(config, data, job.target, seed, plain=job.method == "plain")
                 if job.folder in retrain:
                     log(f"retraining {retrain[job.folder].describe()}")
                     shutil.rmtree(run_dir)
@@ -319,7 +383,9 @@ def run_experiment(
                         run_dir / FINGERPRINT_FILE,
                         json.dumps(fingerprints[job.folder], indent=1, sort_keys=True),
                     )
-                    task = _task(config, job, net, baselines)
+                    task = _task(
+                        config, job, net, baselines, _augmentation(config, job.target, stats)
+                    )
                     fit(
                         task,
                         parts["train"],
@@ -327,7 +393,7 @@ def run_experiment(
                         config.train_config(job.target, seed),
                         run_dir,
                         test=parts["test"],
-                        extra_config={"experiment": config.name, "job": job.__dict__},
+                        extra_config={"experiment": config.name, "job": job.describe()},
                         normalization=stats.get(job.target),
                     )
                     if job.method == "baseline":
@@ -345,11 +411,91 @@ def run_experiment(
                     + (" (done before)" if finished else f" ({time.perf_counter() - t0:.1f} s)")
                     + f", eta {eta / 60:.1f} min"
                 )
+            if config.refit:
+                everything = data.subset(np.concatenate([split.train, split.val]))
+                records += _refit(
+                    config, data, seed_jobs, records[first:], fingerprints, out,
+                    everything.normalized(stats), parts["val"], parts["test"], stats,
+                    baselines, log,
+                )  # fmt: skip
     records = mark_picks(records)
     _write_results(out, records)
     report = write_report(out, records, config, data)
     log(f"report: {report}")
     return report
+
+
+def _refit(
+    config: ExperimentConfig,
+    data: PairedDataset,
+    seed_jobs: list[Job],
+    seed_records: list[dict[str, Any]],
+    fingerprints: dict[str, dict[str, Any]],
+    out: Path,
+    train: PairedDataset,
+    val: PairedDataset,
+    test: PairedDataset,
+    stats: dict[str, ChannelStats],
+    baselines: dict[str, ModalityNet],
+    log: Callable[[str], None],
+) -> list[dict[str, Any]]:
+    """Retrain each target's baseline, plain reference and pick (chosen on validation, before)
+    of one split and seed on its training and validation parts together, for the epoch count
+    of the original's best validation F1; their records (``refit`` true, no validation F1).
+
+    Sources stay the baselines trained on the training part, and inputs keep its
+    normalisation, so that a refit transfer sees its sources exactly as the original did.
+    """
+    picked = mark_picks(seed_records)
+    # the models to ship: those of the targets (a source-only baseline is never deployed)
+    targets = {t.target for t in config.transfers} or set(config.modalities)
+    chosen = [
+        (job, record)
+        for job, record in zip(seed_jobs, picked, strict=True)
+        if job.target in targets and (job.method in ("baseline", "plain") or record["pick"])
+    ]
+    refits = []
+    for i, (job, _) in enumerate(chosen, 1):
+        original = json.loads((out / job.folder / "metrics.json").read_text())
+        epochs = int(original["val"]["epoch"]) + 1
+        again = replace(job, refit=True)
+        run_dir = out / again.folder
+        fingerprint = {
+            **fingerprints[job.folder],
+            "refit": {"of": job.folder, "digest": digest(fingerprints[job.folder]),
+                      "epochs": epochs},
+        }  # fmt: skip
+        recorded = run_dir / FINGERPRINT_FILE
+        finished = (run_dir / "metrics.json").is_file() and recorded.is_file()
+        if finished and json.loads(recorded.read_text()) != fingerprint:
+            log(f"retraining {again.folder}: its original or epoch count changed")
+            shutil.rmtree(run_dir)
+            finished = False
+        t0 = time.perf_counter()
+        if not finished:
+            write_atomic(recorded, json.dumps(fingerprint, indent=1, sort_keys=True))
+            net = build_net(config, data, job.target, job.seed, plain=job.method == "plain")
+            task = _task(config, job, net, baselines, _augmentation(config, job.target, stats))
+            fit(
+                task,
+                train,
+                val,
+                replace(config.train_config(job.target, job.seed), max_epochs=epochs),
+                run_dir,
+                test=test,
+                extra_config={"experiment": config.name, "job": again.describe()},
+                normalization=stats.get(job.target),
+                keep="last",
+            )
+        metrics = json.loads((run_dir / "metrics.json").read_text())
+        refits.append(_record(again, metrics, data.name))
+        what = job.method if not job.source else f"{job.source}→{job.target} {job.method}"
+        log(
+            f"[refit {i}/{len(chosen)}] {job.split} seed={job.seed} {job.target}: {what}, "
+            f"{epochs} epochs on train + val, f1={refits[-1]['f1']:.3f}"
+            + (" (done before)" if finished else f" ({time.perf_counter() - t0:.1f} s)")
+        )
+    return refits
 
 
 def _split_digest(split: Split) -> str:
@@ -394,8 +540,9 @@ def dry_run(
         what = job.target if not job.source else f"{job.source} → {job.target} {job.method}"
         net = baselines[job.target] if job.method == "baseline" else None
         try:
-            net = net if net is not None else build_net(config, data, job.target, 0)
-            task = _task(config, job, net, baselines)
+            plain = job.method == "plain"
+            net = net if net is not None else build_net(config, data, job.target, 0, plain=plain)
+            task = _task(config, job, net, baselines, _augmentation(config, job.target, {}))
             loss = task(batch)["loss"]
             loss.backward()
         except (ValueError, RuntimeError, TypeError, KeyError) as err:
@@ -434,15 +581,28 @@ def _check_classes(data: PairedDataset, split: Any, kind: str, seed: int) -> Non
 
 
 def _task(
-    config: ExperimentConfig, job: Job, net: ModalityNet, baselines: dict[str, ModalityNet]
+    config: ExperimentConfig,
+    job: Job,
+    net: ModalityNet,
+    baselines: dict[str, ModalityNet],
+    augment: InertialAugment | None = None,
 ) -> UnimodalTask | TransferTask:
-    if job.method == "baseline":
-        return UnimodalTask(net, job.target)
-    source = baselines[job.source]
-    spec = SourceSpec(
-        job.source, source, method=job.base, weight=float(job.weight), options=dict(job.options)
-    )
-    return TransferTask(net, job.target, [spec])
+    if not job.parts:
+        return UnimodalTask(net, job.target, augment=augment)
+    repeated = len({p.modality for p in job.parts}) != len(job.parts)
+    specs = [
+        SourceSpec(
+            # a source with several methods (a combined objective) needs a name per term
+            f"{p.modality}-{p.tag}" if repeated else p.modality,
+            baselines[p.modality],
+            modality=p.modality,
+            method=p.base,
+            weight=p.weight,
+            options=dict(p.options),
+        )
+        for p in job.parts
+    ]
+    return TransferTask(net, job.target, specs, augment=augment)
 
 
 def _write_results(out: Path, records: list[dict[str, Any]]) -> None:

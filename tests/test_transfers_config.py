@@ -1,0 +1,223 @@
+"""Several sources per target, combined objectives from one source, derived modalities, the
+plain reference and augmentation, from the experiment configuration to the results."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import yaml
+
+from dcat.errors import DcatError
+from dcat.experiment.config import load_config
+from dcat.experiment.plan import plan_jobs
+from dcat.experiment.runner import load_dataset, run_experiment
+from test_experiment import TINY as EXPERIMENT_TINY
+
+RIGHT_ARM = [8, 9, 10, 11]  # Kinect v1: right shoulder, elbow, wrist, hand
+
+CONFIG = {
+    **EXPERIMENT_TINY,
+    "name": "tiny_transfers",
+    "modalities": {
+        **EXPERIMENT_TINY["modalities"],
+        "skeleton_arm": {
+            "encoder": "sequence",
+            "options": {"d_model": 16, "depth": 1},
+            "derive": {"modality": "skeleton", "points": RIGHT_ARM},
+        },
+    },
+    "data": {
+        **EXPERIMENT_TINY["data"],
+        "centering": {"skeleton": "mean", "skeleton_arm": "root:0"},
+        "augment": {"imu": {"rotation": 20.0, "scaling": 0.1, "jitter": 0.05, "time_warp": 0.1}},
+    },
+    "transfers": [
+        {"sources": ["skeleton", "skeleton_arm"], "target": "imu"},
+        {
+            "target": "imu",
+            "sources": [
+                {"modality": "skeleton", "method": "dcat"},
+                {"modality": "skeleton", "method": {"name": "logit_kd", "temperature": 2.0},
+                 "weight": 0.5},
+            ],
+        },
+    ],
+    "methods": ["dcat", "dcat+logit_kd"],
+    "lambdas": [],
+    "train": {"max_epochs": 1, "batch_size": 32},
+}  # fmt: skip
+
+
+def _write(tmp_path, data: dict):
+    path = tmp_path / "config.yaml"
+    path.write_text(yaml.safe_dump(data))
+    return path
+
+
+def _config(tmp_path, **changes):
+    return load_config(_write(tmp_path, {**CONFIG, **changes}))
+
+
+def test_the_plan_has_one_model_per_method_entry_with_every_source(tmp_path) -> None:
+    jobs = plan_jobs(_config(tmp_path))
+    folders = [j.folder.removeprefix("runs/ood/seed0/") for j in jobs]
+    assert folders == [
+        "imu/baseline", "skeleton/baseline", "skeleton_arm/baseline", "imu/plain",
+        "imu/dcat_from-skeleton+skeleton_arm_w1",
+        "imu/dcat+logit_kd_from-skeleton+skeleton_arm_w1",
+        "imu/dcat+logit_kd_temperature2_from-skeleton_w1+0.5",
+    ]  # fmt: skip
+    both = jobs[5]
+    assert [(p.modality, p.tag, p.weight) for p in both.parts] == [
+        ("skeleton", "dcat", 1.0), ("skeleton", "logit_kd", 1.0),
+        ("skeleton_arm", "dcat", 1.0), ("skeleton_arm", "logit_kd", 1.0),
+    ]  # fmt: skip
+    explicit = jobs[6]
+    assert explicit.weight is None and explicit.source == "skeleton"
+    assert dict(explicit.parts[1].options) == {"temperature": 2.0}
+
+
+@pytest.mark.parametrize(
+    ("transfer", "message"),
+    [
+        ({"source": "skeleton", "sources": ["skeleton"], "target": "imu"},
+         r"transfers\[0\]: give exactly one of source and sources"),
+        ({"sources": ["skeleton", {"modality": "skeleton", "method": "dcat"}], "target": "imu"},
+         "sources are either all names"),
+        ({"sources": ["skeleton", "skeleton"], "target": "imu"}, "lists a modality twice"),
+        ({"sources": ["skeleton", "mic"], "target": "imu"},
+         r"transfers\[0\]\.sources: modality 'mic' is not declared"),
+        ({"sources": ["imu"], "target": "imu"}, "source and target are both 'imu'"),
+        ({"sources": [{"modality": "skeleton", "method": "mixup"}], "target": "imu"},
+         r"transfers\[0\]\.sources\[0\]\.method: unknown \['mixup'\]"),
+    ],
+)  # fmt: skip
+def test_bad_transfers_are_one_line_errors(tmp_path, transfer: dict, message: str) -> None:
+    with pytest.raises(DcatError, match=message):
+        _config(tmp_path, transfers=[transfer])
+
+
+def test_bad_derived_modalities_and_augmentations_are_named(tmp_path) -> None:
+    modalities = {**CONFIG["modalities"]}
+    modalities["skeleton_arm"] = {**modalities["skeleton_arm"], "derive": {"modality": "skeleton"}}
+    with pytest.raises(DcatError, match="give exactly one of channels and points"):
+        _config(tmp_path, modalities=modalities)
+    modalities["skeleton_arm"]["derive"] = {"modality": "skeleton", "channels": [0, 60]}
+    config = _config(tmp_path, modalities=modalities)
+    with pytest.raises(DcatError, match=r"modalities\.skeleton_arm\.derive: .*out of range \[60\]"):
+        load_dataset(config)
+    modalities["skeleton_arm"]["derive"] = {"modality": "depth", "channels": [0]}
+    with pytest.raises(DcatError, match="'depth' is not in the data set"):
+        load_dataset(_config(tmp_path, modalities=modalities))
+    data = {**CONFIG["data"], "augment": {"imu": {"rotation": 200}}}
+    with pytest.raises(DcatError, match=r"data\.augment\.imu\.rotation must be ≤ 180, got 200"):
+        _config(tmp_path, data=data)
+
+
+def test_a_derived_modality_is_its_base_channels(tmp_path) -> None:
+    data = load_dataset(_config(tmp_path))
+    arm = data.inputs["skeleton_arm"]
+    channels = [3 * p + a for p in RIGHT_ARM for a in range(3)]
+    np.testing.assert_array_equal(arm, data.inputs["skeleton"][:, channels])
+    assert data.shape("skeleton_arm") == (12, 16)
+
+
+@pytest.mark.slow
+def test_several_sources_combined_objectives_and_the_plain_reference_end_to_end(tmp_path):
+    config = _config(tmp_path)
+    out = tmp_path / "out"
+    lines: list[str] = []
+    report = run_experiment(config, out, log=lines.append)
+    records = {(r["method"], r["source"], r["lambda"]): r
+               for r in json.loads((out / "results.json").read_text())}  # fmt: skip
+    assert set(records) == {
+        ("baseline", "", None), ("plain", "", None),
+        ("dcat", "skeleton+skeleton_arm", 1.0),
+        ("dcat+logit_kd", "skeleton+skeleton_arm", 1.0),
+        ("dcat+logit_kd_temperature2", "skeleton", None),
+    }  # fmt: skip
+    run = out / records["dcat+logit_kd", "skeleton+skeleton_arm", 1.0]["run"]
+    sources = yaml.safe_load((run / "config.yaml").read_text())["task"]["sources"]
+    assert [(s["name"], s["modality"], s["method"]) for s in sources] == [
+        ("skeleton-dcat", "skeleton", "dcat"), ("skeleton-logit_kd", "skeleton", "logit_kd"),
+        ("skeleton_arm-dcat", "skeleton_arm", "dcat"),
+        ("skeleton_arm-logit_kd", "skeleton_arm", "logit_kd"),
+    ]  # fmt: skip
+    explicit = out / records["dcat+logit_kd_temperature2", "skeleton", None]["run"]
+    weights = [s["weight"] for s in yaml.safe_load((explicit / "config.yaml").read_text())
+               ["task"]["sources"]]  # fmt: skip
+    assert weights == [1.0, 0.5]
+    fingerprint = json.loads((run / "fingerprint.json").read_text())
+    assert [s["modality"] for s in fingerprint["sources"]] == ["skeleton", "skeleton_arm"]
+    assert fingerprint["data"]["augment"]["rotation"] == 20.0
+    plain = out / records["plain", "", None]["run"]
+    card = json.loads((plain / "model_card.json").read_text())
+    assert json.dumps(card).count('"attention": "none"') == 1
+    text = report.read_text()
+    assert "### target imu ← source skeleton+skeleton_arm" in text
+    assert "| D-CAT + Logit KD |" in text.replace("D-CAT + Logit KD (", "x")
+    assert "Against the plain reference (imu alone" in text
+    # a rerun reuses every model
+    again: list[str] = []
+    run_experiment(config, out, log=again.append)
+    assert sum("(done before)" in line for line in again) == len(records) + 2
+
+
+@pytest.mark.slow
+def test_refit_retrains_the_references_and_the_pick_on_train_plus_val(
+    tmp_path, monkeypatch
+) -> None:
+    import dcat.experiment.runner
+    from dcat.experiment.pick import find_pick
+
+    seen: dict[str, int] = {}
+    real_fit = dcat.experiment.runner.fit
+
+    def fit(task, train, val, options, run_dir, **kwargs):
+        seen[str(run_dir)] = len(train)
+        return real_fit(task, train, val, options, run_dir, **kwargs)
+
+    monkeypatch.setattr(dcat.experiment.runner, "fit", fit)
+
+    config = load_config(_write(tmp_path, {
+        **EXPERIMENT_TINY, "name": "tiny_refit", "methods": ["dcat", "logit_kd"], "lambdas": [],
+        "refit": True, "train": {"max_epochs": 3, "batch_size": 32},
+    }))  # fmt: skip
+    out = tmp_path / "out"
+    lines: list[str] = []
+    report = run_experiment(config, out, log=lines.append)
+    records = json.loads((out / "results.json").read_text())
+    originals = [r for r in records if not r["refit"]]
+    refits = [r for r in records if r["refit"]]
+    pick = next(r for r in originals if r["pick"] and r["target"] == "imu")
+    # the target's references and its pick; the source-only skeleton is never refitted
+    expected = {("imu", "baseline"), ("imu", "plain"), ("imu", pick["method"])}
+    assert {(r["target"], r["method"]) for r in refits} == expected
+    assert all(r["val_f1"] is None and not r["pick"] for r in refits)  # never candidates
+    for r in refits:
+        original = next(o for o in originals if o["run"] == r["run"].removesuffix("_refit"))
+        best_epoch = json.loads((out / original["run"] / "metrics.json").read_text())["val"]
+        refit_run = yaml.safe_load((out / r["run"] / "config.yaml").read_text())
+        assert refit_run["train"]["max_epochs"] == best_epoch["epoch"] + 1
+        assert refit_run["job"]["refit"] is True
+        fingerprint = json.loads((out / r["run"] / "fingerprint.json").read_text())
+        assert fingerprint["refit"] == {
+            "of": original["run"], "epochs": best_epoch["epoch"] + 1,
+            "digest": fingerprint["refit"]["digest"],
+        }  # fmt: skip
+    # refits train on training + validation subjects: more samples than the original saw
+    split = json.loads((out / "splits" / "ood_seed0.json").read_text())
+    sizes = {run.removeprefix(str(out) + "/"): n for run, n in seen.items()}
+    assert sizes[pick["run"]] == len(split["train"])
+    assert sizes[pick["run"] + "_refit"] == len(split["train"]) + len(split["val"])
+    text = report.read_text()
+    assert "After refitting on all training subjects" in text and "| dcat pick (refit) |" in text
+    assert "| pick vs baseline |" in text and "| pick vs plain |" in text
+    assert "The pick was also a model of best test F1 in" in text
+    # the exported pick is the refit of the pick
+    assert find_pick(out, "imu")["run"] == pick["run"] + "_refit"
+    again: list[str] = []
+    run_experiment(config, out, log=again.append)
+    assert sum("(done before)" in line for line in again) == len(records)
