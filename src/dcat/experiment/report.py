@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import json
 from collections import defaultdict
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import replace
 from datetime import date
 from pathlib import Path
@@ -42,6 +42,7 @@ __all__ = [
     "method_table",
     "pick_counts",
     "statistics_table",
+    "target_sections",
     "transfer_comparisons",
     "write_report",
 ]
@@ -528,6 +529,80 @@ def confusion_figure(
     return fig
 
 
+def target_sections(
+    records: list[dict[str, Any]],
+    split: str,
+    pairs: Sequence[tuple[str, str]],
+    weight: float | None,
+    labels: Mapping[str, str],
+    out: Path | None = None,
+    heading: str = "###",
+    verdict: Callable[[Mapping[str, PairedComparison]], str] | None = None,
+) -> list[str]:
+    """The Markdown of one split, target by target: per source (``pairs`` holds
+    ``(source, target)``) the method table, the pick counts and the paired statistics (with the
+    Δ plot when ``out`` is given); then the pick's test-best count, the comparison with the
+    plain reference and the refits. The README script renders the same text.
+
+    Args:
+        verdict: Called with each statistics table's comparisons; its line follows the table.
+    """
+    lines: list[str] = []
+    for target in dict.fromkeys(t for _, t in pairs):
+        for source in [s for s, t in pairs if t == target]:
+            title = f"{heading} target {target}" + (f" ← source {source}" if source else "")
+            table = method_table(records, split, target, source, weight, labels)
+            lines += [title, "", format_table(table), ""]
+            found = transfer_comparisons(records, split, target, source, weight, labels)
+            picked = pick_counts(records, split, target, labels)
+            if picked:
+                lines += [f"dcat pick (best validation F1 per seed): {picked}.", ""]
+            stats = statistics_table(found, labels)
+            if stats:
+                lines += [
+                    "Paired test F1 against the baseline, seed by seed (bootstrap BCa CI; "
+                    "Holm across this target's methods):",
+                    "",
+                    format_table(stats),
+                    "",
+                ]
+                lines += [verdict(found), ""] if verdict is not None else []
+            if out is not None:
+                figure = delta_figure(found, labels, f"{split.upper()}: {target} ← {source}")
+                name = _save(figure, out, f"delta_{split}_{target}_from-{source}.png")
+                lines += [f"![paired Δ F1]({name})", ""] if name else []
+        hits, seeds = pick_hits(records, split, target)
+        if seeds:
+            lines += [
+                f"The pick was also a model of best test F1 in {hits} of {seeds} seeds "
+                "(reported only; the pick is chosen on validation).",
+                "",
+            ]
+        found = reference_comparisons(records, split, target)
+        versus = statistics_table(found, labels)
+        if versus:
+            lines += [
+                f"Against the plain reference ({target} alone: encoder → pool → head, no "
+                "attention, no transfer), seed by seed:",
+                "",
+                format_table(versus).replace("| Δ F1 |", "| Δ F1 vs plain |", 1),
+                "",
+            ]
+        refit = refit_rows(records, split, target)
+        if refit:
+            table, found = refit
+            lines += [
+                "After refitting on all training subjects (training + validation, for the "
+                f"epochs each model's validation chose), target {target}:",
+                "",
+                format_table(table),
+                "",
+            ]
+            stats = statistics_table(found, {k: k for k in found})
+            lines += [format_table(stats), ""] if stats else []
+    return lines
+
+
 def write_report(out: Path, records: list[dict[str, Any]], config: Any, data: Any) -> Path:
     """Write ``report.md`` (and its PNGs) into ``out``; returns its path."""
     weight = config.weight
@@ -546,63 +621,9 @@ def write_report(out: Path, records: list[dict[str, Any]], config: Any, data: An
     pairs = list(dict.fromkeys((t.label, t.target) for t in config.transfers))
     for split in dict.fromkeys(s.kind for s in config.splits):
         lines += [f"## {SPLIT_TITLES.get(split, split)}", ""]
-        targets = list(dict.fromkeys(t for _, t in pairs)) or list(config.modalities)
-        for target in targets:
-            sources = [s for s, t in pairs if t == target] or [""]
-            for source in sources:
-                heading = f"### target {target}" + (f" ← source {source}" if source else "")
-                lines += [
-                    heading,
-                    "",
-                    format_table(method_table(records, split, target, source, weight, labels)),
-                    "",
-                ]
-                found = transfer_comparisons(records, split, target, source, weight, labels)
-                picked = pick_counts(records, split, target, labels)
-                if picked:
-                    lines += [f"dcat pick (best validation F1 per seed): {picked}.", ""]
-                table = statistics_table(found, labels)
-                if table:
-                    lines += [
-                        "Paired test F1 against the baseline, seed by seed (bootstrap BCa CI; "
-                        "Holm across this target's methods):",
-                        "",
-                        format_table(table),
-                        "",
-                    ]
-                figure = delta_figure(found, labels, f"{split.upper()}: {target} ← {source}")
-                name = _save(figure, out, f"delta_{split}_{target}_from-{source}.png")
-                if name:
-                    lines += [f"![paired Δ F1]({name})", ""]
-            hits, seeds = pick_hits(records, split, target)
-            if seeds:
-                lines += [
-                    f"The pick was also a model of best test F1 in {hits} of {seeds} seeds "
-                    "(reported only; the pick is chosen on validation).",
-                    "",
-                ]
-            versus = statistics_table(reference_comparisons(records, split, target), labels)
-            if versus:
-                lines += [
-                    f"Against the plain reference ({target} alone: encoder → pool → head, no "
-                    "attention, no transfer), seed by seed:",
-                    "",
-                    format_table(versus).replace("| Δ F1 |", "| Δ F1 vs plain |", 1),
-                    "",
-                ]
-            refit = refit_rows(records, split, target)
-            if refit:
-                table, found = refit
-                lines += [
-                    f"After refitting on all training subjects (training + validation, for the "
-                    f"epochs each model's validation chose), target {target}:",
-                    "",
-                    format_table(table),
-                    "",
-                ]
-                stats = statistics_table(found, {k: k for k in found})
-                if stats:
-                    lines += [format_table(stats), ""]
+        lines += target_sections(
+            records, split, pairs or [("", m) for m in config.modalities], weight, labels, out
+        )
         plot = _save(f1_figure(records, split, weight, labels), out, f"f1_{split}.png")
         if plot:
             lines += [f"![macro F1, {split}]({plot})", ""]
