@@ -387,6 +387,23 @@ CASES = [
     Case("config-transfer-undeclared-modality", "a transfer names an undeclared modality",
          "config", with_config(transfers=[{"source": "audio", "target": "imu"}]),
          ["transfers[0].source: modality 'audio' is not declared under modalities"]),
+    Case("config-virtual-placement-not-training-data", "a virtual IMU placed per class (it "
+         "reads the labels) used as a network's input", "config",
+         with_config(modalities={"imu": {"encoder": "imu"}, "mic": {"encoder": "sequence"},
+                                 "v": {"encoder": "imu", "derive": {"modality": "mic",
+                                       "virtual_imu": {"like": "imu", "placement": "utd_mhad"}}}},
+                     transfers=[{"source": "v", "target": "imu"}]),
+         ["modalities.v.derive.virtual_imu: a per-class placement reads the labels",
+          "may only be the source of method 'virtual'"]),
+    Case("config-virtual-from-a-non-skeleton", "a virtual IMU derived from a modality that is "
+         "not a skeleton of the named joints", "experiment",
+         with_config(modalities={"imu": {"encoder": "imu"}, "mic": {"encoder": "sequence"},
+                                 "v": {"derive": {"modality": "mic", "virtual_imu": {
+                                     "like": "imu", "segment": "right_wrist"}}}},
+                     transfers=[{"target": "imu", "sources": [
+                         {"modality": "v", "method": "virtual"}]}]),
+         ["config: modalities.v.derive: virtual modality 'v': 'mic' has 1 channels, but 20 "
+          "joints of x, y, z need 60"]),
     Case("config-unknown-split-kind", "unknown split kind", "config",
          with_config(splits=[{"kind": "loso"}]), ["splits[0].kind: must be one of ['id', 'ood']"]),
     Case("config-unknown-dataset", "unknown data set name", "config",

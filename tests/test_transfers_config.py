@@ -102,7 +102,7 @@ def test_bad_transfers_are_one_line_errors(tmp_path, transfer: dict, message: st
 def test_bad_derived_modalities_and_augmentations_are_named(tmp_path) -> None:
     modalities = {**CONFIG["modalities"]}
     modalities["skeleton_arm"] = {**modalities["skeleton_arm"], "derive": {"modality": "skeleton"}}
-    with pytest.raises(DcatError, match="give exactly one of channels and points"):
+    with pytest.raises(DcatError, match="give exactly one of channels, points and virtual_imu"):
         _config(tmp_path, modalities=modalities)
     modalities["skeleton_arm"]["derive"] = {"modality": "skeleton", "channels": [0, 60]}
     config = _config(tmp_path, modalities=modalities)

@@ -284,6 +284,32 @@ class PairedDataset(Dataset):
             derived.streams[name] = replace(stream, channels=names)
         return derived
 
+    def with_modality(
+        self, name: str, array: np.ndarray, stream: StreamInfo | None = None
+    ) -> PairedDataset:
+        """The same samples plus a modality ``name`` held in ``array`` (e.g. virtual sensor
+        data synthesised from another modality).
+
+        Args:
+            name: The new modality (must not exist yet).
+            array: ``(N, ...)`` float array, one row per sample of this data set.
+            stream: Its :class:`StreamInfo`, when known.
+
+        Raises:
+            DcatError: ``name`` exists, or ``array`` does not hold one row per sample.
+        """
+        if name in self.inputs:
+            raise DcatError(f"modality {name!r} already exists in the data set")
+        array = np.ascontiguousarray(array, dtype=np.float32)
+        if array.ndim < 2 or array.shape[0] != len(self):
+            raise DcatError(
+                f"modality {name!r} must have shape ({len(self)}, ...), got {array.shape}"
+            )
+        derived = self._derive({**self.inputs, name: array})
+        if stream is not None:
+            derived.streams[name] = stream
+        return derived
+
     def fit_normalization(
         self,
         kind: Mapping[str, NormKind] | NormKind = "zscore",

@@ -30,9 +30,10 @@ from pydantic.fields import FieldInfo
 from pydantic_core import ErrorDetails
 
 from dcat.errors import DcatError, did_you_mean
+from dcat.io.virtual_imu import KINECT_V1_JOINTS, UTD_MHAD_PLACEMENT
 from dcat.nn.encoders import is_encoder, list_encoders
 from dcat.training.config import TrainConfig, bound, expected_type
-from dcat.training.methods import MethodVariant, method_names, resolve_method
+from dcat.training.methods import MethodVariant, get_method, method_names, resolve_method
 
 __all__ = [
     "METHOD_NAMES",
@@ -44,6 +45,7 @@ __all__ = [
     "SourceConfig",
     "SplitConfig",
     "TransferConfig",
+    "VirtualImuConfig",
     "apply_overrides",
     "did_you_mean",
     "list_presets",
@@ -138,24 +140,66 @@ class DataConfig(_Section):
     augment: dict[str, AugmentConfig] = Field(default_factory=dict)
 
 
-class DeriveConfig(_Section):
-    """A modality made of a channel subset of another (e.g. the right-arm joints of a
-    skeleton: a source that sees what a wrist sensor can sense).
+class VirtualImuConfig(_Section):
+    """A virtual IMU synthesised from a skeleton (:func:`dcat.data.virtual.with_virtual_imu`).
 
     Attributes:
-        modality: The modality it is cut from (a series ``(C, T)`` of the data set).
+        like: The real inertial modality whose steps, rate and channels it takes.
+        segment: The body segment for every sample (``right_wrist``, ``right_thigh``, ...;
+            :data:`dcat.io.virtual_imu.SEGMENTS`).
+        placement: Or: the segment per class, ``{label: segment}``, or ``utd_mhad`` (UTD-MHAD's
+            documented placement: right wrist for actions 1–21, right thigh for 22–27). It reads
+            the labels, so the modality may then only be the source of ``virtual``.
+        joints: Joint names of the skeleton in order; ``kinect_v1`` is the 20-joint Kinect v1
+            order of UTD-MHAD.
+        smoothing: Savitzky–Golay window in seconds for the acceleration.
+    """
+
+    like: str
+    segment: str | None = None
+    placement: Literal["utd_mhad"] | dict[int, str] | None = None
+    joints: Literal["kinect_v1"] | list[str] = "kinect_v1"
+    smoothing: Annotated[float, Field(ge=0)] = 0.2
+
+    @model_validator(mode="after")
+    def _one_of(self) -> VirtualImuConfig:
+        if (self.segment is None) == (self.placement is None):
+            raise DcatError("give exactly one of segment and placement")
+        return self
+
+    def placement_map(self) -> dict[int, str] | None:
+        """Label → segment, or ``None`` for one segment."""
+        if self.placement == "utd_mhad":
+            return dict(UTD_MHAD_PLACEMENT)
+        return None if self.placement is None else dict(self.placement)
+
+    def joint_names(self) -> tuple[str, ...]:
+        return KINECT_V1_JOINTS if self.joints == "kinect_v1" else tuple(self.joints)
+
+
+class DeriveConfig(_Section):
+    """A modality made from another: a channel subset (e.g. the right-arm joints of a
+    skeleton: a source that sees what a wrist sensor can sense), or a virtual IMU synthesised
+    from a skeleton.
+
+    Attributes:
+        modality: The modality it is made from (a series ``(C, T)`` of the data set).
         channels: Its channel indices, in order.
         points: Or: indices of ``(x, y, z)`` points (joint ``j`` is channels ``3j … 3j+2``).
+        virtual_imu: Or: a virtual IMU from the skeleton ``modality``
+            (:class:`VirtualImuConfig`).
     """
 
     modality: str
     channels: list[Annotated[int, Field(ge=0)]] | None = None
     points: list[Annotated[int, Field(ge=0)]] | None = None
+    virtual_imu: VirtualImuConfig | None = None
 
     @model_validator(mode="after")
     def _one_of(self) -> DeriveConfig:
-        if (self.channels is None) == (self.points is None):
-            raise DcatError("give exactly one of channels and points")
+        given = [self.channels, self.points, self.virtual_imu]
+        if sum(g is not None for g in given) != 1:
+            raise DcatError("give exactly one of channels, points and virtual_imu")
         return self
 
     def channel_indices(self) -> list[int]:
@@ -169,7 +213,8 @@ class ModalityConfig(_Section):
     """One modality's network and its own training options (the paper's Table I columns).
 
     Attributes:
-        encoder: Registered encoder name (``imu``, ``sequence``, ``video``, ...).
+        encoder: Registered encoder name (``imu``, ``sequence``, ``video``, ...); may be left
+            out only for a modality no network is trained on (the source of ``virtual``).
         options: Encoder options.
         dropout: Head dropout; ``None`` uses the experiment's ``dropout``.
         attention: Where the self-attention sits: ``serial`` (the paper's: attention → pool →
@@ -183,7 +228,7 @@ class ModalityConfig(_Section):
             reading it from the data set.
     """
 
-    encoder: str
+    encoder: str | None = None
     options: dict[str, Any] = Field(default_factory=dict)
     dropout: float | None = None
     attention: Literal["serial", "residual", "side", "none"] = "serial"
@@ -193,8 +238,8 @@ class ModalityConfig(_Section):
 
     @field_validator("encoder")
     @classmethod
-    def _registered(cls, encoder: str) -> str:
-        if not is_encoder(encoder):
+    def _registered(cls, encoder: str | None) -> str | None:
+        if encoder is not None and not is_encoder(encoder):
             raise DcatError(f"unknown encoder {encoder!r}; registered: {list_encoders()}")
         return encoder
 
@@ -370,6 +415,7 @@ class ExperimentConfig(_Section):
             raise DcatError(f"config: methods: unknown {unknown}; choose from {list(METHOD_NAMES)}")
         self.method_entries()
         self.method_variants()
+        self._check_networks()
         # the training options (names, types and ranges), before any work
         self.train_config("", 0)
         for name in self.modalities:
@@ -423,6 +469,45 @@ class ExperimentConfig(_Section):
                     where = f"config: transfers[{i}].sources[{j}].method"
                     variants.append(self.resolve(item.method, where))
         return list({v.tag: v for v in variants}.values())
+
+    def source_modalities(self, network: bool) -> list[str]:
+        """The source modalities that some transfer learns from through a frozen network
+        (``network=True``: each needs its baseline) or through its samples (``False``: the
+        ``virtual`` method)."""
+        found: list[str] = []
+        sweep = [True] if self.lambdas else []  # the λ sweep is D-CAT's
+        for transfer in self.transfers:
+            if transfer.explicit:
+                for item in transfer.sources or []:
+                    assert isinstance(item, SourceConfig)
+                    kind = get_method(self.resolve(item.method, "config").name).source_network
+                    if kind == network:
+                        found.append(item.modality)
+                continue
+            kinds = [get_method(t.name).source_network for e in self.method_entries() for t in e]
+            if network in kinds + sweep:
+                found += transfer.modalities
+        return list(dict.fromkeys(found))
+
+    def _check_networks(self) -> None:
+        """Every modality a network is trained on has an encoder; a virtual modality placed per
+        class (it reads the labels) is only ever training data."""
+        targets = [t.target for t in self.transfers] or list(self.modalities)
+        networks = dict.fromkeys([*targets, *self.source_modalities(network=True)])
+        for name, spec in self.modalities.items():
+            virtual = spec.derive.virtual_imu if spec.derive is not None else None
+            if virtual is not None and virtual.placement is not None and name in networks:
+                raise DcatError(
+                    f"config: modalities.{name}.derive.virtual_imu: a per-class placement reads "
+                    f"the labels, so {name!r} may only be the source of method 'virtual', "
+                    "never a target or a network's input"
+                )
+        for name in networks:
+            if self.modalities[name].encoder is None:
+                raise DcatError(
+                    f"config: modalities.{name}: encoder is required (a network is trained on "
+                    f"{name!r})"
+                )
 
     def train_config(self, modality: str, seed: int) -> TrainConfig:
         """The training options for ``modality`` as a target at ``seed``."""

@@ -23,7 +23,8 @@ from typing import Any
 
 from dcat.errors import DcatError
 from dcat.experiment.config import ExperimentConfig
-from dcat.experiment.plan import Job
+from dcat.experiment.plan import Job, Part
+from dcat.training.methods import get_method
 
 __all__ = [
     "FINGERPRINT_FILE",
@@ -77,6 +78,20 @@ def job_fingerprints(
     """
     fingerprints: dict[str, dict[str, Any]] = {}
     baseline_of: dict[tuple[str, int, str], str] = {}
+
+    def source_entry(part: Part) -> dict[str, Any]:
+        """The source run a transfer learnt from, or the samples themselves (``virtual``)."""
+        modality = part.modality
+        if not get_method(part.base).source_network:
+            derive = config.modalities[modality].derive
+            return {
+                "modality": modality,
+                "samples": data_digests[modality],
+                "derive": None if derive is None else derive.model_dump(),
+            }
+        run = baseline_of[job.split, job.seed, modality]
+        return {"modality": modality, "run": run, "digest": digest(fingerprints[run])}
+
     for job in jobs:
         spec = config.modalities[job.target]
         split = next(s for s in config.splits if s.kind == job.split)
@@ -117,18 +132,13 @@ def job_fingerprints(
             del fingerprint["network"]["d_out"]  # no attention: the width shapes nothing
         elif len(job.parts) == 1:
             (part,) = job.parts
-            source_run = baseline_of[job.split, job.seed, part.modality]
             fingerprint["method"] = {
                 "name": job.method,
                 "base": part.base,
                 "options": dict(part.options),
                 "weight": part.weight,
             }
-            fingerprint["source"] = {
-                "modality": part.modality,
-                "run": source_run,
-                "digest": digest(fingerprints[source_run]),
-            }
+            fingerprint["source"] = source_entry(part)
         elif job.parts:
             fingerprint["method"] = {
                 "name": job.method,
@@ -138,11 +148,8 @@ def job_fingerprints(
                     for p in job.parts
                 ],
             }  # fmt: skip
-            runs = {p.modality: baseline_of[job.split, job.seed, p.modality] for p in job.parts}
-            fingerprint["sources"] = [
-                {"modality": m, "run": run, "digest": digest(fingerprints[run])}
-                for m, run in runs.items()
-            ]
+            entries = [source_entry(p) for p in job.parts]
+            fingerprint["sources"] = [e for i, e in enumerate(entries) if e not in entries[:i]]
         else:
             baseline_of[job.split, job.seed, job.target] = job.folder
         fingerprints[job.folder] = _plain(fingerprint)

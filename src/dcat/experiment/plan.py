@@ -163,9 +163,9 @@ def _parts(config: ExperimentConfig, transfer: TransferConfig) -> list[tuple[str
 def plan_jobs(config: ExperimentConfig) -> list[Job]:
     """Every model the configuration asks for: per split and seed the baselines (each also the
     frozen source of the transfers from its modality), the plain references, then the
-    transfers that use them."""
+    transfers that use them. A source that only gives samples (``virtual``) gets no baseline."""
     targets = list(dict.fromkeys(t.target for t in config.transfers))
-    sources = [m for t in config.transfers for m in t.modalities]
+    sources = config.source_modalities(network=True)
     needed = list(dict.fromkeys([*targets, *sources]))
     if not config.transfers:
         needed = targets = list(config.modalities)

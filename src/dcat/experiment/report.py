@@ -137,19 +137,30 @@ def _by_seed(
     weight: float | None = None,
 ) -> dict[int, dict[str, Any]]:
     """Seed → record of one model kind (a baseline or the plain reference, or a method from
-    ``source`` at λ; a transfer whose sources have λs of their own matches any λ)."""
-    return {
-        r["seed"]: r
+    ``source`` at λ; a transfer whose sources have λs of their own matches any λ, and a method
+    trained at one other λ only, e.g. a source that sets its own, is shown at that λ)."""
+    rows = [
+        r
         for r in records
         if r["split"] == split
         and r["target"] == target
         and r["method"] == method
         and not r.get("refit")
-        and (
-            method in _SINGLE
-            or (r["source"] == source and (r["lambda"] == weight or r["lambda"] is None))
-        )
-    }
+        and (method in _SINGLE or r["source"] == source)
+    ]
+    if method not in _SINGLE:
+        shown = _shown_lambda({r["lambda"] for r in rows}, weight)
+        rows = [r for r in rows if r["lambda"] in (shown, None)]
+    return {r["seed"]: r for r in rows}
+
+
+def _shown_lambda(lambdas: set[float | None], weight: float | None) -> float | None:
+    """The λ the main tables show of one method and source: the experiment's ``weight``, or the
+    only λ it was trained at (the λ sweep of D-CAT has its own table)."""
+    given = {lam for lam in lambdas if lam is not None}
+    if weight in given or len(given) != 1:
+        return weight
+    return given.pop()
 
 
 def _picks(records: list[dict[str, Any]], split: str, target: str) -> dict[int, dict[str, Any]]:
@@ -360,6 +371,24 @@ def method_table(
     return rows
 
 
+def shown_labels(
+    records: list[dict[str, Any]],
+    split: str,
+    target: str,
+    source: str,
+    weight: float | None,
+    labels: Mapping[str, str],
+) -> dict[str, str]:
+    """``labels`` for one target and source, a method shown at a λ other than ``weight`` (a
+    source that sets its own) titled with it: ``"Virtual samples (λ=0.3)"``."""
+    out = {}
+    for method, label in labels.items():
+        runs = {} if method in _SINGLE else _by_seed(records, split, target, method, source, weight)
+        lam = next(iter(runs.values()), {}).get("lambda")
+        out[method] = label if lam is None or lam == weight else f"{label} (λ={lam:g})"
+    return out
+
+
 def format_table(rows: list[list[str]]) -> str:
     """A Markdown table from a header row and body rows."""
     lines = ["| " + " | ".join(rows[0]) + " |", "|" + "---|" * len(rows[0])]
@@ -443,9 +472,13 @@ def f1_figure(
     targets = sorted({r["target"] for r in rows})
     # (target, method, source) → F1 per seed; the λ sweep has its own table
     groups: dict[tuple[str, str, str], list[float]] = defaultdict(list)
+    lambdas: dict[tuple[str, str, str], set[float | None]] = defaultdict(set)
     for r in rows:
-        if r["method"] in _SINGLE or r["lambda"] in (weight, None):
-            groups[(r["target"], r["method"], r["source"])].append(r["f1"])
+        lambdas[(r["target"], r["method"], r["source"])].add(r["lambda"])
+    for r in rows:
+        key = (r["target"], r["method"], r["source"])
+        if r["method"] in _SINGLE or r["lambda"] in (_shown_lambda(lambdas[key], weight), None):
+            groups[key].append(r["f1"])
     if not groups:
         return None
     methods = list(dict.fromkeys(m for _, m, _ in groups))
@@ -548,13 +581,15 @@ def target_sections(
         verdict: Called with each statistics table's comparisons; its line follows the table.
     """
     lines: list[str] = []
+    all_labels = labels
     for target in dict.fromkeys(t for _, t in pairs):
         for source in [s for s, t in pairs if t == target]:
             title = f"{heading} target {target}" + (f" ← source {source}" if source else "")
+            labels = shown_labels(records, split, target, source, weight, all_labels)
             table = method_table(records, split, target, source, weight, labels)
             lines += [title, "", format_table(table), ""]
             found = transfer_comparisons(records, split, target, source, weight, labels)
-            picked = pick_counts(records, split, target, labels)
+            picked = pick_counts(records, split, target, all_labels)
             if picked:
                 lines += [f"dcat pick (best validation F1 per seed): {picked}.", ""]
             stats = statistics_table(found, labels)
@@ -579,7 +614,7 @@ def target_sections(
                 "",
             ]
         found = reference_comparisons(records, split, target)
-        versus = statistics_table(found, labels)
+        versus = statistics_table(found, all_labels)
         if versus:
             lines += [
                 f"Against the plain reference ({target} alone: encoder → pool → head, no "

@@ -42,6 +42,7 @@ import yaml
 from dcat.data import PairedDataset, Split, make_split
 from dcat.data.augment import InertialAugment
 from dcat.data.registry import get_dataset
+from dcat.data.virtual import with_virtual_imu
 from dcat.errors import DcatError
 from dcat.experiment.config import ExperimentConfig, SplitConfig
 from dcat.experiment.fingerprint import (
@@ -59,6 +60,7 @@ from dcat.nn.encoders import create_encoder
 from dcat.nn.model import ModalityNet
 from dcat.nn.weights import load_torch_file
 from dcat.training.engine import fit, versions
+from dcat.training.methods import get_method
 from dcat.training.tasks import SourceSpec, TransferTask, UnimodalTask
 
 # Samples per modality in the dry run's batch: two, so batch norm sees a batch, not one value.
@@ -87,8 +89,9 @@ def load_dataset(config: ExperimentConfig) -> PairedDataset:
 
 
 def derive_modalities(config: ExperimentConfig, data: PairedDataset) -> PairedDataset:
-    """``data`` plus the modalities the configuration derives from channels of others
-    (``modalities.<name>.derive``); already-present ones are kept as they are.
+    """``data`` plus the modalities the configuration derives from others
+    (``modalities.<name>.derive``: channels, or a virtual IMU from a skeleton); already-present
+    ones are kept as they are. Derivation reads the raw arrays, before any normalisation.
 
     Raises:
         DcatError: The base modality is not in the data set, or the channels do not fit it.
@@ -102,8 +105,16 @@ def derive_modalities(config: ExperimentConfig, data: PairedDataset) -> PairedDa
                 f"{where}: modality {spec.derive.modality!r} is not in the data set "
                 f"{config.data.dataset!r}, which has {data.modalities}"
             )
+        virtual = spec.derive.virtual_imu
         try:
-            data = data.with_channels(name, spec.derive.modality, spec.derive.channel_indices())
+            if virtual is None:
+                data = data.with_channels(name, spec.derive.modality, spec.derive.channel_indices())
+            else:
+                data = with_virtual_imu(
+                    data, name, spec.derive.modality, virtual.like,
+                    segment=virtual.segment, placement=virtual.placement_map(),
+                    joints=virtual.joint_names(), smoothing=virtual.smoothing,
+                )  # fmt: skip
         except DcatError as err:
             raise DcatError(f"{where}: {err}") from err
     return data
@@ -268,6 +279,19 @@ def _check_data(config: ExperimentConfig, data: PairedDataset) -> None:
             f"config: modalities {missing} are not in the data set "
             f"{config.data.dataset!r}, which has {data.modalities}"
         )
+    samples = {
+        (p.modality, job.target, p.base)
+        for job in plan_jobs(config)
+        for p in job.parts
+        if not get_method(p.base).source_network
+    }
+    for source, target, method in sorted(samples):
+        if {source, target} <= set(data.modalities) and data.shape(source) != data.shape(target):
+            raise DcatError(
+                f"config: transfers: {source!r} gives its samples to {target!r} (method "
+                f"{method!r}), so it needs the target's shape {data.shape(target)}, got "
+                f"{data.shape(source)}"
+            )
 
 
 def run_experiment(
@@ -594,7 +618,7 @@ def _task(
         SourceSpec(
             # a source with several methods (a combined objective) needs a name per term
             f"{p.modality}-{p.tag}" if repeated else p.modality,
-            baselines[p.modality],
+            baselines[p.modality] if get_method(p.base).source_network else None,
             modality=p.modality,
             method=p.base,
             weight=p.weight,

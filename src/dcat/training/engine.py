@@ -132,6 +132,8 @@ class DCATModule(L.LightningModule):
     def on_train_epoch_start(self) -> None:
         self._sums: dict[str, torch.Tensor] = {}
         self._count = 0
+        if hasattr(self.task, "epoch"):
+            self.task.epoch = self.current_epoch
 
     def on_train_epoch_end(self) -> None:
         if self._count:
@@ -320,6 +322,8 @@ def attach_source_caches(
     device = _device(config)
     autocast = torch.bfloat16 if config.precision.startswith("bf16") else None
     for spec in task.specs:
+        if spec.name not in task.sources:
+            continue  # a method that learns from the source's samples: nothing to cache
         source = task.sources[spec.name]
         source.to(device)
 

@@ -137,7 +137,8 @@ class SourceSpec:
 
     Attributes:
         name: Name of the source, used in loss keys (``"ca/<name>"``); unique within a task.
-        model: The trained source network; it is frozen by the task.
+        model: The trained source network; it is frozen by the task. ``None`` for a method
+            that learns from the source's samples, not a network (``"virtual"``).
         modality: Its key in ``batch["inputs"]`` (default: ``name``).
         method: A registered transfer method (:func:`dcat.training.methods.list_methods`):
             ``"dcat"`` (cross-attention loss), or a peer baseline: ``"logit_kd"``,
@@ -155,7 +156,7 @@ class SourceSpec:
     """
 
     name: str
-    model: ModalityNet
+    model: ModalityNet | None
     modality: str | None = None
     method: str = "dcat"
     weight: float = 1.0
@@ -172,6 +173,10 @@ class SourceSpec:
             raise DcatError(f"source {self.name!r}: {err}") from None
         if not self.weight >= 0:
             raise DcatError(f"source {self.name!r}: weight (λ) must be ≥ 0, got {self.weight}")
+        if self.model is None and cls.source_network:
+            raise DcatError(
+                f"source {self.name!r}: method {self.method!r} needs the source's network (model)"
+            )
         if self.modality is None:
             self.modality = self.name
         legacy = {
@@ -228,7 +233,8 @@ class TransferTask(nn.Module):
         self.specs = list(sources)
         self.label_smoothing = label_smoothing
         self.eps = eps
-        self.sources = nn.ModuleDict({s.name: s.model for s in sources})
+        # the frozen networks; a method that learns from the source's samples has none
+        self.sources = nn.ModuleDict({s.name: s.model for s in sources if s.model is not None})
         # each source's method, with the heads it trains (projections: never exported)
         self.methods = nn.ModuleDict()
         for spec in self.specs:
@@ -241,6 +247,8 @@ class TransferTask(nn.Module):
             model.requires_grad_(False)
             model.eval()
         self._caches: dict[str, SourceCache] = {}
+        # the training epoch (set by the engine each epoch): methods that pretrain read it
+        self.epoch = 0
 
     def train(self, mode: bool = True) -> TransferTask:
         """Set training mode on the target and projections; sources always stay in eval mode."""
@@ -252,7 +260,7 @@ class TransferTask(nn.Module):
     def attach_cache(self, name: str, cache: SourceCache | None) -> None:
         """Serve source ``name`` from ``cache`` (rows = ``batch["index"]``); ``None`` detaches."""
         if name not in self.sources:
-            raise DcatError(f"no source named {name!r}; sources are {list(self.sources)}")
+            raise DcatError(f"no source network named {name!r}; they are {list(self.sources)}")
         if cache is None:
             self._caches.pop(name, None)
         else:
@@ -265,7 +273,7 @@ class TransferTask(nn.Module):
     def required_modalities(self) -> list[str]:
         """The ``batch["inputs"]`` keys that ``forward`` reads: the target's and those of the
         sources not served from a cache."""
-        needed = [self.modality] + [s.modality for s in self.specs if s.name not in self._caches]
+        needed = [self.modality] + [s.modality for s in self.specs if not self.cached(s.name)]
         return list(dict.fromkeys(needed))
 
     def trainable_parameters(self) -> list[nn.Parameter]:
@@ -297,9 +305,21 @@ class TransferTask(nn.Module):
         out: dict[str, Tensor] = {"logits": target.logits, "ce": ce}
         aux = _aux_ce(target, labels, self.label_smoothing, out)
         loss = ce if aux is None else ce + aux
+        if self.training and any(m.silences_real(self.epoch) for m in self.methods.values()):
+            loss = loss * 0.0  # pretraining on other data: the target's own labels wait
         for spec in self.specs:
             method: TransferMethod = self.methods[spec.name]
-            terms = method(target, self.source_outputs(spec, batch), labels)
+            if method.source_network:
+                terms = method(target, self.source_outputs(spec, batch), labels)
+            else:
+                augment = self.augment if self.training else None
+                terms = method.forward_samples(
+                    self.target,
+                    _input(batch, spec.modality),
+                    _input(batch, self.modality),
+                    labels,
+                    augment,
+                )
             value = terms["loss"]
             for key, extra in terms.items():
                 if key != "loss":

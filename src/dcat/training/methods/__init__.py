@@ -1,8 +1,9 @@
 """Transfer methods, created by name from a registry (``@register_method``).
 
 Built in: ``dcat`` (the paper's cross-attention loss, option ``mcma``), and the peers'
-baselines ``logit_kd``, ``feature``, ``contrastive``, ``dkd``, ``rkd`` and ``sp``. Importing this
-package registers them.
+baselines ``logit_kd``, ``feature``, ``contrastive``, ``dkd``, ``rkd`` and ``sp``, and
+``virtual`` (the target also learns from virtual samples of the source modality). Importing
+this package registers them.
 """
 
 from dcat.training.methods.registry import (
@@ -24,6 +25,7 @@ from dcat.training.methods.contrastive import ContrastiveAlignment  # isort: ski
 from dcat.training.methods.dkd import DecoupledDistillation  # isort: skip
 from dcat.training.methods.rkd import RelationalDistillation  # isort: skip
 from dcat.training.methods.similarity import SimilarityPreserving  # isort: skip
+from dcat.training.methods.virtual import VirtualSamples  # isort: skip
 
 __all__ = [
     "ALIASES",
@@ -36,6 +38,7 @@ __all__ = [
     "RelationalDistillation",
     "SimilarityPreserving",
     "TransferMethod",
+    "VirtualSamples",
     "get_method",
     "list_methods",
     "method_names",

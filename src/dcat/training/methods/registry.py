@@ -58,6 +58,11 @@ class TransferMethod(nn.Module):
         options: Option name → default value.
         same_classes: The method compares class scores, so source and target must share
             their classes (checked when it is built).
+        source_network: The method learns from a frozen source network's outputs
+            (:meth:`forward`). ``False``: it learns from the source modality's samples
+            themselves (``forward_samples(net, source_x, target_x, labels, augment)``, e.g.
+            :class:`~dcat.training.methods.virtual.VirtualSamples`), so no source model is
+            trained, loaded or cached.
     """
 
     name: ClassVar[str] = ""
@@ -66,14 +71,17 @@ class TransferMethod(nn.Module):
     reference: ClassVar[str] = ""
     options: ClassVar[Mapping[str, Any]] = {}
     same_classes: ClassVar[bool] = False
+    source_network: ClassVar[bool] = True
 
     def __init__(
-        self, source: ModalityNet, target: ModalityNet, *, name: str, **options: Any
+        self, source: ModalityNet | None, target: ModalityNet, *, name: str, **options: Any
     ) -> None:
         super().__init__()
         self.source_name = name
         self.config = {**self.options, **check_options(type(self), options, f"source {name!r}")}
-        if self.same_classes and source.num_classes != target.num_classes:
+        if source is None and self.source_network:
+            raise DcatError(f"source {name!r}: method {self.name!r} needs the source's network")
+        if self.same_classes and source is not None and source.num_classes != target.num_classes:
             raise DcatError(
                 f"source {name!r} has {source.num_classes} classes but the target has "
                 f"{target.num_classes}; it was trained on other classes"
@@ -95,6 +103,11 @@ class TransferMethod(nn.Module):
             ``{"loss": scalar}`` (unweighted), plus any diagnostics (scalars) to log.
         """
         raise NotImplementedError
+
+    def silences_real(self, epoch: int) -> bool:
+        """Whether the target's own cross-entropy is off in training epoch ``epoch`` (0-based):
+        a method that pretrains the target on other data first says so; the default never."""
+        return False
 
     @classmethod
     def coerce(cls, name: str, value: Any) -> Any:
