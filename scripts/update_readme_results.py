@@ -105,6 +105,7 @@ def render(run_dir: Path, time_log: Path | None = None, command: str | None = No
         lines += target_sections(
             records, split, pairs, config.weight, labels, heading="#####",
             verdict=lambda found: _verdict(dict(found), labels, len(config.seeds)),
+            rule=config.selection,
         )  # fmt: skip
     return "\n".join(lines).rstrip() + "\n"
 

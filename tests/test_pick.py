@@ -6,8 +6,10 @@ import json
 from pathlib import Path
 
 import numpy as np
+import pytest
 
 from dcat.data import PairedDataset
+from dcat.errors import DcatError
 from dcat.experiment.config import load_config
 from dcat.experiment.pick import mark_picks
 from dcat.experiment.runner import load_dataset, run_experiment
@@ -121,3 +123,40 @@ def test_export_the_pick_from_the_command_line(tmp_path: Path, capsys) -> None:
     assert Path(card["run"]["dir"]).resolve() == (out / pick["run"]).resolve()
     assert main(["export", str(out / pick["run"]), "--seed", "0"]) == 2  # --seed needs --pick
     assert "use them with --pick TARGET" in capsys.readouterr().err
+
+
+def test_the_mean_rule_picks_one_configuration_for_every_seed() -> None:
+    records = [
+        _record("baseline", 0, 0.70, 0.60), _record("dcat", 0, 0.90, 0.50),
+        _record("logit_kd", 0, 0.75, 0.90),
+        _record("baseline", 1, 0.70, 0.60), _record("dcat", 1, 0.50, 0.99),
+        _record("logit_kd", 1, 0.74, 0.10),
+        _record("rkd", 1, 0.99, 0.10),  # only in seed 1: not a candidate of the mean rule
+    ]  # fmt: skip
+    # per seed: dcat (0.90) then rkd (0.99); mean: dcat 0.70, logit_kd 0.745, baseline 0.70
+    assert [r["pick"] for r in mark_picks(records)] == [0, 1, 0, 0, 0, 0, 1]
+    assert [r["pick"] for r in mark_picks(records, "mean")] == [0, 0, 1, 0, 0, 1, 0]
+    # a tie of means goes to the simpler model, and test metrics never matter
+    tied = [{**r, "val_f1": 0.5, "f1": 1.0 - r["f1"]} for r in records]
+    assert [r["pick"] for r in mark_picks(tied, "mean")] == [1, 0, 0, 1, 0, 0, 0]
+    with pytest.raises(DcatError, match=r"pick rule must be one of \['seed', 'mean'\]"):
+        mark_picks(records, "median")
+
+
+def test_the_report_compares_both_pick_rules_on_the_same_models() -> None:
+    from dcat.experiment.report import selection_rows
+
+    records = [
+        _record("baseline", 0, 0.70, 0.60), _record("dcat", 0, 0.90, 0.50),
+        _record("logit_kd", 0, 0.75, 0.90),
+        _record("baseline", 1, 0.70, 0.60), _record("dcat", 1, 0.50, 0.99),
+        _record("logit_kd", 1, 0.74, 0.70),
+        _record("baseline", 2, 0.70, 0.60), _record("dcat", 2, 0.80, 0.65),
+        _record("logit_kd", 2, 0.60, 0.60),
+    ]  # fmt: skip
+    rows = selection_rows(records, "ood", "imu", "mean")
+    assert rows is not None and rows[0][0] == "Pick rule"
+    # seed: dcat, logit_kd, dcat → Δ (−0.10, +0.10, +0.05); the test-best model in seed 2 only
+    assert rows[1][:2] == ["seed", "+0.017"] and rows[1][4] == "1 of 3"
+    # mean: dcat 0.733, logit_kd 0.697 → dcat everywhere: Δ (−0.10, +0.39, +0.05)
+    assert rows[2][:2] == ["mean (used)", "+0.113"] and rows[2][4] == "2 of 3"

@@ -8,6 +8,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from dcat.data import Split, make_split
+from dcat.errors import DcatError
 
 LABELS = np.tile(np.arange(4), 40)  # 160 samples, 4 balanced classes
 SUBJECTS = np.repeat(np.arange(1, 9), 20)  # 8 subjects × 20
@@ -76,3 +77,26 @@ def test_split_errors() -> None:
         make_split(LABELS, SUBJECTS, "id", test_size=1.5)
     with pytest.raises(ValueError, match="at least 2 training subjects"):
         make_split(LABELS, SUBJECTS, "ood", train_subjects=[1], test_subjects=[2])
+
+
+def test_val_rotation_holds_out_each_training_subject_once_in_turn() -> None:
+    subjects = np.repeat(np.arange(1, 9), 6)
+    labels = np.tile(np.arange(3), 16)
+    held = []
+    for seed in range(8):
+        split = make_split(
+            labels, subjects, "ood", seed=seed, val_size=0.25, train_subjects=[1, 3, 5, 7],
+            test_subjects=[2, 4, 6, 8], val_rotation=True,
+        )  # fmt: skip
+        val = sorted(set(subjects[split.val].tolist()))
+        assert len(val) == 1 and set(subjects[split.train]) == {1, 3, 5, 7} - set(val)
+        held.append(val[0])
+    assert sorted(held[:4]) == [1, 3, 5, 7] and held[4:] == held[:4]  # 4 folds, in turn
+    with pytest.raises(DcatError, match="needs 4 training subjects"):
+        make_split(labels, subjects, "ood", val_size=0.25, train_subjects=[1, 3, 5],
+                   test_subjects=[2], val_rotation=True)  # fmt: skip
+    with pytest.raises(DcatError, match="val_rotation applies to OOD splits only"):
+        make_split(labels, subjects, "id", val_rotation=True)
+    with pytest.raises(DcatError, match="give val_subjects or val_rotation, not both"):
+        make_split(labels, subjects, "ood", train_subjects=[1, 3], val_subjects=[5],
+                   test_subjects=[2], val_rotation=True)  # fmt: skip

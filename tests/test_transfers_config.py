@@ -221,3 +221,32 @@ def test_refit_retrains_the_references_and_the_pick_on_train_plus_val(
     again: list[str] = []
     run_experiment(config, out, log=again.append)
     assert sum("(done before)" in line for line in again) == len(records)
+
+
+@pytest.mark.slow
+def test_the_mean_rule_picks_one_configuration_and_refits_it_in_every_seed(tmp_path) -> None:
+    config = load_config(_write(tmp_path, {
+        **EXPERIMENT_TINY, "name": "tiny_mean", "methods": ["dcat", "logit_kd"], "lambdas": [],
+        "seeds": [0, 1], "refit": True, "selection": "mean", "reference": False,
+        "splits": [{"kind": "ood", "train_subjects": [1, 2, 3], "test_subjects": [4],
+                    "val_size": 0.34, "val_rotation": True}],
+        "train": {"max_epochs": 2, "batch_size": 32},
+    }))  # fmt: skip
+    out = tmp_path / "out"
+    report = run_experiment(config, out, log=lambda s: None)
+    records = json.loads((out / "results.json").read_text())
+    picks = [r for r in records if r["pick"] and r["target"] == "imu"]
+    assert len(picks) == 2 and len({(r["method"], r["source"], r["lambda"]) for r in picks}) == 1
+    originals = [r for r in records if not r["refit"] and r["target"] == "imu"]
+    mean = {}
+    for r in originals:
+        mean.setdefault((r["method"], r["source"]), []).append(r["val_f1"])
+    best = max(mean.values(), key=lambda v: sum(v) / len(v))
+    assert sum(best) / 2 == pytest.approx(sum(r["val_f1"] for r in picks) / 2)
+    refits = {(r["seed"], r["method"]) for r in records if r["refit"]}
+    assert refits == {(s, m) for s in (0, 1) for m in ("baseline", picks[0]["method"])}
+    # the two seeds validated on different training subjects
+    held = [set(json.loads((out / "splits" / f"ood_seed{s}.json").read_text())["val"])
+            for s in (0, 1)]  # fmt: skip
+    assert held[0] and held[1] and not held[0] & held[1]
+    assert "| mean (used) |" in report.read_text()

@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Literal
 
 import numpy as np
-from sklearn.model_selection import GroupShuffleSplit, train_test_split
+from sklearn.model_selection import GroupKFold, GroupShuffleSplit, train_test_split
 
 from dcat.errors import DcatError
 from dcat.io.atomic import write_atomic
@@ -92,6 +92,7 @@ def make_split(
     train_subjects: Sequence[int] | None = None,
     val_subjects: Sequence[int] | None = None,
     test_subjects: Sequence[int] | None = None,
+    val_rotation: bool = False,
 ) -> Split:
     """Split samples into train / validation / test.
 
@@ -108,6 +109,10 @@ def make_split(
         val_subjects: OOD only: explicit validation subjects.
         test_subjects: OOD only: explicit test subjects; default: every subject not in train or
             validation.
+        val_rotation: OOD only: the validation subjects rotate with the seed instead of being
+            drawn: the training subjects form ``k = round(1 / val_size)`` grouped folds
+            (:class:`sklearn.model_selection.GroupKFold`) and seed ``s`` holds out fold
+            ``s mod k``, so ``k`` consecutive seeds validate on every training subject once.
 
     Returns:
         :class:`Split`.
@@ -129,6 +134,8 @@ def make_split(
     if kind == "id":
         if train_subjects or val_subjects or test_subjects:
             raise DcatError("subject lists apply to OOD splits only (kind='ood')")
+        if val_rotation:
+            raise DcatError("val_rotation applies to OOD splits only (kind='ood')")
         try:
             train_val, test = train_test_split(
                 index, test_size=test_size, random_state=seed, stratify=_stratify(labels)
@@ -146,7 +153,15 @@ def make_split(
             ) from err
     elif kind == "ood":
         train, val, test = _ood(
-            index, subjects, seed, test_size, val_size, train_subjects, val_subjects, test_subjects
+            index,
+            subjects,
+            seed,
+            test_size,
+            val_size,
+            train_subjects,
+            val_subjects,
+            test_subjects,
+            val_rotation,
         )
     else:
         raise DcatError(f"split kind must be 'id' or 'ood', got {kind!r}")
@@ -172,6 +187,7 @@ def _ood(
     train_subjects: Sequence[int] | None,
     val_subjects: Sequence[int] | None,
     test_subjects: Sequence[int] | None,
+    val_rotation: bool = False,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     known = set(np.unique(subjects).tolist())
     lists = {
@@ -201,8 +217,22 @@ def _ood(
         test = index[np.isin(subjects, list(test_subjects))]
         train_val = index[np.isin(subjects, list(train_subjects) + list(val_subjects or ()))]
     if val_subjects:
+        if val_rotation:
+            raise DcatError("give val_subjects or val_rotation, not both")
         val = train_val[np.isin(subjects[train_val], list(val_subjects))]
         train = train_val[~np.isin(subjects[train_val], list(val_subjects))]
+    elif val_rotation:
+        groups = subjects[train_val]
+        folds = max(2, round(1 / val_size))
+        if len(np.unique(groups)) < folds:
+            raise DcatError(
+                f"val_rotation with val_size={val_size} needs {folds} training subjects (one "
+                f"fold each), got {len(np.unique(groups))}"
+            )
+        rel_train, rel_val = list(GroupKFold(n_splits=folds).split(train_val, groups=groups))[
+            seed % folds
+        ]
+        train, val = train_val[rel_train], train_val[rel_val]
     else:
         if len(np.unique(subjects[train_val])) < 2:
             raise DcatError(

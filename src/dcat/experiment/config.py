@@ -245,7 +245,9 @@ class ModalityConfig(_Section):
 
 
 class SplitConfig(_Section):
-    """A split kind to run (see :func:`dcat.data.make_split`)."""
+    """A split kind to run (see :func:`dcat.data.make_split`); ``val_rotation`` makes the
+    seeds rotate the held-out validation subjects through grouped folds of the training
+    subjects (OOD)."""
 
     kind: Literal["id", "ood"]
     test_size: float = 0.2
@@ -253,6 +255,7 @@ class SplitConfig(_Section):
     train_subjects: list[int] | None = None
     val_subjects: list[int] | None = None
     test_subjects: list[int] | None = None
+    val_rotation: bool = False
 
 
 def _method_entry(entry: Any) -> Any:
@@ -346,10 +349,13 @@ class ExperimentConfig(_Section):
         reference: Also train, per target, the plain reference: encoder → pool → head, no
             attention, no transfer (what a user would ship without dcat), shown in every
             report and compared with the pick.
-        refit: After each split and seed, retrain its baseline, plain reference and pick of
-            every target on the training and validation data together, for the epoch count
-            each one's validation chose, and test those too (holding a subject out for
+        refit: After each split's models, retrain each seed's baseline, plain reference and
+            pick of every target on the training and validation data together, for the epoch
+            count each one's validation chose, and test those too (holding a subject out for
             validation costs the model data). The pick itself is chosen before, on validation.
+        selection: The pick rule (:mod:`dcat.experiment.pick`): ``seed``, the model of best
+            validation F1 in each seed, or ``mean``, the configuration of best validation F1
+            averaged over the seeds (with ``val_rotation`` a grouped cross-validation score).
         lambdas: Extra λ values for D-CAT with MCMA (the Table IV sweep); may include ``weight``.
         d_out: Attention width shared by all modalities (512 in the paper).
         dropout: Head dropout of every network unless its modality sets one.
@@ -371,6 +377,7 @@ class ExperimentConfig(_Section):
     weight: float = Field(1.0, ge=0, title="λ")
     reference: bool = True
     refit: bool = False
+    selection: Literal["seed", "mean"] = "seed"
     lambdas: list[Annotated[float, Field(ge=0)]] = Field(default_factory=list, title="λ")
     d_out: int = Field(512, gt=0)
     dropout: float = 0.5

@@ -106,7 +106,8 @@ def job_fingerprints(
                 "digest": data_digests[job.target],
             },
             "split": {
-                **split.model_dump(),
+                # a new option only when set, so runs made before it still match
+                **split.model_dump(exclude={"val_rotation"} if not split.val_rotation else None),
                 "seed": job.seed,
                 "digest": split_digests[job.split, job.seed],
             },

@@ -1,11 +1,14 @@
 """The dcat pick: per split, seed and target, the model with the best validation F1.
 
 Among every model trained for one target in one split and seed (the baseline, every method, λ
-value and source), the pick is the one with the highest **validation** macro-F1. Test metrics
-are never read. Ties go to the simpler model: the baseline first, then the methods in the
-order the plan trained them. Refits (retrained on training and validation data) are never
-candidates: they have no held-out validation score; ``dcat export --pick`` exports the refit of
-the pick when there is one.
+value and source), the pick is the one with the highest **validation** macro-F1 (rule
+``"seed"``). Rule ``"mean"`` picks one configuration for every seed of a split and target: the
+one whose validation F1 averaged over the seeds is highest. With the validation subjects
+rotating with the seed (``val_rotation``) that average is a grouped cross-validation score, less
+at the mercy of one held-out subject. Test metrics are never read. Ties go to the simpler
+model: the baseline first, then the methods in the order the plan trained them. Refits
+(retrained on training and validation data) are never candidates: they have no held-out
+validation score; ``dcat export --pick`` exports the refit of the pick when there is one.
 """
 
 from __future__ import annotations
@@ -18,7 +21,11 @@ from typing import Any
 
 from dcat.errors import DcatError
 
-__all__ = ["find_pick", "mark_picks"]
+__all__ = ["PICK_RULES", "find_pick", "mark_picks"]
+
+PICK_RULES = ("seed", "mean")
+"""``seed``: the best validation F1 of each seed; ``mean``: the configuration of best validation
+F1 averaged over the seeds."""
 
 
 def _score(record: dict[str, Any]) -> float:
@@ -26,28 +33,61 @@ def _score(record: dict[str, Any]) -> float:
     return float("-inf") if value is None else float(value)  # no validation part: never picked
 
 
-def mark_picks(records: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
+def _simplest_first(records: Sequence[dict[str, Any]], members: list[int]) -> list[int]:
+    # max() keeps the first of equal keys; the baseline sorts first, then the plain
+    # reference, then the plan's order
+    simple = {"baseline": 0, "plain": 1}
+    return sorted(members, key=lambda i: (simple.get(records[i]["method"], 2), i))
+
+
+def mark_picks(records: Sequence[dict[str, Any]], rule: str = "seed") -> list[dict[str, Any]]:
     """Copies of ``records`` with ``pick`` set: ``True`` for each group's pick, else ``False``.
 
     Args:
-        records: Result records (``split``, ``seed``, ``target``, ``method``, ``val_f1``), in
-            the order the plan trained them (baselines first).
+        records: Result records (``split``, ``seed``, ``target``, ``method``, ``source``,
+            ``lambda``, ``val_f1``), in the order the plan trained them (baselines first).
+        rule: ``"seed"`` or ``"mean"`` (:data:`PICK_RULES`). Under ``"mean"`` only
+            configurations trained in every seed of the group compete.
 
     Returns:
         The records in the same order, each with a boolean ``pick``.
+
+    Raises:
+        DcatError: An unknown rule.
     """
-    groups: dict[tuple[Any, Any, Any], list[int]] = defaultdict(list)
+    if rule not in PICK_RULES:
+        raise DcatError(f"pick rule must be one of {list(PICK_RULES)}, got {rule!r}")
+    groups: dict[tuple[Any, ...], list[int]] = defaultdict(list)
     for i, r in enumerate(records):
         if not r.get("refit"):
-            groups[r["split"], r["seed"], r["target"]].append(i)
-    picked = set()
+            seed = () if rule == "mean" else (r["seed"],)
+            key = (r["split"], *seed, r["target"])
+            groups[key].append(i)
+    picked: set[int] = set()
     for members in groups.values():
-        # max() keeps the first of equal keys; the baseline sorts first, then the plain
-        # reference, then the plan's order
-        simple = {"baseline": 0, "plain": 1}
-        order = sorted(members, key=lambda i: (simple.get(records[i]["method"], 2), i))
-        picked.add(max(order, key=lambda i: _score(records[i])))
+        if rule == "seed":
+            picked.add(max(_simplest_first(records, members), key=lambda i: _score(records[i])))
+            continue
+        configs: dict[tuple[Any, ...], list[int]] = defaultdict(list)
+        for i in members:
+            configs[_config_of(records[i])].append(i)
+        seeds = {records[i]["seed"] for i in members}
+        complete = {
+            c: rows for c, rows in configs.items() if {records[i]["seed"] for i in rows} == seeds
+        }
+        # the first record of each configuration stands for it in the tie order
+        first = {rows[0]: c for c, rows in complete.items()}
+        mean = {
+            c: sum(_score(records[i]) for i in rows) / len(rows) for c, rows in complete.items()
+        }
+        best = max(_simplest_first(records, list(first)), key=lambda i: mean[first[i]])
+        picked.update(complete[first[best]])
     return [{**r, "pick": i in picked} for i, r in enumerate(records)]
+
+
+def _config_of(record: dict[str, Any]) -> tuple[Any, ...]:
+    """What makes a model but the seed: method, source and λ."""
+    return tuple(record.get(k) for k in ("method", "source", "lambda"))
 
 
 def find_pick(

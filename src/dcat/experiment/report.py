@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from dcat.experiment.pick import PICK_RULES, mark_picks
 from dcat.experiment.plan import method_labels
 from dcat.experiment.statistics import PairedComparison, compare, compare_all, holm
 from dcat.io.atomic import write_atomic
@@ -225,6 +226,31 @@ def pick_hits(records: list[dict[str, Any]], split: str, target: str) -> tuple[i
         ]  # fmt: skip
         hits += pick["f1"] >= max(rivals)
     return hits, len(picks)
+
+
+def selection_rows(
+    records: list[dict[str, Any]], split: str, target: str, rule: str
+) -> list[list[str]] | None:
+    """Both pick rules (:data:`dcat.experiment.pick.PICK_RULES`) side by side for one target,
+    from the validation F1 of the trained models: per rule the picks' paired Δ test F1 to the
+    baseline and how often the pick was also a model of best test F1. Reported only: the run
+    used ``rule``. ``None`` with fewer than 2 seeds (the rules then agree)."""
+    rows = [r for r in records if r["split"] == split and r["target"] == target]
+    base = {s: r["f1"] for s, r in _by_seed(records, split, target, "baseline").items()}
+    if len(base) < 2:
+        return None
+    out = [["Pick rule", "Δ F1 vs baseline", "95 % CI", "t-test p", "test-best picks"]]
+    for name in PICK_RULES:
+        marked = mark_picks([r for r in rows if not r.get("refit")], name)
+        picks = _picks(marked, split, target)
+        c = compare({s: r["f1"] for s, r in picks.items()}, base)
+        hits, seeds = pick_hits(marked, split, target)
+        interval = "n/a" if np.isnan(c.ci_low) else f"[{c.ci_low:+.3f}, {c.ci_high:+.3f}]"
+        used = " (used)" if name == rule else ""
+        out.append([
+            f"{name}{used}", f"{c.mean:+.3f}", interval, _fmt_p(c.p_t), f"{hits} of {seeds}",
+        ])  # fmt: skip
+    return out
 
 
 def refit_rows(
@@ -571,6 +597,7 @@ def target_sections(
     out: Path | None = None,
     heading: str = "###",
     verdict: Callable[[Mapping[str, PairedComparison]], str] | None = None,
+    rule: str = "seed",
 ) -> list[str]:
     """The Markdown of one split, target by target: per source (``pairs`` holds
     ``(source, target)``) the method table, the pick counts and the paired statistics (with the
@@ -579,6 +606,7 @@ def target_sections(
 
     Args:
         verdict: Called with each statistics table's comparisons; its line follows the table.
+        rule: The pick rule the run used (``selection`` of the configuration).
     """
     lines: list[str] = []
     all_labels = labels
@@ -611,6 +639,16 @@ def target_sections(
             lines += [
                 f"The pick was also a model of best test F1 in {hits} of {seeds} seeds "
                 "(reported only; the pick is chosen on validation).",
+                "",
+            ]
+        rules = selection_rows(records, split, target, rule)
+        if rules:
+            lines += [
+                "The two pick rules on these models (`seed`: best validation F1 of each seed; "
+                "`mean`: the configuration of best validation F1 averaged over the seeds), "
+                "reported only:",
+                "",
+                format_table(rules),
                 "",
             ]
         found = reference_comparisons(records, split, target)
@@ -657,8 +695,9 @@ def write_report(out: Path, records: list[dict[str, Any]], config: Any, data: An
     for split in dict.fromkeys(s.kind for s in config.splits):
         lines += [f"## {SPLIT_TITLES.get(split, split)}", ""]
         lines += target_sections(
-            records, split, pairs or [("", m) for m in config.modalities], weight, labels, out
-        )
+            records, split, pairs or [("", m) for m in config.modalities], weight, labels, out,
+            rule=config.selection,
+        )  # fmt: skip
         plot = _save(f1_figure(records, split, weight, labels), out, f"f1_{split}.png")
         if plot:
             lines += [f"![macro F1, {split}]({plot})", ""]

@@ -377,6 +377,7 @@ def run_experiment(
     started = time.perf_counter()
     done = 0
     for i, split_cfg in enumerate(config.splits):
+        trained: dict[int, tuple[int, int]] = {}  # seed → its records, [first, last)
         for seed in config.seeds:
             split = splits[i, seed]
             (out / "splits").mkdir(exist_ok=True)
@@ -435,25 +436,57 @@ def run_experiment(
                     + (" (done before)" if finished else f" ({time.perf_counter() - t0:.1f} s)")
                     + f", eta {eta / 60:.1f} min"
                 )
-            if config.refit:
-                everything = data.subset(np.concatenate([split.train, split.val]))
-                records += _refit(
-                    config, data, seed_jobs, records[first:], fingerprints, out,
-                    everything.normalized(stats), parts["val"], parts["test"], stats,
-                    baselines, log,
+            trained[seed] = (first, len(records))
+        if config.refit:
+            # after every seed of the split: the "mean" rule's pick reads them all
+            picked = mark_picks(records, config.selection)
+            for seed in config.seeds:
+                first, last = trained[seed]
+                records += _refit_seed(
+                    config, data, splits[i, seed], jobs, picked[first:last], fingerprints, out,
+                    log,
                 )  # fmt: skip
-    records = mark_picks(records)
+    records = mark_picks(records, config.selection)
     _write_results(out, records)
     report = write_report(out, records, config, data)
     log(f"report: {report}")
     return report
 
 
+def _refit_seed(
+    config: ExperimentConfig,
+    data: PairedDataset,
+    split: Split,
+    jobs: list[Job],
+    picked: list[dict[str, Any]],
+    fingerprints: dict[str, dict[str, Any]],
+    out: Path,
+    log: Callable[[str], None],
+) -> list[dict[str, Any]]:
+    """:func:`_refit` of one split and seed, after all its models were trained: the data parts
+    and normalisation are drawn again, the source baselines loaded from their run folders."""
+    seed_jobs = [j for j in jobs if j.split == split.kind and j.seed == split.seed]
+    stats = _normalize(config, data.subset(split.train))
+    parts = {name: data.subset(idx).normalized(stats) for name, idx in split.parts().items()}
+    baselines = {
+        job.target: _load_target(
+            out / job.folder, build_net(config, data, job.target, split.seed)
+        ).eval()
+        for job in seed_jobs
+        if job.method == "baseline"
+    }
+    everything = data.subset(np.concatenate([split.train, split.val])).normalized(stats)
+    return _refit(
+        config, data, seed_jobs, picked, fingerprints, out, everything, parts["val"],
+        parts["test"], stats, baselines, log,
+    )  # fmt: skip
+
+
 def _refit(
     config: ExperimentConfig,
     data: PairedDataset,
     seed_jobs: list[Job],
-    seed_records: list[dict[str, Any]],
+    picked: list[dict[str, Any]],
     fingerprints: dict[str, dict[str, Any]],
     out: Path,
     train: PairedDataset,
@@ -463,14 +496,14 @@ def _refit(
     baselines: dict[str, ModalityNet],
     log: Callable[[str], None],
 ) -> list[dict[str, Any]]:
-    """Retrain each target's baseline, plain reference and pick (chosen on validation, before)
-    of one split and seed on its training and validation parts together, for the epoch count
-    of the original's best validation F1; their records (``refit`` true, no validation F1).
+    """Retrain each target's baseline, plain reference and pick (``picked``: the seed's records
+    marked by :func:`mark_picks`, on validation) of one split and seed on its training and
+    validation parts together, for the epoch count of the original's best validation F1; their
+    records (``refit`` true, no validation F1).
 
     Sources stay the baselines trained on the training part, and inputs keep its
     normalisation, so that a refit transfer sees its sources exactly as the original did.
     """
-    picked = mark_picks(seed_records)
     # the models to ship: those of the targets (a source-only baseline is never deployed)
     targets = {t.target for t in config.transfers} or set(config.modalities)
     chosen = [
@@ -587,7 +620,7 @@ def _draw_split(data: PairedDataset, split_cfg: SplitConfig, index: int, seed: i
             data.labels, data.subjects, split_cfg.kind, seed=seed,
             test_size=split_cfg.test_size, val_size=split_cfg.val_size,
             train_subjects=split_cfg.train_subjects, val_subjects=split_cfg.val_subjects,
-            test_subjects=split_cfg.test_subjects,
+            test_subjects=split_cfg.test_subjects, val_rotation=split_cfg.val_rotation,
         )  # fmt: skip
         _check_classes(data, split, split_cfg.kind, seed)
     except ValueError as err:
