@@ -29,7 +29,7 @@ import torch
 
 def train_demo_imu(run_dir: Path) -> Path:
     """One epoch of the demo preset's IMU baseline on the embedded UTD-MHAD (OOD split)."""
-    from dcat.data import make_split
+    from dcat.data import make_split, resolve_subjects
     from dcat.experiment.config import load_config
     from dcat.experiment.runner import build_net, load_dataset
     from dcat.training.engine import fit
@@ -38,9 +38,14 @@ def train_demo_imu(run_dir: Path) -> Path:
     config = load_config("utd_mhad_demo", ["train.max_epochs=1"])
     data = load_dataset(config)
     split_cfg = config.splits[0]
+    train_subjects, test_subjects = (
+        resolve_subjects(data.subjects, data.subject_names, written, field)
+        for written, field in ((split_cfg.train_subjects, "train_subjects"),
+                               (split_cfg.test_subjects, "test_subjects"))
+    )  # fmt: skip
     split = make_split(
         data.labels, data.subjects, split_cfg.kind, seed=0, val_size=split_cfg.val_size,
-        train_subjects=split_cfg.train_subjects, test_subjects=split_cfg.test_subjects,
+        train_subjects=train_subjects, test_subjects=test_subjects,
     )  # fmt: skip
     stats = data.subset(split.train).fit_normalization("zscore")
     parts = {name: data.subset(idx).normalized(stats) for name, idx in split.parts().items()}

@@ -114,6 +114,9 @@ def test_load_replica_shapes_labels_subjects(replica: Path) -> None:
     assert data.labels.tolist() == [0, 2, 0, 2]
     assert data.subjects.tolist() == [1, 1, 2, 2]
     assert speaker_ids(replica) == {"Amy": 1, "Bob": 2}
+    assert data.subject_names == {1: "Amy", 2: "Bob"}  # split configs name speakers so
+    only_bob = load_avletters(replica, frames=8, mfcc_steps=16, speakers=["Bob"])
+    assert only_bob.subjects.tolist() == [2, 2] and only_bob.subject_names == {2: "Bob"}
     lips = data.inputs["lips"]
     assert lips.dtype == np.float32 and lips.min() >= 0.0 and lips.max() <= 1.0
 

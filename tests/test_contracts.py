@@ -17,6 +17,7 @@ import torch
 import test_avletters
 import test_cough
 import test_manifest
+import test_manifest_media
 import test_sp_sw_har
 import test_uestc_mmea
 import test_utd_mhad
@@ -226,6 +227,15 @@ DATASET_CASES: dict[str, tuple[object, dict]] = {
         lambda tmp: test_manifest.make_segmented(tmp),
         {"min_class_samples": 1},
     ),
+    # video file, image folder, depth array, audio and IMU, segmented and continuous
+    "manifest (media)": (
+        lambda tmp: test_manifest_media.make_segmented_media(tmp, samples=2),
+        {"min_class_samples": 1, "media": {m: {"frames": 2} for m in ("cam", "pics", "depth")}},
+    ),
+    "manifest (media stream)": (
+        lambda tmp: test_manifest_media.make_continuous_media(tmp),
+        {"window_s": 1.0, "stride_s": 1.0, "min_class_samples": 1},
+    ),
 }
 
 
@@ -250,6 +260,8 @@ def test_data_set_reads_its_replica_and_describes_complete_model_cards(
     build, options = DATASET_CASES[case]
     entry = get_dataset(case.split(" ")[0])
     root = build(tmp_path) if build is not None else None
+    if case.startswith("manifest"):
+        options = {**options, "frame_cache": str(tmp_path / "frames")}
     data = entry.load(root, options)
     assert isinstance(data, PairedDataset) and len(data) > 0
     assert len(data.class_names) >= 2 and data.labels.max() < len(data.class_names)
@@ -273,8 +285,16 @@ def test_data_set_reads_its_replica_and_describes_complete_model_cards(
         assert again["window"]["seconds"] == pytest.approx(
             again["window"]["samples"] / stream.rate_hz
         )
-        if len(shape) == 2:
+        assert again["kind"] == data.stream(modality).kind, modality
+        if len(shape) == 4:
+            frame = again["frame"]
+            assert (frame["height"], frame["width"]) == shape[2:], modality
+            assert frame["color"] == ("gray" if channels == 1 else "rgb"), modality
+            assert "value_range" in frame and frame["scale"], modality
+        else:
             assert len(again["normalization"]["shift"]) == channels
+        if again["kind"] == "audio":
+            assert again["audio"] == {"sample_rate_hz": stream.rate_hz, "channels": channels}
 
 
 def test_data_sets_are_listed_in_one_order_whatever_was_imported_first() -> None:

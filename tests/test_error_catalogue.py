@@ -27,6 +27,7 @@ import pytest
 import scipy.io
 import yaml
 
+import test_manifest_media
 from dcat.cli import main
 from dcat.errors import DcatError
 from test_avletters import pattern_vid, utterance_mfcc, write_htk, write_lips
@@ -188,13 +189,77 @@ def on_avletters(edit) -> Callable[[Path], Path]:
                 "lips": {"encoder": "video", "options": {"depth": 18, "d_model": 8}},
                 "mfcc": {"encoder": "sequence", "options": {"d_model": 8, "depth": 1}},
             },
-            "splits": [{"kind": "ood", "test_subjects": [2]}],
+            "splits": [{"kind": "ood", "test_subjects": ["Bob"]}],
             "transfers": [{"source": "mfcc", "target": "lips"}],
             "d_out": 8,
         }
         return write_config(tmp, config)
 
     return build
+
+
+def on_media(
+    edit: Callable[[Path], None], continuous: bool = False, media: dict | None = None
+) -> Callable[[Path], Path]:
+    """A case builder: a camera + IMU (+ image folder, microphone) manifest of generated media
+    (tests/test_manifest_media.py), edited by ``edit(folder)``, and a config reading it."""
+
+    def build(tmp: Path) -> Path:
+        if continuous:
+            manifest = test_manifest_media.make_continuous_media(tmp)
+            options = {"window_s": 1.0, "stride_s": 0.5, "min_class_samples": 1}
+        else:
+            manifest = test_manifest_media.make_segmented_media(tmp, samples=2)
+            options = {"min_class_samples": 1}
+        edit(manifest.parent)
+        video = {"encoder": "video", "options": {"depth": 18, "d_model": 8}}
+        config = {
+            "name": "catalogue",
+            "data": {
+                "dataset": "manifest",
+                "root": str(manifest),
+                "options": {
+                    **options,
+                    "frame_cache": str(tmp / "frames"),
+                    **({"media": media} if media else {}),
+                },
+            },
+            "modalities": {
+                "cam": video,
+                "imu": {"encoder": "imu", "options": {"widths": [4, 4, 4]}},
+            },
+            "splits": [{"kind": "id"}],
+            "transfers": [{"source": "cam", "target": "imu"}],
+            "d_out": 8,
+            "train": {"max_epochs": 1},
+        }
+        return write_config(tmp, config)
+
+    return build
+
+
+def _cut_file(path: Path, keep: int = 300) -> None:
+    path.write_bytes(path.read_bytes()[:keep])
+
+
+def _fill_first_row(manifest: Path, column: str, value: str) -> None:
+    """Set ``column`` (added when missing) of the manifest's first row to ``value``."""
+    lines = manifest.read_text().splitlines()
+    header = lines[0].split(",")
+    if column not in header:
+        header.append(column)
+        lines = [lines[0] + f",{column}"] + [line + "," for line in lines[1:]]
+    index = header.index(column)
+    cells = lines[1].split(",")
+    cells[index] = value
+    lines[1] = ",".join(cells)
+    manifest.write_text("\n".join(lines) + "\n")
+
+
+def _png(path: Path, size: tuple[int, int]) -> None:
+    from PIL import Image
+
+    Image.fromarray(np.zeros(size, np.uint8)).save(path)
 
 
 def on_sp_sw_har(label: str) -> Callable[[Path], Path]:
@@ -539,27 +604,69 @@ CASES = [
     Case("sp_sw_har-unknown-label", "a label not in the data set's class list", "reader",
          on_sp_sw_har("RUNNING"),
          ["s01_01_sp.csv: row 4, column 'label': unknown label 'RUNNING'", "WALKING"]),
+    # --- media in the manifest: video, image frames, audio ----------------------------------
+    Case("media-truncated-video", "a truncated (or unreadable) video file", "manifest",
+         on_media(lambda folder: _cut_file(folder / "cam" / "1.mp4")),
+         ["manifest.csv, row 2, column 'cam': ", "cam/1.mp4: cannot read media (corrupt or "
+          "unsupported file)"]),
+    Case("media-video-shorter-than-window", "a video shorter than one window", "manifest",
+         on_media(lambda folder: test_manifest_media.write_video(folder / "cam.mp4", 5),
+                  continuous=True),
+         ["manifest.csv, row 1, column 'cam': ", "cam.mp4 lasts 0.5 s, shorter than one window "
+          "of 1 s"]),
+    Case("media-missing-image-frame", "a folder of image frames with a frame missing",
+         "manifest", on_media(lambda folder: (folder / "pics" / "1" / "frame_0007.png").unlink()),
+         ["manifest.csv, row 2, column 'pics': ", "pics/1: missing image frame 7 (the frames "
+          "are numbered 1–20 but 19 files are there)"]),
+    Case("media-audio-channels", "an audio file with another channel count than the others",
+         "manifest", on_media(lambda folder: test_manifest_media.sf.write(
+             folder / "mic" / "1.wav", test_manifest_media.tone(2.0, channels=2),
+             test_manifest_media.RATE)),
+         ["manifest.csv, row 2, column 'mic': ", "mic/1.wav has 2 audio channel(s), the modality "
+          "'mic' has 1 in row 1", "mono: true"]),
+    Case("media-mixed-frame-sizes", "videos of one sensor with different frame sizes",
+         "manifest", on_media(lambda folder: test_manifest_media.write_video(
+             folder / "cam" / "1.mp4", 20, size=(48, 64))),
+         ["manifest.csv, row 2, column 'cam': modality 'cam' has frames of 24×32 pixels in row 1 "
+          "but 48×64 in ", "(mixed frame sizes within one sensor"]),
+    Case("media-mixed-image-sizes", "an image frame of another size within one folder",
+         "manifest", on_media(lambda folder: _png(folder / "pics" / "0" / "frame_0003.png",
+                                                  (10, 10)),
+                              media={"pics": {"frames": 20}}),
+         ["manifest.csv, row 1, column 'pics': ", "frame_0003.png: frame of 10×10 pixels, the "
+          "sequence's first frame is 24×32 (mixed frame sizes within one sensor)"]),
+    Case("media-rate-contradicts-container", "a rate column that contradicts the video's own",
+         "manifest",
+         on_media(lambda folder: _fill_first_row(folder / "manifest.csv", "cam_hz", "30")),
+         ["manifest.csv, row 1, column 'cam_hz': 30 Hz contradicts ", "cam/0.mp4, which the "
+          "container says is 10 fps; leave the cell empty to use the file's own rate"]),
     # --- the experiment ---------------------------------------------------------------------
     Case("split-class-without-training-sample", "a class with no training sample after the split",
          "experiment", on_manifest(rows=_only_subject_has("c", "s4"),
-                                   splits=[{"kind": "ood", "test_subjects": [3]}]),
+                                   splits=[{"kind": "ood", "test_subjects": ["s4"]}]),
          ["config: splits[0]: the ood split (seed 0) leaves classes without a training "
           "sample: ['c']"]),
     Case("split-empty-part", "a subject list that leaves a split empty", "experiment",
-         with_config(splits=[{"kind": "ood", "train_subjects": [0, 1], "val_subjects": [2, 3]}]),
+         with_config(splits=[{"kind": "ood", "train_subjects": ["s1", "s2"],
+                              "val_subjects": ["s3", "s4"]}]),
          ["config: splits[0]: the ood split (seed 0) leaves the test part empty (subjects: "
-          "train [0, 1]; val [2, 3]; test none)"]),
+          "train [s1, s2]; val [s3, s4]; test none)"]),
     Case("split-too-few-samples", "too few samples per class for a stratified split",
          "experiment", with_config(splits=[{"kind": "id", "val_size": 0.05}]),
          ["config: splits[0]: cannot draw a stratified id split of 16 samples of 2 classes with "
           "test_size=0.2, val_size=0.05"]),
     Case("split-unknown-subject", "a subject list naming a subject not in the data", "experiment",
-         with_config(splits=[{"kind": "ood", "test_subjects": [9]}]),
-         ["config: splits[0]: test_subjects names subjects not in the data: [9]"]),
+         with_config(splits=[{"kind": "ood", "test_subjects": ["s1", "s9"]}]),
+         ["config: splits[0].test_subjects: subject 's9' is not in the data set; its subjects "
+          "are: s1, s2, s3, s4"]),
+    Case("split-subject-by-index", "a subject list giving 0-based indices, not the names in "
+         "the data", "experiment", with_config(splits=[{"kind": "ood", "test_subjects": [0]}]),
+         ["config: splits[0].test_subjects: subject 0 is not in the data set; its subjects are: "
+          "s1, s2, s3, s4"]),
     Case("split-later-split-bad", "the second split is bad: found before any training",
          "experiment", on_manifest(rows=_only_subject_has("c", "s4", reps=4),
                                    splits=[{"kind": "id", "val_size": 0.3},
-                                           {"kind": "ood", "test_subjects": [3]}]),
+                                           {"kind": "ood", "test_subjects": ["s4"]}]),
          ["config: splits[1]: the ood split (seed 0) leaves classes without a training "
           "sample: ['c']"]),
 ]  # fmt: skip

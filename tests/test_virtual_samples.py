@@ -226,10 +226,6 @@ def test_a_virtual_source_has_no_baseline_and_its_data_is_the_raw_skeleton(tmp_p
     [
         ({"transfers": [{"source": "imu_virtual", "target": "imu"}]},
          "a per-class placement reads the labels"),
-        ({"transfers": [{"source": "skeleton", "target": "imu_virtual"}],
-          "modalities": {**VIRTUAL["modalities"], "imu_virtual": {"derive": {
-              "modality": "skeleton", "virtual_imu": {"like": "imu", "segment": "waist"}}}}},
-         "modalities.imu_virtual: encoder is required"),
         ({"modalities": {**VIRTUAL["modalities"], "imu_virtual": {"derive": {
             "modality": "skeleton", "points": [1], "virtual_imu": {"like": "imu",
                                                                    "segment": "waist"}}}}},

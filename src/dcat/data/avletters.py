@@ -233,8 +233,9 @@ def load_avletters(
     Returns:
         ``lips`` ``(N, frames, 1, H, W)`` float32 in ``[0, 1]`` and ``mfcc``
         ``(N, 26, mfcc_steps)`` float32; labels 0–25 for A–Z; subjects from
-        :func:`speaker_ids` (1–10 in sorted-name order); recordings the utterance stems
-        (``"A1_Anya"``).
+        :func:`speaker_ids` (1–10 in sorted-name order), ``subject_names`` the speakers' names
+        as in the file names (``{1: "Anya", …, 10: "Yi"}``: split configs name speakers so);
+        recordings the utterance stems (``"A1_Anya"``).
 
     Raises:
         DcatError: A missing folder, an unknown speaker, a file without its pair, an unreadable
@@ -303,8 +304,11 @@ def load_avletters(
         stems,
         AVLETTERS_CLASSES,
         name="avletters",
+        subject_names={i: speaker for speaker, i in ids.items() if speaker in keep},
         streams={
-            "lips": StreamInfo.of_trials(frames, durations["lips"], ["gray"], f"{VIDEO_FPS:g} fps"),
+            "lips": StreamInfo.of_trials(
+                frames, durations["lips"], ["gray"], f"{VIDEO_FPS:g} fps", kind="video"
+            ),
             "mfcc": StreamInfo.of_trials(
                 mfcc_steps, durations["mfcc"], MFCC_CHANNELS, f"{1 / period:g} frames/s"
             ),

@@ -15,8 +15,10 @@ Each trial is one continuous ~10 min recording. The annotation gives event segme
 the annotated WAV's timeline); ``sync_time.txt`` maps that timeline onto the IMU's ``elapsed (s)``
 axis: ``t_imu = t_audio - data_label_start + imu_start``. Samples are windows cut from the
 continuous streams on the IMU clock (:func:`~dcat.io.windows.cut_windows`), labelled by the
-segments they cover. Subject ids are the folder names (005–017), so subject-disjoint (OOD) splits
-are possible. The data are CC0 (Dryad).
+segments they cover. Subject ids are the numbers of the folder names (005–017 → 5–17), so
+subject-disjoint (OOD) splits are possible; ``subject_names`` keeps the folder names, which is
+how a split config names the subjects (``test_subjects: ['016', '017']``, quoted: YAML reads an
+unquoted ``016`` as the octal number 14). The data are CC0 (Dryad).
 """
 
 from __future__ import annotations
@@ -428,8 +430,9 @@ def load_cough(
         ``imu`` ``(N, 3 * len(sensors), round(window_s["imu"] * imu_rate))`` and ``audio``
         ``(N, 1, round(window_s["audio"] * audio_rate))`` float32; labels indexing
         :data:`COUGH_CLASSES` (plus :data:`COUGH_BACKGROUND`); subjects 5–17 (``subject_names``
-        gives ``"005"``…); recordings ``"<subject>_<trial folder>_w<k>"`` (``k``: the window's
-        position among all windows of that trial, background included).
+        gives the folder names ``"005"``…, as split configs name them); recordings
+        ``"<subject>_<trial folder>_w<k>"`` (``k``: the window's position among all windows of
+        that trial, background included).
 
     Raises:
         DcatError: A missing file (WAV, IMU CSV, ``sync_time.txt``, subject folder), a malformed
@@ -468,6 +471,7 @@ def load_cough(
 
     imu_parts, audio_parts, label_parts = [], [], []
     subject_ids: list[int] = []
+    subject_names: dict[int, str] = {}  # id → folder name, for the subjects with windows
     recordings: list[str] = []
     imu_steps = round(lengths["imu"] * imu_rate)
     audio_steps = round(lengths["audio"] * audio_rate)
@@ -550,6 +554,8 @@ def load_cough(
         audio_parts.append(clips[keep].astype(np.float32))
         label_parts.append(windows.labels[keep])
         subject_ids.extend([int(subject)] * int(keep.sum()))
+        if keep.any():
+            subject_names[int(subject)] = subject
         recordings.extend(f"{subject}_{trial_dir.name}_w{k}" for k in positions[keep])
     if not recordings:
         raise DcatError(
@@ -564,7 +570,7 @@ def load_cough(
         recordings,
         class_names,
         name="cough",
-        subject_names={int(s): s for s in sorted({r.split("_")[0] for r in recordings})},
+        subject_names=dict(sorted(subject_names.items())),
         streams={
             "imu": StreamInfo(
                 imu_rate,
@@ -572,7 +578,7 @@ def load_cough(
                 note="windows of continuous streams",
             ),
             "audio": StreamInfo(
-                float(audio_rate), ("audio",), note="windows of continuous streams"
+                float(audio_rate), ("audio",), note="windows of continuous streams", kind="audio"
             ),
         },
     )

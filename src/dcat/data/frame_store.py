@@ -22,9 +22,10 @@ import numpy as np
 
 from dcat.errors import DcatError
 from dcat.io.atomic import atomic_folder, write_atomic
+from dcat.io.frames import list_images, read_frame_array, read_image_sequence
 from dcat.io.media import _check_file, _check_size, decode_video
 
-__all__ = ["FrameStore", "VideoClip"]
+__all__ = ["FrameClip", "FrameStore", "VideoClip"]
 
 # Written into every FrameStore key and meta.json: bump it when decoding changes (sampling
 # rule, resizing, colour conversion) so caches built by older code are not reused.
@@ -52,18 +53,85 @@ class VideoClip:
         object.__setattr__(self, "path", Path(self.path))
 
 
-def _clip_record(clip: VideoClip) -> dict:
-    """What identifies a clip's content: the file (resolved, size, mtime) and the interval."""
-    path = Path(clip.path)
+@dataclass(frozen=True)
+class FrameClip:
+    """A clip of frames outside a video container, one sample of a :class:`FrameStore`: a
+    folder of PNG/JPEG frames or a ``(T, H, W[, C])`` ``.npy`` array (:mod:`dcat.io.frames`).
+
+    Attributes:
+        path: The folder or the ``.npy`` file.
+        rate_hz: Its frame rate: frame ``i`` is shown from ``i / rate_hz`` s.
+        start_s: Clip start in seconds.
+        duration_s: Clip length in seconds; ``None`` runs to the last frame.
+        value_range: Array values mapped to ``0…255`` (``None``: 8-bit frames as they are).
+    """
+
+    path: Path
+    rate_hz: float
+    start_s: float = 0.0
+    duration_s: float | None = None
+    value_range: tuple[float, float] | None = None
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "path", Path(self.path))
+        if self.value_range is not None:
+            object.__setattr__(self, "value_range", tuple(float(v) for v in self.value_range))
+
+
+Clip = VideoClip | FrameClip
+
+
+def _file_identity(path: Path) -> dict:
+    """Resolved path, size and mtime of a file, or of every frame file of a folder."""
+    if path.is_dir():
+        files = list_images(path)
+        digest = hashlib.sha256()
+        for file in files:
+            stat = file.stat()
+            digest.update(f"{file.name}:{stat.st_size}:{stat.st_mtime_ns};".encode())
+        return {
+            "path": str(path.resolve()),
+            "files": len(files),
+            "files_sha256": digest.hexdigest(),
+        }
     _check_file(path)
     stat = path.stat()
-    return {
-        "path": str(path.resolve()),
-        "size_bytes": stat.st_size,
-        "mtime_ns": stat.st_mtime_ns,
+    return {"path": str(path.resolve()), "size_bytes": stat.st_size, "mtime_ns": stat.st_mtime_ns}
+
+
+def _clip_record(clip: Clip) -> dict:
+    """What identifies a clip's content: the file (resolved, size, mtime) and the interval."""
+    record = {
+        **_file_identity(Path(clip.path)),
         "start_s": float(clip.start_s),
         "duration_s": None if clip.duration_s is None else float(clip.duration_s),
     }
+    if isinstance(clip, FrameClip):  # video records keep their old form (and cache keys)
+        record.update(
+            kind="frames",
+            rate_hz=float(clip.rate_hz),
+            value_range=None if clip.value_range is None else list(clip.value_range),
+        )
+    return record
+
+
+def _decode(
+    clip: Clip, frames: int, size: tuple[int, int], grayscale: bool, out: np.ndarray
+) -> np.ndarray:
+    """Decode one clip's ``frames`` evenly spaced frames into ``out`` (uint8 ``(F, C, H, W)``,
+    a row of the memory-mapped store: a long clip is never held whole in memory)."""
+    if isinstance(clip, VideoClip):
+        # fps is unused when frames is given (evenly spaced over the clip)
+        return decode_video(
+            clip.path, fps=0.0, size=size, frames=frames, start_s=clip.start_s,
+            duration_s=clip.duration_s, grayscale=grayscale, out=out,
+        )  # fmt: skip
+    read = read_image_sequence if clip.path.is_dir() else read_frame_array
+    options = {} if clip.path.is_dir() else {"value_range": clip.value_range}
+    return read(
+        clip.path, rate_hz=clip.rate_hz, size=size, frames=frames, start_s=clip.start_s,
+        duration_s=clip.duration_s, grayscale=grayscale, out=out, **options,
+    )  # fmt: skip
 
 
 def _meta_key(folder: Path) -> str | None:
@@ -112,7 +180,7 @@ class FrameStore:
     @classmethod
     def build(
         cls,
-        clips: Sequence[VideoClip],
+        clips: Sequence[Clip | str | Path],
         cache_dir: str | Path,
         *,
         frames: int,
@@ -127,7 +195,8 @@ class FrameStore:
         makes a new key (old folders are left in place, delete them to reclaim disk).
 
         Args:
-            clips: The samples, in order (a str/Path is taken as a whole-file clip).
+            clips: The samples, in order: :class:`VideoClip` s, :class:`FrameClip` s (image
+                folders, frame arrays), or a str/Path taken as a whole video file.
             cache_dir: Folder holding one sub-folder per key.
             frames: Frames per clip, evenly spaced (:func:`decode_video` with ``frames=``).
             size: ``(H, W)`` of the stored frames.
@@ -147,7 +216,7 @@ class FrameStore:
             raise DcatError(f"frames must be a positive integer, got {frames!r}")
         frames = int(frames)
         height, width = _check_size(size)
-        clips = [c if isinstance(c, VideoClip) else VideoClip(Path(c)) for c in clips]
+        clips = [c if isinstance(c, VideoClip | FrameClip) else VideoClip(Path(c)) for c in clips]
         records = [_clip_record(clip) for clip in clips]
         key = _store_key(records, frames, (height, width), bool(grayscale))
         cache_dir = Path(cache_dir)
@@ -165,17 +234,7 @@ class FrameStore:
                     array[row] = array[first_row[clip]]
                 else:
                     first_row[clip] = row
-                    # fps is unused when frames is given (evenly spaced over the clip)
-                    decoded = decode_video(
-                        clip.path, fps=0.0, size=(height, width), frames=frames,
-                        start_s=clip.start_s, duration_s=clip.duration_s, grayscale=grayscale,
-                    )  # fmt: skip
-                    if decoded.shape != shape[1:]:
-                        raise DcatError(
-                            f"{clip.path}: decoded frames of shape {decoded.shape}, "
-                            f"expected {shape[1:]}"
-                        )
-                    array[row] = decoded
+                    _decode(clip, frames, (height, width), grayscale, array[row])
                 if progress is not None:
                     progress(row + 1, len(clips))
 
@@ -304,8 +363,9 @@ class FrameStore:
         n = len(self._indices)
         if not -n <= i < n:
             raise IndexError(f"index {i} out of range for a frame store of {n} samples")
-        frames = self._data[self._indices[i]]
-        return frames.astype(np.float32) / np.float32(255)
+        frames = self._data[self._indices[i]].astype(np.float32)
+        frames /= np.float32(255)  # in place: one float copy of the sample, not two
+        return frames
 
     def uint8(self, index: int) -> np.ndarray:
         """Sample ``index`` as stored, uint8 ``(F, C, H, W)`` (4× less to copy to a GPU)."""
@@ -370,11 +430,15 @@ class FrameStore:
         return self._indices.copy()
 
     @property
-    def clips(self) -> list[VideoClip]:
+    def clips(self) -> list[Clip]:
         """The clips of this view, in order."""
         records = self.meta["clips"]
         return [
-            VideoClip(Path(r["path"]), r["start_s"], r["duration_s"])
+            FrameClip(
+                Path(r["path"]), r["rate_hz"], r["start_s"], r["duration_s"], r["value_range"]
+            )
+            if r.get("kind") == "frames"
+            else VideoClip(Path(r["path"]), r["start_s"], r["duration_s"])
             for r in (records[i] for i in self._indices)
         ]
 

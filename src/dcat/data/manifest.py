@@ -3,8 +3,10 @@
 The format is documented for users in ``docs/data_format.md``. In short, the manifest has one row
 per segmented sample (a ``label`` column) or per continuous recording (a ``label_file`` column
 naming a ``time,label`` CSV), a ``subject`` column, an optional ``recording`` column, and per
-modality ``NAME`` a column of ``.npy`` / ``.csv`` paths plus an optional ``NAME_hz`` rate column.
-Paths are relative to the manifest's folder.
+modality ``NAME`` a column of paths plus an optional ``NAME_hz`` rate column (and, for
+recordings, an optional ``NAME_offset_s`` clock offset). A path names a ``.npy`` / ``.csv``
+series or media: a video, an audio file, a folder of image frames or a ``(T, H, W[, C])`` array
+of frames (:mod:`dcat.data.manifest_media`). Paths are relative to the manifest's folder.
 """
 
 from __future__ import annotations
@@ -13,9 +15,11 @@ import os
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
+from dcat.data import manifest_media
 from dcat.data.paired import PairedDataset, StreamInfo
 from dcat.data.registry import register_dataset
 from dcat.errors import DcatError, did_you_mean
@@ -26,8 +30,10 @@ from dcat.io.windows import Stream, cut_windows
 __all__ = ["load_manifest"]
 
 _RESERVED = ("subject", "recording", "label", "label_file")
-_FILE_TYPES = (".npy", ".csv")
+_FILE_TYPES = (".npy", ".csv", *manifest_media.MEDIA_SUFFIXES)
 _HZ = "_hz"
+_OFFSET = "_offset_s"
+_DEFAULT_FRAME_CACHE = ".dcat_frames"
 # Two modalities of one segmented row cover the same interval; more than this relative
 # difference in duration means a wrong file or a wrong rate.
 _DURATION_TOLERANCE = 0.10
@@ -87,28 +93,127 @@ def _read_manifest(ctx: _Context) -> tuple[list[str], list[_Row]]:
 
 
 def _find_modalities(ctx: _Context, header: list[str], rows: list[_Row]) -> list[str]:
-    """Modality columns: those holding ``.npy``/``.csv`` paths or having a ``NAME_hz`` column."""
+    """Modality columns: those holding file paths (series, media, image folders) or having a
+    ``NAME_hz`` column."""
+
+    def is_path(cell: str) -> bool:
+        return cell.lower().endswith(_FILE_TYPES) or (bool(cell) and (ctx.folder / cell).is_dir())
+
     modalities = [
         c
         for c in header
-        if c not in _RESERVED
-        and (f"{c}{_HZ}" in header or any(r.cells[c].lower().endswith(_FILE_TYPES) for r in rows))
+        if c not in _RESERVED and (f"{c}{_HZ}" in header or any(is_path(r.cells[c]) for r in rows))
     ]
     unknown = [
         c
         for c in header
         if c not in _RESERVED
         and c not in modalities
-        and not (c.endswith(_HZ) and c[: -len(_HZ)] in modalities)
+        and not any(c.endswith(end) and c[: -len(end)] in modalities for end in (_HZ, _OFFSET))
     ]
     if unknown:
         raise ctx.error(
             f"unknown column(s) {unknown}: allowed are subject, recording, label or label_file, "
-            "a column of .npy/.csv paths per modality and its NAME_hz rate column"
+            "a column of file paths per modality (.npy, .csv, video, audio or a folder of image "
+            "frames), its NAME_hz rate column and its NAME_offset_s clock offset column"
         )
     if not modalities:
-        raise ctx.error("no modality column (a column of .npy or .csv file paths)")
+        raise ctx.error("no modality column (a column of .npy, .csv or media file paths)")
     return modalities
+
+
+def _kinds(
+    ctx: _Context,
+    rows: list[_Row],
+    modalities: list[str],
+    specs: Mapping[str, manifest_media.MediaSpec],
+    allow_absolute: bool,
+) -> tuple[dict[str, str], dict[str, list[tuple[Path, str]]]]:
+    """Each modality's kind (``series``, ``video``, ``audio``) and every row's (path, form).
+
+    The kind is inferred from the files and must be the same in every row; a kind stated in
+    ``manifest_media.NAME.kind`` overrides it (e.g. ``audio`` for waveforms stored as ``.npy``).
+    """
+    unknown = sorted(set(specs) - set(modalities))
+    if unknown:
+        raise DcatError(
+            f"config: data.options.media names unknown modalities {unknown}; the manifest "
+            f"{ctx.manifest} has {modalities}" + did_you_mean(unknown, modalities)
+        )
+    kinds, files = {}, {}
+    for modality in modalities:
+        stated = specs.get(modality, manifest_media.MediaSpec()).kind
+        found: list[tuple[Path, str]] = []
+        row_kinds: list[str] = []
+        for row in rows:
+            path = _resolve(ctx, row.number, modality, row.cells[modality], allow_absolute)
+            kind, form = manifest_media.file_kind(path)
+            if stated == "audio" and form == "series":
+                form = "waveform"  # a .npy/.csv series read as sound at its NAME_hz rate
+            elif stated is not None and stated != kind:
+                raise ctx.error(
+                    f"{path} holds {kind} data ({form}), but data.options.media.{modality}.kind "
+                    f"says {stated}",
+                    row.number,
+                    modality,
+                )
+            found.append((path, form))
+            row_kinds.append(kind)
+        if len(set(row_kinds)) > 1:
+            _refuse_mixed_kinds(ctx, modality, rows, row_kinds, found)
+        kinds[modality] = stated or (row_kinds[0] if row_kinds else "series")
+        files[modality] = found
+    return kinds, files
+
+
+def _refuse_mixed_kinds(
+    ctx: _Context,
+    modality: str,
+    rows: list[_Row],
+    row_kinds: list[str],
+    found: list[tuple[Path, str]],
+) -> None:
+    """Name the row whose kind differs from most rows of the column."""
+    usual = max(set(row_kinds), key=row_kinds.count)
+    odd = next(i for i, kind in enumerate(row_kinds) if kind != usual)
+    path, form = found[odd]
+    if form == "array" and usual == "series":
+        shape = np.load(path, mmap_mode="r", allow_pickle=False).shape
+        message = (
+            f"{path}: expected shape (T, C) or (T,), got {shape} (the column's other rows hold "
+            "series; a (T, H, W[, C]) array is read as video frames only when every row has one)"
+        )
+    else:
+        message = (
+            f"modality {modality!r} mixes kinds: {path} holds {row_kinds[odd]} data, the "
+            f"column's other rows {usual}; one column holds one sensor"
+        )
+    raise ctx.error(message, rows[odd].number, modality)
+
+
+def _offset(ctx: _Context, row: _Row, modality: str) -> float:
+    """The ``NAME_offset_s`` cell: when the sensor's clock starts on the common axis."""
+    column = f"{modality}{_OFFSET}"
+    text = row.cells.get(column, "")
+    if not text:
+        return 0.0
+    try:
+        value = float(text)
+    except ValueError:
+        raise ctx.error(f"{text!r} is not an offset in seconds", row.number, column) from None
+    if not np.isfinite(value):
+        raise ctx.error(
+            f"offset must be a finite number of seconds, got {text}", row.number, column
+        )
+    return value
+
+
+def _channel_names_of(kind: str, modality: str, channels: int) -> tuple[str, ...]:
+    if kind == "video":
+        return ("gray",) if channels == 1 else ("red", "green", "blue")
+    if channels == 1:
+        return ("audio",) if kind == "audio" else (modality,)
+    return tuple(f"{modality}_{i + 1}" for i in range(channels))
 
 
 def _resolve(ctx: _Context, row: int, column: str, value: str, allow_absolute: bool) -> Path:
@@ -133,7 +238,7 @@ def _resolve(ctx: _Context, row: int, column: str, value: str, allow_absolute: b
                 column,
             )
         target = ctx.folder / value
-    if not target.is_file():
+    if not target.is_file() and not target.is_dir():
         raise ctx.error(f"file not found: {target}", row, column)
     if not allow_absolute and not target.resolve().is_relative_to(ctx.folder.resolve()):
         raise ctx.error(
@@ -298,21 +403,42 @@ def _load_segmented(
     modalities: list[str],
     classes: Sequence[str] | None,
     steps: Mapping[str, int] | None,
-    allow_absolute: bool,
     min_class_samples: int,
-) -> tuple[dict[str, np.ndarray], list[str], list[int], list[str], dict[str, StreamInfo]]:
+    kinds: Mapping[str, str],
+    files: Mapping[str, list[tuple[Path, str]]],
+    specs: Mapping[str, manifest_media.MediaSpec],
+    frame_cache: Path,
+) -> tuple[dict[str, Any], list[str], list[int], list[str], dict[str, StreamInfo]]:
     """Inputs, recordings, labels, class names and streams of a segmented manifest."""
-    series: dict[str, list[_Series]] = {m: [] for m in modalities}
+    series_mods = [m for m in modalities if kinds[m] == "series" or _is_waveform(files[m])]
+    series: dict[str, list[_Series]] = {m: [] for m in series_mods}
+    sources: dict[str, list[manifest_media.Source]] = {
+        m: [] for m in modalities if m not in series_mods
+    }
     seconds: dict[str, list[float]] = {m: [] for m in modalities}
-    for row in rows:
+    for i, row in enumerate(rows):
         if not row.cells["label"]:
             raise ctx.error("empty label", row.number, "label")
+        offset = [m for m in modalities if row.cells.get(f"{m}{_OFFSET}")]
+        if offset:
+            raise ctx.error(
+                "clock offsets apply to continuous recordings (a label_file column); a segmented "
+                "sample's files each cover the sample",
+                row.number,
+                f"{offset[0]}{_OFFSET}",
+            )
         durations = {}
         for modality in modalities:
-            path = _resolve(ctx, row.number, modality, row.cells[modality], allow_absolute)
+            path, form = files[modality][i]
+            rate = _rate(ctx, row, modality)
+            if modality in sources:
+                source = manifest_media.probe(ctx.error, row.number, modality, path, form, rate)
+                sources[modality].append(source)
+                durations[modality] = source.duration_s
+                continue
             item = _load_series(ctx, row.number, modality, path)
             series[modality].append(item)
-            rate, length = _rate(ctx, row, modality), len(item.values)
+            length = len(item.values)
             if rate is not None:
                 durations[modality] = length / rate
             elif item.times is not None and length > 1:
@@ -329,13 +455,32 @@ def _load_segmented(
                     f"{_DURATION_TOLERANCE:.0%} apart; check the files and the _hz rates",
                     row.number,
                 )
-    for modality in modalities:
+    for modality in series_mods:
         _check_channels(ctx, modality, rows, series[modality])
     steps = dict(steps or {})
     if set(steps) - set(modalities):
         raise ctx.error(f"steps names unknown modalities {sorted(set(steps) - set(modalities))}")
-    inputs, streams = {}, {}
+    inputs: dict[str, Any] = {}
+    streams: dict[str, StreamInfo] = {}
     for modality in modalities:
+        if kinds[modality] == "video":
+            if modality in steps:
+                raise ctx.error(
+                    f"steps[{modality!r}] does not apply to video; set "
+                    f"data.options.media.{modality}.frames (frames per sample)"
+                )
+            inputs[modality], streams[modality] = _segmented_frames(
+                ctx, modality, specs.get(modality, manifest_media.MediaSpec()), sources[modality],
+                seconds[modality], frame_cache,
+            )  # fmt: skip
+            continue
+        if kinds[modality] == "audio":
+            spec = specs.get(modality, manifest_media.MediaSpec())
+            inputs[modality], streams[modality] = _segmented_audio(
+                ctx, modality, spec, rows, sources.get(modality), series.get(modality),
+                steps.get(modality),
+            )  # fmt: skip
+            continue
         lengths = [len(item.values) for item in series[modality]]
         count = steps.get(modality, round(float(np.median(lengths))))
         if int(count) != count or count < 1:
@@ -372,6 +517,86 @@ def _load_segmented(
     return inputs, recordings, labels, names, streams
 
 
+def _is_waveform(files: list[tuple[Path, str]]) -> bool:
+    """Audio stored as a ``.npy``/``.csv`` series (``manifest_media.NAME.kind: audio``)."""
+    return bool(files) and files[0][1] == "waveform"
+
+
+def _segmented_frames(
+    ctx: _Context,
+    modality: str,
+    spec: manifest_media.MediaSpec,
+    sources: list[manifest_media.Source],
+    seconds: list[float],
+    frame_cache: Path,
+) -> tuple[Any, StreamInfo]:
+    """One clip per sample, ``frames`` evenly over each, into the frame cache."""
+    manifest_media.check_sources(ctx.error, modality, "video", spec, sources)
+    size, gray = manifest_media.frame_layout(spec, sources)
+    frames = spec.frames
+    if frames is None:
+        frames = (
+            round(float(np.median(seconds)) * spec.fps)
+            if spec.fps
+            else manifest_media.DEFAULT_FRAMES
+        )
+    vrange = manifest_media.value_range(spec, sources)
+    clips = [(s, manifest_media.clip_of(s, 0.0, None, vrange)) for s in sources]
+    store = manifest_media.build_frames(
+        ctx.error, modality, clips, frame_cache, max(1, frames), size, gray
+    )
+    native = f"{float(np.median([s.rate_hz for s in sources])):g} fps"
+    info = StreamInfo.of_trials(
+        max(1, frames), seconds, _channel_names_of("video", modality, 1 if gray else 3), native,
+        kind="video", value_range=vrange,
+    )  # fmt: skip
+    return store, info
+
+
+def _segmented_audio(
+    ctx: _Context,
+    modality: str,
+    spec: manifest_media.MediaSpec,
+    rows: list[_Row],
+    sources: list[manifest_media.Source] | None,
+    series: list[_Series] | None,
+    steps: int | None,
+) -> tuple[np.ndarray, StreamInfo]:
+    """Audio samples at their sample rate, zero-padded or cut at the end to ``steps``."""
+    if sources is not None:
+        manifest_media.check_sources(ctx.error, modality, "audio", spec, sources)
+        clips = [manifest_media.read_audio_source(ctx.error, modality, s, spec) for s in sources]
+        rate = float(spec.sample_rate or sources[0].rate_hz)
+    else:  # waveforms stored as series, at the NAME_hz rate of every row
+        assert series is not None
+        rates = {_rate(ctx, row, modality) for row in rows}
+        if None in rates or len(rates) != 1:
+            raise ctx.error(
+                f"audio stored as series needs one sample rate in column '{modality}{_HZ}' of "
+                "every row",
+                column=f"{modality}{_HZ}",
+            )
+        rate = float(rates.pop())
+        clips = [item.values.T.astype(np.float32) for item in series]
+        if spec.mono:
+            clips = [c.mean(axis=0, keepdims=True) for c in clips]
+        _check_channels(ctx, modality, rows, [_Series(c.T, None) for c in clips])
+    count = steps if steps is not None else round(float(np.median([c.shape[1] for c in clips])))
+    if int(count) != count or count < 1:
+        raise ctx.error(f"steps[{modality!r}] must be a positive integer, got {count}")
+    count = int(count)
+    out = np.zeros((len(clips), clips[0].shape[0], count), dtype=np.float32)
+    for i, clip in enumerate(clips):
+        out[i, :, : min(count, clip.shape[1])] = clip[:, :count]
+    info = StreamInfo(
+        rate,
+        _channel_names_of("audio", modality, out.shape[1]),
+        note=f"clips zero-padded or cut at the end to {count} samples ({count / rate:.3g} s)",
+        kind="audio",
+    )
+    return out, info
+
+
 def _read_label_file(
     ctx: _Context, row: int, path: Path
 ) -> tuple[np.ndarray, list[str], list[int]]:
@@ -403,10 +628,17 @@ def _load_streams(
     max_gap_s: float | None,
     allow_absolute: bool,
     min_class_samples: int,
-) -> tuple[
-    dict[str, np.ndarray], list[str], list[int], list[str], list[int], dict[str, StreamInfo]
-]:
-    """Inputs, recordings, labels, class names, source row of each window and grid rates."""
+    kinds: Mapping[str, str],
+    files: Mapping[str, list[tuple[Path, str]]],
+    specs: Mapping[str, manifest_media.MediaSpec],
+    frame_cache: Path,
+) -> tuple[dict[str, Any], list[str], list[int], list[str], list[int], dict[str, StreamInfo]]:
+    """Inputs, recordings, labels, class names, source row of each window and grid rates.
+
+    Every sensor's samples are placed on the common time axis: a sample at ``t`` seconds of
+    the sensor's own clock is at ``t + NAME_offset_s``. Video frame times come from the
+    container (image folders and frame arrays: frame ``i`` at ``i / NAME_hz``).
+    """
     label_files = []
     for row in rows:
         path = _resolve(ctx, row.number, "label_file", row.cells["label_file"], allow_absolute)
@@ -414,13 +646,31 @@ def _load_streams(
     names = _class_names(ctx, classes, [label for _, _, ls, _ in label_files for label in ls])
     index = {name: i for i, name in enumerate(names)}
 
-    series: dict[str, list[_Series]] = {m: [] for m in modalities}
+    spec_of = {m: specs.get(m, manifest_media.MediaSpec()) for m in modalities}
+    video = [m for m in modalities if kinds[m] == "video"]
+    sounds = [m for m in modalities if kinds[m] == "audio" and not _is_waveform(files[m])]
+    series: dict[str, list[_Series]] = {m: [] for m in modalities if m not in video + sounds}
+    sources: dict[str, list[manifest_media.Source]] = {m: [] for m in video + sounds}
     row_rates: dict[str, list[float]] = {m: [] for m in modalities}
-    for row in rows:
+    for i, row in enumerate(rows):
         for modality in modalities:
-            path = _resolve(ctx, row.number, modality, row.cells[modality], allow_absolute)
+            path, form = files[modality][i]
+            rate, offset = _rate(ctx, row, modality), _offset(ctx, row, modality)
+            if modality in sources:
+                source = manifest_media.probe(
+                    ctx.error, row.number, modality, path, form, rate, offset
+                )
+                if modality in video and source.duration_s < window_s:
+                    raise ctx.error(
+                        f"{path} lasts {source.duration_s:.3g} s, shorter than one window of "
+                        f"{window_s:g} s",
+                        row.number,
+                        modality,
+                    )
+                sources[modality].append(source)
+                row_rates[modality].append(source.rate_hz)
+                continue
             item = _load_series(ctx, row.number, modality, path)
-            rate = _rate(ctx, row, modality)
             if item.times is None:
                 if rate is None:
                     raise ctx.error(
@@ -440,15 +690,26 @@ def _load_streams(
                         modality,
                     )
                 rate = 1.0 / float(np.median(steps))
+            item.times = item.times + offset
             series[modality].append(item)
             row_rates[modality].append(rate)
-    for modality in modalities:
+    for modality in series:
         _check_channels(ctx, modality, rows, series[modality])
+    for modality in sources:
+        manifest_media.check_sources(ctx.error, modality, kinds[modality], spec_of[modality],
+                            sources[modality])  # fmt: skip
     # One grid rate per modality so every window has the same number of samples; the highest
     # keeps detail rather than aliasing the faster recordings.
     grid_rates = {m: max(rates) for m, rates in row_rates.items()}
+    for modality in video:
+        grid_rates[modality] = spec_of[modality].fps or grid_rates[modality]
+    for modality in sounds:
+        grid_rates[modality] = float(spec_of[modality].sample_rate or grid_rates[modality])
+    layouts = {m: manifest_media.frame_layout(spec_of[m], sources[m]) for m in video}
+    vranges = {m: manifest_media.value_range(spec_of[m], sources[m]) for m in video}
 
-    inputs: dict[str, list[np.ndarray]] = {m: [] for m in modalities}
+    inputs: dict[str, list[np.ndarray]] = {m: [] for m in modalities if m not in video}
+    clips: dict[str, list] = {m: [] for m in video}
     recordings, labels, subject_rows = [], [], []
     for i, (row, (label_path, label_times, label_names, numbers)) in enumerate(
         zip(rows, label_files, strict=True)
@@ -461,12 +722,22 @@ def _load_streams(
                     row.number,
                     "label_file",
                 )
-        streams = {
-            m: Stream(series[m][i].times, series[m][i].values, grid_rates[m]) for m in modalities
-        }
-        gaps = {
-            m: max_gap_s if max_gap_s is not None else 3.0 / row_rates[m][i] for m in modalities
-        }
+        streams, gaps = {}, {}
+        for m in series:
+            streams[m] = Stream(series[m][i].times, series[m][i].values, grid_rates[m])
+            gaps[m] = max_gap_s if max_gap_s is not None else 3.0 / row_rates[m][i]
+        for m in sounds:
+            source = sources[m][i]
+            audio = manifest_media.read_audio_source(ctx.error, m, source, spec_of[m])
+            times = source.offset_s + np.arange(audio.shape[1]) / grid_rates[m]
+            streams[m] = Stream(times, audio.T, grid_rates[m])
+            gaps[m] = max_gap_s if max_gap_s is not None else 3.0 / grid_rates[m]
+        for m in video:
+            # Frames are decoded from the file per window; this stream only bounds the span.
+            source = sources[m][i]
+            span = np.array([source.offset_s, source.offset_s + source.duration_s])
+            streams[m] = Stream(span, np.zeros((2, 1)), grid_rates[m])
+            gaps[m] = source.duration_s + 1.0
         try:
             windows = cut_windows(
                 streams,
@@ -478,8 +749,15 @@ def _load_streams(
             )
         except ValueError as err:
             raise ctx.error(str(err), row.number) from err
-        for modality in modalities:
+        for modality in inputs:
             inputs[modality].append(windows.inputs[modality])
+        for modality in video:
+            source = sources[modality][i]
+            clips[modality].extend(
+                (source, manifest_media.clip_of(source, start - source.offset_s, window_s,
+                                       vranges[modality]))
+                for start in windows.starts
+            )  # fmt: skip
         labels.extend(windows.labels.tolist())
         recording = row.cells.get("recording") or str(row.number)
         recordings.extend(f"{recording}_w{k}" for k in range(len(windows)))
@@ -494,9 +772,30 @@ def _load_streams(
         for number, label in zip(numbers, label_names, strict=True):
             first.setdefault(label, (f"{label_path}: row {number}: ", row.number, "label_file"))
     _check_class_sizes(ctx, names, labels, first, min_class_samples, "window(s)")
-    stacked = {m: np.concatenate(a) for m, a in inputs.items()}
-    streams = {m: StreamInfo(grid_rates[m], _channel_names(m, series[m])) for m in modalities}
-    return stacked, recordings, labels, names, subject_rows, streams
+    stacked: dict[str, Any] = {m: np.concatenate(a) for m, a in inputs.items()}
+    out_streams = {}
+    for m in modalities:
+        if m in video:
+            size, gray = layouts[m]
+            frames = round(window_s * grid_rates[m])
+            stacked[m] = manifest_media.build_frames(
+                ctx.error, m, clips[m], frame_cache, frames, size, gray
+            )
+            out_streams[m] = StreamInfo(
+                grid_rates[m], _channel_names_of("video", m, 1 if gray else 3),
+                note=f"windows of {window_s:g} s, {frames} frames each", kind="video",
+                value_range=vranges[m],
+            )  # fmt: skip
+        elif kinds[m] == "audio":
+            channels = stacked[m].shape[1]
+            out_streams[m] = StreamInfo(
+                grid_rates[m], _channel_names_of("audio", m, channels),
+                note="windows of continuous streams", kind="audio",
+            )  # fmt: skip
+        else:
+            out_streams[m] = StreamInfo(grid_rates[m], _channel_names(m, series[m]))
+    stacked = {m: stacked[m] for m in modalities}
+    return stacked, recordings, labels, names, subject_rows, out_streams
 
 
 @register_dataset(
@@ -513,6 +812,8 @@ def load_manifest(
     name: str | None = None,
     max_gap_s: float | None = None,
     min_class_samples: int = 2,
+    media: Mapping[str, Mapping[str, Any]] | None = None,
+    frame_cache: str | Path | None = None,
 ) -> PairedDataset:
     """Read a manifest CSV and its files into a :class:`PairedDataset`.
 
@@ -539,13 +840,20 @@ def load_manifest(
             default 3 sample periods of each recording's own rate.
         min_class_samples: Refuse a label found in fewer samples (windows, for recordings)
             than this: a one-off label is most often a typo that would become a class.
+        media: Modality → options of its media (:class:`~dcat.data.manifest_media.MediaSpec`:
+            ``kind``, ``size``, ``frames``, ``fps``, ``color``, ``sample_rate``, ``mono``,
+            ``value_range``).
+        frame_cache: Folder of the decoded-frame cache; default ``.dcat_frames`` beside the
+            manifest.
 
     Returns:
-        A dataset with inputs ``(N, C_m, T_m)`` per modality (``T_m = steps[m]`` for segmented
-        samples, ``round(window_s * rate_m)`` for windows, where ``rate_m`` is the highest rate
-        of that modality over the rows), labels indexing ``class_names``, subjects numbered from
-        0 in order of first appearance (the manifest's values, in id order, are in the extra
-        attribute ``subject_names``), and recordings from the ``recording`` column (default
+        A dataset with inputs ``(N, C_m, T_m)`` per series or audio modality (``T_m = steps[m]``
+        for segmented samples, ``round(window_s * rate_m)`` for windows, where ``rate_m`` is the
+        highest rate of that modality over the rows; audio keeps its sample rate), a
+        :class:`~dcat.data.frame_store.FrameStore` ``(N, F, C, H, W)`` per video modality,
+        labels indexing ``class_names``, subjects numbered from 0 in order of first appearance
+        (the manifest's values, in id order, are in ``subject_names``; split configurations name
+        subjects by these values), and recordings from the ``recording`` column (default
         the row number), with ``_wK`` appended for the K-th window of a stream (from 0).
 
     Raises:
@@ -581,6 +889,9 @@ def load_manifest(
                 modality,
             )
     subject_ids, subject_names = _subject_ids(ctx, rows)
+    specs = manifest_media.media_specs(media)
+    kinds, files = _kinds(ctx, rows, modalities, specs, allow_absolute)
+    cache = Path(frame_cache) if frame_cache is not None else ctx.folder / _DEFAULT_FRAME_CACHE
     if has_label:
         if window_s is not None or stride_s is not None or max_gap_s is not None:
             raise ctx.error(
@@ -588,7 +899,7 @@ def load_manifest(
                 "column); this manifest lists segmented samples (a label column)"
             )
         inputs, recordings, labels, names, streams = _load_segmented(
-            ctx, rows, modalities, classes, steps, allow_absolute, min_class_samples
+            ctx, rows, modalities, classes, steps, min_class_samples, kinds, files, specs, cache
         )
         subjects = subject_ids
     else:
@@ -611,6 +922,10 @@ def load_manifest(
             max_gap_s,
             allow_absolute,
             min_class_samples,
+            kinds,
+            files,
+            specs,
+            cache,
         )
         subjects = [subject_ids[i] for i in which]
     if name is None:

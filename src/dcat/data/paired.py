@@ -22,7 +22,16 @@ from torch.utils.data import Dataset
 from dcat.errors import DcatError
 from dcat.io.normalization import ChannelStats, NormKind, fit_normalization
 
-__all__ = ["ChannelStats", "LazyArray", "PairedDataset", "StreamInfo", "fit_normalization"]
+__all__ = [
+    "STREAM_KINDS",
+    "ChannelStats",
+    "LazyArray",
+    "PairedDataset",
+    "StreamInfo",
+    "fit_normalization",
+]
+
+STREAM_KINDS = ("series", "video", "audio")
 
 
 @runtime_checkable
@@ -66,15 +75,30 @@ class StreamInfo:
             for video, samples per second for audio), or ``None`` when unknown.
         channels: Channel names in order (e.g. ``("acc_x", ...)``), or ``None``.
         note: How the arrays were made, when it matters for deployment (e.g. resampled trials).
+        kind: ``"series"`` (sensor channels), ``"video"`` (frames ``(F, C, H, W)``) or
+            ``"audio"`` (a waveform, ``rate_hz`` its sample rate).
+        value_range: Video from arrays (depth, thermal): the values mapped to ``0…255``
+            before frames were stored; ``None`` for 8-bit images and video files.
     """
 
     rate_hz: float | None = None
     channels: tuple[str, ...] | None = None
     note: str = ""
+    kind: str = "series"
+    value_range: tuple[float, float] | None = None
+
+    def __post_init__(self) -> None:
+        if self.kind not in STREAM_KINDS:
+            raise DcatError(f"stream kind must be one of {list(STREAM_KINDS)}, got {self.kind!r}")
 
     @classmethod
     def of_trials(
-        cls, steps: int, seconds: Sequence[float], channels: Sequence[str], native: str
+        cls,
+        steps: int,
+        seconds: Sequence[float],
+        channels: Sequence[str],
+        native: str,
+        **fields: object,
     ) -> StreamInfo:
         """A stream of whole trials, each resampled to ``steps`` (one trial is one window).
 
@@ -83,6 +107,7 @@ class StreamInfo:
             seconds: ``(N,)`` duration of each trial.
             channels: Channel names.
             native: The recording's own rate, for the note (e.g. ``"50 Hz"``).
+            fields: Further fields (``kind``, ``value_range``).
 
         Returns:
             The rate is steps per median trial duration, so ``dcat predict`` cuts windows of a
@@ -93,6 +118,7 @@ class StreamInfo:
             rate_hz=steps / median,
             channels=tuple(channels),
             note=f"trials ({native}) resampled to {steps} steps; median trial {median:.2f} s",
+            **fields,
         )
 
     def to_dict(self) -> dict:
@@ -100,6 +126,8 @@ class StreamInfo:
             "rate_hz": self.rate_hz,
             "channels": list(self.channels) if self.channels is not None else None,
             "note": self.note,
+            "kind": self.kind,
+            "value_range": list(self.value_range) if self.value_range is not None else None,
         }
 
 

@@ -6,13 +6,18 @@
   random by scikit-learn's ``GroupShuffleSplit``. Validation subjects are taken from the
   training subjects.
 
-Splits are data: :meth:`Split.save` writes them as JSON beside the results.
+Subject lists are written as the subjects are named in the data (``"anna"``, ``"Verity"``,
+``1``): :func:`resolve_subjects` turns them into the subject ids :func:`make_split` works on.
+
+Splits are data: :meth:`Split.save` writes them as JSON beside the results, each part's subjects
+by name.
 """
 
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+import re
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
@@ -20,12 +25,113 @@ from typing import Literal
 import numpy as np
 from sklearn.model_selection import GroupKFold, GroupShuffleSplit, train_test_split
 
-from dcat.errors import DcatError
+from dcat.errors import DcatError, did_you_mean
 from dcat.io.atomic import write_atomic
 
-__all__ = ["Split", "make_split"]
+__all__ = ["Split", "make_split", "resolve_subjects", "sort_names", "subject_name"]
 
 SplitKind = Literal["id", "ood"]
+
+_SHOWN_SUBJECTS = 30  # an error lists at most this many of the data set's subjects
+
+
+def subject_name(subject: int, subject_names: Mapping[int, str] | None = None) -> str:
+    """The name of subject id ``subject`` as written in the data.
+
+    Args:
+        subject: A subject id (an entry of :attr:`PairedDataset.subjects`).
+        subject_names: Id → name, when the reader assigned the ids
+            (:attr:`PairedDataset.subject_names`).
+
+    Returns:
+        ``subject_names[subject]`` when given, else the number as text (``"7"``).
+    """
+    return (subject_names or {}).get(int(subject), str(int(subject)))
+
+
+def _natural(name: str) -> tuple[tuple[int | str, ...], str]:
+    # re.split with a group alternates text and digit runs, so the kinds line up by position
+    parts = re.split(r"(\d+)", name)
+    return tuple(int(p) if i % 2 else p.casefold() for i, p in enumerate(parts)), name
+
+
+def sort_names(names: Iterable[str]) -> list[str]:
+    """Subject names in natural order, numbers numerically: ``s2`` before ``s10``, ``9``
+    before ``10``."""
+    return sorted(set(names), key=_natural)
+
+
+def _listed(names: Iterable[str]) -> str:
+    names = sort_names(names)
+    shown = ", ".join(names[:_SHOWN_SUBJECTS])
+    return shown if len(names) <= _SHOWN_SUBJECTS else f"{shown}, … ({len(names)} in all)"
+
+
+def resolve_subjects(
+    subjects: Sequence[int] | np.ndarray,
+    subject_names: Mapping[int, str] | None,
+    wanted: Sequence[int | str],
+    field: str,
+) -> list[int]:
+    """The subject ids of a subject list written as the subjects are named in the data.
+
+    The name of id ``i`` is ``subject_names[i]`` when given, else ``str(i)``; an entry names
+    the subject whose name is ``str(entry)``. So YAML's ``1`` names a subject written ``1``,
+    ``anna`` names ``anna``, and ``7`` does not name ``07`` (quote such names: YAML reads an
+    unquoted ``010`` as the number 8).
+
+    Args:
+        subjects: ``(N,)`` subject ids of the samples; only subjects with samples are matched.
+        subject_names: Id → name as written in the data (:attr:`PairedDataset.subject_names`);
+            ids without one are named by their number.
+        wanted: The list as written (names or numbers).
+        field: Where the list was written, to start the message with (e.g.
+            ``"config: splits[0].train_subjects"``).
+
+    Returns:
+        The subject ids, in the order of ``wanted``.
+
+    Raises:
+        DcatError: An entry that names no subject of the data (the message lists the subjects
+            it has), a subject listed twice, or a name that two subject ids share.
+    """
+    by_name: dict[str, list[int]] = {}
+    for subject in np.unique(np.asarray(subjects, dtype=np.int64)).tolist():
+        by_name.setdefault(subject_name(subject, subject_names), []).append(subject)
+    ids: list[int] = []
+    for entry in wanted:
+        name = str(entry)
+        found = by_name.get(name)
+        if found is None:
+            raise DcatError(
+                f"{field}: subject {entry!r} is not in the data set; its subjects are: "
+                f"{_listed(by_name)}{_hint(entry, by_name)}"
+            )
+        if len(found) > 1:
+            raise DcatError(
+                f"{field}: subject {name!r} names {len(found)} subjects of the data set "
+                f"(ids {found}); the reader's subject names are not unique"
+            )
+        if found[0] in ids:
+            raise DcatError(f"{field}: subject {name!r} is listed twice")
+        ids.append(found[0])
+    return ids
+
+
+def _hint(entry: int | str, names: Iterable[str]) -> str:
+    """A hint for a number given where the names are zero-padded text (``005``), or a close
+    name for a misspelt one (never a number for a number: ``2`` for ``12`` helps no one)."""
+    names = list(names)
+    padded = [n for n in names if len(n) > 1 and n.isdigit() and n.startswith("0")]
+    if isinstance(entry, int) and padded:
+        example = sort_names(padded)[0]
+        return (
+            f" (names with leading zeros are text: quote them, e.g. '{example}'; YAML reads "
+            "an unquoted 010 as the number 8)"
+        )
+    if isinstance(entry, int) or entry.isdigit():
+        return ""
+    return did_you_mean([entry], names)
 
 
 @dataclass(frozen=True)
@@ -47,19 +153,41 @@ class Split:
     test: np.ndarray
 
     def parts(self) -> dict[str, np.ndarray]:
+        """Part name (``train``, ``val``, ``test``) → its indices."""
         return {"train": self.train, "val": self.val, "test": self.test}
 
-    def to_dict(self, subjects: np.ndarray | None = None) -> dict:
+    def to_dict(
+        self, subjects: np.ndarray | None = None, subject_names: Mapping[int, str] | None = None
+    ) -> dict:
+        """The split as plain JSON values.
+
+        Args:
+            subjects: ``(N,)`` subject ids of the dataset the indices point into; when given,
+                each part's subjects are listed too (``train_subjects``, ...).
+            subject_names: Id → name as written in the data; the subjects are listed by
+                :func:`subject_name`, in natural order.
+
+        Returns:
+            ``kind``, ``seed``, each part's indices and, with ``subjects``, its subject names.
+        """
         out: dict = {"kind": self.kind, "seed": self.seed}
         for name, idx in self.parts().items():
             out[name] = idx.tolist()
             if subjects is not None:
-                out[f"{name}_subjects"] = sorted({int(s) for s in subjects[idx]})
+                out[f"{name}_subjects"] = sort_names(
+                    subject_name(s, subject_names) for s in np.unique(subjects[idx]).tolist()
+                )
         return out
 
-    def save(self, path: str | Path, subjects: np.ndarray | None = None) -> None:
-        """Write the split as JSON (indices, and each part's subjects when given)."""
-        write_atomic(path, json.dumps(self.to_dict(subjects)))
+    def save(
+        self,
+        path: str | Path,
+        subjects: np.ndarray | None = None,
+        subject_names: Mapping[int, str] | None = None,
+    ) -> None:
+        """Write the split as JSON: indices, and each part's subjects by name when ``subjects``
+        is given (see :meth:`to_dict`)."""
+        write_atomic(path, json.dumps(self.to_dict(subjects, subject_names)))
 
     @classmethod
     def load(cls, path: str | Path) -> Split:
@@ -93,6 +221,7 @@ def make_split(
     val_subjects: Sequence[int] | None = None,
     test_subjects: Sequence[int] | None = None,
     val_rotation: bool = False,
+    subject_names: Mapping[int, str] | None = None,
 ) -> Split:
     """Split samples into train / validation / test.
 
@@ -113,6 +242,7 @@ def make_split(
             drawn: the training subjects form ``k = round(1 / val_size)`` grouped folds
             (:class:`sklearn.model_selection.GroupKFold`) and seed ``s`` holds out fold
             ``s mod k``, so ``k`` consecutive seeds validate on every training subject once.
+        subject_names: Id → name as written in the data: messages name the subjects so.
 
     Returns:
         :class:`Split`.
@@ -120,6 +250,9 @@ def make_split(
     Raises:
         DcatError: An unknown kind, a bad fraction, subject lists that overlap or name unknown
             subjects, or a part that comes out empty.
+
+    The subject lists hold subject ids; :func:`resolve_subjects` gives them from the names
+    written in a configuration.
     """
     labels = np.asarray(labels)
     subjects = np.asarray(subjects)
@@ -162,6 +295,7 @@ def make_split(
             val_subjects,
             test_subjects,
             val_rotation,
+            subject_names,
         )
     else:
         raise DcatError(f"split kind must be 'id' or 'ood', got {kind!r}")
@@ -169,13 +303,18 @@ def make_split(
     for name, idx in split.parts().items():
         if len(idx) == 0:
             shown = "; ".join(
-                f"{part} {sorted({int(s) for s in subjects[i]}) if len(i) else 'none'}"
+                f"{part} {_bracketed(subjects[i], subject_names) if len(i) else 'none'}"
                 for part, i in split.parts().items()
             )
             raise DcatError(
                 f"the {kind} split (seed {seed}) leaves the {name} part empty (subjects: {shown})"
             )
     return split
+
+
+def _bracketed(subjects: Iterable[int], subject_names: Mapping[int, str] | None) -> str:
+    """``[anna, ben]``: subjects by name, natural order (``[1, 3]`` for plain numbers)."""
+    return f"[{', '.join(sort_names(subject_name(s, subject_names) for s in subjects))}]"
 
 
 def _ood(
@@ -188,6 +327,7 @@ def _ood(
     val_subjects: Sequence[int] | None,
     test_subjects: Sequence[int] | None,
     val_rotation: bool = False,
+    subject_names: Mapping[int, str] | None = None,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     known = set(np.unique(subjects).tolist())
     lists = {
@@ -205,7 +345,9 @@ def _ood(
     for i, a in enumerate(given):
         for b in given[i + 1 :]:
             if a & b:
-                raise DcatError(f"subject lists overlap: {sorted(a & b)} in two parts")
+                raise DcatError(
+                    f"subject lists overlap: {_bracketed(a & b, subject_names)} in two parts"
+                )
     if train_subjects is None and test_subjects is None:
         outer = GroupShuffleSplit(n_splits=1, test_size=test_size, random_state=seed)
         train_val, test = next(outer.split(index, groups=subjects))

@@ -444,7 +444,11 @@ def load_uestc_mmea(
         subject_names=subject_names,
         streams={
             "video": StreamInfo.of_trials(
-                frames, seconds, ["gray"] if grayscale else ["red", "green", "blue"], "25 fps"
+                frames,
+                seconds,
+                ["gray"] if grayscale else ["red", "green", "blue"],
+                "25 fps",
+                kind="video",
             ),
             "imu": StreamInfo.of_trials(int(imu_steps), seconds, IMU_CHANNELS, "~25 Hz"),
         },

@@ -318,8 +318,11 @@ def load_vggsound(
                 frames / audio_s,
                 ("gray",) if grayscale else ("red", "green", "blue"),
                 note=f"{frames} frames spread over each clip ({audio_s:g} s of audio)",
+                kind="video",
             ),
-            "audio": StreamInfo(float(audio_rate), ("audio",), note=f"clips of {audio_s:g} s"),
+            "audio": StreamInfo(
+                float(audio_rate), ("audio",), note=f"clips of {audio_s:g} s", kind="audio"
+            ),
         },
     )
     # Attributes of this dataset only: views made by subset()/select() do not carry them.

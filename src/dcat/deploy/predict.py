@@ -11,9 +11,13 @@ Recordings (one per modality):
   given) holds seconds; without one the rate is ``rate`` (default: the model's). With a header
   and a model that records channel names, columns are matched by name, in any order.
 * ``.npy``: ``(T, C)`` (or ``(T,)`` for one channel) at ``rate``.
-* ``.wav`` / ``.flac`` / ``.ogg``: audio models; channels are averaged to mono.
-* ``.mp4`` / ``.avi`` / ``.mkv`` / ``.mov``: video models; decoded at the model's frame rate and
-  size.
+* ``.wav`` / ``.flac`` / ``.ogg`` (soundfile), ``.mp3`` / ``.m4a`` / ``.aac`` (PyAV): audio
+  models; averaged to mono for a one-channel model, else the channels must match.
+* ``.mp4`` / ``.avi`` / ``.mkv`` / ``.mov`` / ``.webm``: video models; decoded at the model's
+  frame rate and size, frame times from the container.
+* a folder of PNG/JPEG frames, or a ``(T, H, W[, C])`` ``.npy`` (depth, thermal): video models;
+  frames at ``rate`` (default: the model's), array values mapped to 8 bits with the model's
+  ``value_range`` as in training.
 
 A recording whose rate differs from the model's by more than ``rate_tolerance`` is refused
 unless ``resample`` is set (then it is linearly interpolated to the model's rate); time-stamped
@@ -42,7 +46,6 @@ import numpy as np
 
 from dcat.errors import DcatError
 from dcat.io.card import ModelCard
-from dcat.io.media import read_wav
 from dcat.io.normalization import center_positions, normalize
 from dcat.io.resample import resample_to_grid
 from dcat.io.table import CsvRows, TableError, load_npy, non_finite, read_rows
@@ -61,7 +64,7 @@ __all__ = [
 ]
 
 TIME_COLUMNS = ("time", "timestamp", "t", "time_s", "seconds")
-_AUDIO = (".wav", ".flac", ".ogg")
+_AUDIO = (".wav", ".flac", ".ogg", ".mp3", ".m4a", ".aac")
 _VIDEO = (".mp4", ".avi", ".mkv", ".mov", ".webm")
 
 
@@ -271,13 +274,18 @@ def read_recording(
             model's, non-increasing time stamps, or shorter than one window.
     """
     path = Path(path)
-    if not path.is_file():
+    if not path.is_file() and not path.is_dir():
         raise FileNotFoundError(f"{path}: no such recording")
     suffix = path.suffix.lower()
     model_rate = _model_rate(card, rate, str(path))
     start = 0.0
     if card.is_video:
-        values = _read_video(path, card, model_rate)
+        values = _read_frames(path, card, model_rate, rate, rate_tolerance, resample)
+    elif path.is_dir():
+        raise PredictError(
+            f"{path}: a folder (of image frames?), but the {card.modality} model takes a "
+            "series or audio recording file"
+        )
     elif suffix in _AUDIO:
         audio, file_rate = _read_audio(path, card)
         values = _at_model_rate(path, audio, file_rate, model_rate, rate_tolerance, resample)
@@ -329,40 +337,69 @@ def _at_model_rate(
     return resample_to_grid(np.arange(len(values)) / rate, values, model_rate)
 
 
-def _read_video(path: Path, card: ModelCard, model_rate: float) -> np.ndarray:
-    """Frames ``(F, C, H, W)`` in ``[0, 1]`` at the model's frame rate and size."""
-    if path.suffix.lower() not in _VIDEO:
-        raise PredictError(
-            f"{path}: the {card.modality} model takes video ({', '.join(_VIDEO)}), "
-            f"not {path.suffix.lower() or 'a file without extension'}"
-        )
-    from dcat.io.media import decode_video
-
+def _read_frames(
+    path: Path,
+    card: ModelCard,
+    model_rate: float,
+    rate: float | None,
+    tolerance: float,
+    resample: bool,
+) -> np.ndarray:
+    """Frames ``(F, C, H, W)`` in ``[0, 1]`` at the model's frame rate and size, from a video
+    file, a folder of PNG/JPEG frames or a ``(T, H, W[, C])`` ``.npy`` (at ``rate``, default
+    the model's), sampled and scaled as in training (:mod:`dcat.io.frames`)."""
     _frames, channels, height, width = card.input_shape
-    decoded = decode_video(path, fps=model_rate, size=(height, width), grayscale=channels == 1)
-    if decoded.shape[1] != channels:
-        raise PredictError(
-            f"{path}: decoded frames have {decoded.shape[1]} channels, the model expects {channels}"
-        )
+    options = {"size": (height, width), "fps": model_rate, "grayscale": channels == 1}
+    try:
+        if path.suffix.lower() in _VIDEO:
+            from dcat.io.media import decode_video
+
+            decoded = decode_video(path, **options)
+        elif path.is_dir() or path.suffix.lower() == ".npy":
+            from dcat.io.frames import read_frame_array, read_image_sequence
+
+            source_rate = model_rate if rate is None else rate
+            _check_rate(source_rate, model_rate, tolerance, resample, str(path))
+            if path.is_dir():
+                decoded = read_image_sequence(path, rate_hz=source_rate, **options)
+            else:
+                value_range = None if card.value_range is None else tuple(card.value_range)
+                decoded = read_frame_array(
+                    path, rate_hz=source_rate, value_range=value_range, **options
+                )
+        else:
+            raise PredictError(
+                f"{path}: the {card.modality} model takes video ({', '.join(_VIDEO)}), a folder "
+                f"of image frames or a (T, H, W[, C]) .npy, not "
+                f"{path.suffix.lower() or 'a file without extension'}"
+            )
+    except PredictError:
+        raise
+    except DcatError as err:
+        raise PredictError(str(err)) from None
     return decoded.astype(np.float32) / np.float32(255)
 
 
 def _read_audio(path: Path, card: ModelCard) -> tuple[np.ndarray, float]:
-    """Mono audio ``(T, 1)`` (channels averaged, :func:`~dcat.io.media.read_wav`) and the
-    file's rate."""
+    """Audio ``(T, C)`` with the model's channels (averaged to mono for a one-channel model)
+    and the file's rate; ``.mp3``/``.m4a`` through PyAV."""
+    from dcat.io.media import read_audio
+
+    mono = card.num_channels == 1
     try:
-        audio, file_rate = read_wav(path)
-    except ImportError:
-        raise PredictError("reading audio needs soundfile: pip install soundfile") from None
+        audio, file_rate = read_audio(path, mono=mono)
+    except ImportError as err:
+        raise PredictError(f"reading {path.suffix} audio needs {err}") from None
     except DcatError as err:  # soundfile's own error is chained
         raise PredictError(f"{path}: cannot read audio: {err.__cause__ or err}") from None
-    if card.num_channels != 1:
+    if audio.shape[0] != card.num_channels:
         raise PredictError(
-            f"{path}: audio gives one (mono) channel, the {card.modality} model expects "
-            f"{card.num_channels}"
+            f"{path}: has {audio.shape[0]} audio channel(s), the {card.modality} model "
+            f"expects {card.num_channels}"
         )
-    values = audio[:, None].astype(np.float64)
-    _refuse_non_finite(path, values, ["audio"], None)
+    values = audio.T.astype(np.float64)
+    names = list(card.channels or [f"channel {i + 1}" for i in range(card.num_channels)])
+    _refuse_non_finite(path, values, names, None)
     return values, float(file_rate)
 
 

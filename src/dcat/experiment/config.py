@@ -213,8 +213,9 @@ class ModalityConfig(_Section):
     """One modality's network and its own training options (the paper's Table I columns).
 
     Attributes:
-        encoder: Registered encoder name (``imu``, ``sequence``, ``video``, ...); may be left
-            out only for a modality no network is trained on (the source of ``virtual``).
+        encoder: Registered encoder name (``imu``, ``sequence``, ``video``, ``audio``, ...);
+            left out, the data's kind chooses (:func:`dcat.experiment.runner.default_encoder`):
+            ``video`` for frames, ``audio`` for sound, ``imu`` or ``sequence`` for series.
         options: Encoder options.
         dropout: Head dropout; ``None`` uses the experiment's ``dropout``.
         attention: Where the self-attention sits: ``serial`` (the paper's: attention → pool →
@@ -244,17 +245,41 @@ class ModalityConfig(_Section):
         return encoder
 
 
+def _subject_entry(entry: Any) -> Any:
+    if isinstance(entry, bool) or not isinstance(entry, int | str):
+        raise DcatError(f"a subject is a name or a number, as written in the data, got {entry!r}")
+    return entry
+
+
+SubjectEntry = Annotated[int | str, BeforeValidator(_subject_entry)]
+"""A subject as written in the data: a name (``anna``, ``Verity``, ``'005'``) or a number
+(``1``); ``1`` and ``'1'`` name the same subject, ``7`` does not name ``07``."""
+
+
 class SplitConfig(_Section):
-    """A split kind to run (see :func:`dcat.data.make_split`); ``val_rotation`` makes the
-    seeds rotate the held-out validation subjects through grouped folds of the training
-    subjects (OOD)."""
+    """A split kind to run (see :func:`dcat.data.make_split`).
+
+    Attributes:
+        kind: ``id`` (stratified random, subjects shared) or ``ood`` (subject-disjoint).
+        test_size: Fraction of samples (ID) or subjects (OOD) in the test part.
+        val_size: Fraction of the training samples (ID) or subjects (OOD) held out for
+            validation.
+        train_subjects: OOD: the training subjects, as written in the data (names or numbers,
+            e.g. ``[anna, ben]`` for a manifest's ``subject`` column, ``[1, 3, 5, 7]`` for
+            UTD-MHAD); resolved by :func:`dcat.data.resolve_subjects`.
+        val_subjects: OOD: the validation subjects, as written in the data.
+        test_subjects: OOD: the test subjects, as written in the data (default: every subject
+            not in the other two lists).
+        val_rotation: OOD: the seeds rotate the held-out validation subjects through grouped
+            folds of the training subjects.
+    """
 
     kind: Literal["id", "ood"]
     test_size: float = 0.2
     val_size: float = 0.1
-    train_subjects: list[int] | None = None
-    val_subjects: list[int] | None = None
-    test_subjects: list[int] | None = None
+    train_subjects: list[SubjectEntry] | None = None
+    val_subjects: list[SubjectEntry] | None = None
+    test_subjects: list[SubjectEntry] | None = None
     val_rotation: bool = False
 
 
@@ -497,8 +522,8 @@ class ExperimentConfig(_Section):
         return list(dict.fromkeys(found))
 
     def _check_networks(self) -> None:
-        """Every modality a network is trained on has an encoder; a virtual modality placed per
-        class (it reads the labels) is only ever training data."""
+        """A virtual modality placed per class (it reads the labels) is only ever training data;
+        a modality whose config names no encoder gets the default of its data kind."""
         targets = [t.target for t in self.transfers] or list(self.modalities)
         networks = dict.fromkeys([*targets, *self.source_modalities(network=True)])
         for name, spec in self.modalities.items():
@@ -508,12 +533,6 @@ class ExperimentConfig(_Section):
                     f"config: modalities.{name}.derive.virtual_imu: a per-class placement reads "
                     f"the labels, so {name!r} may only be the source of method 'virtual', "
                     "never a target or a network's input"
-                )
-        for name in networks:
-            if self.modalities[name].encoder is None:
-                raise DcatError(
-                    f"config: modalities.{name}: encoder is required (a network is trained on "
-                    f"{name!r})"
                 )
 
     def train_config(self, modality: str, seed: int) -> TrainConfig:

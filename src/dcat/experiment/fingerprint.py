@@ -7,6 +7,12 @@ options, λ, seed), a digest of the data it was trained on and the digest of the
 learnt from. Since a transfer's fingerprint holds its source baseline's digest, a changed
 baseline changes every transfer that depends on it.
 
+A split's subject lists are recorded as the subject ids the names written in the config resolve
+to (:func:`dcat.data.resolve_subjects`), as they were when configs gave ids, and beside them a
+digest of the split's indices: a list of names and the list of ids it means give one
+fingerprint, while a list that now means other subjects (a data set whose subject names are not
+its ids) gives another.
+
 Folder layout::
 
     OUT/runs/<split>/seed<k>/<target>/<method>/fingerprint.json
@@ -61,6 +67,7 @@ def job_fingerprints(
     normalization: Mapping[str, str],
     data_digests: Mapping[str, str],
     split_digests: Mapping[tuple[str, int], str],
+    split_subjects: Mapping[str, Mapping[str, list[int] | None]] | None = None,
 ) -> dict[str, dict[str, Any]]:
     """The fingerprint of every job, keyed by its run folder.
 
@@ -72,6 +79,8 @@ def job_fingerprints(
         normalization: Modality → normalisation kind (``zscore`` for one not named).
         data_digests: Modality → digest of its arrays and the labels.
         split_digests: ``(split kind, seed)`` → digest of the drawn split's indices.
+        split_subjects: Split kind → its subject lists (``train_subjects``, ...) as subject ids,
+            recorded instead of the lists as written; ``None``: as written.
 
     Returns:
         Run folder → fingerprint (a JSON-compatible mapping).
@@ -108,6 +117,7 @@ def job_fingerprints(
             "split": {
                 # a new option only when set, so runs made before it still match
                 **split.model_dump(exclude={"val_rotation"} if not split.val_rotation else None),
+                **(split_subjects or {}).get(job.split, {}),
                 "seed": job.seed,
                 "digest": split_digests[job.split, job.seed],
             },

@@ -9,7 +9,7 @@ and the λ sweep, and evaluate every model on the test part. Then write ``result
 Run folder::
 
     OUT/config.yaml                 resolved configuration and versions
-    OUT/splits/<kind>_seed<k>.json  the splits (indices and subjects)
+    OUT/splits/<kind>_seed<k>.json  the splits (indices, and subjects by name)
     OUT/runs/<kind>/seed<k>/<target>/<method>/   one engine run each (checkpoints, logs, metrics)
     OUT/results.json, results.csv   one record per trained model
     OUT/report.md, OUT/*.png        tables like the paper's II–IV, plots
@@ -39,7 +39,7 @@ import numpy as np
 import torch
 import yaml
 
-from dcat.data import PairedDataset, Split, make_split
+from dcat.data import PairedDataset, Split, make_split, resolve_subjects
 from dcat.data.augment import InertialAugment
 from dcat.data.registry import get_dataset
 from dcat.data.virtual import with_virtual_imu
@@ -123,6 +123,43 @@ def derive_modalities(config: ExperimentConfig, data: PairedDataset) -> PairedDa
 def _in_channels(data: PairedDataset, modality: str) -> int:
     shape = data.shape(modality)
     return shape[1] if len(shape) == 4 else shape[0]  # video (F, C, H, W) or series (C, T)
+
+
+# Channel names that mark a series as inertial (accelerometer, gyroscope, magnetometer).
+_INERTIAL = ("acc", "gyr", "mag")
+
+
+def default_encoder(data: PairedDataset, modality: str) -> str:
+    """The encoder a modality gets when its config names none: ``video`` for frames,
+    ``audio`` for sound, ``imu`` for inertial series (channel names with acc/gyr/mag, in
+    triads) and ``sequence`` for any other series."""
+    stream = data.stream(modality)
+    if len(data.shape(modality)) == 4 or stream.kind == "video":
+        return "video"
+    if stream.kind == "audio":
+        return "audio"
+    names = [name.lower() for name in stream.channels or ()]
+    inertial = names and all(any(mark in name for mark in _INERTIAL) for name in names)
+    return "imu" if inertial and len(names) % 3 == 0 else "sequence"
+
+
+def default_encoders(
+    config: ExperimentConfig, data: PairedDataset, log: Callable[[str], None] = print
+) -> ExperimentConfig:
+    """``config`` with an encoder for every modality that names none and is in the data (see
+    :func:`default_encoder`); an audio encoder gets the stream's sample rate."""
+    modalities = dict(config.modalities)
+    for name, spec in config.modalities.items():
+        if spec.encoder is not None or name not in data.modalities:
+            continue
+        encoder = default_encoder(data, name)
+        options = dict(spec.options)
+        rate = data.stream(name).rate_hz
+        if encoder == "audio" and rate is not None and "sample_rate" not in options:
+            options["sample_rate"] = round(rate)
+        modalities[name] = spec.model_copy(update={"encoder": encoder, "options": options})
+        log(f"modality {name}: encoder {encoder} (default for its {data.stream(name).kind} data)")
+    return config.model_copy(update={"modalities": modalities})
 
 
 def build_net(
@@ -321,14 +358,18 @@ def run_experiment(
 
     out = Path(out_dir)
     data = derive_modalities(config, data) if data is not None else load_dataset(config)
+    config = default_encoders(config, data, log)
     _check_data(config, data)
     _check_augmentation(config, data)
     jobs = plan_jobs(config)
     # What can be checked is checked before anything is written or trained, so a bad option
     # or a bad split of the last seed does not fail a run hours in, beside finished models.
     kinds = _normalization_kinds(config, data)
+    subject_lists = [
+        _subject_lists(data, split_cfg, i) for i, split_cfg in enumerate(config.splits)
+    ]
     splits = {
-        (i, seed): _draw_split(data, split_cfg, i, seed)
+        (i, seed): _draw_split(data, split_cfg, i, seed, subject_lists[i])
         for i, split_cfg in enumerate(config.splits)
         for seed in config.seeds
     }
@@ -342,6 +383,9 @@ def run_experiment(
         split_digests={
             (config.splits[i].kind, seed): _split_digest(split)
             for (i, seed), split in splits.items()
+        },
+        split_subjects={
+            split_cfg.kind: subject_lists[i] for i, split_cfg in enumerate(config.splits)
         },
     )
     mismatches = find_mismatches(out, fingerprints)
@@ -381,7 +425,11 @@ def run_experiment(
         for seed in config.seeds:
             split = splits[i, seed]
             (out / "splits").mkdir(exist_ok=True)
-            split.save(out / "splits" / f"{split_cfg.kind}_seed{seed}.json", data.subjects)
+            split.save(
+                out / "splits" / f"{split_cfg.kind}_seed{seed}.json",
+                data.subjects,
+                data.subject_names,
+            )
             train = data.subset(split.train)
             stats = _normalize(config, train)
             parts = {
@@ -613,14 +661,39 @@ def dry_run(
                     model.zero_grad(set_to_none=True)
 
 
-def _draw_split(data: PairedDataset, split_cfg: SplitConfig, index: int, seed: int) -> Split:
-    """The split ``config.splits[index]`` at ``seed``, every class in its training part."""
+_SUBJECT_LISTS = ("train_subjects", "val_subjects", "test_subjects")
+
+
+def _subject_lists(
+    data: PairedDataset, split_cfg: SplitConfig, index: int
+) -> dict[str, list[int] | None]:
+    """The subject lists of ``config.splits[index]``, written as the subjects are named in the
+    data, as the data's subject ids (:func:`dcat.data.resolve_subjects`)."""
+    lists: dict[str, list[int] | None] = {}
+    for field in _SUBJECT_LISTS:
+        written = getattr(split_cfg, field)
+        lists[field] = None if written is None else resolve_subjects(
+            data.subjects, data.subject_names, written, f"config: splits[{index}].{field}"
+        )  # fmt: skip
+    return lists
+
+
+def _draw_split(
+    data: PairedDataset,
+    split_cfg: SplitConfig,
+    index: int,
+    seed: int,
+    subjects: dict[str, list[int] | None],
+) -> Split:
+    """The split ``config.splits[index]`` at ``seed``, every class in its training part;
+    ``subjects`` holds its subject lists as ids (:func:`_subject_lists`)."""
     try:
         split = make_split(
             data.labels, data.subjects, split_cfg.kind, seed=seed,
             test_size=split_cfg.test_size, val_size=split_cfg.val_size,
-            train_subjects=split_cfg.train_subjects, val_subjects=split_cfg.val_subjects,
-            test_subjects=split_cfg.test_subjects, val_rotation=split_cfg.val_rotation,
+            train_subjects=subjects["train_subjects"], val_subjects=subjects["val_subjects"],
+            test_subjects=subjects["test_subjects"], val_rotation=split_cfg.val_rotation,
+            subject_names=data.subject_names,
         )  # fmt: skip
         _check_classes(data, split, split_cfg.kind, seed)
     except ValueError as err:

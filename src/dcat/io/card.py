@@ -9,6 +9,7 @@ Fields::
 
     format          "dcat-model/1"
     modality        the sensor, e.g. "imu"
+    kind            "series", "video" or "audio"
     class_names     index = class
     input           {"shape": one sample's shape, e.g. [6, 128] (C, T) or [F, C, H, W] for
                      video, "dtype": "float32", "time_axis": axis of that shape that is time}
@@ -18,6 +19,10 @@ Fields::
     normalization   {"kind", "shift", "scale"} per channel, applied as (x - shift) / scale,
                     or null (video: the network standardises frames itself)
     architecture    how to rebuild the network (see ModalityNet.architecture)
+    frame           video only: {"height", "width", "color": "rgb" | "gray", "value_range":
+                    [lo, hi] mapped to 0…255 for frames from arrays (depth) or null, "scale":
+                    how stored 8-bit frames become inputs}
+    audio           audio only: {"sample_rate_hz", "channels"}
     note            how the training windows were made, when it matters
     dcat_version    the version that trained it
     run             where it came from: run folder, checkpoint, experiment and job
@@ -36,6 +41,8 @@ from dcat.errors import DcatError
 __all__ = ["CARD_FORMAT", "ModelCard"]
 
 CARD_FORMAT = "dcat-model/1"
+_KINDS = ("series", "video", "audio")
+_COLOURS = {1: "gray", 3: "rgb"}
 
 
 @dataclass
@@ -54,6 +61,8 @@ class ModelCard:
         run: Provenance (run folder, checkpoint, experiment, job).
         note: How the training windows were made.
         input_dtype: Input dtype of the network.
+        kind: ``"series"``, ``"video"`` or ``"audio"``.
+        value_range: Video from arrays: values mapped to ``0…255`` before the frames were stored.
         format: Card format tag.
     """
 
@@ -68,9 +77,20 @@ class ModelCard:
     run: dict[str, Any] = field(default_factory=dict)
     note: str = ""
     input_dtype: str = "float32"
+    kind: str = ""
+    value_range: list[float] | None = None
     format: str = CARD_FORMAT
 
     def __post_init__(self) -> None:
+        if not self.kind:  # cards written before kinds: the shape tells video from series
+            self.kind = "video" if len(self.input_shape) == 4 else "series"
+        if self.kind not in _KINDS:
+            raise DcatError(f"model card: kind must be one of {list(_KINDS)}, got {self.kind!r}")
+        if (self.kind == "video") != (len(self.input_shape) == 4):
+            raise DcatError(
+                f"model card: a {self.kind} model's input shape {self.input_shape} must be "
+                f"{'(F, C, H, W)' if self.kind == 'video' else '(C, T)'}"
+            )
         if len(self.input_shape) not in (2, 4):
             raise DcatError(
                 f"model card: input shape must be (C, T) or (F, C, H, W), got {self.input_shape}"
@@ -115,7 +135,21 @@ class ModelCard:
             "time_axis": self.time_axis,
         }
         data["window"] = {"samples": self.window_samples, "seconds": self.window_seconds}
-        order = ["format", "modality", "class_names", "input", "window", "rate_hz", "channels"]
+        value_range = data.pop("value_range")
+        if self.kind == "video":
+            _frames, channels, height, width = self.input_shape
+            data["frame"] = {
+                "height": height,
+                "width": width,
+                "color": _COLOURS.get(channels, f"{channels} channels"),
+                "value_range": value_range,
+                "scale": "stored 8-bit frames / 255; the network standardises them itself",
+            }
+        elif self.kind == "audio":
+            data["audio"] = {"sample_rate_hz": self.rate_hz, "channels": self.num_channels}
+        order = [
+            "format", "modality", "kind", "class_names", "input", "window", "rate_hz", "channels",
+        ]  # fmt: skip
         return {**{k: data[k] for k in order}, **{k: v for k, v in data.items() if k not in order}}
 
     @classmethod
@@ -143,6 +177,8 @@ class ModelCard:
                 run=dict(data.get("run") or {}),
                 note=str(data.get("note", "")),
                 input_dtype=str(data["input"].get("dtype", "float32")),
+                kind=str(data.get("kind") or ""),
+                value_range=(data.get("frame") or {}).get("value_range"),
             )
         except (KeyError, TypeError) as err:
             raise DcatError(f"{where}: malformed field ({err})") from None

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import importlib
 import math
+from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
 from typing import Any
@@ -44,11 +45,24 @@ av = _LazyModule("av", "video")
 sf = _LazyModule("soundfile", "audio")
 
 __all__ = [
+    "AUDIO_SUFFIXES",
+    "PYAV_AUDIO_SUFFIXES",
+    "VIDEO_SUFFIXES",
+    "AudioInfo",
+    "VideoInfo",
     "decode_audio_track",
     "decode_video",
+    "probe_audio",
+    "probe_video",
+    "read_audio",
     "read_wav",
     "resample_audio",
 ]
+
+VIDEO_SUFFIXES = (".mp4", ".avi", ".mov", ".mkv", ".webm")
+# soundfile reads these; the compressed formats after them go through PyAV (FFmpeg)
+AUDIO_SUFFIXES = (".wav", ".flac", ".ogg")
+PYAV_AUDIO_SUFFIXES = (".mp3", ".m4a", ".aac")
 
 # A frame whose timestamp is within this of a sample time counts as shown at that time, so
 # float rounding of timestamps never picks the previous frame on an exact hit.
@@ -227,6 +241,115 @@ def _seek(container: av.container.InputContainer, stream: Any, time_s: float) ->
 
 
 # ---------------------------------------------------------------------------------------------
+# Probing: what a file holds, from its headers
+
+
+@dataclass(frozen=True)
+class VideoInfo:
+    """A video file's first video stream, from its headers.
+
+    Attributes:
+        rate_hz: Average frame rate (frames per second).
+        duration_s: Seconds from the container's start to the stream's end.
+        height: Frame height in pixels.
+        width: Frame width in pixels.
+    """
+
+    rate_hz: float
+    duration_s: float
+    height: int
+    width: int
+
+
+@dataclass(frozen=True)
+class AudioInfo:
+    """An audio file: sample rate, channels and duration.
+
+    Attributes:
+        rate_hz: Samples per second.
+        channels: Channels in the file (PyAV formats are decoded to mono: 1).
+        duration_s: Length in seconds.
+    """
+
+    rate_hz: int
+    channels: int
+    duration_s: float
+
+
+def probe_video(path: str | Path) -> VideoInfo:
+    """Frame rate, duration and frame size of a video file, without decoding it.
+
+    Raises:
+        DcatError: Missing, unreadable or truncated file, no video stream, or no frame rate;
+            the message names the file.
+    """
+    path = Path(path)
+    container = _open(path)
+    try:
+        stream = _stream(container, "video", path)
+        _origin_s, end = _timeline(container, stream, path, "video")
+        rate = stream.average_rate or stream.guessed_rate
+        if not rate:
+            raise DcatError(f"{path}: the video stream states no frame rate")
+        height, width = stream.codec_context.height, stream.codec_context.width
+        if not height or not width:
+            raise DcatError(f"{path}: the video stream states no frame size")
+        return VideoInfo(float(rate), float(end), int(height), int(width))
+    finally:
+        container.close()
+
+
+def probe_audio(path: str | Path) -> AudioInfo:
+    """Sample rate, channels and duration of an audio file (soundfile or PyAV formats).
+
+    Raises:
+        DcatError: Missing or unreadable file, or no audio stream; the message names the file.
+    """
+    path = Path(path)
+    if path.suffix.lower() in AUDIO_SUFFIXES:
+        _check_file(path)
+        try:
+            info = sf.info(str(path))
+        except (sf.SoundFileError, RuntimeError) as exc:
+            raise DcatError(
+                f"{path}: cannot read audio (corrupt or unsupported file): {exc}"
+            ) from exc
+        return AudioInfo(int(info.samplerate), int(info.channels), float(info.duration))
+    container = _open(path)
+    try:
+        stream = _stream(container, "audio", path)
+        _origin_s, end = _timeline(container, stream, path, "audio")
+        return AudioInfo(int(stream.rate), 1, float(end))
+    finally:
+        container.close()
+
+
+def read_audio(
+    path: str | Path, *, sample_rate: int | None = None, mono: bool = False
+) -> tuple[np.ndarray, int]:
+    """Read a whole audio file: soundfile for ``.wav``/``.flac``/``.ogg``, PyAV for
+    ``.mp3``/``.m4a``/``.aac`` (decoded to mono).
+
+    Args:
+        path: The audio file.
+        sample_rate: Resample to this rate (Hz); ``None`` keeps the file's.
+        mono: Average the channels into one.
+
+    Returns:
+        ``(audio, rate)``: float32 ``(channels, samples)`` and its rate in Hz.
+
+    Raises:
+        DcatError: Missing, unreadable or corrupt file; the message names it.
+    """
+    path = Path(path)
+    if path.suffix.lower() in AUDIO_SUFFIXES:
+        audio, rate = read_wav(path, sample_rate=sample_rate, mono=mono)
+        return (audio[None] if audio.ndim == 1 else audio), rate
+    rate = probe_audio(path).rate_hz if sample_rate is None else int(sample_rate)
+    return decode_audio_track(path, sample_rate=rate)[None], rate
+
+
+# ---------------------------------------------------------------------------------------------
 # Video
 
 
@@ -245,6 +368,7 @@ def decode_video(
     start_s: float = 0.0,
     duration_s: float | None = None,
     grayscale: bool = False,
+    out: np.ndarray | None = None,
 ) -> np.ndarray:
     """Decode the first video stream of a file into resized frames sampled on a time grid.
 
@@ -268,9 +392,11 @@ def decode_video(
         start_s: Clip start in seconds from the start of the file.
         duration_s: Clip length in seconds; ``None`` runs to the end of the stream.
         grayscale: Return luma (BT.601, full range) instead of RGB.
+        out: Write the frames here (uint8 ``(F, C, H, W)``, e.g. a slice of a memory-mapped
+            frame store), so a long clip is never held whole in memory.
 
     Returns:
-        ``(F, C, H, W)`` uint8, ``C = 1`` if ``grayscale`` else 3 (RGB).
+        ``(F, C, H, W)`` uint8, ``C = 1`` if ``grayscale`` else 3 (RGB): ``out`` when given.
 
     Raises:
         DcatError: Missing, unreadable or corrupt file, no video stream, a clip outside the
@@ -304,7 +430,7 @@ def decode_video(
         times = start + (np.arange(count) + 0.5) * step
         _seek(container, stream, start + origin)
         return _sample_frames(
-            container, stream, times + origin, path, height, width, grayscale, rate
+            container, stream, times + origin, path, height, width, grayscale, rate, out
         )
     except av.FFmpegError as exc:
         raise DcatError(f"{path}: corrupt media, decoding failed: {exc}") from exc
@@ -321,10 +447,15 @@ def _sample_frames(
     width: int,
     grayscale: bool,
     rate: Fraction | None,
+    out: np.ndarray | None = None,
 ) -> np.ndarray:
     """The frames shown at ``times`` (container seconds, ascending), decoded in one pass."""
     channels = 1 if grayscale else 3
-    out = np.empty((len(times), channels, height, width), dtype=np.uint8)
+    shape = (len(times), channels, height, width)
+    if out is None:
+        out = np.empty(shape, dtype=np.uint8)
+    elif out.shape != shape or out.dtype != np.uint8:
+        raise DcatError(f"{path}: decoded frames are uint8 {shape}, out is {out.dtype} {out.shape}")
     fmt = "gray" if grayscale else "rgb24"
 
     def convert(frame: av.VideoFrame) -> np.ndarray:

@@ -512,6 +512,12 @@ def describe_model(
         dcat_version=dcat.__version__,
         run=run,
         note=stream.note if stream is not None else "",
+        kind="video" if len(shape) == 4 else (stream.kind if stream is not None else "series"),
+        value_range=(
+            list(stream.value_range)
+            if stream is not None and stream.value_range is not None
+            else None
+        ),
     )
 
 
