@@ -55,6 +55,7 @@ from dcat.experiment.fingerprint import (
 from dcat.experiment.pick import mark_picks
 from dcat.experiment.plan import Job, plan_jobs
 from dcat.io.atomic import write_atomic
+from dcat.io.lock import RunLock
 from dcat.io.normalization import ChannelStats, center_positions
 from dcat.nn.encoders import create_encoder
 from dcat.nn.model import ModalityNet
@@ -399,106 +400,114 @@ def run_experiment(
             _load_target(run_dir, build_net(config, data, job.target, job.seed))
     counts = np.bincount(data.labels, minlength=data.num_classes).tolist()
     out.mkdir(parents=True, exist_ok=True)
-    resolved = {
-        "experiment": config.to_dict(),
-        "versions": versions(),
-        "data": {
-            "name": data.name,
-            "samples": len(data),
-            "classes": data.class_names,
-            "class_counts": dict(zip(data.class_names, counts, strict=True)),
-            "modalities": data.modalities,
-        },
-    }
-    write_atomic(out / "config.yaml", yaml.safe_dump(resolved, sort_keys=False))
-    log(
-        f"dcat experiment {config.name!r}: {len(data)} samples of {data.name}, "
-        f"{len(jobs)} models to train → {out}"
-    )
-    shown = ", ".join(f"{c} {n}" for c, n in zip(data.class_names, counts, strict=True))
-    log(f"samples per class: {shown}")
-    records: list[dict[str, Any]] = []
-    started = time.perf_counter()
-    done = 0
-    for i, split_cfg in enumerate(config.splits):
-        trained: dict[int, tuple[int, int]] = {}  # seed → its records, [first, last)
-        for seed in config.seeds:
-            split = splits[i, seed]
-            (out / "splits").mkdir(exist_ok=True)
-            split.save(
-                out / "splits" / f"{split_cfg.kind}_seed{seed}.json",
-                data.subjects,
-                data.subject_names,
-            )
-            train = data.subset(split.train)
-            stats = _normalize(config, train)
-            parts = {
-                name: data.subset(idx).normalized(stats) for name, idx in split.parts().items()
-            }
-            baselines: dict[str, ModalityNet] = {}
-            first = len(records)
-            seed_jobs = [j for j in jobs if j.split == split_cfg.kind and j.seed == seed]
-            for job in seed_jobs:
-                run_dir = out / job.folder
-                t0 = time.perf_counter()
-                net = build_net(config, data, job.target, seed, plain=job.method == "plain")
-                if job.folder in retrain:
-                    log(f"retraining {retrain[job.folder].describe()}")
-                    shutil.rmtree(run_dir)
-                finished = (run_dir / "metrics.json").is_file()
-                if finished:
-                    metrics = json.loads((run_dir / "metrics.json").read_text())
-                    if job.method == "baseline":
-                        baselines[job.target] = _load_target(run_dir, net)
-                else:
-                    # recorded before training starts, so an interrupted run is checked too
-                    write_atomic(
-                        run_dir / FINGERPRINT_FILE,
-                        json.dumps(fingerprints[job.folder], indent=1, sort_keys=True),
-                    )
-                    task = _task(
-                        config, job, net, baselines, _augmentation(config, job.target, stats)
-                    )
-                    fit(
-                        task,
-                        parts["train"],
-                        parts["val"],
-                        config.train_config(job.target, seed),
-                        run_dir,
-                        test=parts["test"],
-                        extra_config={"experiment": config.name, "job": job.describe()},
-                        normalization=stats.get(job.target),
-                    )
-                    if job.method == "baseline":
-                        baselines[job.target] = net.eval()
-                    metrics = json.loads((run_dir / "metrics.json").read_text())
-                records.append(_record(job, metrics, data.name))
-                done += 1
-                elapsed = time.perf_counter() - started
-                eta = elapsed / done * (len(jobs) - done)
-                what = job.method if not job.source else f"{job.source}→{job.target} {job.method}"
-                lam = f" λ={job.weight:g}" if job.weight is not None else ""
-                log(
-                    f"[{done}/{len(jobs)}] {job.split} seed={seed} {job.target}: {what}{lam} "
-                    f"f1={records[-1]['f1']:.3f}"
-                    + (" (done before)" if finished else f" ({time.perf_counter() - t0:.1f} s)")
-                    + f", eta {eta / 60:.1f} min"
-                )
-            trained[seed] = (first, len(records))
-        if config.refit:
-            # after every seed of the split: the "mean" rule's pick reads them all
-            picked = mark_picks(records, config.selection)
+    # One run per folder: a second one would write the same checkpoints.
+    lock = RunLock(out, warn=log)
+    lock.acquire()
+    try:
+        resolved = {
+            "experiment": config.to_dict(),
+            "versions": versions(),
+            "data": {
+                "name": data.name,
+                "samples": len(data),
+                "classes": data.class_names,
+                "class_counts": dict(zip(data.class_names, counts, strict=True)),
+                "modalities": data.modalities,
+            },
+        }
+        write_atomic(out / "config.yaml", yaml.safe_dump(resolved, sort_keys=False))
+        log(
+            f"dcat experiment {config.name!r}: {len(data)} samples of {data.name}, "
+            f"{len(jobs)} models to train → {out}"
+        )
+        shown = ", ".join(f"{c} {n}" for c, n in zip(data.class_names, counts, strict=True))
+        log(f"samples per class: {shown}")
+        records: list[dict[str, Any]] = []
+        started = time.perf_counter()
+        done = 0
+        for i, split_cfg in enumerate(config.splits):
+            trained: dict[int, tuple[int, int]] = {}  # seed → its records, [first, last)
             for seed in config.seeds:
-                first, last = trained[seed]
-                records += _refit_seed(
-                    config, data, splits[i, seed], jobs, picked[first:last], fingerprints, out,
-                    log,
-                )  # fmt: skip
-    records = mark_picks(records, config.selection)
-    _write_results(out, records)
-    report = write_report(out, records, config, data)
-    log(f"report: {report}")
-    return report
+                split = splits[i, seed]
+                (out / "splits").mkdir(exist_ok=True)
+                split.save(
+                    out / "splits" / f"{split_cfg.kind}_seed{seed}.json",
+                    data.subjects,
+                    data.subject_names,
+                )
+                train = data.subset(split.train)
+                stats = _normalize(config, train)
+                parts = {
+                    name: data.subset(idx).normalized(stats) for name, idx in split.parts().items()
+                }
+                baselines: dict[str, ModalityNet] = {}
+                first = len(records)
+                seed_jobs = [j for j in jobs if j.split == split_cfg.kind and j.seed == seed]
+                for job in seed_jobs:
+                    run_dir = out / job.folder
+                    t0 = time.perf_counter()
+                    net = build_net(config, data, job.target, seed, plain=job.method == "plain")
+                    if job.folder in retrain:
+                        log(f"retraining {retrain[job.folder].describe()}")
+                        shutil.rmtree(run_dir)
+                    finished = (run_dir / "metrics.json").is_file()
+                    if finished:
+                        metrics = json.loads((run_dir / "metrics.json").read_text())
+                        if job.method == "baseline":
+                            baselines[job.target] = _load_target(run_dir, net)
+                    else:
+                        # recorded before training starts, so an interrupted run is checked too
+                        write_atomic(
+                            run_dir / FINGERPRINT_FILE,
+                            json.dumps(fingerprints[job.folder], indent=1, sort_keys=True),
+                        )
+                        task = _task(
+                            config, job, net, baselines, _augmentation(config, job.target, stats)
+                        )
+                        fit(
+                            task,
+                            parts["train"],
+                            parts["val"],
+                            config.train_config(job.target, seed),
+                            run_dir,
+                            test=parts["test"],
+                            extra_config={"experiment": config.name, "job": job.describe()},
+                            normalization=stats.get(job.target),
+                        )
+                        if job.method == "baseline":
+                            baselines[job.target] = net.eval()
+                        metrics = json.loads((run_dir / "metrics.json").read_text())
+                    records.append(_record(job, metrics, data.name))
+                    done += 1
+                    elapsed = time.perf_counter() - started
+                    eta = elapsed / done * (len(jobs) - done)
+                    what = (
+                        job.method if not job.source else f"{job.source}→{job.target} {job.method}"
+                    )
+                    lam = f" λ={job.weight:g}" if job.weight is not None else ""
+                    log(
+                        f"[{done}/{len(jobs)}] {job.split} seed={seed} {job.target}: {what}{lam} "
+                        f"f1={records[-1]['f1']:.3f}"
+                        + (" (done before)" if finished else f" ({time.perf_counter() - t0:.1f} s)")
+                        + f", eta {eta / 60:.1f} min"
+                    )
+                trained[seed] = (first, len(records))
+            if config.refit:
+                # after every seed of the split: the "mean" rule's pick reads them all
+                picked = mark_picks(records, config.selection)
+                for seed in config.seeds:
+                    first, last = trained[seed]
+                    records += _refit_seed(
+                        config, data, splits[i, seed], jobs, picked[first:last], fingerprints, out,
+                        log,
+                    )  # fmt: skip
+        records = mark_picks(records, config.selection)
+        _write_results(out, records)
+        report = write_report(out, records, config, data)
+        log(f"report: {report}")
+        return report
+    finally:
+        lock.release()
 
 
 def _refit_seed(
