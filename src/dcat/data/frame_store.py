@@ -25,13 +25,18 @@ from dcat.io.atomic import atomic_folder, write_atomic
 from dcat.io.frames import list_images, read_frame_array, read_image_sequence
 from dcat.io.media import _check_file, _check_size, decode_video
 
-__all__ = ["FrameClip", "FrameStore", "VideoClip"]
+__all__ = ["FrameClip", "FrameStore", "VideoClip", "frame_channels"]
 
 # Written into every FrameStore key and meta.json: bump it when decoding changes (sampling
 # rule, resizing, colour conversion) so caches built by older code are not reused.
 _STORE_FORMAT = "dcat.FrameStore/1"
 _FRAMES_FILE = "frames.npy"
 _META_FILE = "meta.json"
+
+
+def frame_channels(grayscale: bool) -> tuple[str, ...]:
+    """Channel names of stored frames: ``("gray",)`` or ``("red", "green", "blue")``."""
+    return ("gray",) if grayscale else ("red", "green", "blue")
 
 
 @dataclass(frozen=True)

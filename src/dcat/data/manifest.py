@@ -20,6 +20,7 @@ from typing import Any
 import numpy as np
 
 from dcat.data import manifest_media
+from dcat.data.frame_store import frame_channels
 from dcat.data.paired import PairedDataset, StreamInfo
 from dcat.data.registry import register_dataset
 from dcat.errors import DcatError, did_you_mean
@@ -132,7 +133,7 @@ def _kinds(
     """Each modality's kind (``series``, ``video``, ``audio``) and every row's (path, form).
 
     The kind is inferred from the files and must be the same in every row; a kind stated in
-    ``manifest_media.NAME.kind`` overrides it (e.g. ``audio`` for waveforms stored as ``.npy``).
+    ``data.options.media.NAME.kind`` overrides it (e.g. ``audio`` for waveforms stored as ``.npy``).
     """
     unknown = sorted(set(specs) - set(modalities))
     if unknown:
@@ -210,7 +211,7 @@ def _offset(ctx: _Context, row: _Row, modality: str) -> float:
 
 def _channel_names_of(kind: str, modality: str, channels: int) -> tuple[str, ...]:
     if kind == "video":
-        return ("gray",) if channels == 1 else ("red", "green", "blue")
+        return frame_channels(channels == 1)
     if channels == 1:
         return ("audio",) if kind == "audio" else (modality,)
     return tuple(f"{modality}_{i + 1}" for i in range(channels))
@@ -518,7 +519,7 @@ def _load_segmented(
 
 
 def _is_waveform(files: list[tuple[Path, str]]) -> bool:
-    """Audio stored as a ``.npy``/``.csv`` series (``manifest_media.NAME.kind: audio``)."""
+    """Audio stored as a ``.npy``/``.csv`` series (``data.options.media.NAME.kind: audio``)."""
     return bool(files) and files[0][1] == "waveform"
 
 

@@ -27,6 +27,7 @@ import numpy as np
 
 from dcat.data.frame_store import FrameClip, FrameStore, VideoClip
 from dcat.errors import DcatError, did_you_mean
+from dcat.io.card import KINDS
 from dcat.io.frames import array_frame_info, image_sequence_info, value_range_of
 from dcat.io.media import (
     AUDIO_SUFFIXES,
@@ -53,7 +54,6 @@ __all__ = [
 ErrorFn = Callable[..., DcatError]
 
 MEDIA_SUFFIXES = VIDEO_SUFFIXES + AUDIO_SUFFIXES + PYAV_AUDIO_SUFFIXES
-_KINDS = ("series", "video", "audio")
 _OPTIONS = ("kind", "size", "frames", "fps", "color", "sample_rate", "mono", "value_range")
 # A rate column may differ this much from the container's own rate (rounded NTSC rates etc.).
 _RATE_TOLERANCE = 0.02
@@ -118,10 +118,8 @@ def media_specs(options: Mapping[str, Any] | None) -> dict[str, MediaSpec]:
             )
         fields: dict[str, Any] = {}
         if "kind" in given:
-            if given["kind"] not in _KINDS:
-                raise DcatError(
-                    f"{where}.kind must be one of {list(_KINDS)}, got {given['kind']!r}"
-                )
+            if given["kind"] not in KINDS:
+                raise DcatError(f"{where}.kind must be one of {list(KINDS)}, got {given['kind']!r}")
             fields["kind"] = given["kind"]
         if "size" in given:
             size = given["size"]

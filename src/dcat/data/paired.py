@@ -20,18 +20,16 @@ import torch
 from torch.utils.data import Dataset
 
 from dcat.errors import DcatError
+from dcat.io.card import KINDS
 from dcat.io.normalization import ChannelStats, NormKind, fit_normalization
 
 __all__ = [
-    "STREAM_KINDS",
     "ChannelStats",
     "LazyArray",
     "PairedDataset",
     "StreamInfo",
     "fit_normalization",
 ]
-
-STREAM_KINDS = ("series", "video", "audio")
 
 
 @runtime_checkable
@@ -88,8 +86,8 @@ class StreamInfo:
     value_range: tuple[float, float] | None = None
 
     def __post_init__(self) -> None:
-        if self.kind not in STREAM_KINDS:
-            raise DcatError(f"stream kind must be one of {list(STREAM_KINDS)}, got {self.kind!r}")
+        if self.kind not in KINDS:
+            raise DcatError(f"stream kind must be one of {list(KINDS)}, got {self.kind!r}")
 
     @classmethod
     def of_trials(

@@ -25,7 +25,7 @@ from typing import NamedTuple
 
 import numpy as np
 
-from dcat.data.frame_store import FrameStore, VideoClip
+from dcat.data.frame_store import FrameStore, VideoClip, frame_channels
 from dcat.data.paired import PairedDataset, StreamInfo
 from dcat.data.registry import register_dataset
 from dcat.errors import DcatError
@@ -446,7 +446,7 @@ def load_uestc_mmea(
             "video": StreamInfo.of_trials(
                 frames,
                 seconds,
-                ["gray"] if grayscale else ["red", "green", "blue"],
+                frame_channels(grayscale),
                 "25 fps",
                 kind="video",
             ),

@@ -24,7 +24,7 @@ from typing import Literal, NamedTuple
 
 import numpy as np
 
-from dcat.data.frame_store import FrameStore, VideoClip
+from dcat.data.frame_store import FrameStore, VideoClip, frame_channels
 from dcat.data.paired import PairedDataset, StreamInfo
 from dcat.data.registry import register_dataset
 from dcat.errors import DcatError
@@ -316,7 +316,7 @@ def load_vggsound(
             # frames spread evenly over each clip, nominally as long as its audio
             "video": StreamInfo(
                 frames / audio_s,
-                ("gray",) if grayscale else ("red", "green", "blue"),
+                frame_channels(grayscale),
                 note=f"{frames} frames spread over each clip ({audio_s:g} s of audio)",
                 kind="video",
             ),

@@ -38,10 +38,11 @@ from typing import Any
 
 from dcat.errors import DcatError
 
-__all__ = ["CARD_FORMAT", "ModelCard"]
+__all__ = ["CARD_FORMAT", "KINDS", "ModelCard"]
 
 CARD_FORMAT = "dcat-model/1"
-_KINDS = ("series", "video", "audio")
+# What a modality's samples are: sensor channels, frames, or a waveform.
+KINDS = ("series", "video", "audio")
 _COLOURS = {1: "gray", 3: "rgb"}
 
 
@@ -84,8 +85,8 @@ class ModelCard:
     def __post_init__(self) -> None:
         if not self.kind:  # cards written before kinds: the shape tells video from series
             self.kind = "video" if len(self.input_shape) == 4 else "series"
-        if self.kind not in _KINDS:
-            raise DcatError(f"model card: kind must be one of {list(_KINDS)}, got {self.kind!r}")
+        if self.kind not in KINDS:
+            raise DcatError(f"model card: kind must be one of {list(KINDS)}, got {self.kind!r}")
         if (self.kind == "video") != (len(self.input_shape) == 4):
             raise DcatError(
                 f"model card: a {self.kind} model's input shape {self.input_shape} must be "

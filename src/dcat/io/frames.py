@@ -28,6 +28,7 @@ __all__ = [
     "IMAGE_SUFFIXES",
     "FrameInfo",
     "array_frame_info",
+    "frame_buffer",
     "grid_indices",
     "image_sequence_info",
     "list_images",
@@ -50,18 +51,12 @@ class FrameInfo:
         height: Frame height in pixels.
         width: Frame width in pixels.
         channels: 1 (grey, depth) or 3 (RGB).
-        rate_hz: Frames per second, when the source knows it (video containers), else ``None``.
     """
 
     count: int
     height: int
     width: int
     channels: int
-    rate_hz: float | None = None
-
-    def duration_s(self, rate_hz: float) -> float:
-        """Seconds the frames cover at ``rate_hz`` (the last frame lasts one period)."""
-        return self.count / rate_hz
 
 
 def _natural_key(path: Path) -> list:
@@ -110,7 +105,10 @@ def _pil() -> object:
 
 def image_sequence_info(folder: str | Path) -> FrameInfo:
     """Count and size of an image-sequence folder (from its first frame's header)."""
-    images = list_images(folder)
+    return _images_info(list_images(folder))
+
+
+def _images_info(images: list[Path]) -> FrameInfo:
     image_mod = _pil()
     try:
         with image_mod.open(images[0]) as image:
@@ -285,29 +283,38 @@ def read_frame_array(
     """
     path = Path(path)
     array = _frame_array(path)
-    index = grid_indices(
-        len(array), rate_hz, frames=frames, fps=fps, start_s=start_s, duration_s=duration_s,
-        where=str(path),
-    )  # fmt: skip
-    return _sample(
-        index, lambda i: to_uint8(np.asarray(array[i]), value_range), size, grayscale, out,
-        str(path),
-    )  # fmt: skip
+    grid = {"frames": frames, "fps": fps, "start_s": start_s, "duration_s": duration_s}
+
+    def load(i: int) -> np.ndarray:
+        return to_uint8(np.asarray(array[i]), value_range)
+
+    return _sample(len(array), rate_hz, grid, load, size, grayscale, out, str(path))
+
+
+def frame_buffer(out: np.ndarray | None, shape: tuple[int, ...], where: str) -> np.ndarray:
+    """Where ``shape`` uint8 frames are written: ``out`` when given (checked), else a new
+    array. ``where`` names the source in the error."""
+    if out is None:
+        return np.empty(shape, dtype=np.uint8)
+    if out.shape != shape or out.dtype != np.uint8:
+        raise DcatError(f"{where}: frames are uint8 {shape}, out is {out.dtype} {out.shape}")
+    return out
 
 
 def _sample(
-    index: np.ndarray,
+    count: int,
+    rate_hz: float,
+    grid: dict,
     load: Callable[[int], np.ndarray],
     size: tuple[int, int],
     grayscale: bool,
     out: np.ndarray | None,
     where: str,
 ) -> np.ndarray:
-    shape = (len(index), 1 if grayscale else 3, *size)
-    if out is None:
-        out = np.empty(shape, dtype=np.uint8)
-    elif out.shape != shape or out.dtype != np.uint8:
-        raise DcatError(f"{where}: frames are uint8 {shape}, out is {out.dtype} {out.shape}")
+    """The ``count`` frames at ``rate_hz`` shown on ``grid`` (:func:`grid_indices`'s keyword
+    options), each read by ``load(i)`` as ``(H, W, C)`` uint8, converted and resized."""
+    index = grid_indices(count, rate_hz, **grid, where=where)
+    out = frame_buffer(out, (len(index), 1 if grayscale else 3, *size), where)
     done: dict[int, int] = {}
     for k, i in enumerate(index.tolist()):
         if i in done:  # a frame shown at several sample times is converted once
@@ -349,11 +356,8 @@ def read_image_sequence(
     """
     images = list_images(folder)
     image_mod = _pil()
-    first = image_sequence_info(folder)
-    index = grid_indices(
-        len(images), rate_hz, frames=frames, fps=fps, start_s=start_s, duration_s=duration_s,
-        where=str(folder),
-    )  # fmt: skip
+    first = _images_info(images)
+    grid = {"frames": frames, "fps": fps, "start_s": start_s, "duration_s": duration_s}
 
     def load(i: int) -> np.ndarray:
         try:
@@ -369,4 +373,4 @@ def read_image_sequence(
             raise DcatError(f"{images[i]}: cannot read image: {err}") from None
         return pixels[..., None] if pixels.ndim == 2 else pixels
 
-    return _sample(index, load, size, grayscale, out, str(folder))
+    return _sample(len(images), rate_hz, grid, load, size, grayscale, out, str(folder))

@@ -23,6 +23,7 @@ from typing import Any
 import numpy as np
 
 from dcat.errors import DcatError
+from dcat.io.frames import frame_buffer
 
 
 class _LazyModule:
@@ -450,12 +451,7 @@ def _sample_frames(
     out: np.ndarray | None = None,
 ) -> np.ndarray:
     """The frames shown at ``times`` (container seconds, ascending), decoded in one pass."""
-    channels = 1 if grayscale else 3
-    shape = (len(times), channels, height, width)
-    if out is None:
-        out = np.empty(shape, dtype=np.uint8)
-    elif out.shape != shape or out.dtype != np.uint8:
-        raise DcatError(f"{path}: decoded frames are uint8 {shape}, out is {out.dtype} {out.shape}")
+    out = frame_buffer(out, (len(times), 1 if grayscale else 3, height, width), str(path))
     fmt = "gray" if grayscale else "rgb24"
 
     def convert(frame: av.VideoFrame) -> np.ndarray:
