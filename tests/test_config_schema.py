@@ -79,7 +79,7 @@ def test_train_config_rejects_bad_names_by_itself() -> None:
 
 def test_a_method_mapping_sets_options_that_reach_the_job_and_the_task() -> None:
     torch = pytest.importorskip("torch")
-    from dcat.experiment import runner
+    from dcat.experiment import build
     from dcat.nn.encoders import create_encoder
     from dcat.nn.model import ModalityNet
 
@@ -104,7 +104,7 @@ def test_a_method_mapping_sets_options_that_reach_the_job_and_the_task() -> None
     def net(channels: int) -> ModalityNet:
         return ModalityNet(create_encoder("imu", channels), num_classes=27, d_out=8)
 
-    task = runner._task(config, job, net(6), {job.source: net(60)})
+    task = build.make_task(config, job, net(6), {job.source: net(60)})
     method = task.methods[job.source]
     assert method.config["temperature"] == 0.2 and method.config["projection_dim"] == 16
     assert isinstance(task(_batch(torch, job))["loss"], torch.Tensor)
@@ -229,11 +229,12 @@ def test_attention_placement_and_aux_head_reach_the_network() -> None:
 
 
 def test_centering_is_checked_before_anything_is_written() -> None:
-    from dcat.experiment.runner import _normalization_kinds, load_dataset
+    from dcat.experiment.build import normalization_kinds
+    from dcat.experiment.runner import load_dataset
 
     config = load_config(PRESET, ["data.centering={skeleton: mean}"])
     data = load_dataset(config)
-    _normalization_kinds(config, data)  # skeleton: 60 channels, 20 joints of x, y, z
+    normalization_kinds(config, data)  # skeleton: 60 channels, 20 joints of x, y, z
     assert config.data.centering == {"skeleton": "mean"}
     with pytest.raises(DcatError, match=r"data\.centering\.skeleton: String should match"):
         load_config(PRESET, ["data.centering={skeleton: median}"])
@@ -244,4 +245,4 @@ def test_centering_is_checked_before_anything_is_written() -> None:
     ]:
         bad = load_config(PRESET, ["data.centering={skeleton: mean}", override])
         with pytest.raises(DcatError, match=message):
-            _normalization_kinds(bad, data)
+            normalization_kinds(bad, data)

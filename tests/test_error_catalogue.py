@@ -809,16 +809,16 @@ def test_retrain_changed_from_the_command_line(finished_run, tmp_path: Path, cap
 def test_failure_part_way_leaves_no_results(
     error: BaseException, code: int, message: str, tmp_path: Path, capsys, monkeypatch
 ) -> None:
-    import dcat.experiment.runner
+    import dcat.experiment.grid
 
-    real_fit = dcat.experiment.runner.fit
+    real_fit = dcat.experiment.grid.fit
 
     def fit(task, train, val, options, run_dir, **kwargs):
         if "dcat_from-mic" in str(run_dir):  # the transfer, after both baselines
             raise error
         return real_fit(task, train, val, options, run_dir, **kwargs)
 
-    monkeypatch.setattr(dcat.experiment.runner, "fit", fit)
+    monkeypatch.setattr(dcat.experiment.grid, "fit", fit)
     config, out = with_config()(tmp_path), tmp_path / "out"
     assert main(["experiment", str(config), "--out", str(out)]) == code
     # (Lightning's own INFO lines go to stderr too; so may its logging complaints about the

@@ -169,17 +169,17 @@ def test_several_sources_combined_objectives_and_the_plain_reference_end_to_end(
 def test_refit_retrains_the_references_and_the_pick_on_train_plus_val(
     tmp_path, monkeypatch
 ) -> None:
-    import dcat.experiment.runner
+    import dcat.experiment.grid
     from dcat.experiment.pick import find_pick
 
     seen: dict[str, int] = {}
-    real_fit = dcat.experiment.runner.fit
+    real_fit = dcat.experiment.grid.fit
 
     def fit(task, train, val, options, run_dir, **kwargs):
         seen[str(run_dir)] = len(train)
         return real_fit(task, train, val, options, run_dir, **kwargs)
 
-    monkeypatch.setattr(dcat.experiment.runner, "fit", fit)
+    monkeypatch.setattr(dcat.experiment.grid, "fit", fit)
 
     config = load_config(_write(tmp_path, {
         **EXPERIMENT_TINY, "name": "tiny_refit", "methods": ["dcat", "logit_kd"], "lambdas": [],

@@ -2,6 +2,7 @@
 
     dcat demo [--out DIR]                      the protocol on the embedded UTD-MHAD
     dcat experiment CONFIG [--out DIR] [--set key.path=value ...] [--retrain-changed]
+                    [--workers N [--cluster ADDRESS]] [--verbose]
     dcat presets                               list the shipped configurations
     dcat datasets                              list the data sets a config can name
     dcat export RUN_OR_CHECKPOINT [--format onnx|torch-export] [--out DIR]
@@ -50,6 +51,26 @@ def _parser() -> argparse.ArgumentParser:
             action="store_true",
             help="retrain the models in --out that were trained with other settings, and "
             "those that depend on them (default: refuse to run)",
+        )
+        p.add_argument(
+            "--workers",
+            type=int,
+            default=1,
+            metavar="N",
+            help="models trained at once, as Ray tasks (default 1: in order, no Ray; needs "
+            "the dcat[cluster] extra)",
+        )
+        p.add_argument(
+            "--cluster",
+            metavar="ADDRESS",
+            help="with --workers: join this Ray cluster (default RAY_ADDRESS, else a local "
+            "Ray instance)",
+        )
+        p.add_argument(
+            "--verbose",
+            action="store_true",
+            help="show Lightning's banners and tips and known library warnings (always in "
+            "OUT/experiment.log)",
         )
         p.add_argument(
             "--debug", action="store_true", default=argparse.SUPPRESS, help="show tracebacks"
@@ -209,15 +230,18 @@ def _predict(args: argparse.Namespace) -> int:
     return 0
 
 
-def _experiment(
-    source: str, out: Path | None, overrides: list[str], retrain_changed: bool = False
-) -> int:
+def _experiment(source: str, args: argparse.Namespace) -> int:
     from dcat.experiment.config import load_config
     from dcat.experiment.runner import run_experiment
 
-    config = load_config(source, overrides)
+    config = load_config(source, args.overrides)
     report = run_experiment(
-        config, out or Path("runs") / config.name, retrain_changed=retrain_changed
+        config,
+        args.out or Path("runs") / config.name,
+        retrain_changed=args.retrain_changed,
+        workers=args.workers,
+        cluster=args.cluster,
+        verbose=args.verbose,
     )
     print()
     print(report.read_text())
@@ -259,7 +283,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.command == "predict":
             return _predict(args)
         source = DEMO_PRESET if args.command == "demo" else args.config
-        return _experiment(source, args.out, args.overrides, args.retrain_changed)
+        return _experiment(source, args)
     except (DcatError, OSError) as err:  # bad input, missing or unreadable files
         if args.debug:
             raise

@@ -42,6 +42,7 @@ __all__ = [
     "DeriveConfig",
     "ExperimentConfig",
     "ModalityConfig",
+    "ResourcesConfig",
     "SourceConfig",
     "SplitConfig",
     "TransferConfig",
@@ -357,6 +358,20 @@ class TransferConfig(_Section):
         return self.sources is not None and not isinstance(self.sources[0], str)
 
 
+class ResourcesConfig(_Section):
+    """What one model of the grid holds while it trains (``dcat experiment --workers N``).
+
+    Attributes:
+        cpus: CPU cores per model; torch's intra-op threads are set to it, in a worker and in a
+            sequential run alike (``None``: torch's default in a sequential run, 1 per worker).
+            Same threads, same seeds → the same metrics on the CPU.
+        gpus: GPUs per model (a fraction shares one), as Ray schedules them.
+    """
+
+    cpus: int | None = Field(None, gt=0)
+    gpus: float = Field(0.0, ge=0)
+
+
 class ExperimentConfig(_Section):
     """The protocol (docs/design.md, "The protocol") for one data set.
 
@@ -387,6 +402,8 @@ class ExperimentConfig(_Section):
         temperature: Logit-distillation temperature ``T`` (for ``logit_kd`` entries that do not
             set their own).
         train: Training options (:class:`dcat.training.config.TrainConfig` fields).
+        resources: CPUs and GPUs per model (:class:`ResourcesConfig`); not part of any model's
+            fingerprint.
 
     Raises:
         DcatError: One line naming the key at fault (``config: <key path>: ...``).
@@ -408,6 +425,7 @@ class ExperimentConfig(_Section):
     dropout: float = 0.5
     temperature: float = Field(4.0, gt=0)
     train: dict[str, Any] = Field(default_factory=dict)
+    resources: ResourcesConfig = Field(default_factory=ResourcesConfig)
 
     def __init__(self, **data: Any) -> None:
         try:

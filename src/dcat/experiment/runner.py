@@ -9,6 +9,8 @@ and the λ sweep, and evaluate every model on the test part. Then write ``result
 Run folder::
 
     OUT/config.yaml                 resolved configuration and versions
+    OUT/experiment.log              every line of every run on this folder, with Lightning's
+    OUT/dcat.lock                   while a run holds the folder (dcat.io.lock)
     OUT/splits/<kind>_seed<k>.json  the splits (indices, and subjects by name)
     OUT/runs/<kind>/seed<k>/<target>/<method>/   one engine run each (checkpoints, logs, metrics)
     OUT/results.json, results.csv   one record per trained model
@@ -16,6 +18,11 @@ Run folder::
 
 A finished model (its ``metrics.json`` present) is not trained again, and an interrupted one
 resumes from its last checkpoint, so running the same command again completes a run.
+
+Models are trained in plan order in this process, or with ``workers`` > 1 as Ray tasks
+(:mod:`dcat.experiment.cluster`); both train each model with
+:func:`dcat.experiment.grid.train_model`, so with the same torch threads (``resources.cpus``)
+they give the same records.
 
 Bad input (the data, reader and encoder options, every split of every seed, checkpoints an
 earlier run left in the folder) is found before the folder is created or written to; the cases
@@ -29,22 +36,28 @@ import hashlib
 import io
 import json
 import shutil
-import time
+import uuid
 from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 import numpy as np
-import torch
 import yaml
 
 from dcat.data import PairedDataset, Split, make_split, resolve_subjects
-from dcat.data.augment import InertialAugment
 from dcat.data.registry import get_dataset
 from dcat.data.virtual import with_virtual_imu
 from dcat.errors import DcatError
+from dcat.experiment.build import (
+    augmentation,
+    build_net,
+    load_target,
+    make_task,
+    normalization_kinds,
+)
 from dcat.experiment.config import ExperimentConfig, SplitConfig
+from dcat.experiment.console import Console, quiet_libraries
 from dcat.experiment.fingerprint import (
     FINGERPRINT_FILE,
     digest,
@@ -52,22 +65,26 @@ from dcat.experiment.fingerprint import (
     job_fingerprints,
     mismatch_message,
 )
+from dcat.experiment.grid import ModelResult, ModelSpec, clear_cache, run_in_order
 from dcat.experiment.pick import mark_picks
 from dcat.experiment.plan import Job, plan_jobs
 from dcat.io.atomic import write_atomic
 from dcat.io.lock import RunLock
-from dcat.io.normalization import ChannelStats, center_positions
-from dcat.nn.encoders import create_encoder
-from dcat.nn.model import ModalityNet
-from dcat.nn.weights import load_torch_file
-from dcat.training.engine import fit, versions
+from dcat.training.engine import versions
 from dcat.training.methods import get_method
-from dcat.training.tasks import SourceSpec, TransferTask, UnimodalTask
 
 # Samples per modality in the dry run's batch: two, so batch norm sees a batch, not one value.
 _DRY_RUN_SAMPLES = 2
 
-__all__ = ["RESULT_FIELDS", "Job", "dry_run", "load_dataset", "plan_jobs", "run_experiment"]
+__all__ = [
+    "RESULT_FIELDS",
+    "Job",
+    "build_net",
+    "dry_run",
+    "load_dataset",
+    "plan_jobs",
+    "run_experiment",
+]
 
 RESULT_FIELDS = [
     "dataset", "split", "seed", "source", "target", "method", "lambda", "mcma",
@@ -121,11 +138,6 @@ def derive_modalities(config: ExperimentConfig, data: PairedDataset) -> PairedDa
     return data
 
 
-def _in_channels(data: PairedDataset, modality: str) -> int:
-    shape = data.shape(modality)
-    return shape[1] if len(shape) == 4 else shape[0]  # video (F, C, H, W) or series (C, T)
-
-
 # Channel names that mark a series as inertial (accelerometer, gyroscope, magnetometer).
 _INERTIAL = ("acc", "gyr", "mag")
 
@@ -163,44 +175,6 @@ def default_encoders(
     return config.model_copy(update={"modalities": modalities})
 
 
-def build_net(
-    config: ExperimentConfig, data: PairedDataset, modality: str, seed: int, *, plain: bool = False
-) -> ModalityNet:
-    """A freshly initialised network for ``modality``; the same seed gives the same weights.
-
-    With ``plain``, the network of the plain reference: no attention, no auxiliary head."""
-    spec = config.modalities[modality]
-    torch.manual_seed(seed)
-    try:
-        encoder = create_encoder(spec.encoder, _in_channels(data, modality), **spec.options)
-    except ValueError as err:
-        raise DcatError(f"config: modalities.{modality}: {err}") from err
-    dropout = config.dropout if spec.dropout is None else spec.dropout
-    return ModalityNet(
-        encoder,
-        d_out=config.d_out,
-        num_classes=data.num_classes,
-        dropout=dropout,
-        attention="none" if plain else spec.attention,
-        aux_head=spec.aux_head and not plain,
-    )
-
-
-def _augmentation(
-    config: ExperimentConfig, modality: str, stats: dict[str, ChannelStats]
-) -> InertialAugment | None:
-    """The configured augmentation of ``modality`` as a target, on its normalised inputs."""
-    spec = config.data.augment.get(modality)
-    if spec is None:
-        return None
-    norm = stats.get(modality)
-    return InertialAugment(
-        **spec.model_dump(),
-        shift=None if norm is None else norm.shift,
-        scale=None if norm is None else norm.scale,
-    )
-
-
 def _check_augmentation(config: ExperimentConfig, data: PairedDataset) -> None:
     for modality, spec in config.data.augment.items():
         where = f"config: data.augment.{modality}"
@@ -213,87 +187,6 @@ def _check_augmentation(config: ExperimentConfig, data: PairedDataset) -> None:
             raise DcatError(
                 f"{where}: rotation needs channels in (x, y, z) triads, {modality!r} has {shape[0]}"
             )
-
-
-def _normalization_kinds(config: ExperimentConfig, data: PairedDataset) -> dict[str, str]:
-    kinds = config.data.normalization
-    kinds = kinds if isinstance(kinds, dict) else dict.fromkeys(data.modalities, kinds)
-    for modality, kind in kinds.items():
-        if modality not in data.modalities:
-            raise DcatError(
-                f"config: data.normalization: modality {modality!r} is not in the data set "
-                f"(has {data.modalities})"
-            )
-        if kind not in ("zscore", "minmax", "none"):
-            raise DcatError(
-                f"config: data.normalization.{modality}: must be zscore, minmax "
-                f"or none, got {kind!r}"
-            )
-    for modality, mode in config.data.centering.items():
-        where = f"config: data.centering.{modality}"
-        if modality not in data.modalities:
-            raise DcatError(f"{where}: modality {modality!r} is not in the data set")
-        if kinds.get(modality, "zscore") == "none":
-            raise DcatError(f"{where}: centring is part of the normalisation, which is 'none'")
-        try:  # the layout (points of x, y, z) and the root, before anything is written
-            center_positions(np.zeros((1, *data.shape(modality))), mode)
-        except DcatError as err:
-            raise DcatError(f"{where}: {err}") from err
-    return kinds
-
-
-def _normalize(config: ExperimentConfig, train: PairedDataset) -> dict:
-    kinds = _normalization_kinds(config, train)
-    stats = train.fit_normalization(
-        {m: k for m, k in kinds.items() if k != "none"}, center=config.data.centering
-    )
-    return {m: s for m, s in stats.items() if kinds.get(m, "zscore") != "none"}
-
-
-def _load_target(run_dir: Path, net: ModalityNet) -> ModalityNet:
-    """Load the finished run's best target weights into ``net`` (a fresh network)."""
-    path = run_dir / "checkpoints" / "best.ckpt"
-    checkpoint = load_torch_file(path)
-    state = checkpoint.get("state_dict") if isinstance(checkpoint, dict) else None
-    if not isinstance(state, dict):
-        raise DcatError(f"{path} is not a dcat checkpoint (no state_dict)")
-    prefix = "task.target."
-    state = {k[len(prefix) :]: v for k, v in state.items() if k.startswith(prefix)}
-    _check_fits(path, state, net)
-    net.load_state_dict(state)
-    return net.eval()
-
-
-def _check_fits(path: Path, state: dict[str, Any], net: ModalityNet) -> None:
-    """A ValueError naming ``path`` and what differs when ``state`` is not a ``net``."""
-    expected = net.state_dict()
-    problems = []
-    head, want = state.get("head.weight"), expected["head.weight"]
-    if isinstance(head, torch.Tensor) and head.ndim == 2 and head.shape != want.shape:
-        if head.shape[0] != want.shape[0]:
-            problems.append(
-                f"holds a model for {head.shape[0]} classes, this experiment needs {want.shape[0]}"
-            )
-        if head.shape[1] != want.shape[1]:
-            problems.append(f"has d_out {head.shape[1]}, this experiment needs {want.shape[1]}")
-    if not problems:
-        shapes = [
-            f"{k} {tuple(state[k].shape)} ≠ {tuple(v.shape)}"
-            for k, v in expected.items()
-            if k in state and getattr(state[k], "shape", None) != v.shape
-        ]
-        missing = [k for k in expected if k not in state]
-        unexpected = [k for k in state if k not in expected]
-        found = {"shapes differ": shapes, "missing": missing, "unexpected": unexpected}
-        for what, keys in found.items():
-            if keys:
-                more = f" (+{len(keys) - 4} more)" if len(keys) > 4 else ""
-                problems.append(f"{what}: {', '.join(keys[:4])}{more}")
-    if problems:
-        raise DcatError(
-            f"{path} {'; '.join(problems)}: it was trained with another configuration; use a "
-            "fresh --out folder"
-        )
 
 
 def _record(job: Job, metrics: dict, dataset: str) -> dict[str, Any]:
@@ -339,6 +232,10 @@ def run_experiment(
     data: PairedDataset | None = None,
     log: Callable[[str], None] = print,
     retrain_changed: bool = False,
+    workers: int = 1,
+    cluster: str | None = None,
+    verbose: bool = False,
+    progress: bool | None = None,
 ) -> Path:
     """Run the protocol and write the results folder; returns the path of ``report.md``.
 
@@ -346,26 +243,115 @@ def run_experiment(
         config: The experiment.
         out_dir: Results folder (created; an existing one is completed, not overwritten).
         data: The data set, if already loaded (default: :func:`load_dataset`).
-        log: Where progress lines go.
+        log: Where progress lines go (all of them are also appended to
+            ``OUT/experiment.log``).
         retrain_changed: Retrain the models in ``out_dir`` that were trained with other
             settings (and those that depend on them) instead of refusing to run.
+        workers: Models trained at once. ``1`` trains them in order in this process (no
+            Ray); more runs each model as a Ray task (:mod:`dcat.experiment.cluster`), with
+            the same results.
+        cluster: With ``workers`` > 1, the Ray cluster to join (default ``RAY_ADDRESS``,
+            else a local Ray instance).
+        verbose: Show Lightning's banners and tips and the known third-party warnings
+            (:mod:`dcat.experiment.console`); they always go to the log file.
+        progress: Show a progress bar (default: when stderr is a terminal and ``log`` is
+            print).
 
     Raises:
         DcatError: Bad input, found before anything is written: the data and reader options,
             every split, a network or method that does not fit the data (the dry run), or
-            models in ``out_dir`` trained with other settings (unless ``retrain_changed``).
+            models in ``out_dir`` trained with other settings (unless ``retrain_changed``);
+            ``workers`` < 1; Ray missing for ``workers`` > 1.
     """
     from dcat.experiment.report import write_report  # matplotlib only when a report is written
 
+    if workers < 1:
+        raise DcatError(f"--workers must be at least 1, got {workers}")
+    if workers > 1:  # before anything is written
+        from dcat.experiment.cluster import require_ray
+
+        require_ray()
+    console = Console(log, verbose=verbose, progress=progress)
     out = Path(out_dir)
-    data = derive_modalities(config, data) if data is not None else load_dataset(config)
-    config = default_encoders(config, data, log)
+    with quiet_libraries(verbose):
+        data = derive_modalities(config, data) if data is not None else load_dataset(config)
+        config = default_encoders(config, data, console.line)
+        checked = _check_everything(config, data, out, retrain_changed)
+    jobs, splits, fingerprints, mismatches = checked
+    counts = np.bincount(data.labels, minlength=data.num_classes).tolist()
+    out.mkdir(parents=True, exist_ok=True)
+    # One run per folder: a second one would write the same checkpoints.
+    lock = RunLock(out, warn=console.line)
+    lock.acquire()
+    try:
+        with console.recording(out / "experiment.log"):
+            resolved = {
+                "experiment": config.to_dict(),
+                "versions": versions(),
+                "data": {
+                    "name": data.name,
+                    "samples": len(data),
+                    "classes": data.class_names,
+                    "class_counts": dict(zip(data.class_names, counts, strict=True)),
+                    "modalities": data.modalities,
+                },
+            }
+            write_atomic(out / "config.yaml", yaml.safe_dump(resolved, sort_keys=False))
+            console.line(
+                f"dcat experiment {config.name!r}: {len(data)} samples of {data.name}, "
+                f"{len(jobs)} models to train → {out}"
+                + (f" on {workers} workers" if workers > 1 else "")
+            )
+            shown = ", ".join(f"{c} {n}" for c, n in zip(data.class_names, counts, strict=True))
+            console.line(f"samples per class: {shown}")
+            for mismatch in mismatches:  # and those that depend on them
+                console.line(f"retraining {mismatch.describe()}")
+                shutil.rmtree(out / mismatch.run, ignore_errors=True)
+            for (i, seed), split in splits.items():
+                (out / "splits").mkdir(exist_ok=True)
+                split.save(
+                    out / "splits" / f"{config.splits[i].kind}_seed{seed}.json",
+                    data.subjects,
+                    data.subject_names,
+                )
+            grid = _Grid(config, data, out, console, workers, cluster)
+            specs = [
+                ModelSpec(
+                    job,
+                    splits[_split_index(config, job.split), job.seed],
+                    fingerprints[job.folder],
+                    sources=_source_runs(job),
+                )
+                for job in jobs
+            ]
+            results = grid.run(specs, label=lambda spec: spec.describe())
+            records = [_record(job, results[job.folder], data.name) for job in jobs]
+            if config.refit:
+                records = _refit(config, data, jobs, records, splits, fingerprints, grid)
+            records = mark_picks(records, config.selection)
+            _write_results(out, records)
+            report = write_report(out, records, config, data)
+            console.line(f"report: {report}")
+            return report
+    finally:
+        clear_cache()
+        lock.release()
+
+
+def _check_everything(
+    config: ExperimentConfig, data: PairedDataset, out: Path, retrain_changed: bool
+) -> tuple[list[Job], dict[tuple[int, int], Split], dict[str, dict[str, Any]], list[Any]]:
+    """What can be checked is checked before anything is written or trained, so a bad option
+    or a bad split of the last seed does not fail a run hours in, beside finished models.
+
+    Returns:
+        The plan, the splits by ``(split index, seed)``, the fingerprints by run folder and the
+        finished models of other settings to retrain.
+    """
     _check_data(config, data)
     _check_augmentation(config, data)
     jobs = plan_jobs(config)
-    # What can be checked is checked before anything is written or trained, so a bad option
-    # or a bad split of the last seed does not fail a run hours in, beside finished models.
-    kinds = _normalization_kinds(config, data)
+    kinds = normalization_kinds(config, data)
     subject_lists = [
         _subject_lists(data, split_cfg, i) for i, split_cfg in enumerate(config.splits)
     ]
@@ -392,224 +378,145 @@ def run_experiment(
     mismatches = find_mismatches(out, fingerprints)
     if mismatches and not retrain_changed:
         raise DcatError(mismatch_message(out, mismatches))
-    retrain = {m.run: m for m in mismatches}
+    retrain = {m.run for m in mismatches}
     for job in jobs:  # models finished by an earlier run must fit this configuration
         run_dir = out / job.folder
         reused = job.folder not in retrain and (run_dir / "metrics.json").is_file()
         if reused and job.method == "baseline":
-            _load_target(run_dir, build_net(config, data, job.target, job.seed))
-    counts = np.bincount(data.labels, minlength=data.num_classes).tolist()
-    out.mkdir(parents=True, exist_ok=True)
-    # One run per folder: a second one would write the same checkpoints.
-    lock = RunLock(out, warn=log)
-    lock.acquire()
-    try:
-        resolved = {
-            "experiment": config.to_dict(),
-            "versions": versions(),
-            "data": {
-                "name": data.name,
-                "samples": len(data),
-                "classes": data.class_names,
-                "class_counts": dict(zip(data.class_names, counts, strict=True)),
-                "modalities": data.modalities,
-            },
-        }
-        write_atomic(out / "config.yaml", yaml.safe_dump(resolved, sort_keys=False))
-        log(
-            f"dcat experiment {config.name!r}: {len(data)} samples of {data.name}, "
-            f"{len(jobs)} models to train → {out}"
-        )
-        shown = ", ".join(f"{c} {n}" for c, n in zip(data.class_names, counts, strict=True))
-        log(f"samples per class: {shown}")
-        records: list[dict[str, Any]] = []
-        started = time.perf_counter()
-        done = 0
-        for i, split_cfg in enumerate(config.splits):
-            trained: dict[int, tuple[int, int]] = {}  # seed → its records, [first, last)
-            for seed in config.seeds:
-                split = splits[i, seed]
-                (out / "splits").mkdir(exist_ok=True)
-                split.save(
-                    out / "splits" / f"{split_cfg.kind}_seed{seed}.json",
-                    data.subjects,
-                    data.subject_names,
-                )
-                train = data.subset(split.train)
-                stats = _normalize(config, train)
-                parts = {
-                    name: data.subset(idx).normalized(stats) for name, idx in split.parts().items()
-                }
-                baselines: dict[str, ModalityNet] = {}
-                first = len(records)
-                seed_jobs = [j for j in jobs if j.split == split_cfg.kind and j.seed == seed]
-                for job in seed_jobs:
-                    run_dir = out / job.folder
-                    t0 = time.perf_counter()
-                    net = build_net(config, data, job.target, seed, plain=job.method == "plain")
-                    if job.folder in retrain:
-                        log(f"retraining {retrain[job.folder].describe()}")
-                        shutil.rmtree(run_dir)
-                    finished = (run_dir / "metrics.json").is_file()
-                    if finished:
-                        metrics = json.loads((run_dir / "metrics.json").read_text())
-                        if job.method == "baseline":
-                            baselines[job.target] = _load_target(run_dir, net)
-                    else:
-                        # recorded before training starts, so an interrupted run is checked too
-                        write_atomic(
-                            run_dir / FINGERPRINT_FILE,
-                            json.dumps(fingerprints[job.folder], indent=1, sort_keys=True),
-                        )
-                        task = _task(
-                            config, job, net, baselines, _augmentation(config, job.target, stats)
-                        )
-                        fit(
-                            task,
-                            parts["train"],
-                            parts["val"],
-                            config.train_config(job.target, seed),
-                            run_dir,
-                            test=parts["test"],
-                            extra_config={"experiment": config.name, "job": job.describe()},
-                            normalization=stats.get(job.target),
-                        )
-                        if job.method == "baseline":
-                            baselines[job.target] = net.eval()
-                        metrics = json.loads((run_dir / "metrics.json").read_text())
-                    records.append(_record(job, metrics, data.name))
-                    done += 1
-                    elapsed = time.perf_counter() - started
-                    eta = elapsed / done * (len(jobs) - done)
-                    what = (
-                        job.method if not job.source else f"{job.source}→{job.target} {job.method}"
-                    )
-                    lam = f" λ={job.weight:g}" if job.weight is not None else ""
-                    log(
-                        f"[{done}/{len(jobs)}] {job.split} seed={seed} {job.target}: {what}{lam} "
-                        f"f1={records[-1]['f1']:.3f}"
-                        + (" (done before)" if finished else f" ({time.perf_counter() - t0:.1f} s)")
-                        + f", eta {eta / 60:.1f} min"
-                    )
-                trained[seed] = (first, len(records))
-            if config.refit:
-                # after every seed of the split: the "mean" rule's pick reads them all
-                picked = mark_picks(records, config.selection)
-                for seed in config.seeds:
-                    first, last = trained[seed]
-                    records += _refit_seed(
-                        config, data, splits[i, seed], jobs, picked[first:last], fingerprints, out,
-                        log,
-                    )  # fmt: skip
-        records = mark_picks(records, config.selection)
-        _write_results(out, records)
-        report = write_report(out, records, config, data)
-        log(f"report: {report}")
-        return report
-    finally:
-        lock.release()
+            load_target(run_dir, build_net(config, data, job.target, job.seed))
+    return jobs, splits, fingerprints, mismatches
 
 
-def _refit_seed(
-    config: ExperimentConfig,
-    data: PairedDataset,
-    split: Split,
-    jobs: list[Job],
-    picked: list[dict[str, Any]],
-    fingerprints: dict[str, dict[str, Any]],
-    out: Path,
-    log: Callable[[str], None],
-) -> list[dict[str, Any]]:
-    """:func:`_refit` of one split and seed, after all its models were trained: the data parts
-    and normalisation are drawn again, the source baselines loaded from their run folders."""
-    seed_jobs = [j for j in jobs if j.split == split.kind and j.seed == split.seed]
-    stats = _normalize(config, data.subset(split.train))
-    parts = {name: data.subset(idx).normalized(stats) for name, idx in split.parts().items()}
-    baselines = {
-        job.target: _load_target(
-            out / job.folder, build_net(config, data, job.target, split.seed)
-        ).eval()
-        for job in seed_jobs
-        if job.method == "baseline"
-    }
-    everything = data.subset(np.concatenate([split.train, split.val])).normalized(stats)
-    return _refit(
-        config, data, seed_jobs, picked, fingerprints, out, everything, parts["val"],
-        parts["test"], stats, baselines, log,
-    )  # fmt: skip
+def _source_runs(job: Job) -> tuple[str, ...]:
+    """Run folders of the baselines ``job`` learns from (a method of samples needs none)."""
+    return tuple(
+        Job(job.split, job.seed, p.modality, "baseline").folder
+        for p in job.parts
+        if get_method(p.base).source_network
+    )
+
+
+def _split_index(config: ExperimentConfig, kind: str) -> int:
+    return next(i for i, s in enumerate(config.splits) if s.kind == kind)
+
+
+class _Grid:
+    """Trains specs in this process or on Ray workers and reports each on the console."""
+
+    def __init__(
+        self,
+        config: ExperimentConfig,
+        data: PairedDataset,
+        out: Path,
+        console: Console,
+        workers: int,
+        cluster: str | None,
+    ) -> None:
+        self.config, self.data, self.out, self.console = config, data, out, console
+        self.workers, self.cluster = workers, cluster
+        self.token = uuid.uuid4().hex
+
+    def run(
+        self, specs: list[ModelSpec], label: Callable[[ModelSpec], str], counted: bool = True
+    ) -> dict[str, dict[str, Any]]:
+        """Train every spec (those finished before are read); run folder → metrics."""
+        results: dict[str, dict[str, Any]] = {}
+        todo = []
+        for spec in specs:
+            finished = self.out / spec.folder / "metrics.json"
+            if finished.is_file():
+                results[spec.folder] = json.loads(finished.read_text())
+            else:
+                todo.append(spec)
+        console = self.console
+
+        def line(spec: ModelSpec, result: ModelResult) -> None:
+            results[spec.folder] = result.metrics
+            when = "(done before)" if not result.trained else f"({result.seconds:.1f} s)"
+            text = f"{label(spec)} f1={result.metrics['test']['f1']:.3f} {when}"
+            console.line(console.finished(spec.folder, text, trained=result.trained))
+
+        with console.grid(len(specs)):
+            for spec in specs:  # in plan order, as a run in order always wrote them
+                if spec.folder in results:
+                    line(spec, ModelResult(spec.folder, results[spec.folder], False, 0.0))
+            if self.workers == 1 or len(todo) < 2:
+                run_in_order(
+                    self.config, self.data, todo, self.out, token=self.token,
+                    started=lambda s: console.started(s.folder, label(s)), done=line,
+                )  # fmt: skip
+            else:
+                from dcat.experiment.cluster import run_on_ray
+
+                run_on_ray(
+                    self.config, self.data, todo, self.out, token=self.token,
+                    workers=self.workers, address=self.cluster, verbose=console.verbose,
+                    started=lambda s: console.started(s.folder, label(s)), done=line,
+                )  # fmt: skip
+        return results
 
 
 def _refit(
     config: ExperimentConfig,
     data: PairedDataset,
-    seed_jobs: list[Job],
-    picked: list[dict[str, Any]],
+    jobs: list[Job],
+    records: list[dict[str, Any]],
+    splits: dict[tuple[int, int], Split],
     fingerprints: dict[str, dict[str, Any]],
-    out: Path,
-    train: PairedDataset,
-    val: PairedDataset,
-    test: PairedDataset,
-    stats: dict[str, ChannelStats],
-    baselines: dict[str, ModalityNet],
-    log: Callable[[str], None],
+    grid: _Grid,
 ) -> list[dict[str, Any]]:
-    """Retrain each target's baseline, plain reference and pick (``picked``: the seed's records
-    marked by :func:`mark_picks`, on validation) of one split and seed on its training and
-    validation parts together, for the epoch count of the original's best validation F1; their
-    records (``refit`` true, no validation F1).
+    """``records`` with, after each split's, the refits of its seeds: each target's baseline,
+    plain reference and pick (marked by :func:`mark_picks` on validation, over every seed of
+    the split, as the ``mean`` rule needs) retrained on training and validation parts together
+    for the epoch count of the original's best validation F1.
 
     Sources stay the baselines trained on the training part, and inputs keep its
     normalisation, so that a refit transfer sees its sources exactly as the original did.
     """
     # the models to ship: those of the targets (a source-only baseline is never deployed)
     targets = {t.target for t in config.transfers} or set(config.modalities)
+    picked = mark_picks(records, config.selection)  # picks are per split: one call serves all
     chosen = [
-        (job, record)
-        for job, record in zip(seed_jobs, picked, strict=True)
-        if job.target in targets and (job.method in ("baseline", "plain") or record["pick"])
+        (i, job)
+        for i, split_cfg in enumerate(config.splits)
+        for job, record in zip(jobs, picked, strict=True)
+        if job.split == split_cfg.kind
+        and job.target in targets
+        and (job.method in ("baseline", "plain") or record["pick"])
     ]
-    refits = []
-    for i, (job, _) in enumerate(chosen, 1):
-        original = json.loads((out / job.folder / "metrics.json").read_text())
+    specs = []
+    for i, job in chosen:
+        original = json.loads((grid.out / job.folder / "metrics.json").read_text())
         epochs = int(original["val"]["epoch"]) + 1
         again = replace(job, refit=True)
-        run_dir = out / again.folder
         fingerprint = {
             **fingerprints[job.folder],
             "refit": {"of": job.folder, "digest": digest(fingerprints[job.folder]),
                       "epochs": epochs},
         }  # fmt: skip
-        recorded = run_dir / FINGERPRINT_FILE
-        finished = (run_dir / "metrics.json").is_file() and recorded.is_file()
+        recorded = grid.out / again.folder / FINGERPRINT_FILE
+        finished = (grid.out / again.folder / "metrics.json").is_file() and recorded.is_file()
         if finished and json.loads(recorded.read_text()) != fingerprint:
-            log(f"retraining {again.folder}: its original or epoch count changed")
-            shutil.rmtree(run_dir)
-            finished = False
-        t0 = time.perf_counter()
-        if not finished:
-            write_atomic(recorded, json.dumps(fingerprint, indent=1, sort_keys=True))
-            net = build_net(config, data, job.target, job.seed, plain=job.method == "plain")
-            task = _task(config, job, net, baselines, _augmentation(config, job.target, stats))
-            fit(
-                task,
-                train,
-                val,
-                replace(config.train_config(job.target, job.seed), max_epochs=epochs),
-                run_dir,
-                test=test,
-                extra_config={"experiment": config.name, "job": again.describe()},
-                normalization=stats.get(job.target),
-                keep="last",
-            )
-        metrics = json.loads((run_dir / "metrics.json").read_text())
-        refits.append(_record(again, metrics, data.name))
-        what = job.method if not job.source else f"{job.source}→{job.target} {job.method}"
-        log(
-            f"[refit {i}/{len(chosen)}] {job.split} seed={job.seed} {job.target}: {what}, "
-            f"{epochs} epochs on train + val, f1={refits[-1]['f1']:.3f}"
-            + (" (done before)" if finished else f" ({time.perf_counter() - t0:.1f} s)")
-        )
-    return refits
+            grid.console.line(f"retraining {again.folder}: its original or epoch count changed")
+            shutil.rmtree(grid.out / again.folder)
+        specs.append(ModelSpec(again, splits[i, job.seed], fingerprint, _source_runs(job), epochs))
+    order = {spec.folder: n for n, spec in enumerate(specs, 1)}
+    results = grid.run(
+        specs,
+        label=lambda s: (
+            f"refit {order[s.folder]}/{len(specs)}: {s.describe()}, {s.epochs} "
+            "epochs on train + val,"
+        ),
+    )
+    out: list[dict[str, Any]] = []
+    for split_cfg in config.splits:  # each split's records, then its refits
+        out += [r for job, r in zip(jobs, records, strict=True) if job.split == split_cfg.kind]
+        out += [
+            _record(spec.job, results[spec.folder], data.name)
+            for spec in specs
+            if spec.job.split == split_cfg.kind
+        ]
+    return out
 
 
 def _split_digest(split: Split) -> str:
@@ -656,7 +563,7 @@ def dry_run(
         try:
             plain = job.method == "plain"
             net = net if net is not None else build_net(config, data, job.target, 0, plain=plain)
-            task = _task(config, job, net, baselines, _augmentation(config, job.target, {}))
+            task = make_task(config, job, net, baselines, augmentation(config, job.target, {}))
             loss = task(batch)["loss"]
             loss.backward()
         except (ValueError, RuntimeError, TypeError, KeyError) as err:
@@ -717,31 +624,6 @@ def _check_classes(data: PairedDataset, split: Any, kind: str, seed: int) -> Non
         raise DcatError(
             f"the {kind} split (seed {seed}) leaves classes without a training sample: {absent}"
         )
-
-
-def _task(
-    config: ExperimentConfig,
-    job: Job,
-    net: ModalityNet,
-    baselines: dict[str, ModalityNet],
-    augment: InertialAugment | None = None,
-) -> UnimodalTask | TransferTask:
-    if not job.parts:
-        return UnimodalTask(net, job.target, augment=augment)
-    repeated = len({p.modality for p in job.parts}) != len(job.parts)
-    specs = [
-        SourceSpec(
-            # a source with several methods (a combined objective) needs a name per term
-            f"{p.modality}-{p.tag}" if repeated else p.modality,
-            baselines[p.modality] if get_method(p.base).source_network else None,
-            modality=p.modality,
-            method=p.base,
-            weight=p.weight,
-            options=dict(p.options),
-        )
-        for p in job.parts
-    ]
-    return TransferTask(net, job.target, specs, augment=augment)
 
 
 def _write_results(out: Path, records: list[dict[str, Any]]) -> None:

@@ -34,6 +34,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 import yaml
+from lightning.fabric.utilities.apply_func import move_data_to_device
 from lightning.pytorch.callbacks import ModelCheckpoint
 from lightning.pytorch.utilities import rank_zero_only
 from torch.utils.data import DataLoader, Dataset, DistributedSampler
@@ -111,18 +112,17 @@ class DCATModule(L.LightningModule):
     def training_step(self, batch: Mapping, batch_idx: int) -> torch.Tensor:
         out = self.task(batch)
         batch_size = len(batch["label"])
-        self.log(
-            "train/loss",
-            out["loss"].detach(),
-            batch_size=batch_size,
-            prog_bar=True,
-            on_step=True,
-            on_epoch=True,
-        )
-        # the other components are summed here and logged once per epoch: Lightning's per-key,
-        # per-step bookkeeping costs more than a small target's whole step
+        # the loss is logged per step only where Lightning writes a row (or a progress bar
+        # shows it), and every component is summed here and logged once per epoch: Lightning's
+        # per-key, per-step bookkeeping costs more than a small target's whole step
+        trainer = self._trainer
+        every = trainer.log_every_n_steps if trainer is not None else 1
+        shown = trainer is not None and trainer.progress_bar_callback is not None
+        if shown or (every and (self.global_step + 1) % every == 0):
+            self.log("train/loss_step", out["loss"].detach(), batch_size=batch_size,
+                     prog_bar=True, on_step=True, on_epoch=False)  # fmt: skip
         for key, value in out.items():
-            if key not in ("loss", "logits"):
+            if key != "logits":
                 total = self._sums.get(key)
                 weighted = value.detach() * batch_size
                 self._sums[key] = weighted if total is None else total + weighted
@@ -137,7 +137,8 @@ class DCATModule(L.LightningModule):
 
     def on_train_epoch_end(self) -> None:
         if self._count:
-            means = {f"train/{k}": v / self._count for k, v in self._sums.items()}
+            names = {"loss": "train/loss_epoch"}
+            means = {names.get(k, f"train/{k}"): v / self._count for k, v in self._sums.items()}
             self.log_dict(means, sync_dist=True)
 
     def _evaluate(self, batch: Mapping, metrics: MetricCollection, stage: str) -> torch.Tensor:
@@ -147,11 +148,22 @@ class DCATModule(L.LightningModule):
         self.log(f"{stage}/ce", loss, batch_size=len(batch["label"]), sync_dist=True)
         return logits
 
+    def on_validation_epoch_start(self) -> None:
+        self._val_ce = torch.zeros((), device=self.device)
+        self._val_count = 0
+
     def validation_step(self, batch: Mapping, batch_idx: int) -> None:
-        self._evaluate(batch, self.val_metrics, "val")
+        # the cross-entropy is summed and logged once, as train's components are
+        logits = self.task.predict(batch)
+        labels = batch["label"]
+        self._val_ce += F.cross_entropy(logits, labels, reduction="sum")
+        self._val_count += len(labels)
+        self.val_metrics.update(logits, labels)
 
     def on_validation_epoch_end(self) -> None:
-        self.log_dict(self.val_metrics.compute(), prog_bar=True)
+        self.log_dict(self.val_metrics.compute(), prog_bar=True)  # torchmetrics syncs ranks
+        if self._val_count:
+            self.log("val/ce", self._val_ce / self._val_count, sync_dist=True)
         self.val_metrics.reset()
 
     def test_step(self, batch: Mapping, batch_idx: int) -> None:
@@ -308,6 +320,24 @@ def _logger(config: TrainConfig, run_dir: Path, keep_through_epoch: int | None =
     )
 
 
+class _BestCheckpoint(ModelCheckpoint):
+    """Lightning's checkpoint callback, also keeping in memory the weights of the best
+    checkpoint it writes: reading it back at the end of a fit cost more than a small model's
+    test."""
+
+    best_state: dict[str, torch.Tensor] | None = None
+    best_epoch: int = -1
+
+    def _save_checkpoint(self, trainer: L.Trainer, filepath: str) -> None:
+        super()._save_checkpoint(trainer, filepath)
+        if filepath == self.best_model_path:
+            state = trainer.lightning_module.state_dict()
+            self.best_state = {
+                k: v.detach().clone() for k, v in state.items() if not k.startswith(_SOURCE_PREFIX)
+            }
+            self.best_epoch = trainer.current_epoch
+
+
 def _device(config: TrainConfig) -> torch.device:
     gpu = config.accelerator in ("gpu", "cuda") or (
         config.accelerator == "auto" and torch.cuda.is_available()
@@ -318,11 +348,12 @@ def _device(config: TrainConfig) -> torch.device:
 def attach_source_caches(
     task: TransferTask, train: Dataset, config: TrainConfig, *, progress: bool = True
 ) -> None:
-    """Build (or reload) a cache of every source over ``train`` and attach it to the task."""
+    """Build (or reload) a cache of every source over ``train`` and attach it to the task;
+    a source that already has one attached keeps it."""
     device = _device(config)
     autocast = torch.bfloat16 if config.precision.startswith("bf16") else None
     for spec in task.specs:
-        if spec.name not in task.sources:
+        if spec.name not in task.sources or task.cached(spec.name):
             continue  # a method that learns from the source's samples: nothing to cache
         source = task.sources[spec.name]
         source.to(device)
@@ -331,17 +362,21 @@ def attach_source_caches(
             if progress and (done == total or done % (20 * config.batch_size) < config.batch_size):
                 print(f"  caching source {name}: {done}/{total} samples", flush=True)
 
-        cache = SourceCache.build(
-            source,
-            train,
-            spec.modality,
-            dtype=getattr(torch, config.cache_dtype),
-            batch_size=max(config.batch_size, 64),
-            device=device,
-            autocast_dtype=autocast,
-            cache_dir=config.cache_dir,
-            progress=report,
-        )
+        # building draws from torch's RNG (its loader's seed) and loading from disk does not:
+        # neither may shift the training's random stream, or a model would depend on whether
+        # its cache was built, reloaded or shared with an earlier model
+        with torch.random.fork_rng(devices=[]):
+            cache = SourceCache.build(
+                source,
+                train,
+                spec.modality,
+                dtype=getattr(torch, config.cache_dtype),
+                batch_size=max(config.batch_size, 64),
+                device=device,
+                autocast_dtype=autocast,
+                cache_dir=config.cache_dir,
+                progress=report,
+            )
         task.attach_cache(spec.name, cache.to(device) if device.type == "cuda" else cache)
 
 
@@ -436,7 +471,7 @@ def fit(
     )
     if keep not in ("best", "last"):
         raise DcatError(f"keep must be 'best' or 'last', got {keep!r}")
-    checkpoint = ModelCheckpoint(
+    checkpoint = _BestCheckpoint(
         dirpath=ckpt_dir,
         filename="best",
         monitor="val/f1" if keep == "best" else None,
@@ -455,11 +490,20 @@ def fit(
     best = (
         Path(checkpoint.best_model_path) if checkpoint.best_model_path else ckpt_dir / "best.ckpt"
     )
-    best_state = load_torch_file(best)
-    val_metrics = _best_val_metrics(best_state)
+    if checkpoint.best_state is not None:  # written by this fit: its weights are in memory
+        best_weights = checkpoint.best_state
+        score = checkpoint.best_model_score
+        val_metrics = {
+            "f1": math.nan if score is None else float(score),
+            "epoch": int(checkpoint.best_epoch),
+        }
+    else:  # written before a resume
+        best_state = load_torch_file(best)
+        best_weights = best_state["state_dict"]
+        val_metrics = _best_val_metrics(best_state)
     if keep == "last":
         val_metrics = {"epoch": val_metrics["epoch"]}
-    module.load_state_dict(_with_sources(best_state["state_dict"], module), strict=True)
+    module.load_state_dict(_with_sources(best_weights, module), strict=True)
     test_metrics: dict[str, Any] = {}
     if test is not None:
         test_metrics = _test(module, data, config)
@@ -553,13 +597,56 @@ def _best_val_metrics(checkpoint: Mapping[str, Any]) -> dict[str, float]:
 
 
 def _test(module: DCATModule, data: PairedDataModule, config: TrainConfig) -> dict[str, Any]:
-    # a single process evaluates the whole test set, so every sample counts exactly once
-    single = TrainConfig(**{**asdict(config), "devices": 1, "strategy": "auto"})
-    trainer = _trainer(single, None, [], False)
-    (metrics,) = trainer.test(module, dataloaders=data.test_dataloader(), verbose=False)
-    out: dict[str, Any] = {k.removeprefix("test/"): float(v) for k, v in metrics.items()}
-    out["confusion_matrix"] = module.confusion_matrix
+    """Test metrics of ``module`` on ``data``'s test set, with its confusion matrix.
+
+    A single process evaluates the whole test set, so every sample counts exactly once. A
+    plain loop under ``torch.no_grad``: a second Trainer per model cost more than the test of
+    a small one (its set-up, hooks and banners)."""
+    if config.precision not in _LOOP_PRECISIONS:  # what Lightning's precision plugins do
+        single = TrainConfig(**{**asdict(config), "devices": 1, "strategy": "auto"})
+        trainer = _trainer(single, None, [], False)
+        (metrics,) = trainer.test(module, dataloaders=_test_loader(data), verbose=False)
+        out: dict[str, Any] = {k.removeprefix("test/"): float(v) for k, v in metrics.items()}
+        out["confusion_matrix"] = module.confusion_matrix
+        return out
+    device = _device(config)
+    autocast = _LOOP_PRECISIONS[config.precision]
+    module.to(device).eval()
+    metrics, confusion = module.test_metrics.to(device), module.test_confusion.to(device)
+    ce_sum, count = torch.zeros((), dtype=torch.float64, device=device), 0
+    with torch.no_grad():
+        for batch in _test_loader(data):
+            batch = move_data_to_device(batch, device)
+            with torch.autocast(device.type, dtype=autocast, enabled=autocast is not None):
+                logits = module.task.predict(batch)
+            logits = logits.float()
+            labels = batch["label"]
+            ce_sum += F.cross_entropy(logits, labels, reduction="sum").double()
+            count += len(labels)
+            metrics.update(logits, labels)
+            confusion.update(logits, labels)
+    out = {k.removeprefix("test/"): float(v) for k, v in metrics.compute().items()}
+    out["ce"] = float(ce_sum / max(count, 1))
+    out["confusion_matrix"] = confusion.compute().cpu().numpy().astype(int).tolist()
+    metrics.reset()
+    confusion.reset()
     return out
+
+
+# precision → autocast dtype of the test loop (None: float32 as it is)
+_LOOP_PRECISIONS: dict[str, torch.dtype | None] = {
+    "32": None, "32-true": None, "bf16-mixed": torch.bfloat16, "16-mixed": torch.float16,
+}  # fmt: skip
+
+
+def _test_loader(data: PairedDataModule) -> DataLoader:
+    """The whole test set in order, on one process (whatever the training's world size)."""
+    if data.test_set is None:
+        raise DcatError("no dataset given for this stage")
+    sampler = DistributedSampler(data.test_set, num_replicas=1, rank=0, shuffle=False)
+    return DataLoader(
+        data.test_set, batch_size=data.batch_size, sampler=sampler, num_workers=data.num_workers
+    )
 
 
 def evaluate(task: Task, dataset: Dataset, config: TrainConfig | None = None) -> dict[str, Any]:

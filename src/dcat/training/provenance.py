@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import contextlib
+import copy
+import functools
 import importlib.metadata
 import os
 import platform
@@ -23,7 +25,14 @@ def versions() -> dict[str, Any]:
 
     ``git_commit`` and ``git_dirty`` (uncommitted changes to tracked files) are there only when
     dcat is imported from a git working tree that tracks it (not from an installed wheel).
+    They are read once per process: the code a process runs is the code it imported then, and
+    three ``git`` calls per model cost more than a small model's set-up.
     """
+    return copy.deepcopy(_versions())
+
+
+@functools.cache
+def _versions() -> dict[str, Any]:
     import lightning
     import torchmetrics
 

@@ -270,6 +270,10 @@ class TransferTask(nn.Module):
         """Whether source ``name`` is served from a cache."""
         return name in self._caches
 
+    def cache(self, name: str) -> SourceCache | None:
+        """The cache serving source ``name``, if any."""
+        return self._caches.get(name)
+
     def required_modalities(self) -> list[str]:
         """The ``batch["inputs"]`` keys that ``forward`` reads: the target's and those of the
         sources not served from a cache."""

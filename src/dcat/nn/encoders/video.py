@@ -5,7 +5,6 @@ from __future__ import annotations
 from pathlib import Path
 
 import torch
-import torchvision
 from torch import Tensor, nn
 
 from dcat.errors import DcatError
@@ -59,6 +58,8 @@ class VideoEncoder(nn.Module):
             raise DcatError(f"depth must be one of {sorted(_RESNETS)}, got {depth}")
         if in_channels <= 0:
             raise DcatError(f"in_channels must be positive, got {in_channels}")
+        import torchvision  # here: importing it costs a second at every start of dcat
+
         trunk = getattr(torchvision.models, _RESNETS[depth])(weights=None)
         if weights is not None:
             state = load_torch_file(weights)

@@ -1,0 +1,183 @@
+"""The grid on Ray: ``dcat experiment CONFIG --workers N [--cluster ADDRESS]``.
+
+Every model is a Ray task running :func:`dcat.experiment.grid.train_model`, the function a
+sequential run calls, so the same seeds give the same metrics. A transfer is submitted once
+the baselines it learns from are finished, and at most ``workers`` models run at once, each
+holding ``resources.cpus`` CPUs (torch threads) and ``resources.gpus`` GPUs. The data set goes
+to the object store once; a worker keeps it for the models it trains after.
+
+A worker that dies (killed, out of memory, its machine lost) has its model retried by Ray,
+which resumes from the model's ``last.ckpt``; a model whose ``metrics.json`` is written is
+never trained again. Workers write only their own model's run folder, so on a cluster the
+results folder must be on a file system every node sees (NFS, a shared volume).
+
+Ray is the optional extra ``dcat[cluster]``; nothing here is imported with ``--workers 1``.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+from dcat.data import PairedDataset
+from dcat.errors import DcatError
+from dcat.experiment.config import ExperimentConfig
+from dcat.experiment.console import quiet_libraries
+from dcat.experiment.grid import ModelResult, ModelSpec, train_model
+
+__all__ = ["MAX_RETRIES", "WORKER_LOG", "require_ray", "run_on_ray"]
+
+MAX_RETRIES = 3
+"""How often Ray retries a model whose worker died."""
+
+WORKER_LOG = "train.log"
+"""A model's log file in its run folder, when a worker trained it: Lightning's lines and the
+warnings of its training."""
+
+# the data set of this worker process, by object id: fetched once per worker, not per model
+_WORKER_DATA: dict[str, PairedDataset] = {}
+
+
+def _train_in_worker(
+    config: ExperimentConfig,
+    data_box: list[Any],
+    spec: ModelSpec,
+    out: str,
+    token: str,
+    threads: int,
+    verbose: bool,
+) -> ModelResult:
+    import ray
+
+    ref = data_box[0]  # boxed, so Ray hands over the reference, not a fresh copy per model
+    key = ref.hex()
+    if key not in _WORKER_DATA:
+        _WORKER_DATA.clear()
+        _WORKER_DATA[key] = ray.get(ref)
+    # Lightning's lines and warnings of this model go to its own folder, the only one a
+    # worker writes (the driver keeps OUT/experiment.log)
+    run_dir = Path(out) / spec.folder
+    run_dir.mkdir(parents=True, exist_ok=True)
+    with (run_dir / WORKER_LOG).open("a", encoding="utf-8") as log, quiet_libraries(verbose, log):
+        return train_model(config, _WORKER_DATA[key], spec, out, token=token, threads=threads)
+
+
+def require_ray() -> None:
+    """Import Ray, or say how to install it.
+
+    Raises:
+        DcatError: Ray is not installed (or cannot be imported).
+    """
+    try:
+        import ray  # noqa: F401
+    except ImportError as err:
+        raise DcatError(
+            "--workers N needs Ray, the optional extra: pip install 'dcat[cluster]'"
+        ) from err
+
+
+def _init(ray: Any, address: str | None, workers: int, cpus: int, verbose: bool) -> bool:
+    """Join ``address`` (or ``RAY_ADDRESS``), or start a local instance; ``True`` when this
+    call started Ray (and must shut it down)."""
+    if ray.is_initialized():
+        return False
+    address = address or os.environ.get("RAY_ADDRESS") or None
+    options: dict[str, Any] = {
+        "include_dashboard": False,
+        "log_to_driver": verbose,
+        "logging_level": logging.INFO if verbose else logging.ERROR,
+    }
+    try:
+        if address is not None:
+            ray.init(address=address, **options)
+        else:
+            ray.init(num_cpus=max(os.cpu_count() or 1, workers * cpus), **options)
+    except (ConnectionError, RuntimeError, ValueError) as err:
+        where = f"the Ray cluster at {address}" if address else "a local Ray instance"
+        raise DcatError(f"could not start {where}: {err}".replace("\n", " ")) from err
+    return True
+
+
+def run_on_ray(
+    config: ExperimentConfig,
+    data: PairedDataset,
+    specs: Sequence[ModelSpec],
+    out: Path,
+    *,
+    token: str,
+    workers: int,
+    address: str | None = None,
+    verbose: bool = False,
+    started: Callable[[ModelSpec], None],
+    done: Callable[[ModelSpec, ModelResult], None],
+) -> None:
+    """Train ``specs`` as Ray tasks, at most ``workers`` at once; ``done`` is called in the
+    driver as each finishes (in finishing order).
+
+    Args:
+        config: The experiment (``resources`` sizes each task).
+        data: The data set, put in the object store once.
+        specs: The models to train, in plan order; a model's ``sources`` not among them are
+            finished already.
+        out: The results folder (on a cluster: a path every node sees).
+        token: Names the run (see :func:`~dcat.experiment.grid.train_model`).
+        workers: Models at once (≥ 2).
+        address: A Ray cluster to join (``ray://…`` or ``HOST:PORT``); default ``RAY_ADDRESS``,
+            else a local instance on this machine.
+        verbose: Forward the workers' output and Lightning's lines.
+        started: Called when a model is submitted.
+        done: Called with each finished model's result.
+
+    Raises:
+        DcatError: Ray is not installed or cannot start, a model's bad input (its one-line
+            message), or a model whose worker died more than :data:`MAX_RETRIES` times.
+    """
+    require_ray()
+    import ray
+    from ray.exceptions import RayTaskError, WorkerCrashedError
+
+    cpus = config.resources.cpus or 1
+    own = _init(ray, address, workers, cpus, verbose)
+    remote = ray.remote(num_cpus=cpus, num_gpus=config.resources.gpus, max_retries=MAX_RETRIES)(
+        _train_in_worker
+    )
+    running: dict[Any, ModelSpec] = {}
+    try:
+        box = [ray.put(data)]
+        todo = {spec.folder for spec in specs}
+        finished: set[str] = set()
+        pending = list(specs)
+        while pending or running:
+            for spec in list(pending):
+                if len(running) >= workers:
+                    break
+                if all(s not in todo or s in finished for s in spec.sources):
+                    pending.remove(spec)
+                    ref = remote.remote(config, box, spec, str(out), token, cpus, verbose)
+                    running[ref] = spec
+                    started(spec)
+            if not running:  # the plan puts every baseline before its transfers
+                raise DcatError(f"{pending[0].folder} waits for a model that is not planned")
+            ready, _ = ray.wait(list(running), num_returns=1)
+            for ref in ready:
+                spec = running.pop(ref)
+                try:
+                    result = ray.get(ref)
+                except RayTaskError as err:
+                    cause = getattr(err, "cause", None)
+                    raise (cause if isinstance(cause, Exception) else err) from None
+                except WorkerCrashedError as err:
+                    raise DcatError(
+                        f"{spec.folder}: its worker died {MAX_RETRIES + 1} times ({err}); "
+                        "run the same command again to resume"
+                    ) from err
+                finished.add(spec.folder)
+                done(spec, result)
+    finally:
+        for ref in running:
+            ray.cancel(ref, force=True)
+        if own:
+            ray.shutdown()

@@ -1,0 +1,209 @@
+"""The grid on workers (``--workers N``, Ray in local mode) and the quiet console."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import yaml
+
+from dcat.experiment.config import load_config
+from dcat.experiment.runner import run_experiment
+from test_experiment import TINY
+
+# baselines (imu, skeleton), the plain reference, then 4 transfers from the skeleton baseline
+MODELS = 7
+ENV = {**os.environ, "PYTHONWARNINGS": "default"}
+
+
+def _config(tmp_path: Path, **changes) -> Path:
+    path = tmp_path / "config.yaml"
+    path.write_text(yaml.safe_dump({**TINY, **changes}))
+    return path
+
+
+def _cli(config: Path, out: Path, *args: str) -> list[str]:
+    return [sys.executable, "-m", "dcat.cli", "experiment", str(config), "--out", str(out), *args]
+
+
+def _ray_workers() -> list[int]:
+    """PIDs of the Ray worker processes training a model now."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                title = (entry / "cmdline").read_bytes().split(b"\0")[0]
+            except OSError:
+                continue
+            if title.startswith(b"ray::_train_in_worker"):
+                found.append(int(entry.name))
+    return found
+
+
+@pytest.mark.slow
+def test_the_grid_on_two_ray_workers_equals_the_sequential_run(tmp_path: Path) -> None:
+    pytest.importorskip("ray")
+    config = load_config(_config(tmp_path, resources={"cpus": 1}))
+    lines: list[str] = []
+    run_experiment(config, tmp_path / "seq", log=lambda _: None)
+    run_experiment(config, tmp_path / "par", log=lines.append, workers=2)
+    seq = json.loads((tmp_path / "seq" / "results.json").read_text())
+    par = json.loads((tmp_path / "par" / "results.json").read_text())
+    assert len(par) == MODELS and par == seq  # record for record, every metric bit for bit
+    assert (tmp_path / "par" / "results.csv").read_text() == (
+        tmp_path / "seq" / "results.csv"
+    ).read_text()
+    # one line per model, each numbered once; the run says it used workers
+    assert "on 2 workers" in lines[0]
+    done = [line for line in lines if line.startswith("[")]
+    assert sorted(int(line[1 : line.index("/")]) for line in done) == list(range(1, MODELS + 1))
+    # a transfer started (its fingerprint) after the baseline it learns from was finished
+    runs = tmp_path / "par" / "runs" / "ood" / "seed0"
+    source_done = (runs / "skeleton" / "baseline" / "metrics.json").stat().st_mtime_ns
+    transfers = [p for p in (runs / "imu").iterdir() if "_from-" in p.name]
+    assert len(transfers) == MODELS - 3
+    for run in transfers:
+        assert (run / "fingerprint.json").stat().st_mtime_ns >= source_done
+    # a second run trains nothing and gives the same results
+    again: list[str] = []
+    run_experiment(config, tmp_path / "par", log=again.append, workers=2)
+    assert sum("(done before)" in line for line in again) == MODELS
+    assert json.loads((tmp_path / "par" / "results.json").read_text()) == seq
+
+
+@pytest.mark.slow
+def test_a_killed_worker_has_its_model_retried_and_finished_models_untouched(
+    tmp_path: Path,
+) -> None:
+    pytest.importorskip("ray")
+    config = _config(tmp_path, resources={"cpus": 1}, train={"max_epochs": 12, "batch_size": 32})
+    out = tmp_path / "out"
+    runner = subprocess.Popen(
+        _cli(config, out, "--workers", "2"), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+        text=True, env=ENV,
+    )  # fmt: skip
+    killed: list[int] = []
+    victims: list[Path] = []
+    finished: dict[Path, tuple[int, str]] = {}
+    deadline = time.monotonic() + 400
+    try:
+        while not killed and runner.poll() is None and time.monotonic() < deadline:
+            time.sleep(0.05)
+            runs = list((out / "runs").glob("*/*/*/*")) if (out / "runs").is_dir() else []
+            # a model half-way: its first epoch is checkpointed, it has no metrics yet
+            half = [r for r in runs if (r / "checkpoints" / "last.ckpt").is_file()]
+            half = [r for r in half if not (r / "metrics.json").is_file()]
+            workers = _ray_workers()
+            if half and workers:
+                done = out.glob("runs/*/*/*/*/metrics.json")
+                finished = {m: (m.stat().st_mtime_ns, m.read_text()) for m in done}
+                victims = half
+                for pid in workers:
+                    os.kill(pid, signal.SIGKILL)
+                killed = workers
+        stdout, stderr = runner.communicate(timeout=600)
+    finally:
+        if runner.poll() is None:
+            runner.kill()
+    assert killed, "no worker was caught training a model"
+    assert runner.returncode == 0, stdout[-2000:] + stderr[-2000:]
+    records = json.loads((out / "results.json").read_text())
+    assert len(records) == MODELS
+    for metrics, (mtime, text) in finished.items():  # never retrained, never lost
+        assert metrics.stat().st_mtime_ns == mtime and metrics.read_text() == text
+    for run in victims:  # retried: it resumed from the checkpoint it had when its worker died
+        assert (run / "metrics.json").is_file()
+        log = (run / "train.log").read_text()  # its worker's Lightning lines
+        assert f"Restoring states from the checkpoint path at {run / 'checkpoints'}" in log
+    # and the results are those of an uninterrupted run in order, on one thread
+    reference = tmp_path / "reference"
+    run_experiment(load_config(config), reference, log=lambda _: None)
+    assert records == json.loads((reference / "results.json").read_text())
+
+
+def test_the_console_shows_no_lightning_banner_without_verbose(tmp_path: Path) -> None:
+    config = _config(tmp_path, methods=["dcat"], lambdas=[], train={"max_epochs": 1})
+    quiet = subprocess.run(
+        _cli(config, tmp_path / "quiet"), capture_output=True, text=True, env=ENV, timeout=300
+    )
+    assert quiet.returncode == 0, quiet.stderr[-2000:]
+    shown = quiet.stdout + quiet.stderr
+    for banner in ("GPU available", "TPU available", "💡 Tip", "LeafSpec", "Trainer.fit"):
+        assert banner not in shown
+    models = 4  # two baselines, the plain reference, one transfer
+    assert sum(line.startswith(("[1/", "[2/", "[3/", "[4/")) for line in shown.splitlines()) == 4
+    assert f"[{models}/{models}] ood seed=0 imu: skeleton→imu dcat λ=1 f1=" in quiet.stdout
+    log = (tmp_path / "quiet" / "experiment.log").read_text()
+    assert log.count("GPU available") == models and "LeafSpec" in log  # the full log keeps them
+    assert f"[{models}/{models}]" in log and "report: " in log
+    loud = subprocess.run(
+        _cli(config, tmp_path / "loud", "--verbose"), capture_output=True, text=True, env=ENV,
+        timeout=300,
+    )  # fmt: skip
+    assert loud.returncode == 0, loud.stderr[-2000:]
+    assert loud.stderr.count("GPU available") == models and "LeafSpec" in loud.stderr
+
+
+def test_workers_1_imports_no_ray_and_more_need_it(tmp_path: Path) -> None:
+    # a ray that cannot be imported: the default run must not notice
+    fake = tmp_path / "site"
+    (fake / "ray").mkdir(parents=True)
+    (fake / "ray" / "__init__.py").write_text("raise ImportError('ray must not be imported')\n")
+    env = {**ENV, "PYTHONPATH": os.pathsep.join([str(fake), ENV.get("PYTHONPATH", "")])}
+    config = _config(tmp_path, methods=["dcat"], lambdas=[], train={"max_epochs": 1})
+    alone = subprocess.run(
+        _cli(config, tmp_path / "one", "--workers", "1"), capture_output=True, text=True,
+        env=env, timeout=300,
+    )  # fmt: skip
+    assert alone.returncode == 0, alone.stderr[-2000:]
+    assert len(json.loads((tmp_path / "one" / "results.json").read_text())) == 4
+    spread = subprocess.run(
+        _cli(config, tmp_path / "two", "--workers", "2"), capture_output=True, text=True,
+        env=env, timeout=300,
+    )  # fmt: skip
+    assert spread.returncode == 2
+    assert spread.stderr.strip().splitlines()[-1] == (
+        "dcat: error: --workers N needs Ray, the optional extra: pip install 'dcat[cluster]'"
+    )
+    assert not (tmp_path / "two" / "results.json").exists()
+
+
+def test_workers_must_be_at_least_one(tmp_path: Path, capsys) -> None:
+    from dcat.cli import main
+
+    config = _config(tmp_path)
+    assert main(["experiment", str(config), "--out", str(tmp_path / "o"), "--workers", "0"]) == 2
+    assert capsys.readouterr().err.strip() == "dcat: error: --workers must be at least 1, got 0"
+    assert not (tmp_path / "o").exists()
+
+
+def test_resources_are_checked_and_set_the_threads_of_a_run_in_order(
+    tmp_path: Path, monkeypatch
+) -> None:
+    import torch
+
+    from dcat.errors import DcatError
+    from dcat.experiment import grid
+
+    with pytest.raises(DcatError, match=r"resources\.cpus"):
+        load_config(_config(tmp_path, resources={"cpus": 0}))
+    with pytest.raises(DcatError, match=r"unknown key\(s\) \['cpu'\] under resources"):
+        load_config(_config(tmp_path, resources={"cpu": 1}))
+    seen: list[int] = []
+    real = grid.fit
+
+    def fit(*args, **kwargs):
+        seen.append(torch.get_num_threads())
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(grid, "fit", fit)
+    before = torch.get_num_threads()
+    config = _config(tmp_path, methods=["dcat"], lambdas=[], train={"max_epochs": 1})
+    run_experiment(load_config(config, ["resources.cpus=1"]), tmp_path / "o", log=lambda _: None)
+    assert seen == [1] * 4 and torch.get_num_threads() == before  # put back after
