@@ -207,3 +207,31 @@ def test_resources_are_checked_and_set_the_threads_of_a_run_in_order(
     config = _config(tmp_path, methods=["dcat"], lambdas=[], train={"max_epochs": 1})
     run_experiment(load_config(config, ["resources.cpus=1"]), tmp_path / "o", log=lambda _: None)
     assert seen == [1] * 4 and torch.get_num_threads() == before  # put back after
+
+
+@pytest.mark.slow
+def test_one_model_on_ddp_under_lightnings_launcher_and_torchrun(tmp_path: Path) -> None:
+    config = _config(tmp_path, methods=["dcat"], lambdas=[], train={"max_epochs": 2})
+    ddp = ["--set", "train.strategy=ddp", "--set", "train.devices=2", "--set",
+           "train.accelerator=cpu"]  # fmt: skip
+    torchrun = [sys.executable, "-m", "torch.distributed.run", "--nproc-per-node", "2"]
+    commands = {
+        "launcher": _cli(config, tmp_path / "launcher", *ddp),
+        "torchrun": [*torchrun, *_cli(config, tmp_path / "torchrun", *ddp)[1:]],
+    }
+    records = {}
+    for name, command in commands.items():
+        done = subprocess.run(command, capture_output=True, text=True, env=ENV, timeout=300)
+        assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]
+        out = tmp_path / name
+        # two processes ran the protocol in step; one of them spoke, held the lock, kept the log
+        assert [line[:5] for line in done.stdout.splitlines() if line.startswith("[")] == [
+            "[1/4]", "[2/4]", "[3/4]", "[4/4]",
+        ]  # fmt: skip
+        log = (out / "experiment.log").read_text()
+        assert "Initializing distributed: GLOBAL_RANK: 0, MEMBER: 1/2" in log
+        assert "GLOBAL_RANK: 1" not in log and not (out / "dcat.lock").exists()
+        trained = yaml.safe_load((out / "runs/ood/seed0/imu/baseline/config.yaml").read_text())
+        assert trained["train"]["strategy"] == "ddp" and trained["train"]["devices"] == 2
+        records[name] = json.loads((out / "results.json").read_text())
+    assert len(records["launcher"]) == 4 and records["launcher"] == records["torchrun"]

@@ -105,6 +105,7 @@ class Console:
         self.verbose = verbose
         self._progress = (log is print and sys.stderr.isatty()) if progress is None else progress
         self._file: IO[str] | None = None
+        self._early: list[str] = []
         self._bar: Any = None
         self._running: dict[str, str] = {}
         self._done = 0
@@ -118,17 +119,27 @@ class Console:
             self._bar.write(text, file=sys.stdout)
         else:
             self._log(text)
+        stamped = f"{time.strftime('%Y-%m-%d %H:%M:%S')} {text}\n"
         if self._file is not None:
-            self._file.write(f"{time.strftime('%Y-%m-%d %H:%M:%S')} {text}\n")
+            self._file.write(stamped)
             self._file.flush()
+        else:  # said before the results folder exists: written when it does
+            self._early.append(stamped)
 
     @contextmanager
-    def recording(self, path: Path) -> Iterator[None]:
-        """Within the block, lines, Lightning's lines and warnings are appended to ``path``,
-        and the libraries are quiet on the console unless ``verbose``."""
+    def recording(self, path: Path | None) -> Iterator[None]:
+        """Within the block, lines, Lightning's lines and warnings are appended to ``path``
+        (``None``: kept nowhere), and the libraries are quiet on the console unless
+        ``verbose``."""
+        if path is None:
+            with quiet_libraries(self.verbose):
+                yield
+            return
         with path.open("a", encoding="utf-8") as handle:
             self._file = handle
             handle.write(f"--- {time.strftime('%Y-%m-%d %H:%M:%S')} dcat experiment\n")
+            handle.writelines(self._early)
+            self._early = []
             try:
                 with quiet_libraries(self.verbose, handle):
                     yield

@@ -177,7 +177,7 @@ def train_model(
     for name, key in caches.items():
         if key in prepared.caches:
             task.attach_cache(name, prepared.caches[key])
-    fit(
+    result = fit(
         task,
         train,
         prepared.parts["val"],
@@ -192,7 +192,12 @@ def train_model(
         cache = task.cache(name) if isinstance(task, TransferTask) else None
         if cache is not None:
             prepared.caches[key] = cache
-    metrics = json.loads(finished.read_text())
+    # what fit wrote to metrics.json (under DDP only rank 0 writes it: the others read no file)
+    metrics = {
+        "val": result.val,
+        "test": result.test,
+        "best_checkpoint": result.best_checkpoint.name,
+    }
     return ModelResult(spec.folder, metrics, True, time.perf_counter() - started)
 
 

@@ -271,7 +271,11 @@ def run_experiment(
         from dcat.experiment.cluster import require_ray
 
         require_ray()
-    console = Console(log, verbose=verbose, progress=progress)
+    # under DDP every rank runs the protocol in step; only rank 0 speaks and keeps the log
+    rank = _rank()
+    console = Console(
+        log if rank == 0 else _silent, verbose=verbose, progress=progress if rank == 0 else False
+    )
     out = Path(out_dir)
     with quiet_libraries(verbose):
         data = derive_modalities(config, data) if data is not None else load_dataset(config)
@@ -280,11 +284,13 @@ def run_experiment(
     jobs, splits, fingerprints, mismatches = checked
     counts = np.bincount(data.labels, minlength=data.num_classes).tolist()
     out.mkdir(parents=True, exist_ok=True)
-    # One run per folder: a second one would write the same checkpoints.
+    # One run per folder: a second one would write the same checkpoints. Under DDP every rank
+    # runs this; rank 0 holds the lock for them all.
     lock = RunLock(out, warn=console.line)
-    lock.acquire()
+    if rank == 0:
+        lock.acquire()
     try:
-        with console.recording(out / "experiment.log"):
+        with console.recording(out / "experiment.log" if rank == 0 else None):
             resolved = {
                 "experiment": config.to_dict(),
                 "versions": versions(),
@@ -394,6 +400,17 @@ def _source_runs(job: Job) -> tuple[str, ...]:
         for p in job.parts
         if get_method(p.base).source_network
     )
+
+
+def _silent(line: str) -> None:
+    """Where a DDP rank other than 0 sends its lines."""
+
+
+def _rank() -> int:
+    """This process's global rank under DDP (torchrun, srun, Lightning's launcher); 0 alone."""
+    from lightning.pytorch.utilities import rank_zero_only
+
+    return int(getattr(rank_zero_only, "rank", 0) or 0)
 
 
 def _split_index(config: ExperimentConfig, kind: str) -> int:
