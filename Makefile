@@ -36,6 +36,7 @@ bench: $(STAMP)
 	$(PY) benchmarks/bench_loss.py
 	$(PY) benchmarks/bench_transfer.py
 	$(PY) benchmarks/bench_inference.py
+	$(PY) benchmarks/bench_experiment.py
 
 clean:
 	rm -rf $(VENV) build dist *.egg-info src/*.egg-info .pytest_cache .ruff_cache .hypothesis runs

