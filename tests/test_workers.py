@@ -180,6 +180,11 @@ def test_workers_must_be_at_least_one(tmp_path: Path, capsys) -> None:
     config = _config(tmp_path)
     assert main(["experiment", str(config), "--out", str(tmp_path / "o"), "--workers", "0"]) == 2
     assert capsys.readouterr().err.strip() == "dcat: error: --workers must be at least 1, got 0"
+    joined = ["--cluster", "h:6379"]
+    assert main(["experiment", str(config), "--out", str(tmp_path / "o"), *joined]) == 2
+    assert capsys.readouterr().err.strip() == (
+        "dcat: error: --cluster h:6379 needs --workers N with N > 1 (models at once)"
+    )
     assert not (tmp_path / "o").exists()
 
 

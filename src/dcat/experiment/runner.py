@@ -267,6 +267,8 @@ def run_experiment(
 
     if workers < 1:
         raise DcatError(f"--workers must be at least 1, got {workers}")
+    if cluster is not None and workers == 1:
+        raise DcatError(f"--cluster {cluster} needs --workers N with N > 1 (models at once)")
     if workers > 1:  # before anything is written
         from dcat.experiment.cluster import require_ray
 
