@@ -519,13 +519,8 @@ def _refit(
             grid.console.line(f"retraining {again.folder}: its original or epoch count changed")
             shutil.rmtree(grid.out / again.folder)
         specs.append(ModelSpec(again, splits[i, job.seed], fingerprint, _source_runs(job), epochs))
-    order = {spec.folder: n for n, spec in enumerate(specs, 1)}
     results = grid.run(
-        specs,
-        label=lambda s: (
-            f"refit {order[s.folder]}/{len(specs)}: {s.describe()}, {s.epochs} "
-            "epochs on train + val,"
-        ),
+        specs, label=lambda s: f"refit {s.describe()}, {s.epochs} epochs on train + val,"
     )
     out: list[dict[str, Any]] = []
     for split_cfg in config.splits:  # each split's records, then its refits
