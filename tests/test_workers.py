@@ -240,3 +240,15 @@ def test_one_model_on_ddp_under_lightnings_launcher_and_torchrun(tmp_path: Path)
         assert trained["train"]["strategy"] == "ddp" and trained["train"]["devices"] == 2
         records[name] = json.loads((out / "results.json").read_text())
     assert len(records["launcher"]) == 4 and records["launcher"] == records["torchrun"]
+
+
+def test_the_progress_view_counts_the_grid_and_names_the_running_model(
+    tmp_path: Path, capsys
+) -> None:
+    config = load_config(_config(tmp_path, methods=["dcat"], lambdas=[], train={"max_epochs": 1}))
+    lines: list[str] = []
+    run_experiment(config, tmp_path / "o", log=lines.append, progress=True)
+    bar = capsys.readouterr().err.replace("\r", "\n")
+    assert "0/4" in bar and "4/4" in bar  # models done of the grid's total
+    assert "running: ood seed=0 imu: skeleton→imu dcat λ=1" in bar
+    assert sum(line.startswith("[") for line in lines) == 4  # and still one line per model
