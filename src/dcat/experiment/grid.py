@@ -164,15 +164,14 @@ def train_model(
     net = build_net(config, data, job.target, job.seed, plain=job.method == "plain")
     task = make_task(config, job, net, sources, augmentation(config, job.target, prepared.stats))
     train_config = config.train_config(job.target, job.seed)
-    train, keep = prepared.parts["train"], "best"
+    train, keep, part = prepared.parts["train"], "best", "train"
     if spec.epochs is not None:
         if prepared.everything is None:
             both = np.concatenate([spec.split.train, spec.split.val])
             prepared.everything = data.subset(both).normalized(prepared.stats)
-        train, keep = prepared.everything, "last"
+        train, keep, part = prepared.everything, "last", "everything"
         train_config = replace(train_config, max_epochs=spec.epochs)
     # every model of a seed that learns from one source reads the same cache of it
-    part = "everything" if spec.epochs is not None else "train"
     caches = _caches(task, (part, train_config.cache_dtype, str(train_config.cache_dir)))
     for name, key in caches.items():
         if key in prepared.caches:
@@ -218,7 +217,7 @@ def _source(
     modality: str,
 ) -> ModalityNet:
     """The frozen baseline of ``modality`` at ``job``'s split and seed, from its run folder."""
-    folder = Job(job.split, job.seed, modality, "baseline").folder
+    folder = job.baseline(modality).folder
     key = str(out / folder)
     if key not in prepared.sources:
         net = build_net(config, data, modality, job.seed)

@@ -96,6 +96,10 @@ class Job:
             ],
         }  # fmt: skip
 
+    def baseline(self, modality: str) -> Job:
+        """The baseline of ``modality`` at this job's split and seed (a source's run)."""
+        return Job(self.split, self.seed, modality, "baseline")
+
     @property
     def folder(self) -> str:
         if not self.parts:

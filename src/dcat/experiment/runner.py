@@ -398,9 +398,7 @@ def _check_everything(
 def _source_runs(job: Job) -> tuple[str, ...]:
     """Run folders of the baselines ``job`` learns from (a method of samples needs none)."""
     return tuple(
-        Job(job.split, job.seed, p.modality, "baseline").folder
-        for p in job.parts
-        if get_method(p.base).source_network
+        job.baseline(p.modality).folder for p in job.parts if get_method(p.base).source_network
     )
 
 
@@ -436,7 +434,7 @@ class _Grid:
         self.token = uuid.uuid4().hex
 
     def run(
-        self, specs: list[ModelSpec], label: Callable[[ModelSpec], str], counted: bool = True
+        self, specs: list[ModelSpec], label: Callable[[ModelSpec], str]
     ) -> dict[str, dict[str, Any]]:
         """Train every spec (those finished before are read); run folder → metrics."""
         results: dict[str, dict[str, Any]] = {}
@@ -455,6 +453,9 @@ class _Grid:
             text = f"{label(spec)} f1={result.metrics['test']['f1']:.3f} {when}"
             console.line(console.finished(spec.folder, text, trained=result.trained))
 
+        def started(spec: ModelSpec) -> None:
+            console.started(spec.folder, label(spec))
+
         with console.grid(len(specs)):
             for spec in specs:  # in plan order, as a run in order always wrote them
                 if spec.folder in results:
@@ -462,7 +463,7 @@ class _Grid:
             if self.workers == 1 or len(todo) < 2:
                 run_in_order(
                     self.config, self.data, todo, self.out, token=self.token,
-                    started=lambda s: console.started(s.folder, label(s)), done=line,
+                    started=started, done=line,
                 )  # fmt: skip
             else:
                 from dcat.experiment.cluster import run_on_ray
@@ -470,7 +471,7 @@ class _Grid:
                 run_on_ray(
                     self.config, self.data, todo, self.out, token=self.token,
                     workers=self.workers, address=self.cluster, verbose=console.verbose,
-                    started=lambda s: console.started(s.folder, label(s)), done=line,
+                    started=started, done=line,
                 )  # fmt: skip
         return results
 
@@ -495,16 +496,13 @@ def _refit(
     # the models to ship: those of the targets (a source-only baseline is never deployed)
     targets = {t.target for t in config.transfers} or set(config.modalities)
     picked = mark_picks(records, config.selection)  # picks are per split: one call serves all
-    chosen = [
-        (i, job)
-        for i, split_cfg in enumerate(config.splits)
+    chosen = [  # the plan lists each split's jobs together, in the configuration's order
+        job
         for job, record in zip(jobs, picked, strict=True)
-        if job.split == split_cfg.kind
-        and job.target in targets
-        and (job.method in ("baseline", "plain") or record["pick"])
+        if job.target in targets and (job.method in ("baseline", "plain") or record["pick"])
     ]
     specs = []
-    for i, job in chosen:
+    for job in chosen:
         original = json.loads((grid.out / job.folder / "metrics.json").read_text())
         epochs = int(original["val"]["epoch"]) + 1
         again = replace(job, refit=True)
@@ -518,7 +516,8 @@ def _refit(
         if finished and json.loads(recorded.read_text()) != fingerprint:
             grid.console.line(f"retraining {again.folder}: its original or epoch count changed")
             shutil.rmtree(grid.out / again.folder)
-        specs.append(ModelSpec(again, splits[i, job.seed], fingerprint, _source_runs(job), epochs))
+        split = splits[_split_index(config, job.split), job.seed]
+        specs.append(ModelSpec(again, split, fingerprint, _source_runs(job), epochs))
     results = grid.run(
         specs, label=lambda s: f"refit {s.describe()}, {s.epochs} epochs on train + val,"
     )
