@@ -8,6 +8,8 @@ import pytest
 from dcat.errors import DcatError
 from dcat.io.normalization import ChannelStats, center_positions, fit_normalization
 
+from conftest import deployed_window
+
 
 def _skeleton(n: int = 4, joints: int = 5, steps: int = 7, seed: int = 0) -> np.ndarray:
     """(N, 3·joints, T): a pose that moves, standing somewhere different in every sample."""
@@ -73,16 +75,7 @@ def test_statistics_remember_the_centring_and_apply_it() -> None:
     )
 
 
-def test_predict_centres_as_training_does(tmp_path) -> None:
-    from dcat.deploy.predict import Recording, window_inputs
-    from dcat.io.card import ModelCard
-
+def test_predict_centres_as_training_does() -> None:
     x = _skeleton(n=6, joints=4, steps=16)
     stats = fit_normalization(x, "zscore", center="root:0")
-    card = ModelCard(
-        modality="skeleton", class_names=["a", "b"], input_shape=[12, 16], rate_hz=30.0,
-        channels=None, normalization=stats.to_dict(), architecture={}, dcat_version="test",
-    )  # fmt: skip
-    recording = Recording(x[3].T.astype(np.float64), 30.0, 0.0, "mem")
-    deployed = window_inputs(card, recording, [0.0])[0]
-    assert np.array_equal(deployed, stats.apply(x[3]))
+    assert np.array_equal(deployed_window(stats, x[3]), stats.apply(x[3]))

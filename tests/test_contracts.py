@@ -37,12 +37,18 @@ ENCODER_CASES: dict[str, tuple[int, dict, tuple[int, ...], int]] = {
     "imu": (6, {"widths": [8, 16, 16], "kernel_sizes": [5, 3, 3]}, (6, 32), 8),
     "sequence": (4, {"d_model": 16, "depth": 2, "downsample": 2}, (4, 24), 12),
     "video": (1, {"depth": 18, "d_model": 16}, (3, 1, 32, 32), 3),
+    # the small CPU video encoder (issue 25): S = F frames, whatever the frame size
+    "video_small": (1, {"widths": [4, 8], "d_model": 16}, (3, 1, 20, 28), 3),
     "audio": (
         1,
         {"sample_rate": 8000, "n_fft": 256, "hop_length": 128, "n_mels": 16, "widths": [8, 16]},
         (1, 2048),
         (1 + 2048 // 128) // 2,
     ),
+    # skeleton encoders: a 4-joint chain (root 0), x, y, z per joint
+    "skeleton_tcn": (12, {"parents": [-1, 0, 1, 2], "width": 16, "depth": 2}, (12, 16), 8),
+    "skeleton_hcn": (12, {"parents": [-1, 0, 1, 2], "width": 32}, (12, 16), 2),
+    "skeleton": (12, {"parents": [-1, 0, 1, 2], "width": 32}, (12, 16), 2),  # the default
 }
 
 
@@ -281,6 +287,9 @@ def test_data_set_reads_its_replica_and_describes_complete_model_cards(
         again = ModelCard.from_dict(card.to_dict()).to_dict()
         for key in ("rate_hz", "channels", "class_names"):
             assert again[key], (modality, key)
+        # the raw recordings' rate predict reads a file without time stamps at (None: unknown)
+        assert again["recording_rate_hz"] == stream.recording_rate_hz, modality
+        assert stream.resampled or stream.recording_rate_hz == stream.rate_hz, modality
         assert again["window"]["samples"] == shape[0 if len(shape) == 4 else 1]
         assert again["window"]["seconds"] == pytest.approx(
             again["window"]["samples"] / stream.rate_hz

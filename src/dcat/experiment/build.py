@@ -10,12 +10,14 @@ import numpy as np
 import torch
 
 from dcat.data import PairedDataset
-from dcat.data.augment import InertialAugment
+from dcat.data.augment import InertialAugment, SkeletonAugment
 from dcat.errors import DcatError
 from dcat.experiment.config import ExperimentConfig
 from dcat.experiment.plan import Job
 from dcat.io.normalization import ChannelStats, center_positions
+from dcat.io.skeleton import get_layout
 from dcat.nn.encoders import create_encoder
+from dcat.nn.encoders.registry import accepts_option
 from dcat.nn.model import ModalityNet
 from dcat.nn.weights import load_torch_file
 from dcat.training.methods import get_method
@@ -25,6 +27,8 @@ __all__ = [
     "augmentation",
     "build_net",
     "check_fits",
+    "check_layouts",
+    "encoder_options",
     "fit_stats",
     "in_channels",
     "load_target",
@@ -48,7 +52,9 @@ def build_net(
     spec = config.modalities[modality]
     torch.manual_seed(seed)
     try:
-        encoder = create_encoder(spec.encoder, in_channels(data, modality), **spec.options)
+        encoder = create_encoder(
+            spec.encoder, in_channels(data, modality), **encoder_options(config, modality)
+        )
     except ValueError as err:
         raise DcatError(f"config: modalities.{modality}: {err}") from err
     dropout = config.dropout if spec.dropout is None else spec.dropout
@@ -62,19 +68,59 @@ def build_net(
     )
 
 
+def encoder_options(config: ExperimentConfig, modality: str) -> dict[str, Any]:
+    """The encoder options of ``modality``: its configured ones, and for an encoder that reads
+    a skeleton (options ``parents`` and ``dims``) those of its layout in ``data.skeletons``,
+    unless the configuration gives them."""
+    spec = config.modalities[modality]
+    options = dict(spec.options)
+    layout = config.data.layout(modality)
+    if layout is not None and spec.encoder is not None:
+        if accepts_option(spec.encoder, "parents"):
+            options.setdefault("parents", list(layout.parents))
+        if accepts_option(spec.encoder, "dims"):
+            options.setdefault("dims", layout.dims)
+    return options
+
+
 def augmentation(
     config: ExperimentConfig, modality: str, stats: dict[str, ChannelStats]
 ) -> InertialAugment | None:
-    """The configured augmentation of ``modality`` as a target, on its normalised inputs."""
+    """The configured augmentation of ``modality`` as a target, on its normalised inputs: a
+    :class:`SkeletonAugment` for a modality with a skeleton layout, otherwise an
+    :class:`InertialAugment`."""
     spec = config.data.augment.get(modality)
     if spec is None:
         return None
     norm = stats.get(modality)
-    return InertialAugment(
-        **spec.model_dump(),
-        shift=None if norm is None else norm.shift,
-        scale=None if norm is None else norm.scale,
-    )
+    shift = None if norm is None else norm.shift
+    scale = None if norm is None else norm.scale
+    layout = config.data.layout(modality)
+    if layout is not None:
+        return SkeletonAugment(
+            **spec.model_dump(), up_axis=layout.up_axis, dims=layout.dims, shift=shift, scale=scale
+        )
+    return InertialAugment(**spec.model_dump(), shift=shift, scale=scale)
+
+
+def check_layouts(config: ExperimentConfig, data: PairedDataset) -> None:
+    """Every declared skeleton layout names a series of the data set with its channel count.
+
+    Raises:
+        DcatError: Naming ``data.skeletons.<modality>`` and both counts.
+    """
+    for modality in config.data.skeletons:
+        where = f"config: data.skeletons.{modality}"
+        if modality not in data.modalities:
+            raise DcatError(f"{where}: modality {modality!r} is not in the data set")
+        layout = get_layout(config.data.skeletons[modality], modality)
+        shape = data.shape(modality)
+        if len(shape) != 2 or shape[0] != layout.channels:
+            raise DcatError(
+                f"{where}: layout {layout.name!r} has {len(layout.joints)} joints × "
+                f"{layout.dims} = {layout.channels} channels, the modality's samples are "
+                f"{tuple(shape)} (channels, steps)"
+            )
 
 
 def normalization_kinds(config: ExperimentConfig, data: PairedDataset) -> dict[str, str]:
@@ -91,7 +137,8 @@ def normalization_kinds(config: ExperimentConfig, data: PairedDataset) -> dict[s
                 f"config: data.normalization.{modality}: must be zscore, minmax "
                 f"or none, got {kind!r}"
             )
-    for modality, mode in config.data.centering.items():
+    check_layouts(config, data)
+    for modality, mode in config.data.center_modes().items():
         where = f"config: data.centering.{modality}"
         if modality not in data.modalities:
             raise DcatError(f"{where}: modality {modality!r} is not in the data set")
@@ -108,7 +155,7 @@ def fit_stats(config: ExperimentConfig, train: PairedDataset) -> dict[str, Chann
     """Modality → normalisation statistics fitted on ``train`` (none for ``none`` modalities)."""
     kinds = normalization_kinds(config, train)
     stats = train.fit_normalization(
-        {m: k for m, k in kinds.items() if k != "none"}, center=config.data.centering
+        {m: k for m, k in kinds.items() if k != "none"}, center=config.data.center_modes()
     )
     return {m: s for m, s in stats.items() if kinds.get(m, "zscore") != "none"}
 

@@ -30,6 +30,7 @@ from pydantic.fields import FieldInfo
 from pydantic_core import ErrorDetails
 
 from dcat.errors import DcatError, did_you_mean
+from dcat.io.skeleton import LAYOUTS, SkeletonLayout, get_layout
 from dcat.io.virtual_imu import KINECT_V1_JOINTS, UTD_MHAD_PLACEMENT
 from dcat.nn.encoders import is_encoder, list_encoders
 from dcat.training.config import TrainConfig, bound, expected_type
@@ -97,20 +98,41 @@ class _Section(BaseModel):
 
 
 class AugmentConfig(_Section):
-    """Inertial augmentations of one modality (:class:`dcat.data.augment.InertialAugment`),
-    applied to its training batches as a target, for the baseline and every transfer alike.
+    """Augmentations of one modality, applied to its training batches as a target, for the
+    baseline, the plain reference and every transfer alike: inertial
+    (:class:`dcat.data.augment.InertialAugment`), or, for a modality with a skeleton layout in
+    ``data.skeletons``, skeletal (:class:`dcat.data.augment.SkeletonAugment`).
 
     Attributes:
-        rotation: Largest random rotation in degrees (channels in x, y, z triads).
+        rotation: Largest random rotation in degrees: about a random axis (channels in x, y, z
+            triads), or for a skeleton about its layout's vertical axis.
         scaling: Standard deviation of a random gain per sample.
         jitter: Standard deviation of added noise, in training standard deviations.
         time_warp: Standard deviation of the random local speed.
+        crop: Largest fraction of the window cut off by a random temporal crop, which is
+            resampled to the window's length; in ``[0, 1)``.
     """
 
     rotation: float = Field(0.0, ge=0, le=180)
     scaling: float = Field(0.0, ge=0)
     jitter: float = Field(0.0, ge=0)
     time_warp: float = Field(0.0, ge=0)
+    crop: float = Field(0.0, ge=0, lt=1)
+
+
+def _layout_entry(entry: Any) -> Any:
+    if not isinstance(entry, str | dict):
+        raise DcatError(
+            f"a skeleton layout is a shipped layout's name ({sorted(LAYOUTS)}) or a mapping "
+            f"with joints, parents, root and scale, got {entry!r}"
+        )
+    return entry
+
+
+LayoutEntry = Annotated[str | dict[str, Any], BeforeValidator(_layout_entry)]
+"""A skeleton layout: a shipped layout's name (``kinect_v1``, ...) or a mapping with ``joints``,
+``parents``, ``root``, ``scale`` and optionally ``up_axis`` and ``dims``
+(:meth:`dcat.io.skeleton.SkeletonLayout.from_mapping`)."""
 
 
 class DataConfig(_Section):
@@ -125,20 +147,62 @@ class DataConfig(_Section):
             statistics are fitted on the training part of each split only.
         centering: Modality → per-sample centring of position-like channels before
             normalisation (:func:`dcat.io.normalization.center_positions`): ``mean`` removes
-            where the body stood, ``root:J`` subtracts point ``J``'s trajectory. For skeletons
-            (channels: joint by joint, x, y, z). Deployed models apply it too.
-        augment: Modality → its inertial augmentations (:class:`AugmentConfig`), used when it
-            is trained; never counted as transfer.
+            where the body stood, ``root:J`` subtracts point ``J``'s trajectory, ``body`` (a
+            modality with a layout in ``skeletons``) moves the layout's root joint to the origin
+            in every frame and divides by the body's size (:func:`dcat.io.skeleton.
+            body_normalize`). For skeletons (channels: joint by joint, x, y, z). Deployed models
+            apply it too.
+        augment: Modality → its augmentations (:class:`AugmentConfig`), used when it is
+            trained; never counted as transfer.
+        skeletons: Modality → its skeleton layout (:data:`LayoutEntry`): what its channels'
+            joints are, their tree, the root, the body's scale and the vertical axis. Skeleton
+            encoders take the bones from it, ``centering: body`` its root and scale, and the
+            augmentation its vertical axis.
     """
 
     dataset: str
     root: str | None = None
     options: dict[str, Any] = Field(default_factory=dict)
     normalization: str | dict[str, str] = "zscore"
-    centering: dict[str, Annotated[str, Field(pattern=r"^(mean|root:\d+)$")]] = Field(
+    centering: dict[str, Annotated[str, Field(pattern=r"^(mean|root:\d+|body)$")]] = Field(
         default_factory=dict
     )
     augment: dict[str, AugmentConfig] = Field(default_factory=dict)
+    skeletons: dict[str, LayoutEntry] = Field(default_factory=dict)
+
+    @field_validator("skeletons")
+    @classmethod
+    def _layouts(cls, skeletons: dict[str, str | dict[str, Any]]) -> dict[str, Any]:
+        for modality, entry in skeletons.items():
+            try:
+                get_layout(entry, modality)
+            except DcatError as err:
+                raise DcatError(f"config: data.skeletons.{modality}: {err}") from None
+        return skeletons
+
+    @model_validator(mode="after")
+    def _body_needs_a_layout(self) -> DataConfig:
+        for modality, mode in self.centering.items():
+            if mode == "body" and modality not in self.skeletons:
+                raise DcatError(
+                    f"config: data.centering.{modality}: 'body' needs the modality's skeleton "
+                    f"layout under data.skeletons (shipped: {sorted(LAYOUTS)})"
+                )
+        return self
+
+    def layout(self, modality: str) -> SkeletonLayout | None:
+        """The skeleton layout of ``modality``, or ``None`` when it has none."""
+        entry = self.skeletons.get(modality)
+        return None if entry is None else get_layout(entry, modality)
+
+    def center_modes(self) -> dict[str, str]:
+        """Modality → its centring mode as :func:`~dcat.io.normalization.center_positions`
+        reads it (``body`` resolved to the layout's ``body:R:A:B:D``)."""
+        modes = {}
+        for modality, mode in self.centering.items():
+            layout = self.layout(modality) if mode == "body" else None
+            modes[modality] = layout.body_mode() if layout is not None else mode
+        return modes
 
 
 class VirtualImuConfig(_Section):

@@ -46,6 +46,17 @@ FINGERPRINT_FILE = "fingerprint.json"
 
 # Training options that change how a run is shown or stored, never the model it makes.
 _NOT_IN_RESULT = ("progress", "logger", "log_every_n_steps", "num_workers", "cache_dir")
+# Options added after runs were recorded, at the value those runs had: left out when they have
+# it, so the runs made before them still match (and in when set, so a change retrains).
+_LATER_TRAIN_OPTIONS = {
+    "optimizer": "adam", "schedule": "constant", "warmup_epochs": 0, "label_smoothing": 0.0,
+}  # fmt: skip
+_LATER_AUGMENT_OPTIONS = {"crop": 0.0}
+
+
+def _later_left_out(options: Mapping[str, Any], later: Mapping[str, Any]) -> dict[str, Any]:
+    """``options`` without the later-added ones that hold their original value."""
+    return {k: v for k, v in options.items() if k not in later or v != later[k]}
 
 
 def digest(fingerprint: Mapping[str, Any]) -> str:
@@ -129,12 +140,19 @@ def job_fingerprints(
                 "attention": spec.attention,
                 "aux_head": spec.aux_head,
             },
-            "train": {k: v for k, v in train.items() if k not in _NOT_IN_RESULT},
+            "train": _later_left_out(
+                {k: v for k, v in train.items() if k not in _NOT_IN_RESULT}, _LATER_TRAIN_OPTIONS
+            ),
             "method": {"name": job.method},
         }
         augment = config.data.augment.get(job.target)
         if augment is not None:  # absent when unset, so runs made before augmentation match
-            fingerprint["data"]["augment"] = augment.model_dump()
+            fingerprint["data"]["augment"] = _later_left_out(
+                augment.model_dump(), _LATER_AUGMENT_OPTIONS
+            )
+        layout = config.data.layout(job.target)
+        if layout is not None:  # the joints' tree (bones), root, scale and vertical axis
+            fingerprint["data"]["skeleton"] = layout.to_dict()
         derive = spec.derive
         if derive is not None:
             fingerprint["data"]["derive"] = derive.model_dump()

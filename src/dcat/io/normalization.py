@@ -15,6 +15,7 @@ from typing import Literal
 import numpy as np
 
 from dcat.errors import DcatError
+from dcat.io.skeleton import body_normalize, parse_body_mode
 
 __all__ = ["ChannelStats", "NormKind", "center_positions", "fit_normalization", "normalize"]
 
@@ -45,10 +46,12 @@ def center_positions(array: np.ndarray, center: str | None, axes: int = 3) -> np
     mean over all points and steps (where the body stood); ``"root:J"`` subtracts point ``J``'s
     trajectory, step by step. Either way the pose and the motion stay, the place in the room
     goes: it says nothing about the class and differs from subject to subject.
+    ``"body:R:A:B:D"`` (a skeleton layout's :meth:`~dcat.io.skeleton.SkeletonLayout.body_mode`)
+    also divides by the body's size: :func:`dcat.io.skeleton.body_normalize`.
 
     Args:
         array: ``(N, C, T)`` or ``(C, T)``, ``C`` a multiple of ``axes``.
-        center: ``"mean"``, ``"root:J"`` or ``None`` (unchanged).
+        center: ``"mean"``, ``"root:J"``, ``"body:R:A:B:D"`` or ``None`` (unchanged).
         axes: Coordinates per point.
 
     Returns:
@@ -60,6 +63,10 @@ def center_positions(array: np.ndarray, center: str | None, axes: int = 3) -> np
     """
     if center is None:
         return array
+    body = parse_body_mode(center)
+    if body is not None:
+        root, first, second, dims = body
+        return body_normalize(array, root, (first, second), dims)
     if array.ndim not in (2, 3) or array.shape[-2] % axes:
         raise DcatError(
             f"centring needs (N, C, T) or (C, T) with C a multiple of {axes} (points of "
@@ -74,7 +81,10 @@ def center_positions(array: np.ndarray, center: str | None, axes: int = 3) -> np
             raise DcatError(f"centring: root point {root} of {points.shape[-3]} does not exist")
         origin = points[..., root : root + 1, :, :]
     else:
-        raise DcatError(f"centring must be 'mean' or 'root:J' (J a point index), got {center!r}")
+        raise DcatError(
+            f"centring must be 'mean' or 'root:J' (J a point index), or a skeleton's "
+            f"'body:R:A:B:D', got {center!r}"
+        )
     return (points - origin).reshape(array.shape).astype(array.dtype, copy=False)
 
 

@@ -28,7 +28,9 @@ __all__ = [
     "Accelerator",
     "CacheDtype",
     "LoggerKind",
+    "Optimizer",
     "Precision",
+    "Schedule",
     "Strategy",
     "TrainConfig",
     "bound",
@@ -36,6 +38,8 @@ __all__ = [
 ]
 
 LoggerKind = Literal["csv", "tensorboard", "mlflow", "none"]
+Optimizer = Literal["adam", "adamw"]
+Schedule = Literal["constant", "cosine"]
 CacheDtype = Literal["float16", "bfloat16", "float32"]
 Precision = Literal[
     "32-true", "16-mixed", "bf16-mixed", "16-true", "bf16-true", "64-true",
@@ -150,6 +154,9 @@ def _dcat_errors(cls: C) -> C:
             init(self, *args, **kwargs)
         except ValidationError as err:
             raise DcatError(_message(cls, err)) from err
+        check = getattr(self, "_check_fields", None)
+        if check is not None:
+            check()
 
     cls.__init__ = __init__  # type: ignore[misc]
     return cls
@@ -165,8 +172,17 @@ class TrainConfig:
 
     Attributes:
         max_epochs: Training epochs (≥ 1).
-        lr: Adam learning rate (> 0).
-        weight_decay: Adam weight decay (≥ 0).
+        lr: Learning rate (> 0); with a schedule, its peak.
+        weight_decay: Weight decay (≥ 0): L2 in the gradient for ``adam``, decoupled for
+            ``adamw``.
+        optimizer: ``"adam"`` (default) or ``"adamw"`` (Loshchilov & Hutter, 2019).
+        schedule: ``"constant"`` (default) or ``"cosine"``: per optimisation step, a linear
+            warm-up over ``warmup_epochs`` then a cosine decay to 0 at the last step
+            (:func:`dcat.training.engine.cosine_warmup`).
+        warmup_epochs: Epochs of linear warm-up of the ``cosine`` schedule (≥ 0, fewer than
+            ``max_epochs``).
+        label_smoothing: Label smoothing of the training cross-entropy, in ``[0, 1)``; when not
+            0 it is the task's (validation and test losses stay plain).
         batch_size: Per-process batch size (≥ 1).
         seed: Seeds weights, shuffling and dropout; same seed → same metrics on the CPU.
         precision: Lightning precision, e.g. ``"32-true"`` or ``"bf16-mixed"`` (GPU); see
@@ -212,6 +228,20 @@ class TrainConfig:
     cache_dtype: CacheDtype = "float16"
     cache_dir: Annotated[str | None, BeforeValidator(_fspath)] = None
     log_every_n_steps: Annotated[int, Field(ge=0)] = 10
+    optimizer: Optimizer = "adam"
+    schedule: Schedule = "constant"
+    warmup_epochs: Annotated[int, Field(ge=0)] = 0
+    label_smoothing: Annotated[float, Field(ge=0, lt=1)] = 0.0
+
+    def _check_fields(self) -> None:
+        """Checks across fields, after pydantic's of each (raised as they are, one line)."""
+        if self.warmup_epochs and self.warmup_epochs >= self.max_epochs:
+            raise DcatError(
+                f"TrainConfig.warmup_epochs ({self.warmup_epochs}) must be fewer than "
+                f"max_epochs ({self.max_epochs})"
+            )
+        if self.warmup_epochs and self.schedule != "cosine":
+            raise DcatError("TrainConfig.warmup_epochs needs schedule 'cosine'")
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> TrainConfig:

@@ -19,12 +19,15 @@ Run folder written by :func:`fit`::
 
 from __future__ import annotations
 
+import functools
 import io
 import json
 import math
 import os
+import signal
 import warnings
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, Literal
@@ -37,6 +40,7 @@ import yaml
 from lightning.fabric.utilities.apply_func import move_data_to_device
 from lightning.pytorch.callbacks import ModelCheckpoint
 from lightning.pytorch.utilities import rank_zero_only
+from lightning.pytorch.utilities.exceptions import SIGTERMException
 from torch.utils.data import DataLoader, Dataset, DistributedSampler
 from torchmetrics import MetricCollection
 from torchmetrics.classification import (
@@ -51,6 +55,7 @@ import dcat
 from dcat.errors import DcatError
 from dcat.io.atomic import write_atomic
 from dcat.io.card import ModelCard
+from dcat.io.interrupt import Interrupted
 from dcat.nn.weights import load_torch_file
 from dcat.training.cache import SourceCache
 from dcat.training.checkpoints import SafeCheckpointIO, csv_logger, resume_epoch
@@ -84,24 +89,57 @@ def _metrics(num_classes: int, prefix: str) -> MetricCollection:
     )
 
 
+def cosine_warmup(step: int, total: int, warmup: int) -> float:
+    """The learning-rate factor of the ``cosine`` schedule at optimisation step ``step``.
+
+    Linear warm-up, ``(step + 1) / warmup`` for the first ``warmup`` steps (the first step
+    already learns), then half a cosine from 1 down to 0 at step ``total``.
+
+    Args:
+        step: 0-based optimisation step.
+        total: Steps of the whole training (epochs × batches per epoch).
+        warmup: Warm-up steps (0: none).
+
+    Returns:
+        The factor in ``[0, 1]`` that multiplies the peak learning rate.
+    """
+    if step < warmup:
+        return (step + 1) / warmup
+    progress = min(1.0, (step - warmup) / max(1, total - warmup))
+    return 0.5 * (1.0 + math.cos(math.pi * progress))
+
+
 class DCATModule(L.LightningModule):
     """LightningModule around a task: logs its loss dict, evaluates the target alone.
 
     Args:
         task: A :class:`~dcat.training.tasks.UnimodalTask` or
             :class:`~dcat.training.tasks.TransferTask`.
-        lr: Adam learning rate.
-        weight_decay: Adam weight decay.
+        lr: Learning rate (the peak of a schedule).
+        weight_decay: Weight decay (decoupled for ``adamw``).
+        optimizer: ``"adam"`` or ``"adamw"``.
+        schedule: ``"constant"`` or ``"cosine"`` (:func:`cosine_warmup`, stepped per batch).
+        warmup_epochs: Warm-up epochs of the ``cosine`` schedule.
 
     Frozen sources are left out of checkpoints (they are inputs to the run, not its product,
     and can be large); loading a checkpoint takes them from the task given here.
     """
 
-    def __init__(self, task: Task, lr: float = 1e-3, weight_decay: float = 0.0) -> None:
+    def __init__(
+        self,
+        task: Task,
+        lr: float = 1e-3,
+        weight_decay: float = 0.0,
+        *,
+        optimizer: Literal["adam", "adamw"] = "adam",
+        schedule: Literal["constant", "cosine"] = "constant",
+        warmup_epochs: int = 0,
+    ) -> None:
         super().__init__()
         self.task = task
         self.lr = lr
         self.weight_decay = weight_decay
+        self.optimizer_name, self.schedule, self.warmup_epochs = optimizer, schedule, warmup_epochs
         num_classes = task.target.num_classes
         self.val_metrics = _metrics(num_classes, "val/")
         self.test_metrics = _metrics(num_classes, "test/")
@@ -176,9 +214,18 @@ class DCATModule(L.LightningModule):
         self.confusion_matrix = self.test_confusion.compute().cpu().numpy().astype(int).tolist()
         self.test_confusion.reset()
 
-    def configure_optimizers(self) -> torch.optim.Optimizer:
+    def configure_optimizers(self) -> torch.optim.Optimizer | dict[str, Any]:
         params = [p for p in self.task.parameters() if p.requires_grad]
-        return torch.optim.Adam(params, lr=self.lr, weight_decay=self.weight_decay)
+        kind = torch.optim.AdamW if self.optimizer_name == "adamw" else torch.optim.Adam
+        optimizer = kind(params, lr=self.lr, weight_decay=self.weight_decay)
+        if self.schedule == "constant":
+            return optimizer
+        total = int(self.trainer.estimated_stepping_batches)
+        warmup = round(self.warmup_epochs * total / max(1, self.trainer.max_epochs))
+        factor = functools.partial(cosine_warmup, total=total, warmup=warmup)
+        scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, factor)
+        schedule = {"scheduler": scheduler, "interval": "step"}
+        return {"optimizer": optimizer, "lr_scheduler": schedule}
 
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         state = checkpoint["state_dict"]
@@ -401,6 +448,22 @@ def _trainer(config: TrainConfig, run_dir: Path | None, callbacks: list, logger:
     )
 
 
+@contextmanager
+def _interrupts_kept() -> Iterator[None]:
+    """Lightning ends an interrupted ``fit`` or ``test`` with ``sys.exit``: code 1 after Ctrl-C
+    (its "graceful shutdown"), none (exit 0, success to a scheduler) after SIGTERM. Raise the
+    interrupt instead (:class:`~dcat.io.interrupt.Interrupted`), so callers' clean-up runs and
+    the command names the signal and exits 130 or 143."""
+    try:
+        yield
+    except SIGTERMException:  # no handler of dcat's ran first (a library caller's process)
+        raise Interrupted(signal.SIGTERM) from None
+    except SystemExit as exit_:
+        if isinstance(exit_.__context__, KeyboardInterrupt):
+            raise Interrupted.of(exit_.__context__) from None
+        raise
+
+
 def fit(
     task: Task,
     train: Dataset,
@@ -455,7 +518,15 @@ def fit(
     train = _only(train, task.required_modalities())
     val = _only(val, [task.modality])
     test = _only(test, [task.modality]) if test is not None else None
-    module = DCATModule(task, lr=config.lr, weight_decay=config.weight_decay)
+    _label_smoothing(task, config)
+    module = DCATModule(
+        task,
+        lr=config.lr,
+        weight_decay=config.weight_decay,
+        optimizer=config.optimizer,
+        schedule=config.schedule,
+        warmup_epochs=config.warmup_epochs,
+    )
     card = describe_model(task, train, normalization, run_dir, extra_config)
     if card is not None and rank_zero_only.rank == 0:
         card.save(run_dir / "model_card.json")
@@ -486,7 +557,8 @@ def fit(
     with warnings.catch_warnings():
         # the frozen sources are in eval mode on purpose
         warnings.filterwarnings("ignore", message=r"Found \d+ module\(s\) in eval mode")
-        trainer.fit(module, datamodule=data, ckpt_path=resume_from, weights_only=True)
+        with _interrupts_kept():
+            trainer.fit(module, datamodule=data, ckpt_path=resume_from, weights_only=True)
     best = (
         Path(checkpoint.best_model_path) if checkpoint.best_model_path else ckpt_dir / "best.ckpt"
     )
@@ -511,6 +583,18 @@ def fit(
     if trainer.is_global_zero:
         write_atomic(run_dir / "metrics.json", json.dumps(result, indent=2))
     return RunResult(run_dir, best, last, val_metrics, test_metrics)
+
+
+def _label_smoothing(task: Task, config: TrainConfig) -> None:
+    """``config.label_smoothing``, when set, becomes the task's (its training cross-entropy)."""
+    if not config.label_smoothing:
+        return
+    if task.label_smoothing not in (0.0, config.label_smoothing):
+        raise DcatError(
+            f"the task has label_smoothing {task.label_smoothing} and the training options "
+            f"{config.label_smoothing}: set one of them"
+        )
+    task.label_smoothing = config.label_smoothing
 
 
 def describe_model(
@@ -550,6 +634,7 @@ def describe_model(
         class_names=list(names),
         input_shape=[int(n) for n in shape],
         rate_hz=stream.rate_hz if stream is not None else None,
+        recording_rate_hz=stream.recording_rate_hz if stream is not None else None,
         channels=list(stream.channels) if stream is not None and stream.channels else None,
         normalization=normalization.to_dict() if normalization is not None else None,
         architecture=architecture,
@@ -605,7 +690,8 @@ def _test(module: DCATModule, data: PairedDataModule, config: TrainConfig) -> di
     if config.precision not in _LOOP_PRECISIONS:  # what Lightning's precision plugins do
         single = TrainConfig(**{**asdict(config), "devices": 1, "strategy": "auto"})
         trainer = _trainer(single, None, [], False)
-        (metrics,) = trainer.test(module, dataloaders=_test_loader(data), verbose=False)
+        with _interrupts_kept():
+            (metrics,) = trainer.test(module, dataloaders=_test_loader(data), verbose=False)
         out: dict[str, Any] = {k.removeprefix("test/"): float(v) for k, v in metrics.items()}
         out["confusion_matrix"] = module.confusion_matrix
         return out

@@ -7,7 +7,9 @@ exposes ``d_model``.
 from dcat.nn.encoders.audio import AudioEncoder, LogMel
 from dcat.nn.encoders.conv1d import ConvBlock1d, IMUEncoder, SequenceEncoder
 from dcat.nn.encoders.registry import create_encoder, is_encoder, list_encoders, register_encoder
+from dcat.nn.encoders.skeleton import SkeletonHCN, SkeletonTCN
 from dcat.nn.encoders.video import VideoEncoder
+from dcat.nn.encoders.video_small import SmallVideoEncoder
 
 __all__ = [
     "AudioEncoder",
@@ -15,6 +17,9 @@ __all__ = [
     "IMUEncoder",
     "LogMel",
     "SequenceEncoder",
+    "SkeletonHCN",
+    "SkeletonTCN",
+    "SmallVideoEncoder",
     "VideoEncoder",
     "create_encoder",
     "is_encoder",

@@ -11,14 +11,19 @@ from torch import Tensor, nn
 from dcat.errors import DcatError
 from dcat.nn.encoders.registry import register_encoder
 
-__all__ = ["ConvBlock1d", "IMUEncoder", "SequenceEncoder"]
+__all__ = ["ConvBlock1d", "IMUEncoder", "ResidualConv1d", "SequenceEncoder"]
 
 
-def _check_input(module: nn.Module, x: Tensor, in_channels: int) -> None:
+def _check_input(module: nn.Module, x: Tensor, in_channels: int, min_steps: int = 0) -> None:
+    """``x`` is ``(B, in_channels, T)`` with ``T ≥ min_steps``, or a line naming ``module``."""
     if x.ndim != 3 or x.shape[1] != in_channels:
         raise DcatError(
             f"{type(module).__name__} expects input of shape (B, {in_channels}, T), "
             f"got {tuple(x.shape)}"
+        )
+    if x.shape[-1] < min_steps:
+        raise DcatError(
+            f"{type(module).__name__} needs at least {min_steps} time steps, got T={x.shape[-1]}"
         )
 
 
@@ -69,6 +74,44 @@ class ConvBlock1d(nn.Sequential):
             _norm(norm, out_channels),
             nn.ReLU(inplace=True),
         )
+
+
+class ResidualConv1d(nn.Module):
+    """Base of the encoders that end in residual conv blocks ``width → width``.
+
+    :meth:`_add_residual_blocks` builds them (``blocks``, each with its shortcut in
+    ``shortcuts``); block ``i`` has stride 2, and its shortcut average-pools by 2, while the
+    total downsampling is below ``downsample``.
+
+    Shape:
+        :meth:`_residual`: ``(B, width, T)`` → ``(B, width, ⌈T / downsample⌉)``.
+    """
+
+    def _add_residual_blocks(
+        self, width: int, kernel_size: int, count: int, downsample: int, norm: Norm
+    ) -> None:
+        strides, remaining = [], downsample
+        for _ in range(count):
+            strides.append(2 if remaining > 1 else 1)
+            remaining //= strides[-1]
+        self.blocks = nn.ModuleList(
+            ConvBlock1d(width, width, kernel_size, s, norm=norm) for s in strides
+        )
+        self.shortcuts = nn.ModuleList(
+            nn.AvgPool1d(2, ceil_mode=True) if s == 2 else nn.Identity() for s in strides
+        )
+
+    def output_length(self, length: int) -> int:
+        """Sequence length ``S`` for an input of ``length`` time steps."""
+        for block in self.blocks:
+            if block[0].stride[0] == 2:
+                length = (length + 1) // 2
+        return length
+
+    def _residual(self, h: Tensor) -> Tensor:
+        for block, shortcut in zip(self.blocks, self.shortcuts, strict=True):
+            h = block(h) + shortcut(h)
+        return h
 
 
 @register_encoder("imu")
@@ -128,16 +171,12 @@ class IMUEncoder(nn.Module):
 
     def forward(self, x: Tensor) -> Tensor:
         """Encode ``(B, C, T)`` into ``(B, T // pool², d_model)``."""
-        _check_input(self, x, self.in_channels)
-        if self.output_length(x.shape[-1]) < 1:
-            raise DcatError(
-                f"IMUEncoder needs at least {self.pool**2} time steps, got T={x.shape[-1]}"
-            )
+        _check_input(self, x, self.in_channels, self.pool**2)
         return self.features(x).transpose(1, 2)
 
 
 @register_encoder("sequence")
-class SequenceEncoder(nn.Module):
+class SequenceEncoder(ResidualConv1d):
     """A generic 1D-conv encoder for any multichannel series.
 
     For skeleton joints flattened per frame (``C = joints × 3``), EMG, a second IMU, MFCC
@@ -183,30 +222,10 @@ class SequenceEncoder(nn.Module):
         self.d_model = d_model
         self.downsample = downsample
         self.project = nn.Conv1d(in_channels, d_model, 1)
-        strides = []
-        remaining = downsample
-        for _ in range(depth):
-            strides.append(2 if remaining > 1 else 1)
-            remaining //= strides[-1]
-        self.blocks = nn.ModuleList(
-            ConvBlock1d(d_model, d_model, kernel_size, s, norm=norm) for s in strides
-        )
-        self.shortcuts = nn.ModuleList(
-            nn.AvgPool1d(2, ceil_mode=True) if s == 2 else nn.Identity() for s in strides
-        )
+        self._add_residual_blocks(d_model, kernel_size, depth, downsample, norm)
         self.dropout = nn.Dropout(dropout)
-
-    def output_length(self, length: int) -> int:
-        """Sequence length ``S`` for an input of ``length`` time steps."""
-        for block in self.blocks:
-            if block[0].stride[0] == 2:
-                length = (length + 1) // 2
-        return length
 
     def forward(self, x: Tensor) -> Tensor:
         """Encode ``(B, C, T)`` into ``(B, ⌈T / downsample⌉, d_model)``."""
         _check_input(self, x, self.in_channels)
-        h = self.project(x)
-        for block, shortcut in zip(self.blocks, self.shortcuts, strict=True):
-            h = block(h) + shortcut(h)
-        return self.dropout(h).transpose(1, 2)
+        return self.dropout(self._residual(self.project(x))).transpose(1, 2)

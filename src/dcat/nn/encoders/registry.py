@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import inspect
 from collections.abc import Callable
 from typing import Any, TypeVar
 
@@ -9,7 +10,7 @@ from torch import nn
 
 from dcat.errors import DcatError
 
-__all__ = ["create_encoder", "is_encoder", "list_encoders", "register_encoder"]
+__all__ = ["accepts_option", "create_encoder", "is_encoder", "list_encoders", "register_encoder"]
 
 _ENCODERS: dict[str, Callable[..., nn.Module]] = {}
 Factory = TypeVar("Factory", bound=Callable[..., nn.Module])
@@ -39,6 +40,15 @@ def list_encoders() -> list[str]:
 def is_encoder(name: str) -> bool:
     """Whether ``name`` is a registered encoder."""
     return name in _ENCODERS
+
+
+def accepts_option(name: str, option: str) -> bool:
+    """Whether the registered encoder ``name`` takes the keyword option ``option`` (e.g. a
+    skeleton encoder's ``parents``); ``False`` for an unknown name."""
+    factory = _ENCODERS.get(name)
+    if factory is None:
+        return False
+    return option in inspect.signature(factory).parameters
 
 
 def create_encoder(name: str, in_channels: int, **kwargs: Any) -> nn.Module:
