@@ -22,10 +22,17 @@ import numpy as np
 
 from dcat.errors import DcatError
 from dcat.io.atomic import atomic_folder, write_atomic
-from dcat.io.frames import list_images, read_frame_array, read_image_sequence
+from dcat.io.frames import list_images, read_frame_array, read_image_sequence, resize_frames
 from dcat.io.media import _check_file, _check_size, decode_video
 
-__all__ = ["FrameClip", "FrameStore", "VideoClip", "frame_channels"]
+__all__ = [
+    "FrameClip",
+    "FrameStore",
+    "VideoClip",
+    "derived_indices",
+    "frame_channels",
+    "stored_metas",
+]
 
 # Written into every FrameStore key and meta.json: bump it when decoding changes (sampling
 # rule, resizing, colour conversion) so caches built by older code are not reused.
@@ -150,6 +157,43 @@ def _store_key(records: list[dict], frames: int, size: tuple[int, int], grayscal
     return hashlib.sha256(text.encode()).hexdigest()
 
 
+def _derived_key(parent: str, frames: int, size: tuple[int, int]) -> str:
+    """Key of frames derived from the store ``parent``: not a fresh decode's key, so that a
+    run's fingerprint tells the two apart (a derived pixel can differ by a grey level or two)."""
+    params = {"format": _STORE_FORMAT, "derived_from": parent, "frames": frames, "size": list(size)}
+    return hashlib.sha256(json.dumps(params, sort_keys=True).encode()).hexdigest()
+
+
+def stored_metas(cache_dir: Path) -> list[tuple[Path, dict]]:
+    """``(folder, meta.json)`` of every complete store of this format in ``cache_dir``; other
+    folders, unreadable ones and debris are left out."""
+    found = []
+    for folder in sorted(cache_dir.iterdir()) if cache_dir.is_dir() else ():
+        try:
+            meta = json.loads((folder / _META_FILE).read_text())
+        except (OSError, ValueError):
+            continue
+        if isinstance(meta, dict) and meta.get("format") == _STORE_FORMAT and "key" in meta:
+            found.append((folder, meta))
+    return found
+
+
+def derived_indices(stored: int, frames: int) -> np.ndarray:
+    """Which of ``stored`` evenly spaced samples of a clip stands for each of ``frames``
+    evenly spaced samples of it (``frames ≤ stored``): the nearest in time, the earlier on a
+    tie. Sample ``j`` of ``n`` lies at ``(j + 0.5) / n`` of the clip, so this is exact when
+    ``stored / frames`` is an odd integer (15 → 5) and otherwise at most half a stored step
+    early (16 → 8: samples 0, 2, 4, ...).
+
+    Returns:
+        ``(frames,)`` int64 indices in ``[0, stored)``.
+    """
+    j = np.arange(frames, dtype=np.int64)
+    # ceil(((2j + 1)·stored − 2·frames) / (2·frames)), in integers: no rounding at a tie
+    numerator = (2 * j + 1) * stored - 2 * frames
+    return np.clip(-(-numerator // (2 * frames)), 0, stored - 1)
+
+
 class FrameStore:
     """Decoded video frames of ``N`` clips, cached on disk and read through a memory map.
 
@@ -192,12 +236,23 @@ class FrameStore:
         size: tuple[int, int],
         grayscale: bool = False,
         progress: Callable[[int, int], None] | None = None,
+        derive: bool = True,
+        log: Callable[[str], None] | None = None,
     ) -> FrameStore:
         """Decode ``clips`` (each once) into ``cache_dir/<key[:32]>/``, or open it if built.
 
         The key hashes each clip's resolved path, file size, modification time (ns), start and
         duration, plus ``frames``, ``size`` and ``grayscale``: editing or touching a source file
-        makes a new key (old folders are left in place, delete them to reclaim disk).
+        makes a new key (old folders are left in place: ``dcat cache list|clear`` shows and
+        removes them, :mod:`dcat.data.frame_cache`).
+
+        With ``derive``, a store of the same clips and colour with at least as many frames and
+        at least the size (a decode of an earlier ``frames``/``size``) is used instead of
+        decoding: the frames nearest in time (:func:`derived_indices`) scaled down with the
+        box filter of a decode. That takes a second where decoding takes minutes, but scaling
+        twice can leave a pixel a grey level or two off a fresh decode and a sample can be half
+        a stored step early, so the derived store has a key of its own (``derived_from`` in its
+        ``meta.json``), found again on the next build.
 
         Args:
             clips: The samples, in order: :class:`VideoClip` s, :class:`FrameClip` s (image
@@ -207,6 +262,8 @@ class FrameStore:
             size: ``(H, W)`` of the stored frames.
             grayscale: Store luma (``C = 1``) instead of RGB (``C = 3``).
             progress: Called as ``progress(done, total)`` after each decoded clip.
+            derive: Derive the frames from a larger store when there is one (above).
+            log: Told, in one line, where derived frames come from.
 
         Returns:
             The store, memory-mapped, of shape ``(len(clips), frames, C, H, W)``.
@@ -228,6 +285,17 @@ class FrameStore:
         folder = cache_dir / key[:32]
         if (folder / _META_FILE).is_file():
             return cls._open_checked(folder, key)
+        if derive:
+            store = cls._derive(cache_dir, records, frames, (height, width), bool(grayscale))
+            if store is not None:
+                parent = store.meta["derived_from"]
+                if log is not None:
+                    log(
+                        f"frames derived from the cache {parent['key'][:12]} of "
+                        f"{parent['frames']} frames of {parent['size'][0]}×{parent['size'][1]} "
+                        f"(no decoding): {frames} frames of {height}×{width} in {store.folder}"
+                    )
+                return store
 
         channels = 1 if grayscale else 3
         shape = (len(clips), frames, channels, height, width)
@@ -244,6 +312,55 @@ class FrameStore:
                     progress(row + 1, len(clips))
 
         return cls._create(folder, key, shape, fill, {"grayscale": bool(grayscale)}, records)
+
+    @classmethod
+    def _derive(
+        cls,
+        cache_dir: Path,
+        records: list[dict],
+        frames: int,
+        size: tuple[int, int],
+        grayscale: bool,
+    ) -> FrameStore | None:
+        """The store of these clips derived before, or derived now from the smallest store of
+        them that has enough frames and pixels; ``None`` when there is none."""
+        clips = json.loads(json.dumps(records))  # as meta.json holds them
+        same = [
+            (folder, meta)
+            for folder, meta in stored_metas(cache_dir)
+            if meta.get("clips") == clips and meta.get("grayscale") == grayscale
+        ]
+        for folder, meta in same:
+            if meta.get("derived_from") and (meta["frames"], meta["size"]) == (frames, list(size)):
+                return cls._open_checked(folder, meta["key"])
+        parents = [
+            (folder, meta)
+            for folder, meta in same
+            if not meta.get("derived_from")  # one resize from a decode, never two
+            and meta["frames"] >= frames
+            and meta["size"][0] >= size[0]
+            and meta["size"][1] >= size[1]
+        ]
+        if not parents:
+            return None
+        # the least to read and scale
+        folder, meta = min(parents, key=lambda p: p[1]["frames"] * np.prod(p[1]["size"]))
+        parent = cls._open_checked(folder, meta["key"])
+        key = _derived_key(parent.key, frames, size)
+        rows = derived_indices(meta["frames"], frames)
+        shape = (meta["count"], frames, meta["channels"], *size)
+
+        def fill(array: np.ndarray) -> None:
+            for row in range(len(array)):
+                chosen = np.asarray(parent._data[row, rows])  # (frames, C, H, W)
+                if chosen.shape[2:] == size:
+                    array[row] = chosen
+                else:
+                    resize_frames(chosen, size, array[row])
+
+        derived = {"key": parent.key, "frames": meta["frames"], "size": meta["size"]}
+        params = {"grayscale": grayscale, "derived_from": derived}
+        return cls._create(cache_dir / key[:32], key, shape, fill, params, records)
 
     @classmethod
     def from_array(cls, frames: np.ndarray, cache_dir: str | Path) -> FrameStore:

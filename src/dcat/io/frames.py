@@ -34,6 +34,7 @@ __all__ = [
     "list_images",
     "read_frame_array",
     "read_image_sequence",
+    "resize_frames",
     "to_uint8",
     "value_range_of",
 ]
@@ -242,6 +243,14 @@ def _resize(frame: np.ndarray, size: tuple[int, int]) -> np.ndarray:
         for c in range(frame.shape[2])
     ]
     return np.stack(channels)
+
+
+def resize_frames(frames: np.ndarray, size: tuple[int, int], out: np.ndarray) -> np.ndarray:
+    """Scale uint8 frames ``(F, C, H, W)`` to ``size`` ``(h, w)`` with the area (box) filter
+    frames are read with, into ``out`` ``(F, C, h, w)`` (returned)."""
+    for k, frame in enumerate(frames):
+        out[k] = _resize(np.ascontiguousarray(frame.transpose(1, 2, 0)), size)
+    return out
 
 
 def _colour(frame: np.ndarray, grayscale: bool) -> np.ndarray:
