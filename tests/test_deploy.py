@@ -30,21 +30,21 @@ RATES = {"imu": 50.0, "skeleton": 25.0}  # 32 and 16 steps: 0.64 s windows for b
 IMU_CHANNELS = ("acc_x", "acc_y", "acc_z", "gyro_x", "gyro_y", "gyro_z")
 
 
-def _dataset() -> PairedDataset:
+def _dataset(streams: dict[str, StreamInfo] | None = None) -> PairedDataset:
     data = make_paired(n=48)
     return PairedDataset(
         data.inputs, data.labels, data.subjects, data.recordings, data.class_names,
         name="synthetic",
-        streams={
+        streams=streams or {
             "imu": StreamInfo(RATES["imu"], IMU_CHANNELS),
             "skeleton": StreamInfo(RATES["skeleton"]),
         },
     )  # fmt: skip
 
 
-def _train(modality: str, run_dir: Path) -> dict:
+def _train(modality: str, run_dir: Path, streams: dict[str, StreamInfo] | None = None) -> dict:
     torch.manual_seed(0)
-    data = _dataset()
+    data = _dataset(streams)
     stats = data.subset(range(32)).fit_normalization("zscore")
     normed = data.normalized(stats)
     fit(
@@ -108,14 +108,19 @@ def test_export_writes_every_file_and_complete_metadata(runs: dict) -> None:
     assert meta["input"] == {"shape": [6, 32], "dtype": "float32", "time_axis": 1}
     assert meta["window"] == {"samples": 32, "seconds": pytest.approx(0.64)}
     assert meta["rate_hz"] == 50.0
+    assert meta["recording_rate_hz"] == 50.0  # windows cut at the recordings' own rate
     assert meta["channels"] == list(IMU_CHANNELS)
     assert meta["normalization"]["kind"] == "zscore"
     np.testing.assert_allclose(meta["normalization"]["shift"], stats.shift)
     np.testing.assert_allclose(meta["normalization"]["scale"], stats.scale)
     assert meta["architecture"]["encoder"] == "imu"
     assert meta["dcat_version"]
-    assert meta["run"]["checkpoint"].endswith("best.ckpt")
-    assert Path(meta["run"]["dir"]) == runs["imu"]["run"]
+    # relative to the export folder (RUN/export): no path of the training machine
+    assert meta["run"]["checkpoint"] == os.path.join("..", "checkpoints", "best.ckpt")
+    assert meta["run"]["dir"] == ".."
+    assert (folder / meta["run"]["checkpoint"]).resolve() == (
+        runs["imu"]["run"] / "checkpoints" / "best.ckpt"
+    ).resolve()
     parity = meta["export"]["parity"]
     assert parity["onnx"]["max_abs_diff"] <= 1e-4
     assert parity["torch-export"]["max_abs_diff"] <= 1e-4
@@ -274,6 +279,33 @@ def test_export_from_a_checkpoint_file_without_its_run_folder(runs: dict, tmp_pa
     meta = json.loads((out / "metadata.json").read_text())
     assert meta["export"]["parity"]["inputs"].startswith("random inputs")
     assert meta["modality"] == "imu"
+    # a bare checkpoint beside the export: named relative to it, with no run folder
+    assert meta["run"]["checkpoint"] == os.path.join("..", "lone.ckpt")
+    assert meta["run"]["dir"] is None
+
+
+def _strings(value: object) -> list[str]:
+    """Every string in a JSON value (keys excluded)."""
+    if isinstance(value, dict):
+        return [s for v in value.values() for s in _strings(v)]
+    if isinstance(value, list):
+        return [s for v in value for s in _strings(v)]
+    return [value] if isinstance(value, str) else []
+
+
+def test_metadata_holds_no_absolute_path(runs: dict, tmp_path_factory) -> None:
+    """metadata.json ships with the model: no path of the training machine in it (issue 25)."""
+    elsewhere = tmp_path_factory.mktemp("shipped") / "imu_model"
+    export_model(runs["imu"]["run"], elsewhere, log=lambda line: None)
+    text = (elsewhere / "metadata.json").read_text()
+    meta = json.loads(text)
+    # outside the run's folder: no relative path leads back without naming the machine's tree
+    assert (meta["run"]["checkpoint"], meta["run"]["dir"]) == (None, None)
+    for folder in (elsewhere, runs["imu"]["export"]):
+        strings = _strings(json.loads((folder / "metadata.json").read_text()))
+        assert not [s for s in strings if os.path.isabs(s) or s.startswith("~")], folder
+        assert str(runs["imu"]["run"].parent) not in (folder / "metadata.json").read_text()
+    assert DeployedModel(elsewhere).card.run["checkpoint"] is None  # still a valid card
 
 
 # --- predict -----------------------------------------------------------------------------------
@@ -602,3 +634,201 @@ def test_debug_flag_shows_the_traceback_before_or_after_the_command(tmp_path: Pa
     args = ["--debug", *args] if where == "before" else [*args, "--debug"]
     with pytest.raises(FileNotFoundError, match="no such run folder"):
         main(args)
+
+
+# --- a raw recording for a model trained on resampled trials (issue 25) ---------------------
+
+NATIVE_HZ = 50.0  # the raw recordings' own rate
+TRIAL_S = 1.6  # the median trial: 32 steps over 1.6 s put the model's grid at 20 Hz
+
+
+@pytest.fixture(scope="module")
+def resampled(tmp_path_factory: pytest.TempPathFactory) -> dict:
+    """An IMU model trained on 50 Hz trials resampled to 32 steps (its grid: 20 Hz)."""
+    root = tmp_path_factory.mktemp("resampled")
+    stream = StreamInfo.of_trials(32, [TRIAL_S] * 48, IMU_CHANNELS, "50 Hz", native_hz=NATIVE_HZ)
+    info = _train("imu", root / "run", {"imu": stream})
+    export = export_model(root / "run", log=lambda line: None)
+    return {**info, "run": root / "run", "export": export}
+
+
+def _raw_50hz(folder: Path, seconds: float = 6.0) -> tuple[np.ndarray, dict[str, Path]]:
+    """A raw 50 Hz recording ``(T, 6)`` as .npy, as a CSV without time and as one with time
+    stamps from t = 100 s."""
+    values = np.random.default_rng(5).normal(size=(round(seconds * NATIVE_HZ), 6)) + 1.0
+    paths = {"npy": folder / "raw.npy", "csv": folder / "raw.csv", "timed": folder / "timed.csv"}
+    np.save(paths["npy"], values)
+    for name, times in (("csv", None), ("timed", 100 + np.arange(len(values)) / NATIVE_HZ)):
+        with open(paths[name], "w", newline="") as handle:
+            writer = csv.writer(handle)
+            writer.writerow(IMU_CHANNELS if times is None else ["time", *IMU_CHANNELS])
+            for k, row in enumerate(values):
+                writer.writerow([*row] if times is None else [times[k], *row])
+    return values, paths
+
+
+def _predicted(model: Path, recording: Path, out: Path, *extra: str) -> list[dict]:
+    assert main(["predict", str(model), str(recording), "--out", str(out), *extra]) == 0
+    return list(csv.DictReader(io.StringIO(out.read_text())))
+
+
+def test_predict_reads_a_raw_recording_at_the_recordings_rate(
+    resampled: dict, tmp_path: Path
+) -> None:
+    from dcat.io.resample import resample_to_grid
+
+    meta = json.loads((resampled["export"] / "metadata.json").read_text())
+    assert meta["rate_hz"] == pytest.approx(20.0) and meta["recording_rate_hz"] == NATIVE_HZ
+    values, paths = _raw_50hz(tmp_path)
+    model = resampled["export"]
+    got = {
+        f"{name}{'+rate' if extra else ''}": _predicted(
+            model, paths[name], tmp_path / f"{name}{len(extra)}.csv", *extra
+        )
+        for name in ("npy", "csv")
+        for extra in ([], ["--rate", "50"])
+    }
+    # without --rate, the windows are those given the true rate (no --resample needed)
+    assert got["npy"] == got["npy+rate"] == got["csv"] == got["csv+rate"]
+    # 6 s at 50 Hz → 120 steps on the 20 Hz grid; window 32 steps (1.6 s), stride 0.8 s
+    rows = got["npy"]
+    assert [float(r["start_s"]) for r in rows] == pytest.approx([0.0, 0.8, 1.6, 2.4, 3.2, 4.0])
+    assert float(rows[-1]["end_s"]) == pytest.approx(5.6)
+    grid = resample_to_grid(np.arange(len(values)) / NATIVE_HZ, values, 20.0)
+    expected = _reference({"imu": resampled}, "imu", grid, list(range(0, 81, 16)))
+    probs = np.array([[float(r[f"p_class{c}"]) for c in range(3)] for r in rows])
+    np.testing.assert_allclose(probs, expected, atol=2e-5)
+    # time stamps at 50 Hz: read as they are, no --resample needed either
+    timed = _predicted(model, paths["timed"], tmp_path / "timed.csv")
+    assert [float(r["start_s"]) for r in timed] == pytest.approx(
+        [100 + float(r["start_s"]) for r in rows]
+    )
+    assert [r["label"] for r in timed] == [r["label"] for r in rows]
+    timed_probs = np.array([[float(r[f"p_class{c}"]) for c in range(3)] for r in timed])
+    np.testing.assert_allclose(timed_probs, probs, atol=1e-5)
+
+
+def test_predict_refuses_a_rate_far_from_the_recordings_and_the_grid(
+    resampled: dict, tmp_path: Path, capsys
+) -> None:
+    _values, paths = _raw_50hz(tmp_path)
+    model, rec = str(resampled["export"]), str(paths["npy"])
+    assert main(["predict", model, rec, "--rate", "100"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and err.startswith("dcat: error: ")
+    assert (
+        f"{rec}: sampled at 100 Hz, far from the model's recordings (50 Hz) and its grid (20 Hz)"
+        in err
+    )
+    assert main(["predict", model, rec, "--rate", "100", "--resample"]) == 0
+    capsys.readouterr()
+    # a rate at the model's grid is taken as it is (a recording already resampled)
+    assert main(["predict", model, rec, "--rate", "20"]) == 0
+    # 300 steps at 20 Hz = 15 s: starts 0, 0.8, ..., 12.8
+    assert len(capsys.readouterr().out.strip().splitlines()) == 1 + 17
+
+
+def _card_variant(export: Path, folder: Path, edit) -> Path:
+    """A copy of the exported model whose metadata.json went through ``edit(meta)``."""
+    import shutil
+
+    shutil.copytree(export, folder)
+    meta = json.loads((folder / "metadata.json").read_text())
+    edit(meta)
+    (folder / "metadata.json").write_text(json.dumps(meta))
+    return folder
+
+
+def test_predict_refuses_a_file_without_rate_when_the_card_records_none(
+    resampled: dict, tmp_path: Path, capsys
+) -> None:
+    _values, paths = _raw_50hz(tmp_path)
+    unknown = _card_variant(resampled["export"], tmp_path / "unknown",
+                            lambda meta: meta.update(recording_rate_hz=None))  # fmt: skip
+    # a card written before recording_rate_hz: its note says the trials were resampled
+    old = _card_variant(resampled["export"], tmp_path / "old",
+                        lambda meta: meta.pop("recording_rate_hz"))  # fmt: skip
+    assert "resampled to 32 steps" in json.loads((old / "metadata.json").read_text())["note"]
+    expected = (tmp_path / "expected.csv").as_posix()
+    assert main(["predict", str(resampled["export"]), str(paths["npy"]), "--out", expected]) == 0
+    capsys.readouterr()
+    for model in (unknown, old):
+        assert ModelCard.load(model / "metadata.json").recording_rate_hz is None
+        for name in ("npy", "csv"):
+            out = tmp_path / f"{model.name}_{name}.csv"
+            capsys.readouterr()
+            assert main(["predict", str(model), str(paths[name]), "--out", str(out)]) == 2
+            err = capsys.readouterr().err
+            assert err == (
+                f"dcat: error: {paths[name]}: holds no time stamps and the imu model's card "
+                "records no recording rate (its 20 Hz is the rate after resampling); pass "
+                "--rate with this recording's rate in Hz\n"
+            )
+            assert not out.exists()
+        # the true rate, or a file that carries its own time stamps, is read as before
+        rows = _predicted(model, paths["npy"], tmp_path / f"{model.name}.csv", "--rate", "50")
+        assert rows == list(csv.DictReader(io.StringIO(Path(expected).read_text())))
+        assert _predicted(model, paths["timed"], tmp_path / f"{model.name}_t.csv")
+
+
+def test_old_cards_read_the_recording_rate_only_where_nothing_was_resampled(runs: dict) -> None:
+    plain = ModelCard.load(runs["imu"]["export"] / "metadata.json").to_dict()
+    plain.pop("recording_rate_hz")
+    assert ModelCard.from_dict(plain).recording_rate_hz == 50.0  # as predict read it before
+    trials = {**plain, "note": "trials (50 Hz) resampled to 32 steps; median trial 1.60 s"}
+    assert ModelCard.from_dict(trials).recording_rate_hz is None
+    video = {**plain, "kind": "video", "input": {"shape": [4, 1, 8, 8]}, "channels": None}
+    assert ModelCard.from_dict(video).recording_rate_hz is None  # frames may have been picked
+    with pytest.raises(ValueError, match="recording_rate_hz must be a positive number of Hz"):
+        ModelCard.from_dict({**plain, "recording_rate_hz": 0})
+
+
+def _depth_card(recording_rate_hz: float | None) -> ModelCard:
+    """A depth model of 4 frames of 24 × 32 on a 2 fps grid (clips of 2 s at 10 fps)."""
+    return ModelCard(
+        modality="depth", class_names=["clap", "wave"], input_shape=[4, 1, 24, 32], rate_hz=2.0,
+        channels=None, normalization=None, architecture={}, dcat_version="test", kind="video",
+        value_range=[1000.0, 2900.0], recording_rate_hz=recording_rate_hz,
+    )  # fmt: skip
+
+
+def test_depth_frames_are_read_at_the_recordings_rate(tmp_path: Path) -> None:
+    from test_manifest_media import depth_frames
+
+    np.save(tmp_path / "depth.npy", depth_frames(30))  # 3 s at 10 fps: frame k is 1000 + 100 k
+    card = _depth_card(10.0)
+    plain = read_recording(tmp_path / "depth.npy", card)
+    given = read_recording(tmp_path / "depth.npy", card, rate=10.0)
+    assert np.array_equal(plain.values, given.values) and plain.rate_hz == given.rate_hz == 2.0
+    # 6 frames on the 2 fps grid: sample k at (k + 0.5) / 2 s shows frame 5k + 2
+    millimetres = (np.array([5 * k + 2 for k in range(6)]) * 100).astype(float)
+    levels = np.clip(np.rint(millimetres * 255 / 1900), 0, 255) / 255
+    np.testing.assert_allclose(plain.values[:, 0, 0, 0], levels, atol=1e-6)
+    with pytest.raises(PredictError, match=r"depth\.npy: holds no time stamps .* pass --rate"):
+        read_recording(tmp_path / "depth.npy", _depth_card(None))
+
+
+def test_manifest_streams_record_the_recordings_rate(tmp_path: Path) -> None:
+    from test_manifest import _rewrite, load_manifest, make_segmented, make_stream
+
+    trials = load_manifest(make_segmented(tmp_path / "a"), steps={"imu": 32})
+    imu, audio = trials.stream("imu"), trials.stream("audio")
+    # imu: 100 samples at 50 Hz (median 2 s) resampled to 32 steps; audio CSVs at 20 Hz
+    assert (imu.rate_hz, imu.recording_rate_hz) == (pytest.approx(16.0), 50.0)
+    assert (audio.rate_hz, audio.recording_rate_hz) == (pytest.approx(20.0), pytest.approx(20.0))
+    streams = make_stream(tmp_path / "b")
+    data = load_manifest(streams, window_s=2.0, stride_s=1.0)
+    assert data.stream("imu").recording_rate_hz == data.stream("imu").rate_hz == 50.0
+    assert data.stream("audio").recording_rate_hz == pytest.approx(16.0)  # from time stamps
+    # recordings at 50 and 25 Hz on one 50 Hz grid: no one rate to read a new recording at
+    _rewrite(streams, edit=lambda rows: rows[1].__setitem__(4, "25"))
+    mixed = load_manifest(streams, window_s=2.0, stride_s=1.0).stream("imu")
+    assert (mixed.rate_hz, mixed.recording_rate_hz, mixed.resampled) == (50.0, None, True)
+    # clips of 2 s at 10 fps, 4 frames each: a 2 fps grid, frames read at 10 fps
+    from test_manifest_media import SEGMENTED_OPTIONS, make_segmented_media
+
+    media = load_manifest(make_segmented_media(tmp_path / "c"), frame_cache=tmp_path / "frames",
+                          **SEGMENTED_OPTIONS)  # fmt: skip
+    for modality in ("depth", "pics", "cam"):
+        stream = media.stream(modality)
+        assert (stream.rate_hz, stream.recording_rate_hz) == (2.0, 10.0), modality

@@ -60,6 +60,7 @@ def _card(dataset, stats: ChannelStats) -> ModelCard:
         class_names=list(dataset.class_names),
         input_shape=list(dataset.shape("imu")),
         rate_hz=stream.rate_hz,
+        recording_rate_hz=stream.recording_rate_hz,
         channels=list(stream.channels) if stream.channels else None,
         normalization=stats.to_dict(),
         architecture={},

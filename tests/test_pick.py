@@ -120,7 +120,9 @@ def test_export_the_pick_from_the_command_line(tmp_path: Path, capsys) -> None:
     assert f"dcat pick for imu (ood, seed 0): {pick['method']}, validation F1" in said
     card = json.loads((tmp_path / "model" / "metadata.json").read_text())
     assert card["modality"] == "imu"
-    assert Path(card["run"]["dir"]).resolve() == (out / pick["run"]).resolve()
+    # the run's folder, relative to the export (no absolute path leaves the machine)
+    assert not Path(card["run"]["dir"]).is_absolute()
+    assert (tmp_path / "model" / card["run"]["dir"]).resolve() == (out / pick["run"]).resolve()
     assert main(["export", str(out / pick["run"]), "--seed", "0"]) == 2  # --seed needs --pick
     assert "use them with --pick TARGET" in capsys.readouterr().err
 

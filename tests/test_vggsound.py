@@ -130,6 +130,7 @@ def test_split_filter_and_subjects_by_video(root: Path) -> None:
     assert train.recordings == ["abcdefghij0_000030", "b_cdefghij2_000005"]
     assert train.subjects.tolist() == [0, 1]
     assert train.subject_names == {0: "abcdefghij0", 1: "b_cdefghij2"}
+    assert train.group == "video"  # the report heads the OOD split "video-disjoint"
 
 
 def test_class_order_follows_the_argument(root: Path) -> None:
@@ -138,6 +139,7 @@ def test_class_order_follows_the_argument(root: Path) -> None:
             root, frame_cache=root.parent / "frames", classes=CLASSES[::-1], **SMALL
         )
     assert dataset.labels.tolist() == [1, 1, 0]
+    assert dataset.group == "subject"
 
 
 def test_frame_cache_is_reused(root: Path) -> None:

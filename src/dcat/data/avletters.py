@@ -307,10 +307,19 @@ def load_avletters(
         subject_names={i: speaker for speaker, i in ids.items() if speaker in keep},
         streams={
             "lips": StreamInfo.of_trials(
-                frames, durations["lips"], ["gray"], f"{VIDEO_FPS:g} fps", kind="video"
+                frames,
+                durations["lips"],
+                ["gray"],
+                f"{VIDEO_FPS:g} fps",
+                native_hz=VIDEO_FPS,
+                kind="video",
             ),
             "mfcc": StreamInfo.of_trials(
-                mfcc_steps, durations["mfcc"], MFCC_CHANNELS, f"{1 / period:g} frames/s"
+                mfcc_steps,
+                durations["mfcc"],
+                MFCC_CHANNELS,
+                f"{1 / period:g} frames/s",
+                native_hz=1 / period,
             ),
         },
     )

@@ -28,6 +28,7 @@ __all__ = [
     "LazyArray",
     "PairedDataset",
     "StreamInfo",
+    "common_rate",
     "fit_normalization",
 ]
 
@@ -77,6 +78,12 @@ class StreamInfo:
             ``"audio"`` (a waveform, ``rate_hz`` its sample rate).
         value_range: Video from arrays (depth, thermal): the values mapped to ``0…255``
             before frames were stored; ``None`` for 8-bit images and video files.
+        recording_rate_hz: Steps per second of the raw recordings, as their files hold them
+            (``dcat predict`` reads a recording without time stamps at this rate). Left
+            ``None`` it is ``rate_hz`` (the arrays are at the recordings' own rate), unless
+            ``resampled``: then ``None`` means unknown.
+        resampled: The arrays are not at the recordings' own rate (trials resampled to a fixed
+            length, frames spread over a clip, recordings of several rates on one grid).
     """
 
     rate_hz: float | None = None
@@ -84,10 +91,15 @@ class StreamInfo:
     note: str = ""
     kind: str = "series"
     value_range: tuple[float, float] | None = None
+    recording_rate_hz: float | None = None
+    resampled: bool = False
 
     def __post_init__(self) -> None:
         if self.kind not in KINDS:
             raise DcatError(f"stream kind must be one of {list(KINDS)}, got {self.kind!r}")
+        if self.recording_rate_hz is None and not self.resampled:
+            # frozen: the default is filled in once, here
+            object.__setattr__(self, "recording_rate_hz", self.rate_hz)
 
     @classmethod
     def of_trials(
@@ -96,6 +108,7 @@ class StreamInfo:
         seconds: Sequence[float],
         channels: Sequence[str],
         native: str,
+        native_hz: float | None = None,
         **fields: object,
     ) -> StreamInfo:
         """A stream of whole trials, each resampled to ``steps`` (one trial is one window).
@@ -105,17 +118,22 @@ class StreamInfo:
             seconds: ``(N,)`` duration of each trial.
             channels: Channel names.
             native: The recording's own rate, for the note (e.g. ``"50 Hz"``).
+            native_hz: The recordings' own rate in Hz, when one is known for all (it becomes
+                ``recording_rate_hz``); ``None`` when unknown or mixed.
             fields: Further fields (``kind``, ``value_range``).
 
         Returns:
             The rate is steps per median trial duration, so ``dcat predict`` cuts windows of a
-            median trial's length from a continuous recording.
+            median trial's length from a continuous recording (read at ``native_hz`` and
+            resampled to that rate).
         """
         median = float(np.median(seconds))
         return cls(
             rate_hz=steps / median,
             channels=tuple(channels),
             note=f"trials ({native}) resampled to {steps} steps; median trial {median:.2f} s",
+            recording_rate_hz=native_hz,
+            resampled=True,
             **fields,
         )
 
@@ -126,7 +144,18 @@ class StreamInfo:
             "note": self.note,
             "kind": self.kind,
             "value_range": list(self.value_range) if self.value_range is not None else None,
+            "recording_rate_hz": self.recording_rate_hz,
+            "resampled": self.resampled,
         }
+
+
+def common_rate(rates: Sequence[float], tolerance: float = 0.02) -> float | None:
+    """The median of ``rates`` when every rate lies within ``tolerance`` (relative) of it, else
+    ``None`` (recordings of several rates have no one rate to read a new recording at)."""
+    if not len(rates):
+        return None
+    median = float(np.median(rates))
+    return median if all(abs(r / median - 1) <= tolerance for r in rates) else None
 
 
 class PairedDataset(Dataset):
@@ -143,6 +172,9 @@ class PairedDataset(Dataset):
         subject_names: Original subject names by id, when ids were assigned (e.g. manifests).
         streams: Per modality, its :class:`StreamInfo` (rate, channel names), when known.
         validate: Check shapes, label range and finiteness (derived views skip the array scan).
+        group: What a subject id stands for, as the data names it (``subject``, ``session``,
+            a manifest's group column, VGGSound's ``video``): the groups an OOD split keeps
+            apart, named so in the report.
     """
 
     def __init__(
@@ -157,9 +189,11 @@ class PairedDataset(Dataset):
         subject_names: Mapping[int, str] | None = None,
         streams: Mapping[str, StreamInfo] | None = None,
         validate: bool = True,
+        group: str = "subject",
     ) -> None:
         if not inputs:
             raise DcatError("inputs must hold at least one modality")
+        self.group = group
         self.labels = np.asarray(labels, dtype=np.int64)
         self.subjects = np.asarray(subjects, dtype=np.int64)
         self.recordings = list(recordings)
@@ -250,7 +284,7 @@ class PairedDataset(Dataset):
         return PairedDataset(
             inputs, labels, subjects, recordings, self.class_names, name=self.name,
             subject_names=self.subject_names, validate=False,
-            streams={m: s for m, s in self.streams.items() if m in inputs},
+            streams={m: s for m, s in self.streams.items() if m in inputs}, group=self.group,
         )  # fmt: skip
 
     def subset(self, indices: Sequence[int] | np.ndarray) -> PairedDataset:

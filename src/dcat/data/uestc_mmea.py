@@ -448,6 +448,7 @@ def load_uestc_mmea(
                 seconds,
                 frame_channels(grayscale),
                 "25 fps",
+                native_hz=25.0,
                 kind="video",
             ),
             "imu": StreamInfo.of_trials(int(imu_steps), seconds, IMU_CHANNELS, "~25 Hz"),

@@ -204,7 +204,9 @@ def _build(trials: list[tuple[int, int, int]], read, steps: dict[str, int]) -> P
         UTD_MHAD_ACTIONS,
         name="utd_mhad",
         streams={
-            m: StreamInfo.of_trials(steps[m], seconds[m], _CHANNELS[m], f"{native:g} Hz")
+            m: StreamInfo.of_trials(
+                steps[m], seconds[m], _CHANNELS[m], f"{native:g} Hz", native_hz=native
+            )
             for m, native in (("imu", IMU_RATE_HZ), ("skeleton", SKELETON_RATE_HZ))
         },
     )

@@ -312,6 +312,7 @@ def load_vggsound(
         list(classes),
         name="vggsound",
         subject_names=subject_names,
+        group="video" if subjects == "video" else "subject",
         streams={
             # frames spread evenly over each clip, nominally as long as its audio
             "video": StreamInfo(
@@ -319,6 +320,7 @@ def load_vggsound(
                 frame_channels(grayscale),
                 note=f"{frames} frames spread over each clip ({audio_s:g} s of audio)",
                 kind="video",
+                resampled=True,  # the files' own frame rate is not read here
             ),
             "audio": StreamInfo(
                 float(audio_rate), ("audio",), note=f"clips of {audio_s:g} s", kind="audio"

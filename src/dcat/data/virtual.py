@@ -102,6 +102,9 @@ def with_virtual_imu(
     stream = StreamInfo(
         rate_hz=rate,
         channels=IMU_CHANNELS,
+        # deployed on the real sensor it imitates: that sensor's recordings
+        recording_rate_hz=data.stream(like).recording_rate_hz,
+        resampled=data.stream(like).resampled,
         note=f"virtual IMU from {base!r} ({'per-class placement' if placement else segment})",
     )
     return data.with_modality(name, out, stream)

@@ -8,6 +8,10 @@ no source, no training code) from a checkpoint and its model card, and writes a 
     OUT/model.safetensors   the weights
     OUT/metadata.json       the model card (dcat.io.card) plus what was exported and its parity
 
+``metadata.json`` is shipped with the model, so it holds no path of the training machine: the
+run folder and checkpoint are given relative to the export folder when the export lies in the
+run's folder (the default ``<run>/export``), and as ``null`` otherwise.
+
 After writing, every format is run on held-out samples (the validation inputs the run kept in
 ``examples.npy``; random inputs when a bare checkpoint has none) and compared with the PyTorch
 logits; a maximum absolute difference above the tolerance refuses the export. The folder
@@ -17,6 +21,7 @@ appears complete or not at all: it is written under a temporary name and renamed
 from __future__ import annotations
 
 import json
+import os
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -128,6 +133,20 @@ def load_trained(
         ) from None
     card.run = {**card.run, "checkpoint": str(ckpt.resolve())}
     return net.eval(), card, ckpt
+
+
+def _portable_run(run: dict[str, Any], ckpt: Path, out: Path) -> dict[str, Any]:
+    """``run`` with its paths (``dir``, ``checkpoint``) relative to the export folder ``out``
+    when they lie in the folder that holds ``out``, else ``None``: an absolute path would leak
+    the training machine's layout into a file users ship."""
+    base, ckpt = out.resolve().parent, ckpt.resolve()
+    in_run = ckpt.parent.name == "checkpoints"  # <run>/checkpoints/best.ckpt, not a bare file
+    paths = {"checkpoint": ckpt, "dir": ckpt.parent.parent if in_run else None}
+    portable = {k: v for k, v in run.items() if k not in paths}
+    for key, path in paths.items():
+        inside = path is not None and (path == base or base in path.parents)
+        portable[key] = os.path.relpath(path, out.resolve()) if inside else None
+    return portable
 
 
 def _examples(
@@ -282,6 +301,7 @@ def export_model(
             files["safetensors"] = "model.safetensors"
             metadata = {
                 **card.to_dict(),
+                "run": _portable_run(card.run, ckpt, out),
                 "export": {
                     "files": files,
                     "input_name": "input",

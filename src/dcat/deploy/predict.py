@@ -8,20 +8,26 @@ Recordings (one per modality):
 
 * ``.csv`` / ``.txt``: one row per time step, one column per channel; an optional header names
   the columns. A time column (``time``, ``timestamp``, ``t``, ``time_s``, ``seconds``, or the one
-  given) holds seconds; without one the rate is ``rate`` (default: the model's). With a header
-  and a model that records channel names, columns are matched by name, in any order.
-* ``.npy``: ``(T, C)`` (or ``(T,)`` for one channel) at ``rate``.
+  given) holds seconds; without one the rate is ``rate`` (default: the rate of the recordings
+  the model was trained from, its card's ``recording_rate_hz``; refused when the card records
+  none). With a header and a model that records channel names, columns are matched by name, in
+  any order.
+* ``.npy``: ``(T, C)`` (or ``(T,)`` for one channel) at ``rate`` (default as for a CSV).
 * ``.wav`` / ``.flac`` / ``.ogg`` (soundfile), ``.mp3`` / ``.m4a`` / ``.aac`` (PyAV): audio
   models; averaged to mono for a one-channel model, else the channels must match.
 * ``.mp4`` / ``.avi`` / ``.mkv`` / ``.mov`` / ``.webm``: video models; decoded at the model's
   frame rate and size, frame times from the container.
 * a folder of PNG/JPEG frames, or a ``(T, H, W[, C])`` ``.npy`` (depth, thermal): video models;
-  frames at ``rate`` (default: the model's), array values mapped to 8 bits with the model's
-  ``value_range`` as in training.
+  frames at ``rate`` (default as for a CSV), picked onto the model's frame grid, array values
+  mapped to 8 bits with the model's ``value_range`` as in training.
 
-A recording whose rate differs from the model's by more than ``rate_tolerance`` is refused
-unless ``resample`` is set (then it is linearly interpolated to the model's rate); time-stamped
-CSVs are always interpolated onto the model's uniform time grid. The stored normalisation is
+Every recording is brought onto the model's grid (``rate_hz``): linearly interpolated (series,
+audio) or frames picked (video). The card's ``rate_hz`` is the rate *after* any resampling in
+training (e.g. trials resampled to a fixed number of steps), so a raw recording at the
+recordings' own rate is expected. A recording whose rate is more than ``rate_tolerance`` away
+from both the model's recordings and its grid is refused unless ``resample`` is set (a wrong
+``--rate`` is the usual cause); when the card records no recording rate, the rate given or
+measured is taken as it is. The stored normalisation is
 applied, windows of the model's length are cut every ``stride_s`` seconds, and each window gets
 the model's class probabilities (softmax of the logits).
 
@@ -168,17 +174,45 @@ def _model_rate(card: ModelCard, given: float | None, source: str) -> float:
     return given
 
 
+def _source_rate(card: ModelCard, given: float | None, source: str) -> float:
+    """Rate of a recording that carries no time stamps: ``given``, else the rate of the
+    recordings the model was trained from; never the model's grid, which resampling in training
+    may have moved away from any recording's rate."""
+    if given is not None:
+        return given
+    if card.recording_rate_hz is not None:
+        return card.recording_rate_hz
+    raise PredictError(
+        f"{source}: holds no time stamps and the {card.modality} model's card records no "
+        f"recording rate (its {card.rate_hz:.6g} Hz is the rate after resampling); pass --rate "
+        "with this recording's rate in Hz"
+    )
+
+
 def _check_rate(
-    rate: float, model_rate: float, tolerance: float, resample: bool, where: str
+    rate: float, card: ModelCard, model_rate: float, tolerance: float, resample: bool, where: str
 ) -> None:
+    """Refuse a ``rate`` far from both the model's recordings and its grid (``model_rate``),
+    unless ``resample``: it is more likely a wrong ``--rate`` than a recording to stretch.
+
+    A card that records no recording rate (trials resampled from recordings of unknown or
+    mixed rates) has nothing to compare with: any raw recording differs from its grid, so the
+    rate given or measured is taken as it is."""
     if not math.isfinite(rate) or rate <= 0:
         raise PredictError(f"{where}: sampling rate must be a positive number of Hz, got {rate}")
-    if abs(rate / model_rate - 1) > tolerance and not resample:
-        raise PredictError(
-            f"{where}: sampled at {rate:.6g} Hz, far from the model's {model_rate:.6g} Hz "
-            f"(tolerance {tolerance:.0%}); resample the recording or pass --resample "
-            "(time stamps must be in seconds)"
-        )
+    native = card.recording_rate_hz
+    if resample or native is None:
+        return
+    if any(abs(rate / r - 1) <= tolerance for r in (native, model_rate)):
+        return
+    if abs(native / model_rate - 1) <= tolerance:
+        shown = f"the model's {model_rate:.6g} Hz"
+    else:
+        shown = f"the model's recordings ({native:.6g} Hz) and its grid ({model_rate:.6g} Hz)"
+    raise PredictError(
+        f"{where}: sampled at {rate:.6g} Hz, far from {shown} (tolerance {tolerance:.0%}); "
+        "resample the recording or pass --resample (time stamps must be in seconds)"
+    )
 
 
 def _read_csv(path: Path) -> tuple[CsvRows, np.ndarray]:
@@ -260,18 +294,21 @@ def read_recording(
     Args:
         path: A CSV, ``.npy``, audio or video file (see the module docstring).
         card: The model's card (channels, rate, window).
-        rate: Rate of a recording without time stamps (default: the model's).
+        rate: Rate of a recording without time stamps (default: the card's
+            ``recording_rate_hz``, the rate of the recordings the model was trained from).
         time_column: Name of the CSV's time column (seconds), if not a usual name.
-        resample: Interpolate to the model's rate instead of refusing a different rate.
-        rate_tolerance: Largest relative rate difference accepted without ``resample``.
+        resample: Accept a rate far from both the model's recordings and its grid.
+        rate_tolerance: Largest relative distance from either rate accepted without
+            ``resample``.
 
     Returns:
         :class:`Recording` at the model's rate, not yet normalised.
 
     Raises:
         FileNotFoundError: ``path`` does not exist.
-        PredictError: Unreadable file, wrong channel count, NaN or Inf, rate far from the
-            model's, non-increasing time stamps, or shorter than one window.
+        PredictError: Unreadable file, wrong channel count, NaN or Inf, no rate for a file
+            without time stamps, a rate far from the model's, non-increasing time stamps, or
+            shorter than one window.
     """
     path = Path(path)
     if not path.is_file() and not path.is_dir():
@@ -288,7 +325,7 @@ def read_recording(
         )
     elif suffix in _AUDIO:
         audio, file_rate = _read_audio(path, card)
-        values = _at_model_rate(path, audio, file_rate, model_rate, rate_tolerance, resample)
+        values = _at_model_rate(path, audio, file_rate, card, model_rate, rate_tolerance, resample)
     elif suffix in (".csv", ".txt", ".npy"):
         rows: list[int] | None = None
         if suffix == ".npy":
@@ -306,12 +343,12 @@ def read_recording(
                     f"{path}: time stamps must increase strictly (first problem at row {bad})"
                 )
             measured = 1.0 / float(np.median(np.diff(times)))
-            _check_rate(measured, model_rate, rate_tolerance, resample, str(path))
+            _check_rate(measured, card, model_rate, rate_tolerance, resample, str(path))
             start = float(times[0])
             values = resample_to_grid(times, values, model_rate)
         else:
-            given = model_rate if rate is None else rate
-            values = _at_model_rate(path, values, given, model_rate, rate_tolerance, resample)
+            given = _source_rate(card, rate, str(path))
+            values = _at_model_rate(path, values, given, card, model_rate, rate_tolerance, resample)
     else:
         raise PredictError(
             f"{path}: unsupported recording type {suffix or '(no extension)'}; use .csv, .npy, "
@@ -328,10 +365,16 @@ def read_recording(
 
 
 def _at_model_rate(
-    path: Path, values: np.ndarray, rate: float, model_rate: float, tolerance: float, resample: bool
+    path: Path,
+    values: np.ndarray,
+    rate: float,
+    card: ModelCard,
+    model_rate: float,
+    tolerance: float,
+    resample: bool,
 ) -> np.ndarray:
     """Steps ``(T, C)`` sampled at a fixed ``rate`` → the model's rate (checked first)."""
-    _check_rate(rate, model_rate, tolerance, resample, str(path))
+    _check_rate(rate, card, model_rate, tolerance, resample, str(path))
     if rate == model_rate:
         return values
     return resample_to_grid(np.arange(len(values)) / rate, values, model_rate)
@@ -347,7 +390,7 @@ def _read_frames(
 ) -> np.ndarray:
     """Frames ``(F, C, H, W)`` in ``[0, 1]`` at the model's frame rate and size, from a video
     file, a folder of PNG/JPEG frames or a ``(T, H, W[, C])`` ``.npy`` (at ``rate``, default
-    the model's), sampled and scaled as in training (:mod:`dcat.io.frames`)."""
+    the card's recording rate), picked and scaled as in training (:mod:`dcat.io.frames`)."""
     _frames, channels, height, width = card.input_shape
     options = {"size": (height, width), "fps": model_rate, "grayscale": channels == 1}
     try:
@@ -358,8 +401,8 @@ def _read_frames(
         elif path.is_dir() or path.suffix.lower() == ".npy":
             from dcat.io.frames import read_frame_array, read_image_sequence
 
-            source_rate = model_rate if rate is None else rate
-            _check_rate(source_rate, model_rate, tolerance, resample, str(path))
+            source_rate = _source_rate(card, rate, str(path))
+            _check_rate(source_rate, card, model_rate, tolerance, resample, str(path))
             if path.is_dir():
                 decoded = read_image_sequence(path, rate_hz=source_rate, **options)
             else:

@@ -14,7 +14,13 @@ Fields::
     input           {"shape": one sample's shape, e.g. [6, 128] (C, T) or [F, C, H, W] for
                      video, "dtype": "float32", "time_axis": axis of that shape that is time}
     window          {"samples": steps per window, "seconds": samples / rate_hz or null}
-    rate_hz         steps per second along the time axis (null when unknown)
+    rate_hz         steps per second along the time axis: the model's grid (null when unknown)
+    recording_rate_hz  steps per second of the raw recordings the model was trained from, as
+                    their files hold them (null when unknown, or when they had several rates);
+                    differs from rate_hz when trials were resampled to a fixed length. Predict
+                    reads a recording without time stamps at this rate, then resamples it to
+                    rate_hz. Cards written before this field read it as rate_hz for a series or
+                    audio model whose note records no resampling, else as null
     channels        channel names in order (null when unknown)
     normalization   {"kind", "shift", "scale"} per channel, applied as (x - shift) / scale,
                     or null (video: the network standardises frames itself)
@@ -31,6 +37,7 @@ Fields::
 from __future__ import annotations
 
 import json
+import math
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -54,7 +61,7 @@ class ModelCard:
         modality: Sensor name.
         class_names: Class names, index = class.
         input_shape: One sample's shape without the batch axis.
-        rate_hz: Steps per second along the time axis, or ``None``.
+        rate_hz: Steps per second along the time axis (the model's grid), or ``None``.
         channels: Channel names, or ``None``.
         normalization: ``{"kind", "shift", "scale"}`` or ``None``.
         architecture: Network description for :meth:`dcat.nn.model.ModalityNet.from_architecture`.
@@ -64,6 +71,8 @@ class ModelCard:
         input_dtype: Input dtype of the network.
         kind: ``"series"``, ``"video"`` or ``"audio"``.
         value_range: Video from arrays: values mapped to ``0…255`` before the frames were stored.
+        recording_rate_hz: Rate of the raw recordings the model was trained from, or ``None``
+            when unknown (see the module docstring).
         format: Card format tag.
     """
 
@@ -80,6 +89,7 @@ class ModelCard:
     input_dtype: str = "float32"
     kind: str = ""
     value_range: list[float] | None = None
+    recording_rate_hz: float | None = None
     format: str = CARD_FORMAT
 
     def __post_init__(self) -> None:
@@ -96,6 +106,10 @@ class ModelCard:
             raise DcatError(
                 f"model card: input shape must be (C, T) or (F, C, H, W), got {self.input_shape}"
             )
+        for name in ("rate_hz", "recording_rate_hz"):
+            rate = getattr(self, name)
+            if rate is not None and not (math.isfinite(rate) and rate > 0):
+                raise DcatError(f"model card: {name} must be a positive number of Hz, got {rate}")
         if len(self.class_names) < 2:
             raise DcatError(f"model card: need at least 2 class names, got {self.class_names}")
         if self.channels is not None and len(self.channels) != self.num_channels:
@@ -149,7 +163,8 @@ class ModelCard:
         elif self.kind == "audio":
             data["audio"] = {"sample_rate_hz": self.rate_hz, "channels": self.num_channels}
         order = [
-            "format", "modality", "kind", "class_names", "input", "window", "rate_hz", "channels",
+            "format", "modality", "kind", "class_names", "input", "window", "rate_hz",
+            "recording_rate_hz", "channels",
         ]  # fmt: skip
         return {**{k: data[k] for k in order}, **{k: v for k, v in data.items() if k not in order}}
 
@@ -180,6 +195,7 @@ class ModelCard:
                 input_dtype=str(data["input"].get("dtype", "float32")),
                 kind=str(data.get("kind") or ""),
                 value_range=(data.get("frame") or {}).get("value_range"),
+                recording_rate_hz=_recording_rate(data),
             )
         except (KeyError, TypeError) as err:
             raise DcatError(f"{where}: malformed field ({err})") from None
@@ -205,3 +221,17 @@ class ModelCard:
         if not isinstance(data, dict):
             raise DcatError(f"{path}: expected a JSON object")
         return cls.from_dict(data, where=str(path))
+
+
+def _recording_rate(data: Mapping[str, Any]) -> float | None:
+    """The card's ``recording_rate_hz``; for cards written before that field, the model's rate
+    when nothing says the windows were resampled (a series or audio model cut from continuous
+    recordings), else ``None``: a video grid may have been picked at another frame rate."""
+    if "recording_rate_hz" in data:
+        rate = data["recording_rate_hz"]
+        return None if rate is None else float(rate)
+    rate, note = data.get("rate_hz"), str(data.get("note", ""))
+    video = data.get("kind") == "video" or len(data["input"]["shape"]) == 4
+    if rate is None or video or "resampled" in note or "spread over" in note:
+        return None
+    return float(rate)
