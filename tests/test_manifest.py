@@ -471,3 +471,166 @@ def test_a_mistyped_label_column_is_named(segmented: Path) -> None:
         match=_message(segmented, "found neither; did you mean 'label' for 'lable'?"),
     ):
         read_manifest(segmented)
+
+
+# ---------------------------------------------------------------------------------------------
+# Nothing silent (issue 25): duplicated rows, subject spellings, the group column, transposed
+# arrays, unreadable .npy files, the default encoder of inertial channels with extras
+
+
+def _append_rows(manifest: Path, *rows: str) -> Path:
+    manifest.write_text(manifest.read_text() + "".join(f"{row}\n" for row in rows))
+    return manifest
+
+
+def _write_subjects(manifest: Path, written: list[str]) -> None:
+    def edit(rows: list[list[str]]) -> None:
+        for row, subject in zip(rows, written, strict=True):
+            row[0] = subject
+
+    _rewrite(manifest, edit=edit)
+
+
+def test_a_duplicated_row_is_refused_with_both_row_numbers(segmented: Path) -> None:
+    # the copy may be written another way and labelled otherwise: still the same sample
+    _append_rows(segmented, "carl,t9,sit,./imu/0.npy,50,audio/0.csv,20")
+    with pytest.raises(ValueError) as caught:
+        load_manifest(segmented)
+    assert str(caught.value) == (
+        f"{segmented}, row 4: duplicates row 1: the same files (imu './imu/0.npy', audio "
+        "'audio/0.csv'), so the same sample twice: it would train twice, and an id split can "
+        "put the copies in training and test; remove one, or set data.options.duplicates: keep"
+    )
+    kept = load_manifest(segmented, duplicates="keep")
+    assert len(kept) == 4 and kept.recordings == ["t1", "t2", "3", "t9"]
+    np.testing.assert_array_equal(kept.inputs["imu"][3], kept.inputs["imu"][0])
+    # one file shared by two rows is not a duplicate when another modality differs
+    _rewrite(segmented, edit=lambda rows: rows[3].__setitem__(5, "audio/1.csv"))
+    assert len(load_manifest(segmented)) == 4
+
+
+def test_the_duplicates_option_is_checked_before_reading(segmented: Path) -> None:
+    from dcat.data.registry import get_dataset
+
+    with pytest.raises(ValueError, match=r"data\.options\.duplicates: .*'refuse' or 'keep'"):
+        get_dataset("manifest").check_options({"duplicates": "drop"})
+
+
+def test_a_recording_listed_twice_is_refused_unless_another_span_is_labelled(
+    stream: Path,
+) -> None:
+    _append_rows(stream, "p1,r1 again,labels/r1.csv,imu/r1.npy,50,audio/r1.csv")
+    with pytest.raises(ValueError, match=_message(
+        stream, "row 3: duplicates row 1: the same files and label file (imu 'imu/r1.npy', "
+        "audio 'audio/r1.csv')")):  # fmt: skip
+        load_manifest(stream, window_s=2.0, stride_s=1.0)
+    # the same recording with a label file of another span is another sample: 10 s → 9 windows
+    _table(stream.parent / "labels" / "r1_late.csv", ["time", "label"],
+           [[t / 10, "run"] for t in range(50, 100)])  # fmt: skip
+    _rewrite(stream, edit=lambda rows: rows[2].__setitem__(2, "labels/r1_late.csv"))
+    data = load_manifest(stream, window_s=2.0, stride_s=1.0)
+    # r1 again: only windows holding its labels (from 5 s), the first starting at 4 s
+    assert data.recordings[12:] == [f"r1 again_w{k}" for k in range(5)]
+
+
+@pytest.mark.parametrize(("written", "odd", "usual", "rows"), [
+    (["1", "1", "01"], "01", "1", ("[3]", "[1, 2]")),
+    (["Alice", "alice", "alice"], "Alice", "alice", ("[1]", "[2, 3]")),
+    (["s 1", "s1", "s1"], "s 1", "s1", ("[1]", "[2, 3]")),
+])  # fmt: skip
+def test_two_spellings_of_one_subject_are_refused(segmented, written, odd, usual, rows) -> None:
+    _write_subjects(segmented, written)
+    with pytest.raises(ValueError) as caught:
+        load_manifest(segmented)
+    assert str(caught.value) == (
+        f"{segmented}, row {rows[0][1]}, column 'subject': subject {odd!r} (row(s) {rows[0]}) and "
+        f"{usual!r} (row(s) {rows[1]}) differ only in case, spaces or leading zeros; did you mean "
+        f"{usual!r}? Names are compared as written, so these would be two subjects: write each "
+        "subject one way"
+    )
+
+
+def test_names_that_differ_otherwise_are_two_subjects(segmented: Path) -> None:
+    _write_subjects(segmented, ["1", "10", "s1"])
+    assert load_manifest(segmented).subject_names == {0: "1", 1: "10", 2: "s1"}
+
+
+def test_a_session_column_groups_the_samples(segmented: Path) -> None:
+    _rewrite(segmented, ["session", *SEGMENTED_HEADER[1:]])
+    with pytest.raises(ValueError, match=_message(
+        segmented, "column 'subject': missing required column; to keep other groups apart "
+        "(sessions, days), name their column in data.options.group")):  # fmt: skip
+        load_manifest(segmented)
+    data = load_manifest(segmented, group="session")
+    assert data.group == "session" and data.subset([0]).group == "session"
+    assert data.subject_names == {0: "alice", 1: "bob"}
+    with pytest.raises(ValueError, match=_message(
+        segmented, "column 'sesion': missing required column (data.options.group names it); "
+        "did you mean 'session'?")):  # fmt: skip
+        load_manifest(segmented, group="sesion")
+    with pytest.raises(ValueError, match=r"^config: data.options.group: 'label' cannot group"):
+        load_manifest(segmented, group="label")
+    assert load_manifest(make_segmented(segmented.parents[1] / "other")).group == "subject"
+
+
+def test_a_series_saved_as_channels_by_time_is_named(segmented: Path) -> None:
+    path = segmented.parent / "imu" / "1.npy"
+    _npy(path, _imu(110).T)
+    with pytest.raises(ValueError) as caught:
+        load_manifest(segmented)
+    assert str(caught.value) == (
+        f"{segmented}, row 2: modalities cover different durations (imu 0.12 s, audio 2.2 s), "
+        f"more than 10% apart; imu: {path} has shape (6, 110), and its axis 1 (110 steps, "
+        "2.2 s at 50 Hz) looks like time: it seems saved as (C, T); save it as (T, C) (array.T)"
+    )
+    # without rates the channel counts disagree, and the file is named the same way
+    _rewrite(segmented, edit=lambda rows: [r.__setitem__(4, "") for r in rows])
+    with pytest.raises(ValueError, match=_message(
+        segmented, "row 2, column 'imu': modality 'imu' has 6 channel(s) in row 1 but 110 in "
+        f"row 2; imu: {path} has shape (6, 110), and its axis 1 (110 steps) looks like time: "
+        "it seems saved as (C, T)")):  # fmt: skip
+        load_manifest(segmented)
+
+
+def test_every_recording_saved_as_channels_by_time_is_named(stream: Path) -> None:
+    for recording, seconds in (("r1", 10), ("r2", 4)):
+        _npy(stream.parent / "imu" / f"{recording}.npy", _imu(seconds * 50 + 1)[:, :3].T)
+    expected = _message(
+        stream,
+        "row 2, column 'imu': modality 'imu' has 501 channel(s) in row 1 but 201 in row 2; imu: ",
+        "r1.npy has shape (3, 501), and its axis 1 (501 steps) looks like time",
+    )
+    with pytest.raises(ValueError, match=expected):
+        load_manifest(stream, window_s=2.0, stride_s=1.0)
+
+
+@pytest.mark.parametrize(("cut", "reason"), [
+    (None, "empty file (0 bytes)"),
+    (40, "truncated? its header is cut short"),
+    (200, "truncated? its header promises float64 (110, 6), 5280 bytes of data, the file holds "
+          "72"),
+])  # fmt: skip
+def test_an_unreadable_npy_says_why(segmented: Path, cut, reason) -> None:
+    path = segmented.parent / "imu" / "1.npy"
+    path.write_bytes(path.read_bytes()[:cut] if cut else b"")
+    expected = _message(segmented, f"row 2, column 'imu': {path}: cannot read as a .npy file")
+    with pytest.raises(ValueError, match=expected + re.escape(f" ({reason}")):
+        load_manifest(segmented)
+
+
+def test_inertial_channels_with_extra_channels_get_the_imu_encoder(tmp_path: Path) -> None:
+    from dcat.experiment.runner import default_encoder
+
+    folder = tmp_path / "lis"
+    triads = [f"{s}_{a}" for s in ("acc", "gyr", "ori") for a in "xyz"]  # the LIS wrist CSV
+    mixed = ["acc_x", "acc_y", "acc_z", *(f"emg_{i}" for i in range(1, 5))]
+    rows = []
+    for i in range(2):
+        _table(folder / "wrist" / f"{i}.csv", triads, np.ones((20, 9)).tolist())
+        _table(folder / "arm" / f"{i}.csv", mixed, np.ones((20, 7)).tolist())
+        rows.append(["anna", "walk", f"wrist/{i}.csv", f"arm/{i}.csv"])
+    manifest = _table(folder / "manifest.csv", ["subject", "label", "wrist", "arm"], rows)
+    data = load_manifest(manifest)
+    assert data.stream("wrist").channels == tuple(triads)
+    assert default_encoder(data, "wrist") == "imu"  # 6 of 9 channels in acc/gyr triads
+    assert default_encoder(data, "arm") == "sequence"  # 3 of 7: mostly EMG

@@ -285,6 +285,84 @@ def test_media_options_are_checked(tmp_path: Path) -> None:
     _expect(manifest, r"media\.cam\.color must be 'rgb' or 'gray'", media={"cam": {"color": "bw"}})
 
 
+# --- frame arrays that are not (T, H, W[, C]) each get their own message (issue 25) ---------
+
+
+def _depth_row_2(folder: Path, array_or_bytes) -> Path:
+    path = folder / "depth" / "1.npy"
+    if isinstance(array_or_bytes, bytes):
+        path.write_bytes(array_or_bytes)
+    else:
+        np.save(path, array_or_bytes)
+    return path
+
+
+@pytest.mark.parametrize(("content", "message"), [
+    ("truncated", "cannot read as a .npy file (truncated? its header promises uint16 (20, 24, "
+                  "32), 30720 bytes of data, the file holds 172)"),
+    (b"PK\x03\x04 not numpy", "cannot read as a .npy file (no NPY header: not a file written "
+                              "by numpy.save)"),
+    (np.zeros((24, 32), np.uint16), "frame arrays are (T, H, W[, C]), got (H, W) = (24, 32): one "
+                                    "frame, or a series? (the column's other rows hold frame "
+                                    "arrays)"),
+    (np.zeros((1, 20, 24, 32, 1), np.uint16), "frame arrays are (T, H, W[, C]) and series (T, "
+     "C) or (T,), got 5-D (1, 20, 24, 32, 1) (its axes of length 1 aside it is (20, 24, 32): "
+     "np.squeeze it)"),
+])  # fmt: skip
+def test_a_bad_frame_array_is_named_for_what_it_is(tmp_path: Path, content, message) -> None:
+    manifest = make_segmented_media(tmp_path, samples=2)
+    path = manifest.parent / "depth" / "1.npy"
+    if isinstance(content, str):  # cut the valid file short
+        content = path.read_bytes()[:300]
+    _depth_row_2(manifest.parent, content)
+    with pytest.raises(DcatError) as caught:
+        load_manifest(manifest, min_class_samples=1, frame_cache=tmp_path / "c")
+    assert str(caught.value) == f"{manifest}, row 2, column 'depth': {path}: {message}"
+
+
+def test_a_stated_video_column_of_2d_arrays_is_named(tmp_path: Path) -> None:
+    manifest = make_segmented_media(tmp_path, samples=2)
+    for i in range(2):
+        np.save(manifest.parent / "depth" / f"{i}.npy", np.zeros((24, 32), np.uint16))
+    _expect(manifest, r"row 1, column 'depth': .*0\.npy: frame arrays are \(T, H, W\[, C\]\), "
+            r"got \(H, W\) = \(24, 32\)", min_class_samples=1, frame_cache=tmp_path / "c",
+            media={"depth": {"kind": "video"}})  # fmt: skip
+
+
+def test_a_clip_saved_as_height_width_time_says_which_axis_is_time(tmp_path: Path) -> None:
+    manifest = make_segmented_media(tmp_path, samples=2)
+    path = _depth_row_2(manifest.parent, np.moveaxis(depth_frames(20), 0, -1))  # (24, 32, 20)
+    with pytest.raises(DcatError) as caught:
+        load_manifest(manifest, min_class_samples=1, frame_cache=tmp_path / "c")
+    assert str(caught.value) == (
+        f"{manifest}, row 2: modalities cover different durations (cam 2 s, pics 2 s, depth "
+        f"2.4 s, mic 2 s, imu 2 s), more than 10% apart; depth: {path} has shape (24, 32, 20), "
+        "and its axis 2 (20 steps, 2 s at 10 Hz) looks like time: it seems saved as (H, W, T); "
+        "save it as (T, H, W) (np.moveaxis(array, 2, 0))"
+    )
+
+
+def test_frame_sizes_that_are_a_turned_clip_say_so() -> None:
+    from dcat.data.manifest_media import MediaSpec, Source, check_sources
+
+    def error(message: str, row: int, column: str) -> DcatError:
+        return DcatError(f"row {row}, column {column!r}: {message}")
+
+    usual = Source(1, Path("d/0.npy"), "array", 10.0, 2.0, 24, 32)  # (20, 24, 32)
+    turned = Source(2, Path("d/1.npy"), "array", 10.0, 2.4, 32, 20)  # (24, 32, 20) read as T, H, W
+    for first, other in ((usual, turned), (turned, usual)):
+        with pytest.raises(DcatError) as caught:
+            check_sources(error, "depth", "video", MediaSpec(), [first, other])
+        assert str(caught.value).endswith(
+            "(mixed frame sizes within one sensor; convert the recordings to one size); "
+            "d/1.npy looks saved as (H, W, T): its last axis (20) looks like time; save frames "
+            "as (T, H, W[, C]) (np.moveaxis(array, -1, 0))"
+        )
+    other_size = Source(2, Path("d/2.npy"), "array", 10.0, 2.0, 48, 64)
+    with pytest.raises(DcatError, match=r"convert the recordings to one size\)$"):
+        check_sources(error, "depth", "video", MediaSpec(), [usual, other_size])
+
+
 # --- real data: AVLetters lips as an image-sequence modality ---------------------------------
 
 
@@ -465,8 +543,10 @@ def test_export_and_predict_video_images_depth_and_audio_models(
     millimetres = np.array([5 * k + 2 for k in range(6)]) * 100
     depth = np.clip(np.rint(millimetres * 255 / 1900), 0, 255) / 255
     frames = np.broadcast_to(depth[:, None, None, None].astype(np.float32), (6, 1, *SIZE))
-    depth_lines = _predict(exported["depth"], tmp_path / "depth.npy", "--rate", "10",
-                           "--resample", "--stride", "0.5")  # fmt: skip
+    # no --rate: read at the recordings' 10 fps its card records, picked onto its 2 fps grid
+    depth_lines = _predict(exported["depth"], tmp_path / "depth.npy", "--stride", "0.5")
+    assert depth_lines == _predict(exported["depth"], tmp_path / "depth.npy", "--rate", "10",
+                                   "--stride", "0.5")  # fmt: skip
     windows = np.stack([frames[s : s + 4] for s in (0, 1, 2)])
     np.testing.assert_allclose(probabilities(depth_lines), expected("depth", windows), atol=1e-5)
     # audio: 2 s windows of the raw samples, normalised with the training statistics

@@ -17,7 +17,7 @@ import yaml
 from dcat.cli import main
 from dcat.data import PairedDataset, Split, make_split, resolve_subjects, sort_names
 from dcat.errors import DcatError
-from dcat.experiment.config import SplitConfig, load_config
+from dcat.experiment.config import ExperimentConfig, SplitConfig, load_config
 from test_error_catalogue import _rows, manifest_config, write_manifest
 
 FIELD = "config: splits[0].train_subjects"
@@ -234,3 +234,100 @@ def test_an_old_index_list_that_now_names_other_subjects_is_not_reused(
     err = capsys.readouterr().err
     assert code == 2 and "model(s) there were trained with other settings" in err
     assert "split.train_subjects [1, 2] → [1, 0]" in err and "split.digest" in err
+
+
+# ---------------------------------------------------------------------------------------------
+# A sample no part of the split takes (issue 25): refused when its subject's name is a slip for
+# one the split takes (`01` beside `1`); a subject left out of every list on purpose is said
+
+
+def test_a_subject_written_another_way_is_not_silently_left_out() -> None:
+    from dcat.data.splits import left_out, loose_name
+
+    assert [loose_name(n) for n in ("01", " S 007", "Anna", "s10", "0")] == [
+        "1",
+        "s7",
+        "anna",
+        "s10",
+        "0",
+    ]
+    data = _paired(["1", "2", "3", "01"])  # subject "01": samples 12..15
+    split = _split(data, train_subjects=["1", "2"], test_subjects=["3"])
+    assert np.intersect1d(np.arange(12, 16), np.concatenate(list(split.parts().values()))).size == 0
+    with pytest.raises(DcatError) as caught:
+        left_out(split, data.subjects, data.subject_names, data.recordings)
+    assert str(caught.value) == (
+        "the ood split (seed 0) leaves sample 12 (recording 'r12') out of every part: its "
+        "subject '01' is in no part, subject '1' is; did you mean '1'? (subject names are "
+        "compared as written: list '01' as well, or write it '1' in the data)"
+    )
+    # left out on purpose: a subject of its own name, reported with its sample count
+    data = _paired(["1", "2", "3", "4"])
+    split = _split(data, train_subjects=["1", "2"], test_subjects=["3"])
+    assert left_out(split, data.subjects, data.subject_names) == {"4": 4}
+    full = _split(data, train_subjects=["1", "2"], test_subjects=["3", "4"])
+    assert left_out(full, data.subjects, data.subject_names) == {}
+
+
+def _config_on(tmp: Path, split: dict) -> ExperimentConfig:
+    config = {
+        "name": "left_out",
+        "data": {"dataset": "manifest", "root": str(tmp)},
+        "modalities": {"imu": {"encoder": "imu", "options": {"widths": [4, 4, 4]}}},
+        "splits": [{"kind": "ood", **split}],
+        "transfers": [],
+        "reference": False,
+        "d_out": 8,
+        "train": {"max_epochs": 1, "batch_size": 8},
+    }
+    path = tmp / "config.yaml"
+    path.write_text(yaml.safe_dump(config))
+    return load_config(path)
+
+
+def test_the_runner_refuses_a_slipped_subject_before_writing(tmp_path: Path) -> None:
+    from dcat.experiment.runner import run_experiment
+
+    data = _paired(["1", "2", "3", "01"])
+    config = _config_on(tmp_path, {"train_subjects": [1, 2], "test_subjects": [3]})
+    out = tmp_path / "out"
+    with pytest.raises(
+        DcatError,
+        match=r"^config: splits\[0\]: the ood split \(seed 0\) leaves "
+        r"sample 12 \(recording 'r12'\) out of every part: its subject '01'",
+    ):
+        run_experiment(config, out, data=data)
+    assert not out.exists()
+
+
+def test_a_subject_left_out_on_purpose_is_said(tmp_path: Path, capsys) -> None:
+    split = {"train_subjects": ["s1", "s2"], "val_subjects": ["s3"], "test_subjects": ["s4"]}
+    rows = _rows(subjects=5)  # s5 in no list
+    code, out = _experiment(tmp_path, rows, split, tmp_path / "out")
+    assert code == 0, capsys.readouterr().err
+    printed = capsys.readouterr().out
+    assert (
+        "splits[0] (ood): 4 samples are in no part: subjects s5 (4) are in none of its "
+        "subject lists"
+    ) in printed
+    saved = json.loads((out / "splits" / "ood_seed0.json").read_text())
+    assert sorted(saved["train"] + saved["val"] + saved["test"]) == list(range(16))
+
+
+def test_a_session_column_names_the_split_in_the_report(tmp_path: Path, capsys) -> None:
+    rows = [{"session": row.pop("subject"), **row} for row in _rows()]
+    manifest = write_manifest(tmp_path / "data", rows)
+    config = manifest_config(
+        manifest,
+        data={"dataset": "manifest", "root": str(manifest), "options": {"group": "session"}},
+        modalities={"imu": {"encoder": "imu", "options": {"widths": [4, 4, 4]}}},
+        transfers=[], reference=False, splits=[{"kind": "ood", "test_subjects": ["s4"]}],
+    )  # fmt: skip
+    path = tmp_path / "config.yaml"
+    path.write_text(yaml.safe_dump(config, sort_keys=False))
+    assert main(["experiment", str(path), "--out", str(tmp_path / "out")]) == 0, (
+        capsys.readouterr().err
+    )
+    report = (tmp_path / "out" / "report.md").read_text()
+    assert "## Out-of-distribution (OOD): session-disjoint split" in report
+    assert "subject-disjoint" not in report

@@ -7,6 +7,10 @@ modality ``NAME`` a column of paths plus an optional ``NAME_hz`` rate column (an
 recordings, an optional ``NAME_offset_s`` clock offset). A path names a ``.npy`` / ``.csv``
 series or media: a video, an audio file, a folder of image frames or a ``(T, H, W[, C])`` array
 of frames (:mod:`dcat.data.manifest_media`). Paths are relative to the manifest's folder.
+
+Nothing is silent: a row listed twice (the same files, the same span) and one subject written two
+ways (``01`` and ``1``) are refused with their rows, and a ``.npy`` is told by its header, so an
+unreadable or transposed array is named as such rather than as another kind of data.
 """
 
 from __future__ import annotations
@@ -15,14 +19,15 @@ import os
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 
 from dcat.data import manifest_media
 from dcat.data.frame_store import frame_channels
-from dcat.data.paired import PairedDataset, StreamInfo
+from dcat.data.paired import PairedDataset, StreamInfo, common_rate
 from dcat.data.registry import register_dataset
+from dcat.data.splits import loose_name
 from dcat.errors import DcatError, did_you_mean
 from dcat.io.resample import resample_linear
 from dcat.io.table import CsvRows, TableError, is_number, non_finite, read_npy, read_rows
@@ -93,9 +98,26 @@ def _read_manifest(ctx: _Context) -> tuple[list[str], list[_Row]]:
     return header, rows
 
 
-def _find_modalities(ctx: _Context, header: list[str], rows: list[_Row]) -> list[str]:
+def _check_group(ctx: _Context, header: list[str], group: str) -> None:
+    """The ``group`` column (``data.options.group``, default ``subject``) must be there."""
+    if group in _RESERVED[1:] or group.endswith((_HZ, _OFFSET)) or not group:
+        raise DcatError(
+            f"config: data.options.group: {group!r} cannot group samples; name the column that "
+            "says who, or which session, each row was recorded from (default 'subject')"
+        )
+    if group not in header:
+        hint = " (data.options.group names it)" + did_you_mean([group], header)
+        if group == "subject":
+            hint = "; to keep other groups apart (sessions, days), name their column in "
+            hint += "data.options.group"
+        raise ctx.error(f"missing required column{hint}", column=group)
+
+
+def _find_modalities(
+    ctx: _Context, header: list[str], rows: list[_Row], reserved: Sequence[str] = _RESERVED
+) -> list[str]:
     """Modality columns: those holding file paths (series, media, image folders) or having a
-    ``NAME_hz`` column."""
+    ``NAME_hz`` column; ``reserved`` columns are none."""
 
     def is_path(cell: str) -> bool:
         return cell.lower().endswith(_FILE_TYPES) or (bool(cell) and (ctx.folder / cell).is_dir())
@@ -103,12 +125,12 @@ def _find_modalities(ctx: _Context, header: list[str], rows: list[_Row]) -> list
     modalities = [
         c
         for c in header
-        if c not in _RESERVED and (f"{c}{_HZ}" in header or any(is_path(r.cells[c]) for r in rows))
+        if c not in reserved and (f"{c}{_HZ}" in header or any(is_path(r.cells[c]) for r in rows))
     ]
     unknown = [
         c
         for c in header
-        if c not in _RESERVED
+        if c not in reserved
         and c not in modalities
         and not any(c.endswith(end) and c[: -len(end)] in modalities for end in (_HZ, _OFFSET))
     ]
@@ -148,9 +170,16 @@ def _kinds(
         row_kinds: list[str] = []
         for row in rows:
             path = _resolve(ctx, row.number, modality, row.cells[modality], allow_absolute)
-            kind, form = manifest_media.file_kind(path)
+            try:
+                kind, form = manifest_media.file_kind(path)
+            except DcatError as err:
+                raise ctx.error(str(err), row.number, modality) from err
             if stated == "audio" and form == "series":
                 form = "waveform"  # a .npy/.csv series read as sound at its NAME_hz rate
+            elif stated == "video" and kind == "series" and path.suffix.lower() == ".npy":
+                shape = np.load(path, mmap_mode="r", allow_pickle=False).shape
+                problem = manifest_media.layout_problem(shape)
+                raise ctx.error(f"{path}: {problem}", row.number, modality)
             elif stated is not None and stated != kind:
                 raise ctx.error(
                     f"{path} holds {kind} data ({form}), but data.options.media.{modality}.kind "
@@ -175,14 +204,22 @@ def _refuse_mixed_kinds(
     found: list[tuple[Path, str]],
 ) -> None:
     """Name the row whose kind differs from most rows of the column."""
-    usual = max(set(row_kinds), key=row_kinds.count)
+    # on a tie the first row's kind is the usual one (a set's order would vary by run)
+    usual = max(dict.fromkeys(row_kinds), key=row_kinds.count)
     odd = next(i for i, kind in enumerate(row_kinds) if kind != usual)
     path, form = found[odd]
+    arrays = [f for (_, f), kind in zip(found, row_kinds, strict=True) if kind == usual]
     if form == "array" and usual == "series":
         shape = np.load(path, mmap_mode="r", allow_pickle=False).shape
         message = (
             f"{path}: expected shape (T, C) or (T,), got {shape} (the column's other rows hold "
             "series; a (T, H, W[, C]) array is read as video frames only when every row has one)"
+        )
+    elif form == "series" and path.suffix.lower() == ".npy" and "array" in arrays:
+        shape = np.load(path, mmap_mode="r", allow_pickle=False).shape
+        message = (
+            f"{path}: {manifest_media.layout_problem(shape)} (the column's other rows hold "
+            "frame arrays)"
         )
     else:
         message = (
@@ -190,6 +227,38 @@ def _refuse_mixed_kinds(
             f"column's other rows {usual}; one column holds one sensor"
         )
     raise ctx.error(message, rows[odd].number, modality)
+
+
+def _refuse_duplicates(
+    ctx: _Context,
+    rows: list[_Row],
+    modalities: list[str],
+    files: Mapping[str, list[tuple[Path, str]]],
+    allow_absolute: bool,
+) -> None:
+    """Refuse two rows of one sample: the same file for every modality and, for recordings,
+    the same label file (the same span) and clock offsets.
+
+    A copy trains twice, and an id split can put the two copies in training and test parts.
+    """
+    seen: dict[tuple, _Row] = {}
+    for i, row in enumerate(rows):
+        key: tuple = tuple(files[m][i][0].resolve() for m in modalities)
+        if "label_file" in row.cells:
+            label_file = _resolve(ctx, row.number, "label_file", row.cells["label_file"],
+                                  allow_absolute)  # fmt: skip
+            offsets = tuple(_offset(ctx, row, m) for m in modalities)
+            key += (label_file.resolve(), offsets)
+        first = seen.setdefault(key, row)
+        if first is not row:
+            shown = ", ".join(f"{m} {row.cells[m]!r}" for m in modalities)
+            span = " and label file" if "label_file" in row.cells else ""
+            raise ctx.error(
+                f"duplicates row {first.number}: the same files{span} ({shown}), so the same "
+                "sample twice: it would train twice, and an id split can put the copies in "
+                "training and test; remove one, or set data.options.duplicates: keep",
+                row.number,
+            )
 
 
 def _offset(ctx: _Context, row: _Row, modality: str) -> float:
@@ -330,16 +399,38 @@ def _rate(ctx: _Context, row: _Row, modality: str) -> float | None:
     return rate
 
 
-def _check_channels(ctx: _Context, modality: str, rows: list[_Row], series: list[_Series]) -> None:
-    first = series[0].values.shape[1]
-    for row, item in zip(rows, series, strict=True):
-        if item.values.shape[1] != first:
-            raise ctx.error(
-                f"modality {modality!r} has {first} channel(s) in row {rows[0].number} but "
-                f"{item.values.shape[1]} in row {row.number}",
-                row.number,
-                modality,
-            )
+def _check_channels(
+    ctx: _Context,
+    modality: str,
+    rows: list[_Row],
+    series: list[_Series],
+    paths: list[Path] | None = None,
+) -> None:
+    """One channel count in every row; a file saved as ``(C, T)`` is named as such.
+
+    Args:
+        paths: Each row's file, to name one that looks transposed.
+    """
+    first = series[0].values.shape
+    for i, (row, item) in enumerate(zip(rows, series, strict=True)):
+        shape = item.values.shape
+        if shape[1] == first[1]:
+            continue
+        # (C, T) among (T, C) files, or every file (C, T): the first axis is what agrees
+        bad = None
+        if shape[0] == first[1] < shape[1]:
+            bad = i
+        elif first[0] == shape[0] and first[0] < first[1] and shape[0] < shape[1]:
+            bad = 0
+        hint = ""
+        if bad is not None and paths is not None and paths[bad].suffix.lower() == ".npy":
+            hint = "; " + _transposed(modality, paths[bad], series[bad].values.shape, 1, None)
+        raise ctx.error(
+            f"modality {modality!r} has {first[1]} channel(s) in row {rows[0].number} but "
+            f"{shape[1]} in row {row.number}{hint}",
+            row.number,
+            modality,
+        )
 
 
 def _channel_names(modality: str, series: list[_Series]) -> tuple[str, ...]:
@@ -350,14 +441,38 @@ def _channel_names(modality: str, series: list[_Series]) -> tuple[str, ...]:
     return tuple(f"{modality}_{i + 1}" for i in range(series[0].values.shape[1]))
 
 
-def _subject_ids(ctx: _Context, rows: list[_Row]) -> tuple[list[int], list[str]]:
+def _subject_ids(
+    ctx: _Context, rows: list[_Row], column: str = "subject"
+) -> tuple[list[int], list[str]]:
+    """Each row's subject id (numbered in order of first appearance) and the names by id.
+
+    Names are compared as written, so two spellings of one name (``01`` and ``1``, ``Anna``
+    and ``anna``: one :func:`~dcat.data.splits.loose_name`) would be two subjects, one of them
+    silently left out of an explicit split, or on both sides of a random one; refused.
+    """
     names: dict[str, int] = {}
-    ids = []
+    ids, rows_of = [], {}
     for row in rows:
-        subject = row.cells["subject"]
+        subject = row.cells[column]
         if not subject:
-            raise ctx.error("empty subject", row.number, "subject")
+            raise ctx.error(f"empty {column}", row.number, column)
         ids.append(names.setdefault(subject, len(names)))
+        rows_of.setdefault(subject, []).append(row.number)
+    spellings: dict[str, list[str]] = {}
+    for name in names:
+        spellings.setdefault(loose_name(name), []).append(name)
+    for written in spellings.values():
+        if len(written) > 1:
+            # the rarer spelling is the slip; the commoner one is the suggestion
+            usual, odd = sorted(written, key=lambda n: (-len(rows_of[n]), rows_of[n][0]))[:2]
+            raise ctx.error(
+                f"{column} {odd!r} (row(s) {rows_of[odd][:5]}) and {usual!r} (row(s) "
+                f"{rows_of[usual][:5]}) differ only in case, spaces or leading zeros; did you "
+                f"mean {usual!r}? Names are compared as written, so these would be two "
+                f"{column}s: write each {column} one way",
+                rows_of[odd][0],
+                column,
+            )
     return ids, list(names)
 
 
@@ -428,7 +543,7 @@ def _load_segmented(
                 row.number,
                 f"{offset[0]}{_OFFSET}",
             )
-        durations = {}
+        durations, arrays = {}, {}
         for modality in modalities:
             path, form = files[modality][i]
             rate = _rate(ctx, row, modality)
@@ -436,28 +551,25 @@ def _load_segmented(
                 source = manifest_media.probe(ctx.error, row.number, modality, path, form, rate)
                 sources[modality].append(source)
                 durations[modality] = source.duration_s
+                if form == "array":
+                    arrays[modality] = (path, source.rate_hz)
                 continue
             item = _load_series(ctx, row.number, modality, path)
             series[modality].append(item)
             length = len(item.values)
             if rate is not None:
                 durations[modality] = length / rate
+                if path.suffix.lower() == ".npy":
+                    arrays[modality] = (path, rate)
             elif item.times is not None and length > 1:
                 # Span of the time stamps plus one sample period, comparable with T / rate.
                 durations[modality] = (item.times[-1] - item.times[0]) * length / (length - 1)
         for modality, duration in durations.items():
             seconds[modality].append(duration)
-        if len(durations) > 1:
-            longest, shortest = max(durations.values()), min(durations.values())
-            if longest - shortest > _DURATION_TOLERANCE * longest:
-                shown = ", ".join(f"{m} {d:.3g} s" for m, d in durations.items())
-                raise ctx.error(
-                    f"modalities cover different durations ({shown}), more than "
-                    f"{_DURATION_TOLERANCE:.0%} apart; check the files and the _hz rates",
-                    row.number,
-                )
+        _check_durations(ctx, row.number, durations, arrays)
     for modality in series_mods:
-        _check_channels(ctx, modality, rows, series[modality])
+        paths = [path for path, _ in files[modality]]
+        _check_channels(ctx, modality, rows, series[modality], paths)
     steps = dict(steps or {})
     if set(steps) - set(modalities):
         raise ctx.error(f"steps names unknown modalities {sorted(set(steps) - set(modalities))}")
@@ -492,8 +604,12 @@ def _load_segmented(
         channels = _channel_names(modality, series[modality])
         if len(seconds[modality]) == len(rows):  # every sample's duration is known
             native = "rate from the manifest"
+            rates = [
+                len(item.values) / d
+                for item, d in zip(series[modality], seconds[modality], strict=True)
+            ]
             streams[modality] = StreamInfo.of_trials(
-                int(count), seconds[modality], channels, native
+                int(count), seconds[modality], channels, native, native_hz=common_rate(rates)
             )
         else:
             streams[modality] = StreamInfo(
@@ -516,6 +632,67 @@ def _load_segmented(
     _check_class_sizes(ctx, names, labels, first, min_class_samples)
     recordings = [row.cells.get("recording") or str(row.number) for row in rows]
     return inputs, recordings, labels, names, streams
+
+
+def _check_durations(
+    ctx: _Context,
+    row: int,
+    durations: Mapping[str, float],
+    arrays: Mapping[str, tuple[Path, float]],
+) -> None:
+    """Refuse a segmented row whose modalities cover different durations, naming the array
+    that reads as the others' duration with another axis as time (saved transposed).
+
+    Args:
+        durations: Modality → seconds its file covers.
+        arrays: Modality → its ``.npy`` file and rate, for those stored as arrays.
+    """
+    if len(durations) < 2:
+        return
+    longest, shortest = max(durations.values()), min(durations.values())
+    if longest - shortest <= _DURATION_TOLERANCE * longest:
+        return
+    shown = ", ".join(f"{m} {d:.3g} s" for m, d in durations.items())
+    hint = "check the files and the _hz rates"
+    for modality, (path, rate) in arrays.items():
+        others = [d for m, d in durations.items() if m != modality]
+        if max(others) - min(others) > _DURATION_TOLERANCE * max(others):
+            continue  # the others disagree among themselves: no one duration to match
+        shape = np.load(path, mmap_mode="r", allow_pickle=False).shape
+        axis = _time_axis(shape, rate, float(np.median(others)))
+        if axis is not None:
+            hint = _transposed(modality, path, shape, axis, rate)
+            break
+    raise ctx.error(
+        f"modalities cover different durations ({shown}), more than "
+        f"{_DURATION_TOLERANCE:.0%} apart; {hint}",
+        row,
+    )
+
+
+def _time_axis(shape: tuple[int, ...], rate: float, seconds: float) -> int | None:
+    """The axis other than the first whose length at ``rate`` spans ``seconds``, if any."""
+    for axis in range(1, len(shape)):
+        span = shape[axis] / rate
+        if abs(span - seconds) <= _DURATION_TOLERANCE * max(span, seconds):
+            return axis
+    return None
+
+
+def _transposed(
+    modality: str, path: Path, shape: tuple[int, ...], axis: int, rate: float | None
+) -> str:
+    """What to say of an array of ``shape`` whose ``axis`` looks like time."""
+    wanted = ("T", "C") if len(shape) == 2 else ("T", "H", "W", "C")[: len(shape)]
+    saved = [*wanted[1:]]
+    saved.insert(axis, "T")
+    fix = "array.T" if len(shape) == 2 else f"np.moveaxis(array, {axis}, 0)"
+    span = f", {shape[axis] / rate:.3g} s at {rate:g} Hz" if rate else ""
+    return (
+        f"{modality}: {path} has shape {shape}, and its axis {axis} ({shape[axis]} steps{span}) "
+        f"looks like time: it seems saved as ({', '.join(saved)}); save it as "
+        f"({', '.join(wanted)}) ({fix})"
+    )
 
 
 def _is_waveform(files: list[tuple[Path, str]]) -> bool:
@@ -549,7 +726,7 @@ def _segmented_frames(
     native = f"{float(np.median([s.rate_hz for s in sources])):g} fps"
     info = StreamInfo.of_trials(
         max(1, frames), seconds, _channel_names_of("video", modality, 1 if gray else 3), native,
-        kind="video", value_range=vrange,
+        native_hz=common_rate([s.rate_hz for s in sources]), kind="video", value_range=vrange,
     )  # fmt: skip
     return store, info
 
@@ -594,8 +771,16 @@ def _segmented_audio(
         _channel_names_of("audio", modality, out.shape[1]),
         note=f"clips zero-padded or cut at the end to {count} samples ({count / rate:.3g} s)",
         kind="audio",
+        **(_recording_rate([s.rate_hz for s in sources], rate) if sources is not None else {}),
     )
     return out, info
+
+
+def _recording_rate(rates: Sequence[float], grid_hz: float) -> dict[str, Any]:
+    """:class:`StreamInfo` fields for recordings at ``rates`` (Hz) brought to ``grid_hz``: their
+    one rate (unknown when they differ), and whether the grid differs from it."""
+    native = common_rate(rates)
+    return {"recording_rate_hz": native, "resampled": native != grid_hz}
 
 
 def _read_label_file(
@@ -695,7 +880,8 @@ def _load_streams(
             series[modality].append(item)
             row_rates[modality].append(rate)
     for modality in series:
-        _check_channels(ctx, modality, rows, series[modality])
+        paths = [path for path, _ in files[modality]]
+        _check_channels(ctx, modality, rows, series[modality], paths)
     for modality in sources:
         manifest_media.check_sources(ctx.error, modality, kinds[modality], spec_of[modality],
                             sources[modality])  # fmt: skip
@@ -785,16 +971,20 @@ def _load_streams(
             out_streams[m] = StreamInfo(
                 grid_rates[m], _channel_names_of("video", m, 1 if gray else 3),
                 note=f"windows of {window_s:g} s, {frames} frames each", kind="video",
-                value_range=vranges[m],
+                value_range=vranges[m], **_recording_rate(row_rates[m], grid_rates[m]),
             )  # fmt: skip
         elif kinds[m] == "audio":
             channels = stacked[m].shape[1]
             out_streams[m] = StreamInfo(
                 grid_rates[m], _channel_names_of("audio", m, channels),
                 note="windows of continuous streams", kind="audio",
+                **_recording_rate(row_rates[m], grid_rates[m]),
             )  # fmt: skip
         else:
-            out_streams[m] = StreamInfo(grid_rates[m], _channel_names(m, series[m]))
+            out_streams[m] = StreamInfo(
+                grid_rates[m], _channel_names(m, series[m]),
+                **_recording_rate(row_rates[m], grid_rates[m]),
+            )  # fmt: skip
     stacked = {m: stacked[m] for m in modalities}
     return stacked, recordings, labels, names, subject_rows, out_streams
 
@@ -815,6 +1005,8 @@ def load_manifest(
     min_class_samples: int = 2,
     media: Mapping[str, Mapping[str, Any]] | None = None,
     frame_cache: str | Path | None = None,
+    duplicates: Literal["refuse", "keep"] = "refuse",
+    group: str = "subject",
 ) -> PairedDataset:
     """Read a manifest CSV and its files into a :class:`PairedDataset`.
 
@@ -846,6 +1038,11 @@ def load_manifest(
             ``value_range``).
         frame_cache: Folder of the decoded-frame cache; default ``.dcat_frames`` beside the
             manifest.
+        duplicates: ``refuse`` two rows of one sample (the same files, and for recordings the
+            same label file and offsets), naming both rows; ``keep`` them.
+        group: The column of the groups an OOD split keeps apart and subject lists name:
+            ``subject`` by default, or e.g. ``session`` (the report then calls the split
+            session-disjoint); the ``subject`` column is then optional.
 
     Returns:
         A dataset with inputs ``(N, C_m, T_m)`` per series or audio modality (``T_m = steps[m]``
@@ -853,9 +1050,11 @@ def load_manifest(
         highest rate of that modality over the rows; audio keeps its sample rate), a
         :class:`~dcat.data.frame_store.FrameStore` ``(N, F, C, H, W)`` per video modality,
         labels indexing ``class_names``, subjects numbered from 0 in order of first appearance
-        (the manifest's values, in id order, are in ``subject_names``; split configurations name
-        subjects by these values), and recordings from the ``recording`` column (default
-        the row number), with ``_wK`` appended for the K-th window of a stream (from 0).
+        (the ``group`` column's values, in id order, are in ``subject_names``; split
+        configurations name subjects by these values; ``group`` is the data set's
+        :attr:`~dcat.data.paired.PairedDataset.group`), and recordings from the ``recording``
+        column (default the row number), with ``_wK`` appended for the K-th window of a stream
+        (from 0).
 
     Raises:
         DcatError: Any problem with the manifest or its files, naming the manifest, the row
@@ -867,8 +1066,7 @@ def load_manifest(
         )
     ctx = _Context(Path(path))
     header, rows = _read_manifest(ctx)
-    if "subject" not in header:
-        raise ctx.error("missing required column", column="subject")
+    _check_group(ctx, header, group)
     has_label, has_file = "label" in header, "label_file" in header
     if has_label == has_file:
         others = [c for c in header if c not in _RESERVED and not c.endswith("_hz")]
@@ -877,7 +1075,7 @@ def load_manifest(
             "needs exactly one of the columns 'label' (segmented samples) and 'label_file' "
             f"(continuous recordings), found {'both' if has_label else 'neither'}{hint}"
         )
-    modalities = _find_modalities(ctx, header, rows)
+    modalities = _find_modalities(ctx, header, rows, (*_RESERVED, group))
     for modality in modalities:
         filled = [row.number for row in rows if row.cells[modality]]
         empty = [row.number for row in rows if not row.cells[modality]]
@@ -889,9 +1087,11 @@ def load_manifest(
                 empty[0],
                 modality,
             )
-    subject_ids, subject_names = _subject_ids(ctx, rows)
+    subject_ids, subject_names = _subject_ids(ctx, rows, group)
     specs = manifest_media.media_specs(media)
     kinds, files = _kinds(ctx, rows, modalities, specs, allow_absolute)
+    if duplicates == "refuse":
+        _refuse_duplicates(ctx, rows, modalities, files, allow_absolute)
     cache = Path(frame_cache) if frame_cache is not None else ctx.folder / _DEFAULT_FRAME_CACHE
     if has_label:
         if window_s is not None or stride_s is not None or max_gap_s is not None:
@@ -934,5 +1134,5 @@ def load_manifest(
         name = ctx.manifest.parent.resolve().name if stem == "manifest" else stem
     return PairedDataset(
         inputs, labels, subjects, recordings, names, name=name,
-        subject_names=dict(enumerate(subject_names)), streams=streams,
+        subject_names=dict(enumerate(subject_names)), streams=streams, group=group,
     )  # fmt: skip

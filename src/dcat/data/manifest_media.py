@@ -38,6 +38,7 @@ from dcat.io.media import (
     read_audio,
     resample_audio,
 )
+from dcat.io.table import npy_header
 
 __all__ = [
     "MEDIA_SUFFIXES",
@@ -46,6 +47,7 @@ __all__ = [
     "build_frames",
     "check_sources",
     "file_kind",
+    "layout_problem",
     "media_specs",
     "probe",
     "read_audio_source",
@@ -156,7 +158,13 @@ def media_specs(options: Mapping[str, Any] | None) -> dict[str, MediaSpec]:
 
 def file_kind(path: Path) -> tuple[str, str]:
     """``(kind, form)`` of one manifest file: form ``video``, ``images``, ``array``,
-    ``audio`` or ``series``."""
+    ``audio`` or ``series``. A ``.npy`` is told by its header: ``(T,)`` or ``(T, C)`` is a
+    series, ``(T, H, W[, C])`` frames.
+
+    Raises:
+        DcatError: A ``.npy`` that cannot be read (empty, not NumPy's format, truncated) or
+            whose shape is neither a series nor frames.
+    """
     suffix = path.suffix.lower()
     if path.is_dir():
         return "video", "images"
@@ -165,12 +173,29 @@ def file_kind(path: Path) -> tuple[str, str]:
     if suffix in AUDIO_SUFFIXES + PYAV_AUDIO_SUFFIXES:
         return "audio", "audio"
     if suffix == ".npy":
-        try:
-            ndim = np.load(path, mmap_mode="r", allow_pickle=False).ndim
-        except Exception:  # numpy raises many types for a bad file; the series reader names it
-            ndim = 2
-        return ("video", "array") if ndim in (3, 4) else ("series", "series")
+        shape, _dtype = npy_header(path)
+        if len(shape) in (3, 4):
+            return "video", "array"
+        if len(shape) not in (1, 2):
+            raise DcatError(f"{path}: {layout_problem(shape)}")
+        return "series", "series"
     return "series", "series"
+
+
+def layout_problem(shape: tuple[int, ...]) -> str:
+    """Why a ``.npy`` of ``shape`` is neither a series nor frames, as one clause."""
+    if len(shape) == 2:
+        return f"frame arrays are (T, H, W[, C]), got (H, W) = {shape}: one frame, or a series?"
+    squeezed = tuple(n for n in shape if n != 1)
+    hint = (
+        f" (its axes of length 1 aside it is {squeezed}: np.squeeze it)"
+        if len(squeezed) in (3, 4)
+        else ""
+    )
+    return (
+        f"frame arrays are (T, H, W[, C]) and series (T, C) or (T,), got {len(shape)}-D "
+        f"{shape}{hint}"
+    )
 
 
 @dataclass(frozen=True)
@@ -269,7 +294,8 @@ def check_sources(
             raise error(
                 f"modality {modality!r} has frames of {first.height}×{first.width} pixels in row "
                 f"{first.row} but {source.height}×{source.width} in {source.path} (mixed frame "
-                "sizes within one sensor; convert the recordings to one size)",
+                "sizes within one sensor; convert the recordings to one size)"
+                + _turned(first, source),
                 source.row,
                 modality,
             )
@@ -289,6 +315,19 @@ def check_sources(
                 source.row,
                 modality,
             )
+
+
+def _turned(first: Source, other: Source) -> str:
+    """``"; <file> looks saved as (H, W, T) ..."`` when one of two frame arrays of different
+    frame sizes has the other's frame size on its first two axes."""
+    for a, b in ((other, first), (first, other)):
+        count = round(a.duration_s * a.rate_hz)
+        if a.form == "array" and (count, a.height) == (b.height, b.width):
+            return (
+                f"; {a.path} looks saved as (H, W, T): its last axis ({a.width}) looks like "
+                "time; save frames as (T, H, W[, C]) (np.moveaxis(array, -1, 0))"
+            )
+    return ""
 
 
 def frame_layout(spec: MediaSpec, sources: list[Source]) -> tuple[tuple[int, int], bool]:
@@ -342,7 +381,7 @@ def build_frames(
     try:
         return FrameStore.build(
             [clip for _, clip in clips], cache_dir, frames=frames, size=size, grayscale=gray,
-            progress=progress,
+            progress=progress, log=lambda line: print(f"manifest: {modality}: {line}"),
         )  # fmt: skip
     except DcatError as err:
         message = str(err)

@@ -28,7 +28,15 @@ from sklearn.model_selection import GroupKFold, GroupShuffleSplit, train_test_sp
 from dcat.errors import DcatError, did_you_mean
 from dcat.io.atomic import write_atomic
 
-__all__ = ["Split", "make_split", "resolve_subjects", "sort_names", "subject_name"]
+__all__ = [
+    "Split",
+    "left_out",
+    "loose_name",
+    "make_split",
+    "resolve_subjects",
+    "sort_names",
+    "subject_name",
+]
 
 SplitKind = Literal["id", "ood"]
 
@@ -53,6 +61,17 @@ def _natural(name: str) -> tuple[tuple[int | str, ...], str]:
     # re.split with a group alternates text and digit runs, so the kinds line up by position
     parts = re.split(r"(\d+)", name)
     return tuple(int(p) if i % 2 else p.casefold() for i, p in enumerate(parts)), name
+
+
+def loose_name(name: str) -> str:
+    """``name`` without case, white space or leading zeros of numbers: ``" S01 "`` → ``"s1"``.
+
+    Subject names are compared as written; two names with one loose name (``01`` and ``1``,
+    ``Anna`` and ``anna``) are most often one person written two ways, which readers and
+    splits refuse with a did-you-mean.
+    """
+    text = "".join(name.split()).casefold()
+    return re.sub(r"\d+", lambda number: str(int(number.group())), text)
 
 
 def sort_names(names: Iterable[str]) -> list[str]:
@@ -384,3 +403,54 @@ def _ood(
         rel_train, rel_val = next(inner.split(train_val, groups=subjects[train_val]))
         train, val = train_val[rel_train], train_val[rel_val]
     return train, val, test
+
+
+def left_out(
+    split: Split,
+    subjects: Sequence[int] | np.ndarray,
+    subject_names: Mapping[int, str] | None = None,
+    recordings: Sequence[str] | None = None,
+    group: str = "subject",
+) -> dict[str, int]:
+    """The subjects no part of ``split`` takes, and how many samples each has.
+
+    Explicit subject lists may leave subjects out on purpose (a subject with bad recordings).
+    A subject left out whose name differs only in case, spaces or leading zeros from one the
+    split takes (``01`` beside ``1``) was not meant to be: its samples would silently train and
+    test nowhere, so it is refused.
+
+    Args:
+        split: The drawn split.
+        subjects: ``(N,)`` subject ids of the samples the split indexes.
+        subject_names: Id → name as written in the data.
+        recordings: ``N`` recording ids, to name the first sample left out.
+        group: What a subject stands for (``subject``, ``session``), for the message.
+
+    Returns:
+        Name → sample count of each subject left out, in natural order (empty for a split that
+        takes every sample).
+
+    Raises:
+        DcatError: A subject left out whose loose name (:func:`loose_name`) is that of a
+            subject the split takes; names its first sample, the subject and the near name.
+    """
+    subjects = np.asarray(subjects)
+    taken = np.zeros(len(subjects), dtype=bool)
+    for indices in split.parts().values():
+        taken[indices] = True
+    used = {subject_name(s, subject_names) for s in np.unique(subjects[taken]).tolist()}
+    near = {loose_name(name): name for name in sort_names(used)}
+    counts: dict[str, int] = {}
+    for index in np.flatnonzero(~taken).tolist():
+        name = subject_name(subjects[index], subject_names)
+        counts[name] = counts.get(name, 0) + 1
+        close = near.get(loose_name(name))
+        if counts[name] == 1 and close is not None:
+            where = f" (recording {recordings[index]!r})" if recordings is not None else ""
+            raise DcatError(
+                f"the {split.kind} split (seed {split.seed}) leaves sample {index}{where} out "
+                f"of every part: its {group} {name!r} is in no part, {group} {close!r} is; did "
+                f"you mean {close!r}? ({group} names are compared as written: list {name!r} as "
+                f"well, or write it {close!r} in the data)"
+            )
+    return {name: counts[name] for name in sort_names(counts)}

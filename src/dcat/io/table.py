@@ -33,6 +33,7 @@ __all__ = [
     "is_number",
     "load_npy",
     "non_finite",
+    "npy_header",
     "parse_numbers",
     "read_npy",
     "read_rows",
@@ -421,6 +422,54 @@ def load_npy(path: str | Path) -> np.ndarray | np.lib.npyio.NpzFile:
         raise TableError(
             f"{path}: cannot read as a .npy file ({reason})", kind="read", detail=reason
         ) from err
+
+
+def npy_header(path: str | Path) -> tuple[tuple[int, ...], np.dtype]:
+    """Shape and dtype of a ``.npy`` file from its header alone, checked against the file's size.
+
+    Nothing but the header is read, so a large array costs nothing; a file cut short while
+    copying is caught here, where ``np.load(mmap_mode="r")`` would only say "mmap length".
+
+    Returns:
+        The shape as stored and the dtype.
+
+    Raises:
+        DcatError (:class:`TableError`, kind ``"read"``): ``"<path>: cannot read as a .npy file
+            (<reason>)"``: an empty file, no NPY header (not NumPy's format), a header cut
+            short, or fewer data bytes than the header promises (``"truncated? ..."``).
+    """
+    path = Path(path)
+    fmt = np.lib.format
+    try:
+        with open(path, "rb") as handle:
+            if not handle.read(1):
+                raise EOFError("empty file (0 bytes)")
+            handle.seek(0)
+            try:
+                version = fmt.read_magic(handle)
+            except ValueError:
+                raise EOFError("no NPY header: not a file written by numpy.save") from None
+            read = fmt.read_array_header_1_0 if version == (1, 0) else fmt.read_array_header_2_0
+            try:
+                shape, _fortran, dtype = read(handle)
+            except (ValueError, EOFError) as err:
+                raise EOFError(f"truncated? its header is cut short: {err}") from None
+            start = handle.tell()
+    except (OSError, EOFError) as err:
+        raise TableError(
+            f"{path}: cannot read as a .npy file ({err})", kind="read", detail=str(err)
+        ) from err
+    held = path.stat().st_size - start
+    promised = int(np.prod(shape)) * dtype.itemsize
+    if not dtype.hasobject and held < promised:
+        reason = (
+            f"truncated? its header promises {dtype} {tuple(shape)}, {promised} bytes of data, "
+            f"the file holds {held}"
+        )
+        raise TableError(
+            f"{path}: cannot read as a .npy file ({reason})", kind="read", detail=reason
+        )
+    return tuple(shape), dtype
 
 
 def read_npy(path: str | Path) -> np.ndarray:
