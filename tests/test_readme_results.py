@@ -65,7 +65,7 @@ def test_the_readme_section_is_rewritten_from_the_folder(tmp_path: Path) -> None
     assert text.count("##### target imu ← source skeleton") == 2  # OOD and ID
     assert "| Metric | Baseline | Source skeleton (its baseline) | D-CAT |" in text
     assert "| Method | Δ F1 | 95 % CI | t-test p | Wilcoxon p | Holm p | seeds |" in text
-    assert "(3 seeds are a smoke test, not evidence)" in text
+    assert "3 seeds are a smoke test, not evidence (p-values from fewer than 10 seeds)." in text
     assert "dcat pick (best validation F1 per seed): D-CAT (skeleton, λ=1) 3." in text
     check = [str(run), "--readme", str(readme), "--time-log", str(time_log), "--check"]
     assert script.main(check) == 0

@@ -124,3 +124,67 @@ def test_statistics_table_and_delta_plot_per_method() -> None:
     points = [c for c in ax.collections if len(c.get_offsets()) == 3]
     assert len(points) == 2  # every seed of every method is a visible point
     assert sorted(points[0].get_offsets()[:, 1].round(3).tolist()) == [0.05, 0.06, 0.07]
+
+
+def _sections(seeds: int) -> str:
+    from dcat.experiment.report import target_sections
+
+    records = [
+        {**r, "seed": seed, "val_f1": r["f1"], "pick": r["method"] == "dcat",
+         "f1": r["f1"] + (0.01 * seed * (r["method"] == "dcat"))}
+        for seed in range(seeds)
+        for r in _records(methods=["baseline", "dcat"]) if r["seed"] == 0
+    ]  # fmt: skip
+    labels = {m: METHOD_LABELS[m] for m in ("baseline", "dcat")}
+    verdicts = []
+    lines = target_sections(
+        records, "ood", [("skeleton", "imu")], 1.0, labels,
+        verdict=lambda found: verdicts.append(found) or "VERDICT", num_classes=27,
+    )  # fmt: skip
+    return "\n".join(lines)
+
+
+def test_two_seeds_give_no_p_value_and_say_why() -> None:
+    text = _sections(2)
+    # Δ is shown, a p-value or an interval nowhere; the verdict needs a test: not called
+    assert "(Δ +0.055)" in text and "p=" not in text and "VERDICT" not in text
+    assert "t-test p" not in text and "95 % CI" not in text and "Holm" not in text
+    assert "| Method | Δ F1 | seeds |" in text and "| D-CAT | +0.055 ± 0.007 | 2 |" in text
+    note = "2 seeds: too few for a test (no p-value or confidence interval below 3 seeds)."
+    # under the method table, the statistics and the pick rules: every table a p would be in
+    assert text.count(note) == 3
+    table_end = text.index("\n\n", text.index("| F1-Score |"))
+    assert text[table_end:].startswith(f"\n\n{note}\n")
+
+
+def test_three_to_nine_seeds_keep_the_smoke_test_caveat_beside_every_p() -> None:
+    text = _sections(3)
+    assert "p=" in text and "| t-test p |" in text and "VERDICT" in text
+    note = "3 seeds are a smoke test, not evidence (p-values from fewer than 10 seeds)."
+    tables = [block for block in text.split("\n\n") if block.startswith("|")]
+    with_p = [t for t in tables if "p=" in t or "t-test p" in t]
+    assert len(with_p) == 3 and text.count(note) == 3
+    for table in with_p:  # the caveat is the next line (after a verdict, if any) of each table
+        after = text.split(table, 1)[1].lstrip("\n").removeprefix("VERDICT\n\n")
+        assert after.startswith(note)
+    assert "smoke test" not in _sections(10) and "p=" in _sections(10)
+
+
+def test_a_weak_teacher_is_flagged_under_its_table() -> None:
+    from dcat.experiment.report import target_sections
+
+    # val F1 = test F1 here: skeleton's baseline 0.71, imu's 0.51 → imu is the weaker teacher
+    records = [{**r, "val_f1": r["f1"]} for r in _records(methods=["baseline", "dcat"])]
+    labels = {m: METHOD_LABELS[m] for m in ("baseline", "dcat")}
+    pairs = [("skeleton", "imu"), ("imu", "skeleton")]
+    text = "\n".join(target_sections(records, "ood", pairs, 1.0, labels, num_classes=27))
+    line = (
+        "**Warning:** source imu (val F1 0.510) is weaker than target skeleton (0.710): "
+        "transfer from a weaker source rarely helps."
+    )
+    assert text.count("**Warning:**") == 1
+    section = text.split("### target skeleton ← source imu")[1]
+    table_end = section.index("\n\n", section.index("| F1-Score |"))
+    assert section[table_end:].startswith(f"\n\n{line}\n")
+    # without the class count (an older caller) nothing is checked
+    assert "Warning" not in "\n".join(target_sections(records, "ood", pairs, 1.0, labels))

@@ -60,3 +60,23 @@ def test_compare_all_corrects_across_the_methods() -> None:
     raw = [found["dcat"].p_t, found["kd"].p_t]
     assert [found["dcat"].p_holm, found["kd"].p_holm] == pytest.approx(holm(raw))
     assert found["dcat"].p_holm >= found["dcat"].p_t
+
+
+def test_no_p_value_or_interval_below_three_seeds() -> None:
+    from dcat.experiment.statistics import seed_caveat
+
+    two = compare({0: 0.80, 1: 0.95}, {0: 0.70, 1: 0.70})  # Δ varies: scipy would give a p
+    assert two.mean == pytest.approx(0.175) and two.std == pytest.approx(0.1060660)
+    assert math.isnan(two.p_t) and math.isnan(two.p_wilcoxon) and math.isnan(two.ci_low)
+    assert math.isnan(compare_all({"dcat": {0: 0.8, 1: 0.95}}, {0: 0.7, 1: 0.7})["dcat"].p_holm)
+    three = compare({0: 0.80, 1: 0.95, 2: 0.75}, {0: 0.70, 1: 0.70, 2: 0.72})
+    p = stats.ttest_rel([0.80, 0.95, 0.75], [0.70, 0.70, 0.72]).pvalue
+    assert three.p_t == pytest.approx(p) and not math.isnan(three.ci_low)
+    assert seed_caveat(2) == (
+        "2 seeds: too few for a test (no p-value or confidence interval below 3 seeds)."
+    )
+    assert seed_caveat(1).startswith("1 seed: too few for a test")
+    assert seed_caveat(3) == (
+        "3 seeds are a smoke test, not evidence (p-values from fewer than 10 seeds)."
+    )
+    assert seed_caveat(9).startswith("9 seeds are a smoke test") and seed_caveat(10) is None

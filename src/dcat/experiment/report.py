@@ -3,7 +3,11 @@
 * Per split kind, a table shaped like the paper's Tables II (ID) and III (OOD): per target and
   source, one row per metric, one column per method, ``mean ± std`` over seeds; each transfer
   cell adds the paired difference to the baseline of the same split and seed and the p-value of
-  a paired t-test over seeds (scipy), ``n/a`` with fewer than two seeds.
+  a paired t-test over seeds (scipy); below 3 seeds no p-value or CI anywhere, and a line says
+  why; below 10, a "smoke test" caveat follows every table of p-values
+  (:func:`dcat.experiment.statistics.seed_caveat`).
+* Under each transfer's table, a warning when its source's baseline is at chance or weaker than
+  the target's on validation (:mod:`dcat.experiment.teachers`).
 * Per target, the baseline and the dcat pick against the plain reference (no attention, no
   transfer: what a user would train without dcat).
 * The λ sweep, shaped like Table IV, with the validation F1 it is chosen by.
@@ -25,7 +29,15 @@ import numpy as np
 
 from dcat.experiment.pick import PICK_RULES, mark_picks
 from dcat.experiment.plan import method_labels
-from dcat.experiment.statistics import PairedComparison, compare, compare_all, holm
+from dcat.experiment.statistics import (
+    MIN_TEST_SEEDS,
+    PairedComparison,
+    compare,
+    compare_all,
+    holm,
+    seed_caveat,
+)
+from dcat.experiment.teachers import split_val_samples, teacher_lines
 from dcat.io.atomic import write_atomic
 from dcat.training.methods import method_names, resolve_method
 
@@ -69,28 +81,11 @@ def _registry_labels() -> dict[str, str]:
 METHOD_LABELS = _registry_labels()
 """Report label of each method tag a configuration names without options."""
 SPLIT_TITLES = {
-    "id": "In-distribution (ID): stratified random split, subjects shared",
-    "ood": "Out-of-distribution (OOD): subject-disjoint split",
+    "id": "In-distribution (ID): stratified random split, {group}s shared",
+    "ood": "Out-of-distribution (OOD): {group}-disjoint split",
 }
-
-
-def _key(record: dict[str, Any]) -> tuple:
-    return (record["split"], record["target"], record["seed"])
-
-
-def paired(values: dict[int, float], baseline: dict[int, float]) -> tuple[float, float, float]:
-    """Mean and std of the per-seed difference to the baseline, and the paired t-test p-value.
-
-    Args:
-        values: Seed → metric of the method.
-        baseline: Seed → metric of the baseline.
-
-    Returns:
-        ``(mean Δ, std Δ, p)``; ``p`` is NaN with fewer than two common seeds or no variance
-        (:func:`dcat.experiment.statistics.compare`, without its bootstrap).
-    """
-    c = compare(values, baseline, bootstrap=False)
-    return c.mean, c.std, c.p_t
+"""Section title of each split kind; ``{group}`` is what the data's subject ids stand for
+(:attr:`dcat.data.PairedDataset.group`: ``subject``, a manifest's ``session`` column, ...)."""
 
 
 def _fmt(values: Sequence[float]) -> str:
@@ -234,12 +229,15 @@ def selection_rows(
     """Both pick rules (:data:`dcat.experiment.pick.PICK_RULES`) side by side for one target,
     from the validation F1 of the trained models: per rule the picks' paired Δ test F1 to the
     baseline and how often the pick was also a model of best test F1. Reported only: the run
-    used ``rule``. ``None`` with fewer than 2 seeds (the rules then agree)."""
+    used ``rule``. ``None`` with fewer than 2 seeds (the rules then agree); below 3 seeds
+    without the CI and p columns."""
     rows = [r for r in records if r["split"] == split and r["target"] == target]
     base = {s: r["f1"] for s, r in _by_seed(records, split, target, "baseline").items()}
     if len(base) < 2:
         return None
-    out = [["Pick rule", "Δ F1 vs baseline", "95 % CI", "t-test p", "test-best picks"]]
+    tested = len(base) >= MIN_TEST_SEEDS  # fewer: no interval, no p-value
+    tests = ["95 % CI", "t-test p"] if tested else []
+    out = [["Pick rule", "Δ F1 vs baseline", *tests, "test-best picks"]]
     for name in PICK_RULES:
         marked = mark_picks([r for r in rows if not r.get("refit")], name)
         picks = _picks(marked, split, target)
@@ -247,9 +245,8 @@ def selection_rows(
         hits, seeds = pick_hits(marked, split, target)
         interval = "n/a" if np.isnan(c.ci_low) else f"[{c.ci_low:+.3f}, {c.ci_high:+.3f}]"
         used = " (used)" if name == rule else ""
-        out.append([
-            f"{name}{used}", f"{c.mean:+.3f}", interval, _fmt_p(c.p_t), f"{hits} of {seeds}",
-        ])  # fmt: skip
+        cells = [interval, _fmt_p(c.p_t)] if tested else []
+        out.append([f"{name}{used}", f"{c.mean:+.3f}", *cells, f"{hits} of {seeds}"])
     return out
 
 
@@ -301,19 +298,34 @@ def statistics_table(
     """Rows of the paired comparisons of :func:`transfer_comparisons`, or ``None`` without any.
 
     Columns: Δ mean ± std over seeds, its bootstrap 95 % CI, the paired t-test and Wilcoxon
-    p-values, and the t-test p after Holm's correction across the methods of this target.
+    p-values, and the t-test p after Holm's correction across the methods of this target; the
+    CI and p columns only when some comparison has 3 seeds or more (:func:`_seeds`).
     """
     if not found:
         return None
-    rows = [["Method", "Δ F1", "95 % CI", "t-test p", "Wilcoxon p", "Holm p", "seeds"]]
+    tested = _seeds(found) >= MIN_TEST_SEEDS
+    tests = ["95 % CI", "t-test p", "Wilcoxon p", "Holm p"] if tested else []
+    rows = [["Method", "Δ F1", *tests, "seeds"]]
     for method, c in found.items():
         spread = f" ± {c.std:.3f}" if not np.isnan(c.std) else ""
         interval = "n/a" if np.isnan(c.ci_low) else f"[{c.ci_low:+.3f}, {c.ci_high:+.3f}]"
+        cells = [interval, *(_fmt_p(p) for p in (c.p_t, c.p_wilcoxon, c.p_holm))]
         rows.append([
-            _title(labels, method), f"{c.mean:+.3f}{spread}", interval, _fmt_p(c.p_t),
-            _fmt_p(c.p_wilcoxon), _fmt_p(c.p_holm), str(len(c.seeds)),
+            _title(labels, method), f"{c.mean:+.3f}{spread}", *(cells if tested else []),
+            str(len(c.seeds)),
         ])  # fmt: skip
     return rows
+
+
+def _seeds(found: Mapping[str, PairedComparison]) -> int:
+    """The most seeds any of the comparisons pairs (0 without one): what the caveat names."""
+    return max((len(c.seeds) for c in found.values()), default=0)
+
+
+def _caveat(seeds: int) -> list[str]:
+    """The seed-count caveat beside a table of p-values, as report lines (none from enough)."""
+    note = seed_caveat(seeds)
+    return [note, ""] if note else []
 
 
 def delta_figure(
@@ -339,7 +351,8 @@ def delta_figure(
         range(len(found)), [_title(labels, m) for m in found], rotation=20, fontsize="small"
     )
     ax.set_ylabel("Δ macro F1 vs baseline")
-    ax.set_title(f"{title}, per seed and mean (95 % CI)")
+    interval = any(not np.isnan(c.ci_low) for c in found.values())
+    ax.set_title(f"{title}, per seed and mean" + (" (95 % CI)" if interval else ""))
     fig.tight_layout()
     return fig
 
@@ -390,8 +403,9 @@ def method_table(
             values = {seed: r[metric] for seed, r in runs.items()}
             cell = _fmt(list(values.values()))
             if method not in (*_SINGLE, _TEACHER) and base:
-                mean, _, p = paired(values, {s: r[metric] for s, r in base.items()})
-                cell += f" (Δ {mean:+.3f}, p={_fmt_p(p)})"
+                c = compare(values, {s: r[metric] for s, r in base.items()}, bootstrap=False)
+                test = f", p={_fmt_p(c.p_t)}" if len(c.seeds) >= MIN_TEST_SEEDS else ""
+                cell += f" (Δ {c.mean:+.3f}{test})"
             row.append(cell)
         rows.append(row)
     return rows
@@ -598,81 +612,125 @@ def target_sections(
     heading: str = "###",
     verdict: Callable[[Mapping[str, PairedComparison]], str] | None = None,
     rule: str = "seed",
+    num_classes: int | None = None,
+    val_samples: Mapping[tuple[str, int], int] | None = None,
 ) -> list[str]:
     """The Markdown of one split, target by target: per source (``pairs`` holds
-    ``(source, target)``) the method table, the pick counts and the paired statistics (with the
-    Δ plot when ``out`` is given); then the pick's test-best count, the comparison with the
-    plain reference and the refits. The README script renders the same text.
+    ``(source, target)``) the method table, the teacher warnings, the pick counts and the
+    paired statistics (with the Δ plot when ``out`` is given); then the pick's test-best count,
+    the comparison with the plain reference and the refits. Every table of p-values is followed
+    by the seed-count caveat (:func:`dcat.experiment.statistics.seed_caveat`). The README
+    script renders the same text.
 
     Args:
-        verdict: Called with each statistics table's comparisons; its line follows the table.
+        verdict: Called with each statistics table's comparisons when they hold p-values; its
+            line follows the table.
         rule: The pick rule the run used (``selection`` of the configuration).
+        num_classes: Number of classes; with it, a source at chance or weaker than its target
+            is flagged under the table (:mod:`dcat.experiment.teachers`).
+        val_samples: ``(split, seed)`` → validation samples, the noise floor of the chance
+            check (:func:`dcat.experiment.teachers.split_val_samples`).
     """
     lines: list[str] = []
-    all_labels = labels
     for target in dict.fromkeys(t for _, t in pairs):
         for source in [s for s, t in pairs if t == target]:
-            title = f"{heading} target {target}" + (f" ← source {source}" if source else "")
-            labels = shown_labels(records, split, target, source, weight, all_labels)
-            table = method_table(records, split, target, source, weight, labels)
-            lines += [title, "", format_table(table), ""]
-            found = transfer_comparisons(records, split, target, source, weight, labels)
-            picked = pick_counts(records, split, target, all_labels)
-            if picked:
-                lines += [f"dcat pick (best validation F1 per seed): {picked}.", ""]
-            stats = statistics_table(found, labels)
-            if stats:
-                lines += [
-                    "Paired test F1 against the baseline, seed by seed (bootstrap BCa CI; "
-                    "Holm across this target's methods):",
-                    "",
-                    format_table(stats),
-                    "",
-                ]
-                lines += [verdict(found), ""] if verdict is not None else []
-            if out is not None:
-                figure = delta_figure(found, labels, f"{split.upper()}: {target} ← {source}")
-                name = _save(figure, out, f"delta_{split}_{target}_from-{source}.png")
-                lines += [f"![paired Δ F1]({name})", ""] if name else []
-        hits, seeds = pick_hits(records, split, target)
-        if seeds:
-            lines += [
-                f"The pick was also a model of best test F1 in {hits} of {seeds} seeds "
-                "(reported only; the pick is chosen on validation).",
-                "",
-            ]
-        rules = selection_rows(records, split, target, rule)
-        if rules:
-            lines += [
-                "The two pick rules on these models (`seed`: best validation F1 of each seed; "
-                "`mean`: the configuration of best validation F1 averaged over the seeds), "
-                "reported only:",
-                "",
-                format_table(rules),
-                "",
-            ]
-        found = reference_comparisons(records, split, target)
-        versus = statistics_table(found, all_labels)
-        if versus:
-            lines += [
-                f"Against the plain reference ({target} alone: encoder → pool → head, no "
-                "attention, no transfer), seed by seed:",
-                "",
-                format_table(versus).replace("| Δ F1 |", "| Δ F1 vs plain |", 1),
-                "",
-            ]
-        refit = refit_rows(records, split, target)
-        if refit:
-            table, found = refit
-            lines += [
-                "After refitting on all training subjects (training + validation, for the "
-                f"epochs each model's validation chose), target {target}:",
-                "",
-                format_table(table),
-                "",
-            ]
-            stats = statistics_table(found, {k: k for k in found})
-            lines += [format_table(stats), ""] if stats else []
+            warnings = (
+                teacher_lines(records, split, source, target, num_classes, val_samples)
+                if source and num_classes else []
+            )  # fmt: skip
+            lines += _source_section(
+                records, split, source, target, weight, labels, out, heading, verdict, warnings,
+            )  # fmt: skip
+        lines += _target_section(records, split, target, labels, rule)
+    return lines
+
+
+def _source_section(
+    records: list[dict[str, Any]],
+    split: str,
+    source: str,
+    target: str,
+    weight: float | None,
+    all_labels: Mapping[str, str],
+    out: Path | None,
+    heading: str,
+    verdict: Callable[[Mapping[str, PairedComparison]], str] | None,
+    warnings: Sequence[str] = (),
+) -> list[str]:
+    """One target and source of :func:`target_sections`: the method table with ``warnings``
+    (of the teacher) right under it, the pick counts, the paired statistics and their plot."""
+    title = f"{heading} target {target}" + (f" ← source {source}" if source else "")
+    labels = shown_labels(records, split, target, source, weight, all_labels)
+    table = method_table(records, split, target, source, weight, labels)
+    found = transfer_comparisons(records, split, target, source, weight, labels)
+    lines = [title, "", format_table(table), ""]
+    lines += [part for line in warnings for part in (f"**Warning:** {line}.", "")]
+    lines += _caveat(_seeds(found)) if found else []
+    picked = pick_counts(records, split, target, all_labels)
+    if picked:
+        lines += [f"dcat pick (best validation F1 per seed): {picked}.", ""]
+    stats = statistics_table(found, labels)
+    if stats:
+        tested = _seeds(found) >= MIN_TEST_SEEDS
+        how = " (bootstrap BCa CI; Holm across this target's methods)" if tested else ""
+        lines += [f"Paired test F1 against the baseline, seed by seed{how}:", ""]
+        lines += [format_table(stats), ""]
+        lines += [verdict(found), ""] if verdict is not None and tested else []
+        lines += _caveat(_seeds(found))
+    if out is not None:
+        figure = delta_figure(found, labels, f"{split.upper()}: {target} ← {source}")
+        name = _save(figure, out, f"delta_{split}_{target}_from-{source}.png")
+        lines += [f"![paired Δ F1]({name})", ""] if name else []
+    return lines
+
+
+def _target_section(
+    records: list[dict[str, Any]], split: str, target: str, labels: Mapping[str, str], rule: str
+) -> list[str]:
+    """What :func:`target_sections` says of a target after its sources: the pick's test-best
+    count, both pick rules, the plain reference and the refits."""
+    lines: list[str] = []
+    hits, seeds = pick_hits(records, split, target)
+    if seeds:
+        lines += [
+            f"The pick was also a model of best test F1 in {hits} of {seeds} seeds "
+            "(reported only; the pick is chosen on validation).",
+            "",
+        ]
+    rules = selection_rows(records, split, target, rule)
+    if rules:
+        lines += [
+            "The two pick rules on these models (`seed`: best validation F1 of each seed; "
+            "`mean`: the configuration of best validation F1 averaged over the seeds), "
+            "reported only:",
+            "",
+            format_table(rules),
+            "",
+            *_caveat(len(_by_seed(records, split, target, "baseline"))),
+        ]
+    found = reference_comparisons(records, split, target)
+    versus = statistics_table(found, labels)
+    if versus:
+        lines += [
+            f"Against the plain reference ({target} alone: encoder → pool → head, no "
+            "attention, no transfer), seed by seed:",
+            "",
+            format_table(versus).replace("| Δ F1 |", "| Δ F1 vs plain |", 1),
+            "",
+            *_caveat(_seeds(found)),
+        ]
+    refit = refit_rows(records, split, target)
+    if refit:
+        table, found = refit
+        lines += [
+            "After refitting on all training subjects (training + validation, for the "
+            f"epochs each model's validation chose), target {target}:",
+            "",
+            format_table(table),
+            "",
+        ]
+        stats = statistics_table(found, {k: k for k in found})
+        lines += [format_table(stats), "", *_caveat(_seeds(found))] if stats else []
     return lines
 
 
@@ -692,11 +750,13 @@ def write_report(out: Path, records: list[dict[str, Any]], config: Any, data: An
         "",
     ]
     pairs = list(dict.fromkeys((t.label, t.target) for t in config.transfers))
+    val_samples = split_val_samples(out)  # the noise floor of the chance check
     for split in dict.fromkeys(s.kind for s in config.splits):
-        lines += [f"## {SPLIT_TITLES.get(split, split)}", ""]
+        group = getattr(data, "group", "subject")
+        lines += [f"## {SPLIT_TITLES.get(split, split).format(group=group)}", ""]
         lines += target_sections(
             records, split, pairs or [("", m) for m in config.modalities], weight, labels, out,
-            rule=config.selection,
+            rule=config.selection, num_classes=data.num_classes, val_samples=val_samples,
         )  # fmt: skip
         plot = _save(f1_figure(records, split, weight, labels), out, f"f1_{split}.png")
         if plot:

@@ -9,6 +9,11 @@ by seed: the per-seed difference ``d_s = metric_method(s) − metric_baseline(s)
 * the paired t-test (:func:`scipy.stats.ttest_rel`) and the Wilcoxon signed-rank test
   (:func:`scipy.stats.wilcoxon`), both two-sided;
 * Holm's step-down correction across the methods compared for one target (:func:`holm`).
+
+Below :data:`MIN_TEST_SEEDS` common seeds no p-value and no interval is computed: with two seeds
+a t-test has one degree of freedom and says nothing a reader should act on. Below
+:data:`EVIDENCE_SEEDS` the report keeps a "smoke test" caveat beside every p
+(:func:`seed_caveat`).
 """
 
 from __future__ import annotations
@@ -22,7 +27,40 @@ from typing import Any
 import numpy as np
 from scipy import stats
 
-__all__ = ["PairedComparison", "compare", "compare_all", "holm"]
+__all__ = [
+    "EVIDENCE_SEEDS",
+    "MIN_TEST_SEEDS",
+    "PairedComparison",
+    "compare",
+    "compare_all",
+    "holm",
+    "seed_caveat",
+]
+
+MIN_TEST_SEEDS = 3
+"""Fewest common seeds a p-value or a confidence interval is computed from."""
+EVIDENCE_SEEDS = 10
+"""Fewest seeds whose p-values are reported without the "smoke test" caveat."""
+
+
+def seed_caveat(seeds: int) -> str | None:
+    """The line beside p-values from ``seeds`` seeds, or ``None`` from enough of them.
+
+    Below :data:`MIN_TEST_SEEDS`: there is no test (``"2 seeds: too few for a test ..."``);
+    below :data:`EVIDENCE_SEEDS`: ``"3 seeds are a smoke test, not evidence ..."``.
+    """
+    plural = "s" if seeds != 1 else ""
+    if seeds < MIN_TEST_SEEDS:
+        return (
+            f"{seeds} seed{plural}: too few for a test (no p-value or confidence interval "
+            f"below {MIN_TEST_SEEDS} seeds)."
+        )
+    if seeds < EVIDENCE_SEEDS:
+        return (
+            f"{seeds} seeds are a smoke test, not evidence (p-values from fewer than "
+            f"{EVIDENCE_SEEDS} seeds)."
+        )
+    return None
 
 
 @dataclass(frozen=True)
@@ -35,11 +73,12 @@ class PairedComparison:
         mean: Mean of ``d`` (NaN without a common seed).
         std: Sample standard deviation of ``d`` (NaN with fewer than 2 seeds).
         ci_low: Lower end of the bootstrap confidence interval of the mean (NaN when it cannot
-            be computed: fewer than 3 seeds, or all differences equal).
+            be computed: fewer than :data:`MIN_TEST_SEEDS` seeds, or all differences equal).
         ci_high: Upper end.
-        p_t: Two-sided paired t-test p-value (NaN with fewer than 2 seeds or no variance).
-        p_wilcoxon: Two-sided Wilcoxon signed-rank p-value (NaN with fewer than 2 seeds or all
-            differences zero).
+        p_t: Two-sided paired t-test p-value (NaN with fewer than :data:`MIN_TEST_SEEDS`
+            seeds or no variance).
+        p_wilcoxon: Two-sided Wilcoxon signed-rank p-value (NaN with fewer than
+            :data:`MIN_TEST_SEEDS` seeds or all differences zero).
         p_holm: ``p_t`` after Holm's correction across the methods of one target
             (:func:`compare_all`); NaN until then.
     """
@@ -82,15 +121,16 @@ def compare(
     nan = math.nan
     mean = float(d.mean()) if len(d) else nan
     std = float(d.std(ddof=1)) if len(d) > 1 else nan
-    varies = len(d) > 1 and bool(np.ptp(d) > 0)
+    tested = len(d) >= MIN_TEST_SEEDS  # fewer: no p-value, no interval
+    varies = tested and bool(np.ptp(d) > 0)
     p_t = p_w = low = high = nan
     if varies:
         a = np.array([values[s] for s in seeds])
         b = np.array([baseline[s] for s in seeds])
         p_t = float(stats.ttest_rel(a, b).pvalue)
-    if len(d) > 1 and np.any(d != 0):
+    if tested and np.any(d != 0):
         p_w = float(stats.wilcoxon(d).pvalue)
-    if bootstrap and varies and len(d) > 2:
+    if bootstrap and varies:
         with warnings.catch_warnings():
             # BCa warns on small samples it still handles; the interval is what we report
             warnings.simplefilter("ignore", category=RuntimeWarning)
