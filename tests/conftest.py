@@ -65,6 +65,23 @@ def small_net(modality: str, classes: int = 3, d_out: int = 16, norm: str = "bat
     return ModalityNet(encoder, d_out=d_out, num_classes=classes, dropout=dropout)
 
 
+def deployed_window(stats, sample):
+    """``sample`` ``(C, T)``, recorded at 30 Hz, as deployment hands it to the model: through
+    :func:`dcat.deploy.predict.window_inputs` with a model card holding ``stats``."""
+    import numpy as np
+
+    from dcat.deploy.predict import Recording, window_inputs
+    from dcat.io.card import ModelCard
+
+    card = ModelCard(
+        modality="skeleton", class_names=["a", "b"], input_shape=list(sample.shape),
+        rate_hz=30.0, channels=None, normalization=stats.to_dict(), architecture={},
+        dcat_version="test",
+    )  # fmt: skip
+    recording = Recording(sample.T.astype(np.float64), 30.0, 0.0, "mem")
+    return window_inputs(card, recording, [0.0])[0]
+
+
 @pytest.fixture
 def paired():
     return make_paired()

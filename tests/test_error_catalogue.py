@@ -644,6 +644,84 @@ CASES = [
          on_media(lambda folder: _fill_first_row(folder / "manifest.csv", "cam_hz", "30")),
          ["manifest.csv, row 1, column 'cam_hz': 30 Hz contradicts ", "cam/0.mp4, which the "
           "container says is 10 fps; leave the cell empty to use the file's own rate"]),
+    # --- issue 25, nothing silent: duplicated rows, subject spellings, the group column, ------
+    # --- unreadable or transposed arrays ----------------------------------------------------
+    Case("manifest-duplicate-row", "a row listed twice (the same files): it would train twice "
+         "and can land in training and test", "manifest",
+         on_manifest(lambda rows, folder: rows[6].update(imu=rows[2]["imu"], mic=rows[2]["mic"])),
+         ["manifest.csv, row 7: duplicates row 3: the same files (imu 'imu/t3.npy', mic "
+          "'mic/t3.csv')", "remove one, or set data.options.duplicates: keep"]),
+    Case("manifest-subject-spelled-two-ways", "one subject written two ways (s01 among s1)",
+         "manifest", on_manifest(_set_cell(3, "subject", "s01")),
+         ["manifest.csv, row 3, column 'subject': subject 's01' (row(s) [3]) and 's1' (row(s) "
+          "[1, 2, 4]) differ only in case, spaces or leading zeros; did you mean 's1'?"]),
+    Case("manifest-group-column-missing", "data.options.group names a column the manifest lacks",
+         "manifest", with_config(data={"dataset": "manifest", "root": "M",
+                                       "options": {"group": "session"}}),
+         ["manifest.csv, column 'session': missing required column (data.options.group names "
+          "it)"]),
+    Case("manifest-series-saved-transposed", "a series .npy saved as (C, T)", "manifest",
+         on_manifest(_save("imu/t3.npy", np.zeros((3, 20)))),
+         ["row 3: modalities cover different durations (imu 0.3 s, mic 2 s)", "imu: ",
+          "imu/t3.npy has shape (3, 20), and its axis 1 (20 steps, 2 s at 10 Hz) looks like "
+          "time: it seems saved as (C, T); save it as (T, C) (array.T)"]),
+    Case("media-truncated-frame-array", "a truncated .npy of depth frames", "manifest",
+         on_media(lambda folder: _cut_file(folder / "depth" / "1.npy")),
+         ["manifest.csv, row 2, column 'depth': ", "depth/1.npy: cannot read as a .npy file "
+          "(truncated? its header promises uint16 (20, 24, 32), 30720 bytes of data, the file "
+          "holds 172)"]),
+    Case("media-corrupt-frame-array", "a depth-frame file that is not NumPy's format",
+         "manifest", on_media(lambda folder: (folder / "depth" / "1.npy").write_bytes(b"PK\x03")),
+         ["manifest.csv, row 2, column 'depth': ", "depth/1.npy: cannot read as a .npy file (no "
+          "NPY header"]),
+    Case("media-2d-frame-array", "one frame (H, W) where a clip of frames is expected",
+         "manifest", on_media(lambda folder: np.save(folder / "depth" / "1.npy",
+                                                     np.zeros((24, 32), np.uint16))),
+         ["manifest.csv, row 2, column 'depth': ", "depth/1.npy: frame arrays are (T, H, W[, C]), "
+          "got (H, W) = (24, 32)"]),
+    Case("media-5d-frame-array", "a 5-D array of frames", "manifest",
+         on_media(lambda folder: np.save(folder / "depth" / "1.npy",
+                                         np.zeros((1, 20, 24, 32, 1), np.uint16))),
+         ["manifest.csv, row 2, column 'depth': ", "depth/1.npy: frame arrays are (T, H, W[, C]) "
+          "and series (T, C) or (T,), got 5-D (1, 20, 24, 32, 1)", "np.squeeze it"]),
+    Case("media-clip-saved-h-w-t", "a clip of frames saved as (H, W, T)", "manifest",
+         on_media(lambda folder: np.save(folder / "depth" / "1.npy", np.moveaxis(
+             test_manifest_media.depth_frames(20), 0, -1))),
+         ["manifest.csv, row 2: modalities cover different durations", "depth: ",
+          "depth/1.npy has shape (24, 32, 20), and its axis 2 (20 steps, 2 s at 10 Hz) looks "
+          "like time: it seems saved as (H, W, T); save it as (T, H, W)"]),
+    # --- issue 26, skeleton teachers: layouts, body centring, skeleton encoders, the recipe ---
+    Case("skeleton-unknown-layout", "data.skeletons names a layout dcat does not ship",
+         "config", with_config(data={"dataset": "manifest", "root": "M",
+                                     "skeletons": {"imu": "kinect_v3"}}),
+         ["data.skeletons.imu: unknown skeleton layout 'kinect_v3'; shipped layouts: "
+          "['azure_kinect', 'kinect_v1', 'kinect_v2', 'mediapipe_pose']",
+          "did you mean 'kinect_v2'?"]),
+    Case("skeleton-layout-not-a-tree", "a user's skeleton layout whose parents form a cycle",
+         "config", with_config(data={"dataset": "manifest", "root": "M", "skeletons": {"imu": {
+             "joints": ["hip", "knee", "ankle"], "parents": [None, "ankle", "knee"],
+             "root": "hip", "scale": ["hip", "knee"]}}}),
+         ["data.skeletons.imu: skeleton layout 'imu': joint 'knee' never reaches the root "
+          "(a cycle)"]),
+    Case("skeleton-layout-wrong-channels", "a skeleton layout whose joints × 3 is not the "
+         "modality's channel count", "experiment",
+         with_config(data={"dataset": "manifest", "root": "M", "skeletons": {"imu": "kinect_v1"}}),
+         ["config: data.skeletons.imu: layout 'kinect_v1' has 20 joints × 3 = 60 channels, the "
+          "modality's samples are (3, 20) (channels, steps)"]),
+    Case("skeleton-body-centring-without-layout", "centering: body for a modality without a "
+         "skeleton layout", "config",
+         with_config(data={"dataset": "manifest", "root": "M", "centering": {"imu": "body"}}),
+         ["data.centering.imu: 'body' needs the modality's skeleton layout under "
+          "data.skeletons"]),
+    Case("skeleton-encoder-bones-without-layout", "a skeleton encoder's bones stream with no "
+         "layout to take the joints' parents from", "experiment",
+         with_config(modalities={"imu": {"encoder": "skeleton_tcn", "options": {"width": 8}},
+                                 "mic": {"encoder": "sequence"}}),
+         ["config: modalities.imu: ", "the bones stream needs the joints' parents: declare the "
+          "modality's skeleton layout under data.skeletons, or give the encoder option parents"]),
+    Case("recipe-warmup-without-cosine", "warm-up epochs without the cosine schedule", "config",
+         with_config(train={"max_epochs": 3, "warmup_epochs": 1}),
+         ["train: TrainConfig.warmup_epochs needs schedule 'cosine'"]),
     # --- the experiment ---------------------------------------------------------------------
     Case("split-class-without-training-sample", "a class with no training sample after the split",
          "experiment", on_manifest(rows=_only_subject_has("c", "s4"),
@@ -673,6 +751,13 @@ CASES = [
                                            {"kind": "ood", "test_subjects": ["s4"]}]),
          ["config: splits[1]: the ood split (seed 0) leaves classes without a training "
           "sample: ['c']"]),
+    # --- issue 25, media on a CPU: the small video encoder ----------------------------------
+    Case("video-small-even-temporal-kernel", "the small video encoder given an even temporal "
+         "kernel (no frame at its centre)", "experiment",
+         with_config(modalities={"imu": {"encoder": "video_small",
+                                         "options": {"temporal_kernel": 2}},
+                                 "mic": {"encoder": "sequence"}}),
+         ["config: modalities.imu: temporal_kernel must be odd and positive, got 2"]),
 ]  # fmt: skip
 
 
@@ -806,7 +891,7 @@ def test_retrain_changed_from_the_command_line(finished_run, tmp_path: Path, cap
     ("error", "code", "message"),
     [
         (DcatError("simulated failure"), 2, "dcat: error: simulated failure"),
-        (KeyboardInterrupt(), 130, "dcat: interrupted; run the same command again to resume"),
+        (KeyboardInterrupt(), 130, "dcat: interrupted by SIGINT; rerun the same command to resume"),
     ],
     ids=["error", "interrupt"],
 )

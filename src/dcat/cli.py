@@ -5,6 +5,7 @@
                     [--workers N [--cluster ADDRESS]] [--verbose]
     dcat presets                               list the shipped configurations
     dcat datasets                              list the data sets a config can name
+    dcat cache list PATH... | clear PATH... [--key KEY ...]   decoded-frame caches
     dcat export RUN_OR_CHECKPOINT [--format onnx|torch-export] [--out DIR]
     dcat export RESULTS --pick TARGET [--seed K] [--split KIND]   the best model by validation
     dcat predict MODEL INPUT [--stride S] [--out FILE]
@@ -12,7 +13,9 @@
 
 Bad input (:class:`~dcat.errors.DcatError`, or a file that cannot be read) ends with one clear
 message and exit code 2 (add ``--debug`` for the traceback). Any other exception is a bug: its
-traceback is shown and the exit code is 1.
+traceback is shown and the exit code is 1. An experiment stopped by Ctrl-C (SIGINT) or SIGTERM
+(a scheduler's stop) prints ``dcat: interrupted by SIGTERM; rerun the same command to resume``
+and exits 128 + the signal: 130 or 143, never 0 (:mod:`dcat.io.interrupt`).
 """
 
 from __future__ import annotations
@@ -23,10 +26,12 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from dcat.errors import DcatError
+from dcat.io.interrupt import Interrupted, interruptible
 
 __all__ = ["main"]
 
 DEMO_PRESET = "utd_mhad_demo"
+RESUMABLE = ("experiment", "demo")  # the commands whose interrupted run the same command resumes
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -83,6 +88,7 @@ def _parser() -> argparse.ArgumentParser:
     experiment_options(demo)
     sub.add_parser("presets", help="list the shipped configurations")
     sub.add_parser("datasets", help="list the registered data sets and their options")
+    _cache_parser(sub)
 
     exp = sub.add_parser("export", help="export a run's single-sensor model (ONNX, torch.export)")
     exp.add_argument(
@@ -94,7 +100,9 @@ def _parser() -> argparse.ArgumentParser:
         help="export the dcat pick for TARGET (best validation F1) of the results folder RUN",
     )
     exp.add_argument("--seed", type=int, help="with --pick: the seed (default: median pick)")
-    exp.add_argument("--split", help="with --pick: the split kind, when there are several")
+    exp.add_argument(
+        "--split", help="with --pick: the split kind; required when the run has several"
+    )
     exp.add_argument("--modality", help="the target modality the run must hold (checked)")
     exp.add_argument(
         "--format",
@@ -122,10 +130,18 @@ def _parser() -> argparse.ArgumentParser:
     pred.add_argument("--stride", type=float, help="seconds between windows (default: half one)")
     pred.add_argument("--out", type=Path, help="output file .csv or .jsonl (default: stdout)")
     pred.add_argument("--format", choices=["csv", "jsonl"], help="output format")
-    pred.add_argument("--rate", type=float, help="Hz of recordings without time stamps")
+    pred.add_argument(
+        "--rate",
+        type=float,
+        help="Hz of recordings without time stamps (default: the rate of the recordings the "
+        "model was trained from, from its card)",
+    )
     pred.add_argument("--time-column", help="name of the CSV time column (seconds)")
     pred.add_argument(
-        "--resample", action="store_true", help="interpolate recordings to the model's rate"
+        "--resample",
+        action="store_true",
+        help="accept a rate far from both the model's recordings and its grid (every "
+        "recording is interpolated to the model's grid anyway)",
     )
     pred.add_argument(
         "--debug", action="store_true", default=argparse.SUPPRESS, help="show tracebacks"
@@ -249,6 +265,50 @@ def _experiment(source: str, args: argparse.Namespace) -> int:
     return 0
 
 
+def _cache_parser(sub: argparse._SubParsersAction) -> None:
+    """``dcat cache list|clear PATH...``: the decoded-frame caches (dcat.data.frame_cache)."""
+    cache = sub.add_parser("cache", help="list or clear decoded-frame caches")
+    actions = cache.add_subparsers(dest="action", required=True)
+    for name, text in (
+        ("list", "list the stores: clips, frames, frame size, MiB on disk, derived from"),
+        ("clear", "remove the stores (all, or those --key names) and unfinished builds"),
+    ):
+        action = actions.add_parser(name, help=text)
+        action.add_argument(
+            "paths", nargs="+", type=Path, metavar="PATH",
+            help="a frame cache folder, or a data root holding .dcat_frames",
+        )  # fmt: skip
+        action.add_argument(
+            "--debug", action="store_true", default=argparse.SUPPRESS, help="show tracebacks"
+        )
+    action.add_argument(
+        "--key", dest="keys", action="append", default=[], metavar="KEY",
+        help="remove only this store (a key prefix from `dcat cache list`); repeatable",
+    )  # fmt: skip
+
+
+def _cache(args: argparse.Namespace) -> int:
+    """List or clear the stores of each PATH's frame cache."""
+    from dcat.data.frame_cache import clear_stores, find_cache_dir, list_stores
+
+    folders = [find_cache_dir(path) for path in args.paths]  # all checked before removing
+    if args.action == "clear" and args.keys and len(folders) > 1:
+        raise DcatError("--key names a store of one cache: give one PATH with it")
+    for folder in folders:
+        if args.action == "list":
+            stores = list_stores(folder)
+            total = sum(s.bytes for s in stores) / 2**20
+            print(f"{folder}: {len(stores)} stores, {total:.1f} MiB")
+            for store in stores:
+                print(f"  {store.describe()}")
+        else:
+            removed, debris = clear_stores(folder, args.keys)
+            freed = sum(s.bytes for s in removed) / 2**20
+            extra = f" and {len(debris)} unfinished builds" if debris else ""
+            print(f"{folder}: removed {len(removed)} stores{extra}, {freed:.1f} MiB")
+    return 0
+
+
 def _datasets() -> int:
     """Print every registered data set: name, summary, whether it needs ``data.root``, options."""
     from dcat.data.registry import list_datasets
@@ -278,20 +338,25 @@ def main(argv: Sequence[str] | None = None) -> int:
             return 0
         if args.command == "datasets":
             return _datasets()
+        if args.command == "cache":
+            return _cache(args)
         if args.command == "export":
             return _export(args)
         if args.command == "predict":
             return _predict(args)
         source = DEMO_PRESET if args.command == "demo" else args.config
-        return _experiment(source, args)
+        with interruptible():  # SIGTERM too: a scheduler's stop must not look like success
+            return _experiment(source, args)
     except (DcatError, OSError) as err:  # bad input, missing or unreadable files
         if args.debug:
             raise
         print(f"dcat: error: {err}", file=sys.stderr)
         return 2
-    except KeyboardInterrupt:
-        print("dcat: interrupted; run the same command again to resume", file=sys.stderr)
-        return 130
+    except KeyboardInterrupt as err:  # Ctrl-C, or SIGTERM in an experiment (dcat.io.interrupt)
+        interrupt = Interrupted.of(err)
+        resume = "; rerun the same command to resume" if args.command in RESUMABLE else ""
+        print(f"dcat: {interrupt.message}{resume}", file=sys.stderr)
+        return interrupt.exit_code
 
 
 if __name__ == "__main__":

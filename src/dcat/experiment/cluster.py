@@ -11,6 +11,11 @@ which resumes from the model's ``last.ckpt``; a model whose ``metrics.json`` is 
 never trained again. Workers write only their own model's run folder, so on a cluster the
 results folder must be on a file system every node sees (NFS, a shared volume).
 
+The run joins (or starts) Ray first, with :func:`ray_session`, before it reads the data, so a
+cluster that cannot be reached is reported at once, not after minutes of loading. SIGINT and
+SIGTERM stop the driver as a run in order stops (:mod:`dcat.io.interrupt`): the running tasks
+are cancelled, and their models resume from their ``last.ckpt`` when the command is run again.
+
 Ray is the optional extra ``dcat[cluster]``; nothing here is imported with ``--workers 1``.
 """
 
@@ -18,7 +23,10 @@ from __future__ import annotations
 
 import logging
 import os
-from collections.abc import Callable, Sequence
+import signal
+import threading
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -28,7 +36,7 @@ from dcat.experiment.config import ExperimentConfig
 from dcat.experiment.console import quiet_libraries
 from dcat.experiment.grid import ModelResult, ModelSpec, train_model
 
-__all__ = ["MAX_RETRIES", "WORKER_LOG", "require_ray", "run_on_ray"]
+__all__ = ["MAX_RETRIES", "WORKER_LOG", "ray_session", "require_ray", "run_on_ray"]
 
 MAX_RETRIES = 3
 """How often Ray retries a model whose worker died."""
@@ -90,6 +98,10 @@ def _init(ray: Any, address: str | None, workers: int, cpus: int, verbose: bool)
         "log_to_driver": verbose,
         "logging_level": logging.INFO if verbose else logging.ERROR,
     }
+    # ray.init replaces the SIGTERM handler with its own sys.exit(15), and its core worker
+    # puts a crash handler (a stack dump, then abort) before that: the caller's handler decides
+    main = threading.current_thread() is threading.main_thread()
+    handler = signal.getsignal(signal.SIGTERM) if main else None
     try:
         if address is not None:
             ray.init(address=address, **options)
@@ -98,7 +110,37 @@ def _init(ray: Any, address: str | None, workers: int, cpus: int, verbose: bool)
     except (ConnectionError, RuntimeError, ValueError) as err:
         where = f"the Ray cluster at {address}" if address else "a local Ray instance"
         raise DcatError(f"could not start {where}: {err}".replace("\n", " ")) from err
+    finally:
+        if handler is not None:
+            signal.signal(signal.SIGTERM, handler)
     return True
+
+
+@contextmanager
+def ray_session(
+    address: str | None, workers: int, cpus: int, verbose: bool = False
+) -> Iterator[None]:
+    """Ray for a whole run: joined (``address``, else ``RAY_ADDRESS``) or started locally on
+    entry, shut down on exit if this call started it. :func:`run_on_ray` inside uses it.
+
+    Args:
+        address: A Ray cluster to join (``ray://…`` or ``HOST:PORT``), or ``None``.
+        workers: Models at once (a local instance gets CPUs for them all).
+        cpus: CPUs (torch threads) per model.
+        verbose: Forward the workers' output and Ray's INFO lines.
+
+    Raises:
+        DcatError: Ray is not installed, or the cluster cannot be reached or started.
+    """
+    require_ray()
+    import ray
+
+    own = _init(ray, address, workers, cpus, verbose)
+    try:
+        yield
+    finally:
+        if own:
+            ray.shutdown()
 
 
 def run_on_ray(

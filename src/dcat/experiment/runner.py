@@ -25,8 +25,11 @@ Models are trained in plan order in this process, or with ``workers`` > 1 as Ray
 they give the same records.
 
 Bad input (the data, reader and encoder options, every split of every seed, checkpoints an
-earlier run left in the folder) is found before the folder is created or written to; the cases
-and their messages are catalogued in ``docs/errors.md``.
+earlier run left in the folder) is found before the folder is written to (a folder the run
+created to hold its lock is removed again); the cases and their messages are catalogued in
+``docs/errors.md``. The lock and Ray (``workers`` > 1) come first, before the data are read.
+SIGINT and SIGTERM end the run through its ``finally`` (:mod:`dcat.io.interrupt`): the lock is
+released, and the model being trained resumes from its ``last.ckpt`` the next time.
 """
 
 from __future__ import annotations
@@ -36,8 +39,10 @@ import hashlib
 import io
 import json
 import shutil
+import time
 import uuid
 from collections.abc import Callable
+from contextlib import ExitStack
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -47,6 +52,7 @@ import yaml
 
 from dcat.data import PairedDataset, Split, make_split, resolve_subjects
 from dcat.data.registry import get_dataset
+from dcat.data.splits import left_out
 from dcat.data.virtual import with_virtual_imu
 from dcat.errors import DcatError
 from dcat.experiment.build import (
@@ -58,6 +64,7 @@ from dcat.experiment.build import (
 )
 from dcat.experiment.config import ExperimentConfig, SplitConfig
 from dcat.experiment.console import Console, quiet_libraries
+from dcat.experiment.estimate import DryRunKey, StepTime, estimate_lines, time_task
 from dcat.experiment.fingerprint import (
     FINGERPRINT_FILE,
     digest,
@@ -68,6 +75,7 @@ from dcat.experiment.fingerprint import (
 from dcat.experiment.grid import ModelResult, ModelSpec, clear_cache, run_in_order
 from dcat.experiment.pick import mark_picks
 from dcat.experiment.plan import Job, plan_jobs
+from dcat.experiment.teachers import TeacherWatch
 from dcat.io.atomic import write_atomic
 from dcat.io.lock import RunLock
 from dcat.training.engine import versions
@@ -144,16 +152,20 @@ _INERTIAL = ("acc", "gyr", "mag")
 
 def default_encoder(data: PairedDataset, modality: str) -> str:
     """The encoder a modality gets when its config names none: ``video`` for frames,
-    ``audio`` for sound, ``imu`` for inertial series (channel names with acc/gyr/mag, in
-    triads) and ``sequence`` for any other series."""
+    ``audio`` for sound, ``imu`` for inertial series and ``sequence`` for any other series.
+
+    A series is inertial when its acc/gyr/mag channels (by name) come in whole triads and are
+    at least half of its channels: extra channels beside them (orientation ``ori_*``, a
+    quaternion, temperature) still give ``imu``, which reads any channel count.
+    """
     stream = data.stream(modality)
     if len(data.shape(modality)) == 4 or stream.kind == "video":
         return "video"
     if stream.kind == "audio":
         return "audio"
     names = [name.lower() for name in stream.channels or ()]
-    inertial = names and all(any(mark in name for mark in _INERTIAL) for name in names)
-    return "imu" if inertial and len(names) % 3 == 0 else "sequence"
+    inertial = sum(any(mark in name for mark in _INERTIAL) for name in names)
+    return "imu" if inertial and inertial % 3 == 0 and 2 * inertial >= len(names) else "sequence"
 
 
 def default_encoders(
@@ -261,7 +273,11 @@ def run_experiment(
         DcatError: Bad input, found before anything is written: the data and reader options,
             every split, a network or method that does not fit the data (the dry run), or
             models in ``out_dir`` trained with other settings (unless ``retrain_changed``);
-            ``workers`` < 1; Ray missing for ``workers`` > 1.
+            ``workers`` < 1; Ray missing or its cluster unreachable for ``workers`` > 1;
+            another run holding ``out_dir``'s lock (found first, before the data are read).
+        dcat.io.interrupt.Interrupted: The run was stopped by SIGINT or SIGTERM (raised where
+            the main thread was when a :func:`~dcat.io.interrupt.interruptible` caller set
+            the handler; Lightning's own exit on SIGTERM becomes one too).
     """
     from dcat.experiment.report import write_report  # matplotlib only when a report is written
 
@@ -279,19 +295,27 @@ def run_experiment(
         log if rank == 0 else _silent, verbose=verbose, progress=progress if rank == 0 else False
     )
     out = Path(out_dir)
-    with quiet_libraries(verbose):
-        data = derive_modalities(config, data) if data is not None else load_dataset(config)
-        config = default_encoders(config, data, console.line)
-        checked = _check_everything(config, data, out, retrain_changed)
-    jobs, splits, fingerprints, mismatches = checked
-    counts = np.bincount(data.labels, minlength=data.num_classes).tolist()
-    out.mkdir(parents=True, exist_ok=True)
-    # One run per folder: a second one would write the same checkpoints. Under DDP every rank
-    # runs this; rank 0 holds the lock for them all.
-    lock = RunLock(out, warn=console.line)
+    # One run per folder: a second one would write the same checkpoints. Taken before the data
+    # are read (minutes, for some), so a second run is refused at once; the folder it creates
+    # goes again if the run stops before writing there (bad input leaves no folder). Under DDP
+    # every rank runs this; rank 0 holds the lock for them all.
+    lock = RunLock(out, warn=console.line, create=True)
     if rank == 0:
         lock.acquire()
+    ray = ExitStack()
     try:
+        with quiet_libraries(verbose):
+            if workers > 1:  # joined first too: an unreachable cluster is said at once
+                from dcat.experiment.cluster import ray_session
+
+                cpus = config.resources.cpus or 1
+                ray.enter_context(ray_session(cluster, workers, cpus, verbose))
+            data = derive_modalities(config, data) if data is not None else load_dataset(config)
+            config = default_encoders(config, data, console.line)
+            checked = _check_everything(config, data, out, retrain_changed)
+        jobs, splits, fingerprints, mismatches, timings = checked
+        counts = np.bincount(data.labels, minlength=data.num_classes).tolist()
+        out.mkdir(parents=True, exist_ok=True)  # (ranks other than 0)
         with console.recording(out / "experiment.log" if rank == 0 else None):
             resolved = {
                 "experiment": config.to_dict(),
@@ -312,6 +336,8 @@ def run_experiment(
             )
             shown = ", ".join(f"{c} {n}" for c, n in zip(data.class_names, counts, strict=True))
             console.line(f"samples per class: {shown}")
+            for line in _left_out_lines(config, data, splits):
+                console.line(line)
             for mismatch in mismatches:  # and those that depend on them
                 console.line(f"retraining {mismatch.describe()}")
                 shutil.rmtree(out / mismatch.run, ignore_errors=True)
@@ -322,6 +348,9 @@ def run_experiment(
                     data.subjects,
                     data.subject_names,
                 )
+            # after the retrains are cleared: the models finished before cost nothing
+            for line in estimate_lines(config, data, jobs, splits, timings, out, workers=workers):
+                console.line(line)
             grid = _Grid(config, data, out, console, workers, cluster)
             specs = [
                 ModelSpec(
@@ -342,19 +371,23 @@ def run_experiment(
             console.line(f"report: {report}")
             return report
     finally:
+        ray.close()
         clear_cache()
         lock.release()
 
 
 def _check_everything(
     config: ExperimentConfig, data: PairedDataset, out: Path, retrain_changed: bool
-) -> tuple[list[Job], dict[tuple[int, int], Split], dict[str, dict[str, Any]], list[Any]]:
+) -> tuple[
+    list[Job], dict[tuple[int, int], Split], dict[str, dict[str, Any]], list[Any],
+    dict[DryRunKey, StepTime],
+]:  # fmt: skip
     """What can be checked is checked before anything is written or trained, so a bad option
     or a bad split of the last seed does not fail a run hours in, beside finished models.
 
     Returns:
-        The plan, the splits by ``(split index, seed)``, the fingerprints by run folder and the
-        finished models of other settings to retrain.
+        The plan, the splits by ``(split index, seed)``, the fingerprints by run folder, the
+        finished models of other settings to retrain and the dry run's step times.
     """
     _check_data(config, data)
     _check_augmentation(config, data)
@@ -368,7 +401,7 @@ def _check_everything(
         for i, split_cfg in enumerate(config.splits)
         for seed in config.seeds
     }
-    dry_run(config, data, jobs, data.subset(splits[0, config.seeds[0]].train))
+    timings = dry_run(config, data, jobs, data.subset(splits[0, config.seeds[0]].train))
     fingerprints = job_fingerprints(
         config,
         jobs,
@@ -392,7 +425,7 @@ def _check_everything(
         reused = job.folder not in retrain and (run_dir / "metrics.json").is_file()
         if reused and job.method == "baseline":
             load_target(run_dir, build_net(config, data, job.target, job.seed))
-    return jobs, splits, fingerprints, mismatches
+    return jobs, splits, fingerprints, mismatches, timings
 
 
 def _source_runs(job: Job) -> tuple[str, ...]:
@@ -432,6 +465,8 @@ class _Grid:
         self.config, self.data, self.out, self.console = config, data, out, console
         self.workers, self.cluster = workers, cluster
         self.token = uuid.uuid4().hex
+        # a source at chance or weaker than its target is named once its baselines are in
+        self.teachers = TeacherWatch(config, data.num_classes, console.line)
 
     def run(
         self, specs: list[ModelSpec], label: Callable[[ModelSpec], str]
@@ -452,6 +487,7 @@ class _Grid:
             when = "(done before)" if not result.trained else f"({result.seconds:.1f} s)"
             text = f"{label(spec)} f1={result.metrics['test']['f1']:.3f} {when}"
             console.line(console.finished(spec.folder, text, trained=result.trained))
+            self.teachers.add(spec.job, result.metrics, len(spec.split.val))
 
         def started(spec: ModelSpec) -> None:
             console.started(spec.folder, label(spec))
@@ -542,15 +578,20 @@ def _split_digest(split: Split) -> str:
 
 def dry_run(
     config: ExperimentConfig, data: PairedDataset, jobs: list[Job], train: PairedDataset
-) -> None:
+) -> dict[DryRunKey, StepTime]:
     """Build every network of the plan and push one tiny batch of real training data through
     each model's task (forward, loss, backward) on the CPU, every source → target pair included.
+    Then time that step, warm, at two batch sizes (:func:`dcat.experiment.estimate.time_task`):
+    the grid's estimate before training is made from it.
 
     Args:
         config: The experiment.
         data: The data set (its shapes size the networks).
         jobs: The plan.
         train: Training samples to draw the batch from (the first split's training part).
+
+    Returns:
+        The step times by ``(target, method, source)``.
 
     Raises:
         DcatError: A network or method that does not fit the data: names the model, the error
@@ -565,20 +606,25 @@ def dry_run(
         modality: build_net(config, data, modality, 0)
         for modality in dict.fromkeys(j.target for j in jobs if j.method == "baseline")
     }
-    seen = set()
+    timings: dict[DryRunKey, StepTime] = {}
     for job in jobs:
         key = (job.target, job.method, job.source)  # λ scales the loss, never the shapes
-        if key in seen:
+        if key in timings:
             continue
-        seen.add(key)
         what = job.target if not job.source else f"{job.source} → {job.target} {job.method}"
         net = baselines[job.target] if job.method == "baseline" else None
         try:
             plain = job.method == "plain"
             net = net if net is not None else build_net(config, data, job.target, 0, plain=plain)
             task = make_task(config, job, net, baselines, augmentation(config, job.target, {}))
+            started = time.perf_counter()
             loss = task(batch)["loss"]
             loss.backward()
+            check_s = time.perf_counter() - started  # a slow step is not timed again on 2
+            batch_size = config.train_config(job.target, job.seed).batch_size
+            timings[key] = time_task(
+                task, train, batch_size, config.resources.cpus, check_s=check_s
+            )
         except (ValueError, RuntimeError, TypeError, KeyError) as err:
             raise DcatError(
                 f"dry run of the {what} model on one batch of training data ({shapes}): "
@@ -588,6 +634,7 @@ def dry_run(
             for model in (net, *baselines.values()):
                 if model is not None:
                     model.zero_grad(set_to_none=True)
+    return timings
 
 
 _SUBJECT_LISTS = ("train_subjects", "val_subjects", "test_subjects")
@@ -624,10 +671,29 @@ def _draw_split(
             test_subjects=subjects["test_subjects"], val_rotation=split_cfg.val_rotation,
             subject_names=data.subject_names,
         )  # fmt: skip
+        left_out(split, data.subjects, data.subject_names, data.recordings, data.group)
         _check_classes(data, split, split_cfg.kind, seed)
     except ValueError as err:
         raise DcatError(f"config: splits[{index}]: {err}") from err
     return split
+
+
+def _left_out_lines(
+    config: ExperimentConfig, data: PairedDataset, splits: dict[tuple[int, int], Split]
+) -> list[str]:
+    """A line per split whose subject lists leave subjects out on purpose, so that it is never
+    silent (the lists are the same for every seed, so the first seed's split says it)."""
+    lines = []
+    for i, split_cfg in enumerate(config.splits):
+        split = splits[i, config.seeds[0]]
+        left = left_out(split, data.subjects, data.subject_names, data.recordings, data.group)
+        if left:
+            shown = ", ".join(f"{name} ({count})" for name, count in left.items())
+            lines.append(
+                f"splits[{i}] ({split_cfg.kind}): {sum(left.values())} samples are in no part: "
+                f"{data.group}s {shown} are in none of its subject lists"
+            )
+    return lines
 
 
 def _check_classes(data: PairedDataset, split: Any, kind: str, seed: int) -> None:
