@@ -79,3 +79,31 @@ def test_predict_centres_as_training_does() -> None:
     x = _skeleton(n=6, joints=4, steps=16)
     stats = fit_normalization(x, "zscore", center="root:0")
     assert np.array_equal(deployed_window(stats, x[3]), stats.apply(x[3]))
+
+
+def test_isotropic_statistics_share_one_mean_per_axis_and_one_scale() -> None:
+    # two points (x, y, z each), 2 samples of 2 steps; axis means x 2, y 0, z -1
+    points = np.array(
+        [
+            [[1.0, 3.0], [0.0, 2.0], [-1.0, -1.0], [3.0, 1.0], [0.0, -2.0], [-1.0, -1.0]],
+            [[2.0, 2.0], [1.0, -1.0], [-2.0, 0.0], [2.0, 2.0], [-1.0, 1.0], [0.0, -2.0]],
+        ]
+    )
+    stats = fit_normalization(points, "isotropic")
+    np.testing.assert_allclose(stats.shift, [2.0, 0.0, -1.0, 2.0, 0.0, -1.0])
+    deviations = points.reshape(2, 2, 3, 2) - np.array([2.0, 0.0, -1.0])[None, None, :, None]
+    spread = np.sqrt((deviations**2).mean())
+    np.testing.assert_allclose(stats.scale, np.full(6, spread))
+    # a difference of points (a bone) is only rescaled, as a rotation would leave it rotated
+    normed = stats.apply(points)
+    bones = points[:, 3:] - points[:, :3]
+    np.testing.assert_allclose(normed[:, 3:] - normed[:, :3], bones / spread)
+    # per-channel z-scores distort it
+    z = fit_normalization(points, "zscore").apply(points)
+    assert not np.allclose((z[:, 3:] - z[:, :3]) * spread, bones)
+
+
+def test_isotropic_statistics_need_whole_points() -> None:
+    with pytest.raises(DcatError, match="points of 3 coordinates, got 5 channels"):
+        fit_normalization(np.zeros((2, 5, 4)), "isotropic")
+    assert fit_normalization(np.ones((2, 4, 3)), "isotropic", dims=2).shift.shape == (4,)

@@ -494,7 +494,8 @@ CASES = [
          ["config: data.normalization: modality 'acc' is not", "['imu', 'mic']"]),
     Case("config-normalization-unknown-kind", "unknown normalization kind", "config",
          with_config(data={"dataset": "manifest", "root": "M", "normalization": "zscroe"}),
-         ["config: data.normalization.imu: must be zscore, minmax or none, got 'zscroe'"]),
+         ["config: data.normalization.imu: must be zscore, minmax, isotropic or none, "
+          "got 'zscroe'"]),
     # --- manifest and its files -------------------------------------------------------------
     Case("manifest-missing-data-file", "a file named in the manifest is missing", "manifest",
          on_manifest(_delete("imu/t3.npy")),

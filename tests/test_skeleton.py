@@ -520,3 +520,26 @@ def test_an_augmented_skeleton_target_keeps_its_frozen_source_cached_and_clean()
     clean = source.forward_all(torch.from_numpy(data.inputs["teacher"][:4]))
     cached = task.source_outputs(task.specs[0], batch)
     torch.testing.assert_close(cached.logits, clean.logits, rtol=1e-5, atol=1e-5)
+
+
+def test_isotropic_normalization_of_a_layout_keeps_bones_geometric() -> None:
+    from dcat.data import load_utd_mhad_embedded
+    from dcat.experiment.build import fit_stats
+
+    config = _config("data.normalization={skeleton: isotropic, imu: zscore}")
+    data = load_utd_mhad_embedded(subjects=[1], steps={"skeleton": 8, "imu": 8})
+    stats = fit_stats(config, data)
+    skeleton = stats["skeleton"]
+    assert skeleton.kind == "isotropic" and stats["imu"].kind == "zscore"
+    np.testing.assert_allclose(skeleton.shift, np.tile(skeleton.shift[:3], 20))  # per axis
+    np.testing.assert_allclose(skeleton.scale, skeleton.scale[0])  # one scale
+    raw = data.inputs["skeleton"][:2]
+    parents = LAYOUTS["kinect_v1"].parents
+    child = next(j for j, p in enumerate(parents) if p >= 0)
+
+    def bone(x: np.ndarray) -> np.ndarray:
+        return x[:, 3 * child : 3 * child + 3] - x[:, 3 * parents[child] : 3 * parents[child] + 3]
+
+    np.testing.assert_allclose(
+        bone(skeleton.apply(raw)), bone(raw) / skeleton.scale[0], rtol=1e-5, atol=1e-6
+    )

@@ -374,6 +374,7 @@ class PairedDataset(Dataset):
         self,
         kind: Mapping[str, NormKind] | NormKind = "zscore",
         center: Mapping[str, str] | None = None,
+        dims: Mapping[str, int] | None = None,
     ) -> dict:
         """Per-channel :class:`ChannelStats` of each ``(N, C, T)`` series modality, fitted on
         this dataset (use the training split). Other shapes (video) are not included.
@@ -382,12 +383,15 @@ class PairedDataset(Dataset):
             kind: One kind for all, or modality → kind.
             center: Modality → per-sample centring
                 (:func:`~dcat.io.normalization.center_positions`), for position-like data.
+            dims: Modality → coordinates per point, for ``"isotropic"`` (3 when not given).
         """
         series = [m for m, a in self.inputs.items() if a.ndim == 3 and not _is_lazy(a)]
         kinds = kind if isinstance(kind, Mapping) else dict.fromkeys(series, kind)
-        center = center or {}
+        center, dims = center or {}, dims or {}
         return {
-            m: fit_normalization(self.inputs[m], kinds.get(m, "zscore"), center.get(m))
+            m: fit_normalization(
+                self.inputs[m], kinds.get(m, "zscore"), center.get(m), dims.get(m, 3)
+            )
             for m in series
         }
 

@@ -132,9 +132,9 @@ def normalization_kinds(config: ExperimentConfig, data: PairedDataset) -> dict[s
                 f"config: data.normalization: modality {modality!r} is not in the data set "
                 f"(has {data.modalities})"
             )
-        if kind not in ("zscore", "minmax", "none"):
+        if kind not in ("zscore", "minmax", "isotropic", "none"):
             raise DcatError(
-                f"config: data.normalization.{modality}: must be zscore, minmax "
+                f"config: data.normalization.{modality}: must be zscore, minmax, isotropic "
                 f"or none, got {kind!r}"
             )
     check_layouts(config, data)
@@ -154,8 +154,11 @@ def normalization_kinds(config: ExperimentConfig, data: PairedDataset) -> dict[s
 def fit_stats(config: ExperimentConfig, train: PairedDataset) -> dict[str, ChannelStats]:
     """Modality → normalisation statistics fitted on ``train`` (none for ``none`` modalities)."""
     kinds = normalization_kinds(config, train)
+    layouts = {m: config.data.layout(m) for m in config.data.skeletons}
     stats = train.fit_normalization(
-        {m: k for m, k in kinds.items() if k != "none"}, center=config.data.center_modes()
+        {m: k for m, k in kinds.items() if k != "none"},
+        center=config.data.center_modes(),
+        dims={m: layout.dims for m, layout in layouts.items() if layout is not None},
     )
     return {m: s for m, s in stats.items() if kinds.get(m, "zscore") != "none"}
 

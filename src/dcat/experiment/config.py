@@ -143,7 +143,10 @@ class DataConfig(_Section):
             ``utd_mhad_embedded`` is shipped with dcat, ``manifest`` reads your own data.
         root: Folder (or manifest file) of the data; not needed for the embedded set.
         options: Keyword options of the reader (e.g. ``steps``, ``window_s``).
-        normalization: ``zscore``, ``minmax`` or ``none``, or a mapping modality → kind;
+        normalization: ``zscore``, ``minmax``, ``isotropic`` (points such as a skeleton's
+            joints: one mean per axis and one scale, keeping bones and rotations geometric;
+            :func:`dcat.io.normalization.fit_normalization`) or ``none``, or a mapping
+            modality → kind;
             statistics are fitted on the training part of each split only.
         centering: Modality → per-sample centring of position-like channels before
             normalisation (:func:`dcat.io.normalization.center_positions`): ``mean`` removes

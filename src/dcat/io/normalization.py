@@ -19,7 +19,7 @@ from dcat.io.skeleton import body_normalize, parse_body_mode
 
 __all__ = ["ChannelStats", "NormKind", "center_positions", "fit_normalization", "normalize"]
 
-NormKind = Literal["zscore", "minmax"]
+NormKind = Literal["zscore", "minmax", "isotropic"]
 
 
 def normalize(array: np.ndarray, shift: np.ndarray, scale: np.ndarray) -> np.ndarray:
@@ -93,7 +93,8 @@ class ChannelStats:
     """Per-channel normalisation of one modality: ``(x − shift) / scale``.
 
     Attributes:
-        kind: ``"zscore"`` (mean, std) or ``"minmax"`` (to ``[−1, 1]``, as the paper does for IMU).
+        kind: ``"zscore"`` (mean, std), ``"minmax"`` (to ``[−1, 1]``, as the paper does for IMU)
+            or ``"isotropic"`` (points: one mean per coordinate axis, one std for all).
         shift: ``(C,)``.
         scale: ``(C,)``, positive.
         center: Per-sample centring applied first (:func:`center_positions`), or ``None``.
@@ -125,16 +126,36 @@ class ChannelStats:
         )
 
 
+def _isotropic(data: np.ndarray, dims: int) -> tuple[np.ndarray, np.ndarray]:
+    """Per-channel ``(shift, scale)`` of points in ``(N, P·dims, T)`` data: each axis's mean
+    over every point, sample and step, and one standard deviation about those means."""
+    n, channels, steps = data.shape
+    if dims < 1 or channels % dims:
+        raise DcatError(
+            f"isotropic normalization needs points of {dims} coordinates, got {channels} "
+            "channels (not a multiple)"
+        )
+    points = data.reshape(n, channels // dims, dims, steps)
+    axis_mean = points.mean(axis=(0, 1, 3))
+    spread = float(np.sqrt(((points - axis_mean[None, :, None]) ** 2).mean()))
+    return np.tile(axis_mean, channels // dims), np.full(channels, spread)
+
+
 def fit_normalization(
-    array: np.ndarray, kind: NormKind = "zscore", center: str | None = None
+    array: np.ndarray, kind: NormKind = "zscore", center: str | None = None, dims: int = 3
 ) -> ChannelStats:
     """Fit per-channel statistics on ``(N, C, T)`` training data (never on test data).
 
     Args:
         array: ``(N, C, T)`` training samples.
-        kind: ``"zscore"`` or ``"minmax"``.
+        kind: ``"zscore"`` or ``"minmax"`` (each channel on its own), or ``"isotropic"`` for
+            points (channels point by point, ``dims`` coordinates each): one mean per
+            coordinate axis shared by every point and one standard deviation for all
+            channels, so that differences of points (a skeleton's bones) and rotations keep
+            their geometry, which per-channel statistics would distort.
         center: Per-sample centring (:func:`center_positions`) applied before fitting and
             whenever the statistics are applied.
+        dims: Coordinates per point, for ``"isotropic"``.
     """
     if array.ndim != 3:
         raise DcatError(f"expected an array of shape (N, C, T), got {array.shape}")
@@ -144,6 +165,10 @@ def fit_normalization(
     elif kind == "minmax":
         low, high = data.min(axis=(0, 2)), data.max(axis=(0, 2))
         shift, scale = (high + low) / 2, (high - low) / 2
+    elif kind == "isotropic":
+        shift, scale = _isotropic(data, dims)
     else:
-        raise DcatError(f"normalization kind must be 'zscore' or 'minmax', got {kind!r}")
+        raise DcatError(
+            f"normalization kind must be 'zscore', 'minmax' or 'isotropic', got {kind!r}"
+        )
     return ChannelStats(kind, shift, np.where(scale > 1e-12, scale, 1.0), center)
