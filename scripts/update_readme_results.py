@@ -103,7 +103,8 @@ def render(run_dir: Path, time_log: Path | None = None, command: str | None = No
     labels = {**METHOD_LABELS, **method_labels(config)}
     pairs = list(dict.fromkeys((t.label, t.target) for t in config.transfers))
     for split in dict.fromkeys(s.kind for s in config.splits):
-        lines += [f"#### {SPLIT_TITLES.get(split, split)}", ""]
+        group = data.get("group", "subject")  # runs before the key was written: subjects
+        lines += [f"#### {SPLIT_TITLES.get(split, split).format(group=group)}", ""]
         lines += target_sections(
             records, split, pairs, config.weight, labels, heading="#####",
             verdict=lambda found: _verdict(dict(found), labels), rule=config.selection,

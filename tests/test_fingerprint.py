@@ -105,6 +105,7 @@ def test_class_counts_are_reported_at_load(finished) -> None:
     counts = described["class_counts"]
     assert list(counts) == described["classes"] and len(counts) == 27
     assert sum(counts.values()) == described["samples"]
+    assert described["group"] == "subject"  # what the report's split titles name
     line = next(x for x in (out.parent / "log.txt").read_text().splitlines() if "per class" in x)
     first = described["classes"][0]
     assert line.startswith(f"samples per class: {first} {counts[first]}, ")

@@ -63,6 +63,10 @@ def test_the_readme_section_is_rewritten_from_the_folder(tmp_path: Path) -> None
     assert "stale table" not in text
     assert "at commit `0123456789`" in text and "CPU, 3 min 6 s wall clock, 1.53 GB peak" in text
     assert text.count("##### target imu ← source skeleton") == 2  # OOD and ID
+    # a folder that names no grouping (written before it was recorded): subjects
+    assert "#### Out-of-distribution (OOD): subject-disjoint split" in text
+    assert "#### In-distribution (ID): stratified random split, subjects shared" in text
+    assert "{group}" not in text
     assert "| Metric | Baseline | Source skeleton (its baseline) | D-CAT |" in text
     assert "| Method | Δ F1 | 95 % CI | t-test p | Wilcoxon p | Holm p | seeds |" in text
     assert "3 seeds are a smoke test, not evidence (p-values from fewer than 10 seeds)." in text
@@ -71,6 +75,12 @@ def test_the_readme_section_is_rewritten_from_the_folder(tmp_path: Path) -> None
     assert script.main(check) == 0
     readme.write_text(text.replace("0.600", "0.700", 1))
     assert script.main(check) == 1
+    # a manifest grouped by sessions heads the split after them
+    resolved = yaml.safe_load((run / "config.yaml").read_text())
+    resolved["data"]["group"] = "session"
+    (run / "config.yaml").write_text(yaml.safe_dump(resolved))
+    assert script.main([str(run), "--readme", str(readme)]) == 0
+    assert "#### Out-of-distribution (OOD): session-disjoint split" in readme.read_text()
 
 
 def test_the_readme_needs_its_markers(tmp_path: Path) -> None:

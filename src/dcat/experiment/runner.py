@@ -326,6 +326,7 @@ def run_experiment(
                     "classes": data.class_names,
                     "class_counts": dict(zip(data.class_names, counts, strict=True)),
                     "modalities": data.modalities,
+                    "group": getattr(data, "group", "subject"),
                 },
             }
             write_atomic(out / "config.yaml", yaml.safe_dump(resolved, sort_keys=False))
