@@ -48,7 +48,7 @@ ENCODER_CASES: dict[str, tuple[int, dict, tuple[int, ...], int]] = {
     # skeleton encoders: a 4-joint chain (root 0), x, y, z per joint
     "skeleton_tcn": (12, {"parents": [-1, 0, 1, 2], "width": 16, "depth": 2}, (12, 16), 8),
     "skeleton_hcn": (12, {"parents": [-1, 0, 1, 2], "width": 32}, (12, 16), 2),
-    "skeleton": (12, {"parents": [-1, 0, 1, 2], "width": 32}, (12, 16), 2),  # the default
+    "skeleton": (12, {"parents": [-1, 0, 1, 2], "width": 16}, (12, 16), 8),  # the default (tcn)
 }
 
 

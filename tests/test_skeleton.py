@@ -484,11 +484,16 @@ def test_unset_new_options_leave_the_fingerprints_as_they_were() -> None:
 
 
 def test_the_default_encoder_is_one_of_the_family() -> None:
-    from dcat.nn.encoders.skeleton import SkeletonHCN
+    from dcat.nn.encoders.skeleton import SkeletonTCN
 
     encoder = create_encoder("skeleton", 60, parents=KINECT)
-    # the one of best validation F1 (scripts/skeleton_validation.py), at the measured width
-    assert isinstance(encoder, SkeletonHCN) and encoder.d_model == 64
+    # the one of best validation F1 (the module's docstring): the temporal conv, 64 wide, on
+    # positions and motion; bones stay available
+    assert isinstance(encoder, SkeletonTCN) and encoder.d_model == 64
+    assert list(encoder.inputs.streams) == ["positions", "motion"]
+    assert encoder(torch.randn(2, 60, 32)).shape == (2, 16, 64)
+    bones = create_encoder("skeleton", 60, parents=KINECT, streams=["positions", "bones"])
+    assert list(bones.inputs.streams) == ["positions", "bones"]
 
 
 def test_an_augmented_skeleton_target_keeps_its_frozen_source_cached_and_clean() -> None:

@@ -7,7 +7,7 @@ exposes ``d_model``.
 from dcat.nn.encoders.audio import AudioEncoder, LogMel
 from dcat.nn.encoders.conv1d import ConvBlock1d, IMUEncoder, SequenceEncoder
 from dcat.nn.encoders.registry import create_encoder, is_encoder, list_encoders, register_encoder
-from dcat.nn.encoders.skeleton import SkeletonHCN, SkeletonTCN
+from dcat.nn.encoders.skeleton import SkeletonEncoder, SkeletonHCN, SkeletonTCN
 from dcat.nn.encoders.video import VideoEncoder
 from dcat.nn.encoders.video_small import SmallVideoEncoder
 
@@ -17,6 +17,7 @@ __all__ = [
     "IMUEncoder",
     "LogMel",
     "SequenceEncoder",
+    "SkeletonEncoder",
     "SkeletonHCN",
     "SkeletonTCN",
     "SmallVideoEncoder",
