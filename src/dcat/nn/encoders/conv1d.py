@@ -88,8 +88,22 @@ class ResidualConv1d(nn.Module):
     """
 
     def _add_residual_blocks(
-        self, width: int, kernel_size: int, count: int, downsample: int, norm: Norm
+        self,
+        width: int,
+        kernel_size: int,
+        count: int,
+        downsample: int,
+        norm: Norm,
+        *,
+        count_name: str = "depth",
     ) -> None:
+        """Add ``count`` blocks; ``count_name`` says in the error how the caller's options
+        give ``count``, since ``downsample`` can be at most ``2**count``."""
+        if downsample < 1 or downsample & (downsample - 1) or downsample > 2**count:
+            raise DcatError(
+                f"downsample must be a power of 2 no larger than 2**{count_name}={2**count}, "
+                f"got {downsample}"
+            )
         strides, remaining = [], downsample
         for _ in range(count):
             strides.append(2 if remaining > 1 else 1)
@@ -212,11 +226,6 @@ class SequenceEncoder(ResidualConv1d):
             raise DcatError(
                 f"in_channels, d_model and depth must be positive, got {in_channels}, "
                 f"{d_model}, {depth}"
-            )
-        if downsample < 1 or downsample & (downsample - 1) or downsample > 2**depth:
-            raise DcatError(
-                f"downsample must be a power of 2 no larger than 2**depth={2**depth}, "
-                f"got {downsample}"
             )
         self.in_channels = in_channels
         self.d_model = d_model

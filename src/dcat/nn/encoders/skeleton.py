@@ -205,17 +205,14 @@ class SkeletonTCN(ResidualConv1d):
         super().__init__()
         if width <= 0 or depth <= 0:
             raise DcatError(f"width and depth must be positive, got {width}, {depth}")
-        if downsample < 1 or downsample & (downsample - 1) or downsample > 2 ** (depth - 1):
-            raise DcatError(
-                f"downsample must be a power of 2 no larger than 2**(depth - 1)="
-                f"{2 ** (depth - 1)}, got {downsample}"
-            )
         self.inputs = SkeletonStreams(in_channels, parents, dims, streams, norm)
         self.in_channels, self.d_model = in_channels, width
         self.stems = nn.ModuleList(
             ConvBlock1d(in_channels, width, kernel_size, norm=norm) for _ in self.inputs.streams
         )
-        self._add_residual_blocks(width, kernel_size, depth - 1, downsample, norm)
+        self._add_residual_blocks(
+            width, kernel_size, depth - 1, downsample, norm, count_name="(depth - 1)"
+        )
         self.dropout = nn.Dropout(dropout)
 
     def forward(self, x: Tensor) -> Tensor:
