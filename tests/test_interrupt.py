@@ -322,7 +322,9 @@ def _ray_workers_under(driver: int) -> list[int]:
 @pytest.mark.slow
 def test_sigterm_stops_the_ray_driver_and_its_workers(tmp_path: Path) -> None:
     pytest.importorskip("ray")
-    config, out = _config(tmp_path, max_epochs=40), tmp_path / "out"
+    # long enough that no model can finish between the signal and the workers' end, on a
+    # loaded machine too
+    config, out = _config(tmp_path, max_epochs=150), tmp_path / "out"
     data = yaml.safe_load(config.read_text())
     config.write_text(yaml.safe_dump({**data, "resources": {"cpus": 1}}))
     workers: list[int] = []
@@ -333,3 +335,58 @@ def test_sigterm_stops_the_ray_driver_and_its_workers(tmp_path: Path) -> None:
         time.sleep(0.1)
     assert not any(_alive(pid) for pid in workers)  # cancelled, the local Ray instance gone
     _resumes(config, out, unfinished)  # (in order: the same models, the same checkpoints)
+
+
+class _FakeRay:
+    """What :func:`run_on_ray` calls of Ray, recording the cancels; ``wait`` is interrupted."""
+
+    def __init__(self, initialized: bool) -> None:
+        self.initialized, self.cancelled, self.shut_down = initialized, [], False
+        self.exceptions = type(sys)("ray.exceptions")
+        self.exceptions.RayTaskError = type("RayTaskError", (Exception,), {})
+        self.exceptions.WorkerCrashedError = type("WorkerCrashedError", (Exception,), {})
+
+    def is_initialized(self) -> bool:
+        return self.initialized
+
+    def init(self, **options) -> None:
+        self.initialized = True
+
+    def remote(self, **resources):
+        refs = iter(range(100))
+        return lambda function: type("Remote", (), {"remote": lambda *a: next(refs)})
+
+    def put(self, value):
+        return value
+
+    def wait(self, refs, num_returns: int):
+        raise KeyboardInterrupt  # the signal arrives while the driver waits
+
+    def cancel(self, ref, force: bool) -> None:
+        self.cancelled.append((ref, force))
+
+    def shutdown(self) -> None:
+        self.shut_down = True
+
+
+@pytest.mark.parametrize("joined", [True, False], ids=["joined-cluster", "own-instance"])
+def test_an_interrupted_driver_cancels_tasks_only_on_a_cluster_it_joined(
+    monkeypatch, joined: bool
+) -> None:
+    """Ray's own instance ends its workers when shut down; cancelling there races a task that
+    is finishing and can crash the driver, so only a joined cluster's tasks are cancelled."""
+    from types import SimpleNamespace
+
+    ray = _FakeRay(initialized=joined)
+    monkeypatch.setitem(sys.modules, "ray", ray)
+    monkeypatch.setitem(sys.modules, "ray.exceptions", ray.exceptions)
+    config = SimpleNamespace(resources=SimpleNamespace(cpus=1, gpus=0))
+    specs = [SimpleNamespace(folder=name, sources=()) for name in ("a", "b", "c")]
+    with pytest.raises(KeyboardInterrupt):
+        dcat.experiment.cluster.run_on_ray(
+            config, None, specs, Path("out"), token="t", workers=2,
+            started=lambda spec: None, done=lambda spec, result: None,
+        )  # fmt: skip
+    assert ray.cancelled == ([(0, True), (1, True)] if joined else [])  # the two running
+    assert ray.shut_down is not joined  # a joined cluster stays up for its other users
+    assert not dcat.experiment.cluster._started

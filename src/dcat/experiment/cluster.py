@@ -14,7 +14,10 @@ results folder must be on a file system every node sees (NFS, a shared volume).
 The run joins (or starts) Ray first, with :func:`ray_session`, before it reads the data, so a
 cluster that cannot be reached is reported at once, not after minutes of loading. SIGINT and
 SIGTERM stop the driver as a run in order stops (:mod:`dcat.io.interrupt`): the running tasks
-are cancelled, and their models resume from their ``last.ckpt`` when the command is run again.
+end, and their models resume from their ``last.ckpt`` when the command is run again. On a
+Ray instance of its own the run shuts Ray down, which ends its workers; it force-cancels tasks
+only on a cluster it joined, since a cancel that meets a task as it finishes can crash Ray's
+driver (a failed internal check, exit 1) before the run can say it was interrupted.
 
 Ray is the optional extra ``dcat[cluster]``; nothing here is imported with ``--workers 1``.
 """
@@ -37,6 +40,9 @@ from dcat.experiment.console import quiet_libraries
 from dcat.experiment.grid import ModelResult, ModelSpec, train_model
 
 __all__ = ["MAX_RETRIES", "WORKER_LOG", "ray_session", "require_ray", "run_on_ray"]
+
+# set while this process runs a Ray instance it started itself (its shutdown ends the workers)
+_started: list[bool] = []
 
 MAX_RETRIES = 3
 """How often Ray retries a model whose worker died."""
@@ -113,7 +119,13 @@ def _init(ray: Any, address: str | None, workers: int, cpus: int, verbose: bool)
     finally:
         if handler is not None:
             signal.signal(signal.SIGTERM, handler)
+    _started[:] = [True] if address is None else []
     return True
+
+
+def _shutdown(ray: Any) -> None:
+    _started.clear()
+    ray.shutdown()
 
 
 @contextmanager
@@ -140,7 +152,7 @@ def ray_session(
         yield
     finally:
         if own:
-            ray.shutdown()
+            _shutdown(ray)
 
 
 def run_on_ray(
@@ -219,7 +231,8 @@ def run_on_ray(
                 finished.add(spec.folder)
                 done(spec, result)
     finally:
-        for ref in running:
-            ray.cancel(ref, force=True)
+        if running and not _started:  # a joined cluster: its workers outlive this driver
+            for ref in running:
+                ray.cancel(ref, force=True)
         if own:
-            ray.shutdown()
+            _shutdown(ray)
