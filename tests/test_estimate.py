@@ -75,6 +75,7 @@ def test_a_step_that_times_faster_on_more_samples_is_all_fixed_cost() -> None:
         # the least time per sample of the two is the least disturbed
         ({2: 0.3, 4: 0.62}, StepTime(0.0, 0.15)),
         ({2: 0.32, 4: 0.6}, StepTime(0.0, 0.15)),
+        ({2: 1.5, 4: 3.2}, StepTime(0.0, 0.75)),
     ],
 )
 def test_time_task_times_the_batch_size_or_scales_a_slow_step(
@@ -96,10 +97,26 @@ def test_time_task_times_the_batch_size_or_scales_a_slow_step(
     assert timed == sorted(times)
     assert timing.fixed_s == pytest.approx(expected.fixed_s)
     assert timing.per_sample_s == pytest.approx(expected.per_sample_s)
-    # the dry run's check step on 2 samples stands for a slow step's: only 4 samples are timed
+    # the dry run's check step on 2 samples stands for one over a second: only 4 samples are
+    # timed; a quicker check is timed again
     timed.clear()
     again = estimate.time_task(task, make_paired(), 32, check_s=times[2])
-    assert timed == ([4] if times[2] > 0.05 else sorted(times)) and again == timing
+    assert timed == ([4] if times[2] > 1.0 else sorted(times)) and again == timing
+
+
+def test_a_cold_check_is_timed_again_warm(monkeypatch) -> None:
+    # the dry run's first step of a small skeleton network took 0.47 s on a loaded machine, a
+    # warm step 0.01 s: the estimate was 29 h for a grid of minutes
+    from dcat.training.tasks import UnimodalTask
+
+    from conftest import make_paired, small_net
+
+    times = {2: 0.01, 32: 0.1}
+    monkeypatch.setattr(estimate, "_fastest", lambda step, size, warm: times[size])
+    task = UnimodalTask(small_net("imu"), "imu")
+    timing = estimate.time_task(task, make_paired(), 32, check_s=0.47)
+    assert timing == StepTime(pytest.approx(0.004), pytest.approx(0.003))
+    assert timing.seconds(32) == pytest.approx(0.1)
 
 
 def _config(**changes) -> ExperimentConfig:
@@ -215,6 +232,18 @@ def test_long_estimate_on_a_cpu_suggests_lighter_settings_that_a_config_accepts(
     assert lighter.train["max_epochs"] == 5
     net = build_net(lighter, data, "depth", 0)
     assert type(net.encoder).__name__ == "SmallVideoEncoder"
+
+    # a modality that sets its own epochs is halved under its own key, the others under train
+    raw = config.to_dict()
+    raw["modalities"]["depth"]["train"] = {"max_epochs": 40}
+    own = ExperimentConfig.model_validate(raw)
+    lines = estimate_lines(own, data, plan_jobs(own), _split(70), timings, tmp_path)
+    assert lines[-1] == (
+        "  fewer epochs: --set modalities.depth.train.max_epochs=20 --set train.max_epochs=5"
+    )
+    halved = load_config(path, [part.strip() for part in lines[-1].split("--set ")[1:]])
+    assert halved.train_config("depth", 0).max_epochs == 20
+    assert halved.train_config("imu", 0).max_epochs == 5
 
 
 def test_short_or_gpu_grids_get_no_suggestion(tmp_path: Path) -> None:

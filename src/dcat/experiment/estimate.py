@@ -56,8 +56,12 @@ LONG_ON_CPU_S = 30 * 60
 # Timed repeats of a step at one batch size: at most this many, and no more once this many
 # seconds are spent (a video step of a third of a second is timed once: the dry run stays short).
 _MAX_REPEATS, _TIME_BUDGET_S = 5, 0.3
-# A step slower than this is not worth warming up or timing twice on 2 samples (time_task).
+# A step slower than this is timed at 4 samples and scaled in proportion (time_task).
 _SLOW_S = 0.05
+# A dry-run check slower than this stands for a step on 2 samples: a first step's extra cost is
+# negligible beside it. A faster check is timed again warm, since a cold first step (kernel
+# choices, allocations, a loaded machine) can take ten times a warm one.
+_TRUSTED_S = 1.0
 # The second batch size timed is the one whose step takes about this long (see time_task).
 _PROBE_S = 0.2
 
@@ -153,9 +157,10 @@ def time_task(
     n`` fitted through the two sizes. A slower one (video: a second or more at the batch
     size) is timed at 4 samples and scaled in proportion: its cost is all per sample (the
     least per sample of the two sizes is taken), and a slope between 2 and 4 samples
-    extrapolated to 32 would multiply the timing noise by 15. Such a step is not timed again
-    on 2 samples: the dry run's check (``check_s``) stands for it, so that timing costs the
-    dry run one step on 4 samples.
+    extrapolated to 32 would multiply the timing noise by 15. A step whose check took over a
+    second is not timed again on 2 samples: the dry run's check (``check_s``) stands for it,
+    so that timing costs the dry run one step on 4 samples. A quicker check is timed again
+    warm: a cold first step can take ten times a warm one.
 
     Args:
         task: The model's task, as the dry run built it, after one step on 2 samples (the
@@ -192,9 +197,10 @@ def time_task(
             torch.set_num_threads(threads)
         first, limit = min(2, len(train)), min(batch_size, len(train))
         # the check ran on the threads of before: it stands for a step on others only then
-        slow = check_s is not None and check_s > _SLOW_S and threads in (None, before)
-        # a first step's extra cost (milliseconds) is negligible beside a slow one: kept
-        fastest = {first: check_s if slow else _fastest(step, collate(first), warm=True)}
+        same = check_s is not None and threads in (None, before)
+        slow = same and check_s > _SLOW_S
+        trusted = same and check_s > _TRUSTED_S
+        fastest = {first: check_s if trusted else _fastest(step, collate(first), warm=True)}
         larger = min(limit, max(2 * first, int(first * _PROBE_S / max(fastest[first], 1e-6))))
         if larger > first:
             fastest[larger] = _fastest(step, collate(larger), warm=slow)
@@ -203,7 +209,7 @@ def time_task(
         if networks:  # run inside the steps above: warm
             sizes = [larger] if proportional else list(fastest)
             for n in sizes:
-                if n not in batches:  # a slow step's 2 samples were timed by the check alone
+                if n not in batches:  # a trusted check timed 2 samples alone
                     collate(n)
             inside = {n: _fastest(sources, n, warm=True) for n in sizes}
             sources_s = _fit(inside, proportional=proportional)
@@ -377,10 +383,23 @@ def _suggestions(
                 f"  fewer or smaller frames for {name} (now {frames} of {height}×{width}; the "
                 f"step scales with both): {sets}"
             )
-    epochs = max(c.epochs for c in costs)
-    if epochs > 1:
-        lines.append(f"  fewer epochs: --set train.max_epochs={max(epochs // 2, 1)}")
+    halved = _halved_epochs(config, costs)
+    if halved:
+        lines.append(f"  fewer epochs: {halved}")
     return lines
+
+
+def _halved_epochs(config: ExperimentConfig, costs: Sequence[ModelCost]) -> str:
+    """``--set`` options halving the epochs of every model, each under the key that sets them
+    (a modality's own ``train.max_epochs``, else the experiment's)."""
+    keys: dict[str, int] = {}
+    for cost in costs:
+        own = "max_epochs" in config.modalities[cost.job.target].train
+        key = f"modalities.{cost.job.target}.train.max_epochs" if own else "train.max_epochs"
+        keys[key] = max(keys.get(key, 0), cost.epochs)
+    return " ".join(
+        f"--set {key}={epochs // 2}" for key, epochs in sorted(keys.items()) if epochs > 1
+    )
 
 
 def _frame_options(
