@@ -1,7 +1,8 @@
 """Seconds per model of ``dcat experiment``: the fixed cost, the cost per step, and workers.
 
-The demo's grid (preset ``utd_mhad_demo``: its networks, 60 models) runs in this process at 1
-and at 2 epochs; the difference is the cost of one epoch of every model, so
+The paper preset's grid (``utd_mhad_paper``, dcat's demo until the demo took the recommended
+form: its networks, 60 models) runs in this process at 1 and at 2 epochs; the difference is
+the cost of one epoch of every model, so
 
     fixed_s_per_model = (2 · T(1 epoch) − T(2 epochs)) / models
 
@@ -112,7 +113,7 @@ def grid_seconds(overrides: list[str], timers: Timers | None = None) -> tuple[fl
     data loading, checks or report) with ``overrides``, in this process; and its models."""
     from dcat.experiment import runner
 
-    config = load_config("utd_mhad_demo", overrides)
+    config = load_config("utd_mhad_paper", overrides)
     data = load_dataset(config)
     grid = Timers()
     restore = grid.wrap(runner._Grid, "run", "grid")
@@ -142,7 +143,7 @@ def step_ms(epochs: int, rounds: int) -> dict[str, Any]:
     from dcat.training.engine import PairedDataModule, fit
     from dcat.training.tasks import UnimodalTask
 
-    config = load_config("utd_mhad_demo", [])
+    config = load_config("utd_mhad_paper", [])
     data = load_dataset(config)
     split = make_split(
         data.labels, data.subjects, "ood", seed=0, train_subjects=[1, 3, 5, 7],
@@ -203,7 +204,7 @@ def workers(seeds: int, epochs: int) -> dict[str, Any]:
     if importlib.util.find_spec("ray") is None:
         return {"workers_speedup": None, "workers_identical": None, "ray": "not installed"}
     overrides = [f"seeds={list(range(seeds))}", f"train.max_epochs={epochs}", "resources.cpus=1"]
-    config = load_config("utd_mhad_demo", overrides)
+    config = load_config("utd_mhad_paper", overrides)
     data = load_dataset(config)
     seconds, steady, results = {}, {}, {}
     with tempfile.TemporaryDirectory() as tmp:

@@ -1,8 +1,9 @@
 """Per-window inference cost of the deployed UTD-MHAD IMU model: PyTorch eager vs ONNX Runtime.
 
-The model is the IMU target of the demo preset (``utd_mhad_demo``: its encoder, ``d_out``, 27
-classes, 64 steps), trained for one epoch on the embedded UTD-MHAD so that the real export path
-runs (``dcat.deploy.export.export_model``, parity check included); or pass ``--run`` with any run
+The model is the IMU target of the paper preset (``utd_mhad_paper``, dcat's demo until the
+demo took the recommended form: its encoder, ``d_out``, 27 classes, 64 steps), trained for one
+epoch on the embedded UTD-MHAD so that the real export path runs
+(``dcat.deploy.export.export_model``, parity check included); or pass ``--run`` with any run
 folder. Both back ends run on the CPU with their default threads, interleaved in rounds so they
 share the machine's load. Prints one JSON object on its last line::
 
@@ -35,7 +36,7 @@ def train_demo_imu(run_dir: Path) -> Path:
     from dcat.training.engine import fit
     from dcat.training.tasks import UnimodalTask
 
-    config = load_config("utd_mhad_demo", ["train.max_epochs=1"])
+    config = load_config("utd_mhad_paper", ["train.max_epochs=1"])
     data = load_dataset(config)
     split_cfg = config.splits[0]
     train_subjects, test_subjects = (

@@ -279,7 +279,7 @@ from dcat.experiment.config import load_config
 from dcat.experiment.report import write_report
 
 out = Path(sys.argv[1])
-config = load_config("utd_mhad_demo")
+config = load_config("utd_mhad_paper")
 classes = ["wave", "clap", "throw"]
 
 

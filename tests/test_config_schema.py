@@ -20,7 +20,7 @@ from dcat.experiment.config import ExperimentConfig, load_config
 from dcat.experiment.plan import plan_jobs
 from dcat.training.config import Accelerator, Precision, Strategy, TrainConfig
 
-PRESET = "utd_mhad_demo"
+PRESET = "utd_mhad_paper"  # both directions, both splits
 
 
 def _flat_literals(tp: object) -> set[object]:

@@ -47,13 +47,27 @@ def test_every_preset_validates(preset: str) -> None:
 
 
 def test_presets_load_and_validate() -> None:
-    assert "utd_mhad_demo" in list_presets()
-    config = load_config("utd_mhad_demo")
-    assert config.seeds == [0, 1, 2] and {s.kind for s in config.splits} == {"id", "ood"}
-    assert [(t.source, t.target) for t in config.transfers] == [
+    assert {"utd_mhad_demo", "utd_mhad_paper", "utd_mhad_transfer"} <= set(list_presets())
+    # the demo: dcat's recommended form, a strong skeleton teacher for a side-placed IMU
+    demo = load_config("utd_mhad_demo")
+    assert demo.seeds == [0, 1, 2] and [s.kind for s in demo.splits] == ["ood"]
+    assert [(t.source, t.target) for t in demo.transfers] == [("skeleton", "imu")]
+    assert demo.modalities["imu"].attention == "side"
+    assert demo.modalities["skeleton"].encoder == "skeleton"
+    teacher = demo.train_config("skeleton", 0)
+    recipe = (teacher.optimizer, teacher.schedule, teacher.label_smoothing)
+    assert recipe == ("adamw", "cosine", 0.1)
+    assert demo.data.centering == {"skeleton": "body"} and demo.data.layout("skeleton") is not None
+    # the paper's form: serial attention, the paper's networks, both directions and splits
+    paper = load_config("utd_mhad_paper")
+    assert paper.seeds == [0, 1, 2] and {s.kind for s in paper.splits} == {"id", "ood"}
+    assert [(t.source, t.target) for t in paper.transfers] == [
         ("skeleton", "imu"),
         ("imu", "skeleton"),
     ]
+    assert {m.attention for m in paper.modalities.values()} == {"serial"}
+    assert paper.modalities["skeleton"].encoder == "sequence"
+    assert paper.train_config("skeleton", 0).optimizer == "adam"
 
 
 @pytest.mark.parametrize(

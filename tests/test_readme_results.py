@@ -21,7 +21,7 @@ spec.loader.exec_module(script)
 
 
 def _run_dir(tmp_path: Path) -> Path:
-    config = load_config("utd_mhad_demo")
+    config = load_config("utd_mhad_paper")
     out = tmp_path / "run"
     out.mkdir()
     resolved = {
@@ -109,7 +109,7 @@ def test_a_named_block_is_rewritten_alone_and_names_its_command(tmp_path: Path) 
     assert f"{script.BEGIN}\ndemo table\n{script.END}" in text  # the other block is kept
     block = text.split(begin)[1].split(end)[0]
     assert "stale" not in block
-    assert "Produced by `dcat experiment utd_mhad_transfer` (preset `utd_mhad_demo`)" in block
+    assert "Produced by `dcat experiment utd_mhad_transfer` (preset `utd_mhad_paper`)" in block
     assert "##### target imu ← source skeleton" in block
     assert script.main([*args, "--check"]) == 0
     with pytest.raises(SystemExit, match="results:nope:begin"):

@@ -349,7 +349,7 @@ def test_skeleton_encoder_exports_to_onnx(name: str, tmp_path: Path) -> None:
 def _config(*overrides: str):
     from dcat.experiment.config import load_config
 
-    return load_config("utd_mhad_demo", ["data.skeletons={skeleton: kinect_v1}", *overrides])
+    return load_config("utd_mhad_paper", ["data.skeletons={skeleton: kinect_v1}", *overrides])
 
 
 def _fingerprints(config) -> dict[str, dict]:
@@ -427,7 +427,7 @@ def test_config_errors_of_layouts_and_body_centring() -> None:
         match=r"data\.centering\.skeleton: 'body' needs the "
         r"modality's skeleton layout under data\.skeletons",
     ):
-        load_config("utd_mhad_demo", ["data.centering={skeleton: body}"])
+        load_config("utd_mhad_paper", ["data.centering={skeleton: body}"])
     with pytest.raises(
         DcatError,
         match=r"data\.skeletons\.skeleton: unknown skeleton layout "
@@ -446,7 +446,7 @@ def test_every_new_option_changes_the_fingerprint_of_exactly_its_models() -> Non
     from dcat.experiment.config import load_config
 
     base = _fingerprints(_config())
-    before_layouts = _fingerprints(load_config("utd_mhad_demo"))
+    before_layouts = _fingerprints(load_config("utd_mhad_paper"))
     # declaring a layout changes the skeleton's own models and the transfers learning from them
     assert _changed(before_layouts, base) == _skeleton_runs(base)
     for override in (
@@ -469,14 +469,14 @@ def test_every_new_option_changes_the_fingerprint_of_exactly_its_models() -> Non
 def test_unset_new_options_leave_the_fingerprints_as_they_were() -> None:
     from dcat.experiment.config import load_config
 
-    config = load_config("utd_mhad_demo", ["data.augment={imu: {rotation: 10.0}}"])
+    config = load_config("utd_mhad_paper", ["data.augment={imu: {rotation: 10.0}}"])
     for fingerprint in _fingerprints(config).values():
         train = fingerprint["train"]
         assert not {"optimizer", "schedule", "warmup_epochs", "label_smoothing"} & set(train)
         assert "skeleton" not in fingerprint["data"]
         assert "crop" not in fingerprint["data"].get("augment", {})
     explicit = load_config(
-        "utd_mhad_demo",
+        "utd_mhad_paper",
         ["data.augment={imu: {rotation: 10.0, crop: 0.0}}",
          "train.optimizer=adam", "train.schedule=constant", "train.label_smoothing=0.0"],
     )  # fmt: skip

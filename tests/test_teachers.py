@@ -103,7 +103,7 @@ def test_only_baselines_of_the_split_with_a_validation_score_count() -> None:
 
 
 def test_the_console_names_a_teacher_once_all_its_baselines_are_in() -> None:
-    config = load_config("utd_mhad_demo")  # seeds 0, 1, 2; skeleton ↔ imu
+    config = load_config("utd_mhad_paper")  # seeds 0, 1, 2; skeleton ↔ imu
     said: list[str] = []
     watch = TeacherWatch(config, K, said.append)
     val = {"skeleton": [0.02, 0.03, 0.04], "imu": [0.8, 0.8, 0.8]}
