@@ -27,3 +27,16 @@ def test_readme_quick_start_matches_makefile_and_ci() -> None:
     assert "make demo" in README and "make test" in README
     assert re.search(r"^demo:", makefile, re.M) and re.search(r"^test:", makefile, re.M)
     assert "make test" in ci
+
+
+def test_the_encoder_table_lists_every_registered_encoder() -> None:
+    from dcat.nn.encoders import list_encoders
+
+    table = README.split("| name | input → output | what it is |")[1].split("\n\n")[0]
+    named = {row.split("`")[1] for row in table.splitlines() if row.startswith("| `")}
+    assert named == set(list_encoders())
+
+
+def test_the_readme_shows_no_legacy_source_spec_shorthand() -> None:
+    # SourceSpec(mcma=True) still works but is legacy: the README shows the options mapping
+    assert "mcma=True" not in README

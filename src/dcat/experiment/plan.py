@@ -12,9 +12,9 @@ from dataclasses import asdict, dataclass
 from typing import Any
 
 from dcat.experiment.config import ExperimentConfig, SourceConfig, TransferConfig
-from dcat.training.methods import MethodVariant, resolve_method
+from dcat.training.methods import resolve_method
 
-__all__ = ["Job", "Part", "method_labels", "method_variants", "plan_jobs"]
+__all__ = ["Job", "Part", "method_labels", "plan_jobs"]
 
 
 @dataclass(frozen=True)
@@ -109,16 +109,6 @@ class Job:
             tag = f"{self.method}_from-{self.source}_w{weights}"
         tag += "_refit" if self.refit else ""
         return f"runs/{self.split}/seed{self.seed}/{self.target}/{tag}"
-
-
-def method_variants(config: ExperimentConfig) -> list[MethodVariant]:
-    """Every method variant the configuration uses, resolved through the method registry
-    (:meth:`ExperimentConfig.method_variants`; already checked when the config was read).
-
-    Raises:
-        DcatError: An unknown method or option, or one method variant listed twice.
-    """
-    return config.method_variants()
 
 
 def method_labels(config: ExperimentConfig) -> dict[str, str]:

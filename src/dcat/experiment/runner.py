@@ -78,8 +78,8 @@ from dcat.experiment.plan import Job, plan_jobs
 from dcat.experiment.teachers import TeacherWatch
 from dcat.io.atomic import write_atomic
 from dcat.io.lock import RunLock
-from dcat.training.engine import versions
 from dcat.training.methods import get_method
+from dcat.training.provenance import versions
 
 # Samples per modality in the dry run's batch: two, so batch norm sees a batch, not one value.
 _DRY_RUN_SAMPLES = 2
