@@ -221,12 +221,18 @@ _CONDITION_BELOW_DEFAULT = 5e-3
 
 
 def _distance_gram(k_a: Tensor, v_a: Tensor, k_b: Tensor, v_b: Tensor, eps: float) -> Tensor:
+    return _safe_sqrt(_gram_squared_refined(k_a, v_a, k_b, v_b, eps))
+
+
+def _gram_squared_refined(k_a: Tensor, v_a: Tensor, k_b: Tensor, v_b: Tensor, eps: float) -> Tensor:
     squared, ratio = _gram_squared_distance(k_a, v_a, k_b, v_b, eps, conditioning=True)
     # ℓ² = 2 − 2cos cancels: its absolute error is ~1e-7 in float32 (~2e-16 in float64), an
     # error of ~1e-7/ℓ in ℓ (3e-4 at ℓ = 1e-4). Near-aligned samples are redone: float32 ones in
-    # float64 on the Gram path (within 1e-6 of the materialised path, still never forming d × d);
-    # float64 ones within 1e-4 of perfect alignment by materialising those samples only. So are
-    # samples whose Gram sums cancel (K nearly orthogonal to V, so ‖KᵀV‖ ≪ ‖K‖‖V‖).
+    # float64 on the Gram path (within 1e-6 of the materialised path, still never forming d × d),
+    # where the float64 rules apply in turn; float64 ones within 1e-4 of perfect alignment by
+    # materialising those samples only. So are samples whose Gram sums cancel (K nearly
+    # orthogonal to V, so ‖KᵀV‖ ≪ ‖K‖‖V‖): a float32 sample with ‖KᵀV‖²/(‖K‖²‖V‖²) of 2e-8 was
+    # 4e-5 off in float64 Gram sums, and is materialised in float64 now.
     threshold = _REFINE_BELOW.get(squared.dtype, _REFINE_BELOW_DEFAULT)
     badly_conditioned = ratio < _CONDITION_BELOW.get(squared.dtype, _CONDITION_BELOW_DEFAULT)
     near = (squared.detach() < threshold**2) | badly_conditioned
@@ -235,16 +241,16 @@ def _distance_gram(k_a: Tensor, v_a: Tensor, k_b: Tensor, v_b: Tensor, eps: floa
         refined = _gram_squared_distance(
             k_a.double(), v_a.double(), k_b.double(), v_b.double(), eps
         )
-        return _safe_sqrt(torch.where(near, refined.to(squared.dtype), squared))
+        return torch.where(near, refined.to(squared.dtype), squared)
     if bool(near.any()):
         idx = near.nonzero(as_tuple=True)
         parts = (k_a[idx], v_a[idx], k_b[idx], v_b[idx])
         if squared.dtype == torch.float64:
             refined = _materialized_squared_distance(*parts, eps)
         else:
-            refined = _gram_squared_distance(*(p.double() for p in parts), eps)
+            refined = _gram_squared_refined(*(p.double() for p in parts), eps)
         squared = squared.index_put(idx, refined.to(squared.dtype))
-    return _safe_sqrt(squared)
+    return squared
 
 
 def cross_attention_distance(
