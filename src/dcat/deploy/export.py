@@ -37,11 +37,11 @@ from dcat.io.atomic import atomic_folder
 from dcat.io.card import ModelCard
 from dcat.nn.model import ModalityNet
 from dcat.nn.weights import load_torch_file
+from dcat.training.run_folder import TARGET_PREFIX, RunFolder
 
 __all__ = ["FORMATS", "DeployedNet", "ExportError", "export_model", "load_trained"]
 
 FORMATS = ("onnx", "torch-export")
-_TARGET_PREFIX = "task.target."
 
 
 class ExportError(DcatError):
@@ -65,7 +65,7 @@ def _checkpoint_path(path: Path) -> Path:
         return path
     if not path.exists():
         raise FileNotFoundError(f"{path}: no such run folder or checkpoint")
-    best = path / "checkpoints" / "best.ckpt"
+    best = RunFolder(path).best
     if best.is_file():
         return best
     if (path / "results.json").is_file() or (path / "runs").is_dir():
@@ -73,7 +73,8 @@ def _checkpoint_path(path: Path) -> Path:
             f"{path} is an experiment folder with many runs; pass one run, e.g. "
             f"{path / 'runs' / 'ood' / 'seed0' / 'imu' / 'baseline'}"
         )
-    raise DcatError(f"{path}: not a run folder (no checkpoints/best.ckpt) nor a checkpoint file")
+    where = best.relative_to(path)
+    raise DcatError(f"{path}: not a run folder (no {where}) nor a checkpoint file")
 
 
 def load_trained(
@@ -120,9 +121,9 @@ def load_trained(
     except ValueError as err:
         raise DcatError(f"{ckpt}: cannot rebuild the described network: {err}") from None
     weights = {
-        k[len(_TARGET_PREFIX) :]: v
+        k[len(TARGET_PREFIX) :]: v
         for k, v in state["state_dict"].items()
-        if k.startswith(_TARGET_PREFIX)
+        if k.startswith(TARGET_PREFIX)
     }
     try:
         net.load_state_dict(weights)
@@ -140,7 +141,7 @@ def _portable_run(run: dict[str, Any], ckpt: Path, out: Path) -> dict[str, Any]:
     when they lie in the folder that holds ``out``, else ``None``: an absolute path would leak
     the training machine's layout into a file users ship."""
     base, ckpt = out.resolve().parent, ckpt.resolve()
-    in_run = ckpt.parent.name == "checkpoints"  # <run>/checkpoints/best.ckpt, not a bare file
+    in_run = RunFolder(ckpt.parent.parent).checkpoints == ckpt.parent  # not a bare file
     paths = {"checkpoint": ckpt, "dir": ckpt.parent.parent if in_run else None}
     portable = {k: v for k, v in run.items() if k not in paths}
     for key, path in paths.items():

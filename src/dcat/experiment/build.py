@@ -21,6 +21,7 @@ from dcat.nn.encoders.registry import accepts_option
 from dcat.nn.model import ModalityNet
 from dcat.nn.weights import load_torch_file
 from dcat.training.methods import get_method
+from dcat.training.run_folder import TARGET_PREFIX, RunFolder
 from dcat.training.tasks import SourceSpec, TransferTask, UnimodalTask
 
 __all__ = [
@@ -165,13 +166,12 @@ def fit_stats(config: ExperimentConfig, train: PairedDataset) -> dict[str, Chann
 
 def load_target(run_dir: Path, net: ModalityNet) -> ModalityNet:
     """Load the finished run's best target weights into ``net`` (a fresh network)."""
-    path = run_dir / "checkpoints" / "best.ckpt"
+    path = RunFolder(run_dir).best
     checkpoint = load_torch_file(path)
     state = checkpoint.get("state_dict") if isinstance(checkpoint, dict) else None
     if not isinstance(state, dict):
         raise DcatError(f"{path} is not a dcat checkpoint (no state_dict)")
-    prefix = "task.target."
-    state = {k[len(prefix) :]: v for k, v in state.items() if k.startswith(prefix)}
+    state = {k[len(TARGET_PREFIX) :]: v for k, v in state.items() if k.startswith(TARGET_PREFIX)}
     check_fits(path, state, net)
     net.load_state_dict(state)
     return net.eval()

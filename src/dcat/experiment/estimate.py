@@ -37,6 +37,7 @@ from dcat.data.registry import get_dataset
 from dcat.experiment.config import ExperimentConfig
 from dcat.experiment.plan import Job
 from dcat.training.methods import get_method
+from dcat.training.run_folder import RunFolder
 from dcat.training.tasks import TransferTask, UnimodalTask
 
 __all__ = [
@@ -268,7 +269,7 @@ def grid_costs(
     kinds = [s.kind for s in config.splits]
     costs, passes = [], {}
     for job in jobs:
-        if (out / job.folder / "metrics.json").is_file():
+        if RunFolder(out / job.folder).finished():
             continue
         train = config.train_config(job.target, job.seed)
         samples = len(splits[kinds.index(job.split), job.seed].train)

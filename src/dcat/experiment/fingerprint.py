@@ -31,6 +31,7 @@ from dcat.errors import DcatError
 from dcat.experiment.config import ExperimentConfig
 from dcat.experiment.plan import Job, Part
 from dcat.training.methods import get_method
+from dcat.training.run_folder import RunFolder
 
 __all__ = [
     "FINGERPRINT_FILE",
@@ -187,10 +188,9 @@ def job_fingerprints(
 
 def has_state(run_dir: Path) -> bool:
     """Whether a run folder holds a finished or interrupted model (metrics or a checkpoint)."""
-    checkpoints = run_dir / "checkpoints"
-    return (run_dir / "metrics.json").is_file() or (
-        checkpoints.is_dir() and any(checkpoints.glob("*.ckpt"))
-    )
+    folder = RunFolder(run_dir)
+    checkpoints = folder.checkpoints
+    return folder.finished() or (checkpoints.is_dir() and any(checkpoints.glob("*.ckpt")))
 
 
 def _flatten(value: Any, prefix: str = "") -> dict[str, Any]:

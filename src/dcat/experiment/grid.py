@@ -36,6 +36,7 @@ from dcat.nn.model import ModalityNet
 from dcat.training.cache import SourceCache
 from dcat.training.engine import fit
 from dcat.training.methods import get_method
+from dcat.training.run_folder import RunFolder
 from dcat.training.tasks import TransferTask, UnimodalTask
 
 __all__ = ["ModelResult", "ModelSpec", "clear_cache", "run_in_order", "train_model"]
@@ -147,9 +148,9 @@ def train_model(
     """
     started = time.perf_counter()
     run_dir = Path(out) / spec.folder
-    finished = run_dir / "metrics.json"
-    if finished.is_file():
-        return ModelResult(spec.folder, json.loads(finished.read_text()), False, 0.0)
+    folder = RunFolder(run_dir)
+    if folder.finished():
+        return ModelResult(spec.folder, folder.read_metrics(), False, 0.0)
     if threads is not None:
         torch.set_num_threads(threads)
     job = spec.job

@@ -17,7 +17,6 @@
 
 from __future__ import annotations
 
-import json
 from collections import defaultdict
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import replace
@@ -40,6 +39,7 @@ from dcat.experiment.statistics import (
 from dcat.experiment.teachers import split_val_samples, teacher_lines
 from dcat.io.atomic import write_atomic
 from dcat.training.methods import method_names, resolve_method
+from dcat.training.run_folder import RunFolder
 
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
@@ -575,11 +575,7 @@ def confusion_figure(
         runs = list(_by_seed(records, split, target, method, source, weight).values())
         total, seeds = None, len({r["seed"] for r in runs})
         for r in runs:
-            matrix = np.array(
-                json.loads((out / r["run"] / "metrics.json").read_text())["test"][
-                    "confusion_matrix"
-                ]
-            )
+            matrix = np.array(RunFolder(out / r["run"]).read_metrics()["test"]["confusion_matrix"])
             total = matrix if total is None else total + matrix
         if total is not None:
             panels.append((METHOD_LABELS[method], total, seeds))

@@ -80,6 +80,7 @@ from dcat.io.atomic import write_atomic
 from dcat.io.lock import RunLock
 from dcat.training.methods import get_method
 from dcat.training.provenance import versions
+from dcat.training.run_folder import RunFolder
 
 # Samples per modality in the dry run's batch: two, so batch norm sees a batch, not one value.
 _DRY_RUN_SAMPLES = 2
@@ -423,7 +424,7 @@ def _check_everything(
     retrain = {m.run for m in mismatches}
     for job in jobs:  # models finished by an earlier run must fit this configuration
         run_dir = out / job.folder
-        reused = job.folder not in retrain and (run_dir / "metrics.json").is_file()
+        reused = job.folder not in retrain and RunFolder(run_dir).finished()
         if reused and job.method == "baseline":
             load_target(run_dir, build_net(config, data, job.target, job.seed))
     return jobs, splits, fingerprints, mismatches, timings
@@ -476,9 +477,9 @@ class _Grid:
         results: dict[str, dict[str, Any]] = {}
         todo = []
         for spec in specs:
-            finished = self.out / spec.folder / "metrics.json"
-            if finished.is_file():
-                results[spec.folder] = json.loads(finished.read_text())
+            folder = RunFolder(self.out / spec.folder)
+            if folder.finished():
+                results[spec.folder] = folder.read_metrics()
             else:
                 todo.append(spec)
         console = self.console
@@ -540,7 +541,7 @@ def _refit(
     ]
     specs = []
     for job in chosen:
-        original = json.loads((grid.out / job.folder / "metrics.json").read_text())
+        original = RunFolder(grid.out / job.folder).read_metrics()
         epochs = int(original["val"]["epoch"]) + 1
         again = replace(job, refit=True)
         fingerprint = {
@@ -549,7 +550,7 @@ def _refit(
                       "epochs": epochs},
         }  # fmt: skip
         recorded = grid.out / again.folder / FINGERPRINT_FILE
-        finished = (grid.out / again.folder / "metrics.json").is_file() and recorded.is_file()
+        finished = RunFolder(grid.out / again.folder).finished() and recorded.is_file()
         if finished and json.loads(recorded.read_text()) != fingerprint:
             grid.console.line(f"retraining {again.folder}: its original or epoch count changed")
             shutil.rmtree(grid.out / again.folder)

@@ -5,14 +5,12 @@ Lightning
 runs the loop, precision, distribution, checkpoints and progress; torchmetrics computes
 accuracy and macro precision, recall, F1 and the confusion matrix of the target alone.
 
-Run folder written by :func:`fit`::
+:func:`fit` writes a run folder (:class:`dcat.training.run_folder.RunFolder`, which names its
+checkpoints and metrics), and beside them:
 
     run_dir/
       config.yaml             the resolved configuration, task description and versions
-      checkpoints/best.ckpt   best validation macro-F1 (frozen sources left out)
-      checkpoints/last.ckpt   end of the last finished epoch (what ``resume`` continues from)
       logs/                   CSV metrics (or TensorBoard events / an MLflow file store)
-      metrics.json            best validation and test metrics, confusion matrix (atomic write)
       model_card.json         what deployment needs: classes, input, rate, normalisation, network
       examples.npy            a few validation inputs of the target, for export parity checks
 """
@@ -21,7 +19,6 @@ from __future__ import annotations
 
 import functools
 import io
-import json
 import math
 import os
 import signal
@@ -61,6 +58,7 @@ from dcat.training.cache import SourceCache
 from dcat.training.checkpoints import SafeCheckpointIO, csv_logger, resume_epoch
 from dcat.training.config import TrainConfig
 from dcat.training.provenance import versions
+from dcat.training.run_folder import SOURCE_PREFIX, RunFolder
 from dcat.training.tasks import TransferTask, UnimodalTask
 
 __all__ = [
@@ -74,7 +72,6 @@ __all__ = [
 ]
 
 Task = UnimodalTask | TransferTask
-_SOURCE_PREFIX = "task.sources."
 
 
 def _metrics(num_classes: int, prefix: str) -> MetricCollection:
@@ -229,7 +226,7 @@ class DCATModule(L.LightningModule):
 
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         state = checkpoint["state_dict"]
-        for key in [k for k in state if k.startswith(_SOURCE_PREFIX)]:
+        for key in [k for k in state if k.startswith(SOURCE_PREFIX)]:
             del state[key]
         # Lightning does not keep the global RNG; dropout after a resume must continue the same
         # stream for the resumed run to equal an uninterrupted one
@@ -242,7 +239,7 @@ class DCATModule(L.LightningModule):
     def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         # put the given sources back so strict loading still checks every target weight
         for key, value in self.state_dict().items():
-            if key.startswith(_SOURCE_PREFIX):
+            if key.startswith(SOURCE_PREFIX):
                 checkpoint["state_dict"].setdefault(key, value)
         rng = checkpoint.get("dcat_rng", {})
         if "torch" in rng:
@@ -372,6 +369,7 @@ class _BestCheckpoint(ModelCheckpoint):
     checkpoint it writes: reading it back at the end of a fit cost more than a small model's
     test."""
 
+    CHECKPOINT_NAME_LAST = RunFolder(Path()).last.stem  # Lightning's default, as RunFolder reads
     best_state: dict[str, torch.Tensor] | None = None
     best_epoch: int = -1
 
@@ -380,7 +378,7 @@ class _BestCheckpoint(ModelCheckpoint):
         if filepath == self.best_model_path:
             state = trainer.lightning_module.state_dict()
             self.best_state = {
-                k: v.detach().clone() for k, v in state.items() if not k.startswith(_SOURCE_PREFIX)
+                k: v.detach().clone() for k, v in state.items() if not k.startswith(SOURCE_PREFIX)
             }
             self.best_epoch = trainer.current_epoch
 
@@ -501,8 +499,8 @@ def fit(
         :class:`RunResult`.
     """
     run_dir = Path(run_dir)
-    ckpt_dir = run_dir / "checkpoints"
-    last = ckpt_dir / "last.ckpt"
+    folder = RunFolder(run_dir)
+    last = folder.last
     run_dir.mkdir(parents=True, exist_ok=True)
     L.seed_everything(config.seed, workers=True, verbose=False)
     if isinstance(task, TransferTask) and config.cache_sources:
@@ -543,8 +541,8 @@ def fit(
     if keep not in ("best", "last"):
         raise DcatError(f"keep must be 'best' or 'last', got {keep!r}")
     checkpoint = _BestCheckpoint(
-        dirpath=ckpt_dir,
-        filename="best",
+        dirpath=folder.checkpoints,
+        filename=folder.best.stem,
         monitor="val/f1" if keep == "best" else None,
         mode="max",
         save_last=True,
@@ -559,9 +557,7 @@ def fit(
         warnings.filterwarnings("ignore", message=r"Found \d+ module\(s\) in eval mode")
         with _interrupts_kept():
             trainer.fit(module, datamodule=data, ckpt_path=resume_from, weights_only=True)
-    best = (
-        Path(checkpoint.best_model_path) if checkpoint.best_model_path else ckpt_dir / "best.ckpt"
-    )
+    best = Path(checkpoint.best_model_path) if checkpoint.best_model_path else folder.best
     if checkpoint.best_state is not None:  # written by this fit: its weights are in memory
         best_weights = checkpoint.best_state
         score = checkpoint.best_model_score
@@ -581,7 +577,7 @@ def fit(
         test_metrics = _test(module, data, config)
     result = {"val": val_metrics, "test": test_metrics, "best_checkpoint": str(best.name)}
     if trainer.is_global_zero:
-        write_atomic(run_dir / "metrics.json", json.dumps(result, indent=2))
+        folder.write_metrics(result)
     return RunResult(run_dir, best, last, val_metrics, test_metrics)
 
 
@@ -668,7 +664,7 @@ def _only(dataset: Dataset, modalities: list[str]) -> Dataset:
 def _with_sources(state: dict[str, torch.Tensor], module: DCATModule) -> dict[str, torch.Tensor]:
     merged = dict(state)
     for key, value in module.state_dict().items():
-        if key.startswith(_SOURCE_PREFIX):
+        if key.startswith(SOURCE_PREFIX):
             merged.setdefault(key, value)
     return merged
 
