@@ -80,7 +80,13 @@ def test_sequence_encoder_errors() -> None:
         create_encoder("sequence", 4)(torch.randn(2, 4))
 
 
-def test_registry() -> None:
+def test_registry(monkeypatch) -> None:
+    import dcat.nn.encoders.registry
+
+    # the test's encoder is registered into a copy: other tests see the registry as shipped
+    monkeypatch.setattr(
+        dcat.nn.encoders.registry, "_ENCODERS", dict(dcat.nn.encoders.registry._ENCODERS)
+    )
     assert {"imu", "sequence"} <= set(list_encoders())
     with pytest.raises(ValueError, match=r"unknown encoder 'lidar'; registered encoders: .*imu"):
         create_encoder("lidar", 3)
@@ -100,6 +106,8 @@ def test_registry() -> None:
     assert create_encoder("test-linear", 2).d_model == 4
     with pytest.raises(ValueError, match="already registered"):
         register_encoder("test-linear")(IMUEncoder)
+    monkeypatch.undo()
+    assert "test-linear" not in list_encoders()
 
 
 def test_modality_net_forward_and_embedding() -> None:
