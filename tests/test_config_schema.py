@@ -246,3 +246,16 @@ def test_centering_is_checked_before_anything_is_written() -> None:
         bad = load_config(PRESET, ["data.centering={skeleton: mean}", override])
         with pytest.raises(DcatError, match=message):
             normalization_kinds(bad, data)
+
+
+def test_a_method_registered_after_import_is_a_valid_method(monkeypatch) -> None:
+    import dcat.training.methods.registry as registry
+    from dcat.training.methods import register_method
+    from dcat.training.methods.similarity import SimilarityPreserving
+
+    monkeypatch.setattr(registry, "_REGISTRY", dict(registry._REGISTRY))  # left as shipped
+    with pytest.raises(DcatError, match=r"methods: unknown \['sp_again'\]; choose from \["):
+        load_config(PRESET, ["methods=[sp_again]"])
+    register_method("sp_again")(type("SPAgain", (SimilarityPreserving,), {}))
+    config = load_config(PRESET, ["methods=[sp_again, dcat+sp_again]"])
+    assert {job.method for job in plan_jobs(config)} == {"baseline", "plain", *config.methods}

@@ -37,7 +37,6 @@ from dcat.training.config import TrainConfig, bound, expected_type
 from dcat.training.methods import MethodVariant, get_method, method_names, resolve_method
 
 __all__ = [
-    "METHOD_NAMES",
     "AugmentConfig",
     "DataConfig",
     "DeriveConfig",
@@ -55,9 +54,6 @@ __all__ = [
 ]
 
 PRESETS = Path(__file__).parent / "presets"
-METHOD_NAMES = tuple(method_names())
-"""Transfer methods an experiment can run besides the unimodal baseline (always run): the
-registered methods and their aliases (:func:`dcat.training.methods.method_names`)."""
 
 
 class _KeysError(DcatError):
@@ -450,7 +446,9 @@ class ExperimentConfig(_Section):
         seeds: Seeds; each seed draws its own split and initialisation.
         transfers: Source → target pairs.
         methods: Methods run for each pair besides the baseline: names from
-            :data:`METHOD_NAMES`, or mappings ``{name: ..., option: value}`` setting a
+            :func:`dcat.training.methods.method_names`: the registered methods and their
+            aliases, read when the config is checked, so a method registered after import
+            counts), or mappings ``{name: ..., option: value}`` setting a
             method's options (see :mod:`dcat.training.methods`).
         weight: λ of D-CAT and no-MCMA, and the weight α of the peers' baselines.
         reference: Also train, per target, the plain reference: encoder → pool → head, no
@@ -523,13 +521,14 @@ class ExperimentConfig(_Section):
         for name, spec in self.modalities.items():
             if spec.derive is not None and spec.derive.modality == name:
                 raise DcatError(f"config: modalities.{name}.derive: derived from itself")
+        known = method_names()  # when asked: a method registered after import counts
         unknown = [
             m
             for m in self.methods
-            if isinstance(m, str) and any(t not in METHOD_NAMES for t in m.split("+"))
+            if isinstance(m, str) and any(t not in known for t in m.split("+"))
         ]
         if unknown:
-            raise DcatError(f"config: methods: unknown {unknown}; choose from {list(METHOD_NAMES)}")
+            raise DcatError(f"config: methods: unknown {unknown}; choose from {known}")
         self.method_entries()
         self.method_variants()
         self._check_networks()
