@@ -5,7 +5,7 @@ from __future__ import annotations
 import ast
 from pathlib import Path
 
-from dcat.training.run_folder import SOURCE_PREFIX, TARGET_PREFIX, RunFolder
+from dcat.training.run_folder import SOURCE_PREFIX, TARGET_PREFIX, RunFolder, target_weights
 
 SRC = Path(__file__).parents[1] / "src" / "dcat"
 NAMES = ("metrics.json", "best.ckpt", "last.ckpt", TARGET_PREFIX, SOURCE_PREFIX)
@@ -15,8 +15,13 @@ def test_the_files_of_a_run_folder(tmp_path: Path) -> None:
     folder = RunFolder(tmp_path / "run")
     assert folder.best == tmp_path / "run" / "checkpoints" / "best.ckpt"
     assert folder.last == tmp_path / "run" / "checkpoints" / "last.ckpt"
-    assert not folder.finished()
-    folder.path.mkdir()
+    assert not folder.finished() and not folder.has_state()
+    folder.checkpoints.mkdir(parents=True)
+    assert not folder.has_state()
+    folder.last.write_bytes(b"")  # an interrupted model
+    assert folder.has_state() and not folder.finished()
+    folder.last.unlink()
+    folder.checkpoints.rmdir()
     folder.write_metrics({"val": {"f1": 0.5}, "test": {}})
     assert folder.finished() and folder.read_metrics() == {"val": {"f1": 0.5}, "test": {}}
     assert sorted(p.name for p in folder.path.iterdir()) == ["metrics.json"]  # no temp file left
@@ -61,3 +66,8 @@ def test_a_fit_writes_where_the_run_folder_reads(tmp_path: Path) -> None:
     assert folder.finished() and folder.best.is_file() and folder.last.is_file()
     assert (result.best_checkpoint, result.last_checkpoint) == (folder.best, folder.last)
     assert folder.read_metrics()["val"]["f1"] == result.val["f1"]
+
+
+def test_target_weights_drop_the_prefix_and_the_sources() -> None:
+    state = {f"{TARGET_PREFIX}head.weight": 1, f"{SOURCE_PREFIX}skeleton.w": 2, "other": 3}
+    assert target_weights(state) == {"head.weight": 1}

@@ -37,7 +37,7 @@ from dcat.io.atomic import atomic_folder
 from dcat.io.card import ModelCard
 from dcat.nn.model import ModalityNet
 from dcat.nn.weights import load_torch_file
-from dcat.training.run_folder import TARGET_PREFIX, RunFolder
+from dcat.training.run_folder import RunFolder, target_weights
 
 __all__ = ["FORMATS", "DeployedNet", "ExportError", "export_model", "load_trained"]
 
@@ -120,11 +120,7 @@ def load_trained(
         net = ModalityNet.from_architecture(card.architecture)
     except ValueError as err:
         raise DcatError(f"{ckpt}: cannot rebuild the described network: {err}") from None
-    weights = {
-        k[len(TARGET_PREFIX) :]: v
-        for k, v in state["state_dict"].items()
-        if k.startswith(TARGET_PREFIX)
-    }
+    weights = target_weights(state["state_dict"])
     try:
         net.load_state_dict(weights)
     except RuntimeError as err:

@@ -21,7 +21,7 @@ from dcat.nn.encoders.registry import accepts_option
 from dcat.nn.model import ModalityNet
 from dcat.nn.weights import load_torch_file
 from dcat.training.methods import get_method
-from dcat.training.run_folder import TARGET_PREFIX, RunFolder
+from dcat.training.run_folder import RunFolder, target_weights
 from dcat.training.tasks import SourceSpec, TransferTask, UnimodalTask
 
 __all__ = [
@@ -171,7 +171,7 @@ def load_target(run_dir: Path, net: ModalityNet) -> ModalityNet:
     state = checkpoint.get("state_dict") if isinstance(checkpoint, dict) else None
     if not isinstance(state, dict):
         raise DcatError(f"{path} is not a dcat checkpoint (no state_dict)")
-    state = {k[len(TARGET_PREFIX) :]: v for k, v in state.items() if k.startswith(TARGET_PREFIX)}
+    state = target_weights(state)
     check_fits(path, state, net)
     net.load_state_dict(state)
     return net.eval()

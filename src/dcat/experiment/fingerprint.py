@@ -38,7 +38,6 @@ __all__ = [
     "Mismatch",
     "digest",
     "find_mismatches",
-    "has_state",
     "job_fingerprints",
     "mismatch_message",
 ]
@@ -186,13 +185,6 @@ def job_fingerprints(
     return fingerprints
 
 
-def has_state(run_dir: Path) -> bool:
-    """Whether a run folder holds a finished or interrupted model (metrics or a checkpoint)."""
-    folder = RunFolder(run_dir)
-    checkpoints = folder.checkpoints
-    return folder.finished() or (checkpoints.is_dir() and any(checkpoints.glob("*.ckpt")))
-
-
 def _flatten(value: Any, prefix: str = "") -> dict[str, Any]:
     if isinstance(value, Mapping) and value:
         out: dict[str, Any] = {}
@@ -248,7 +240,7 @@ def find_mismatches(out: Path, fingerprints: Mapping[str, Mapping[str, Any]]) ->
     found = []
     for run, fingerprint in fingerprints.items():
         run_dir = out / run
-        if not has_state(run_dir):
+        if not RunFolder(run_dir).has_state():
             continue
         path = run_dir / FINGERPRINT_FILE
         if not path.is_file():

@@ -22,7 +22,7 @@ from typing import Any
 
 from dcat.io.atomic import write_atomic
 
-__all__ = ["SOURCE_PREFIX", "TARGET_PREFIX", "RunFolder"]
+__all__ = ["SOURCE_PREFIX", "TARGET_PREFIX", "RunFolder", "target_weights"]
 
 TARGET_PREFIX = "task.target."
 """Prefix of the target network's weights in a checkpoint's ``state_dict``."""
@@ -64,6 +64,12 @@ class RunFolder:
         """Whether the model finished (its metrics are written)."""
         return self.metrics.is_file()
 
+    def has_state(self) -> bool:
+        """Whether it holds a finished or interrupted model (its metrics or a checkpoint)."""
+        return self.finished() or (
+            self.checkpoints.is_dir() and any(self.checkpoints.glob("*.ckpt"))
+        )
+
     def read_metrics(self) -> dict[str, Any]:
         """The finished model's metrics; ``FileNotFoundError`` when it has none."""
         return json.loads(self.metrics.read_text())
@@ -71,3 +77,10 @@ class RunFolder:
     def write_metrics(self, result: dict[str, Any]) -> None:
         """Write the metrics atomically: the model is finished once they are there."""
         write_atomic(self.metrics, json.dumps(result, indent=2))
+
+
+def target_weights(state_dict: dict[str, Any]) -> dict[str, Any]:
+    """The target network's weights of a checkpoint's ``state_dict``, without their prefix."""
+    return {
+        k[len(TARGET_PREFIX) :]: v for k, v in state_dict.items() if k.startswith(TARGET_PREFIX)
+    }
