@@ -18,11 +18,13 @@ install: $(STAMP)
 demo: $(STAMP)
 	$(VENV)/bin/dcat demo --out runs/demo
 
-# The whole suite (slow tests included, GPU tests skip themselves without a GPU), then ruff.
+# The whole suite (slow tests included, GPU tests skip themselves without a GPU), then ruff,
+# the layer contracts and mypy.
 test: $(STAMP)
 	$(PY) -m pytest -n 2 -q
 	$(PY) -m ruff check src tests benchmarks scripts
 	$(VENV)/bin/lint-imports
+	$(PY) -m mypy
 
 test-fast: $(STAMP)
 	$(PY) -m pytest -n 2 -q -m "not slow"
@@ -30,6 +32,7 @@ test-fast: $(STAMP)
 lint: $(STAMP)
 	$(PY) -m ruff check src tests benchmarks scripts
 	$(VENV)/bin/lint-imports
+	$(PY) -m mypy
 	$(PY) -m ruff format --check src tests benchmarks scripts
 
 bench: $(STAMP)

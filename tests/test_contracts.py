@@ -331,3 +331,27 @@ def test_dcat_datasets_lists_every_reader_with_its_options(capsys) -> None:
     assert "(data.root: not used)" in text and "(data.root: required)" in text
     assert "    window_s: float = 2.0\n" in text  # sp_sw_har's option, type and default
     assert "    frame_cache: str | Path = <data.root>/.dcat_frames\n" in text
+
+
+def test_the_shipped_data_types_satisfy_the_training_protocols(tmp_path) -> None:
+    """What the engine and the source cache ask of a data set, checked at run time too (mypy
+    checks the signatures: tests/typing_contracts.py)."""
+    import numpy as np
+
+    from dcat.data.paired import PairedDataset
+    from dcat.data.protocol import RawBatches, RawInto, TrainingData
+    from dcat.training.engine import _only
+
+    data = PairedDataset(
+        {"a": np.zeros((2, 3, 4)), "b": np.ones((2, 1, 4))},
+        [0, 1],
+        [1, 2],
+        ["r1", "r2"],
+        ["x", "y"],
+    )
+    assert isinstance(data, TrainingData)
+    assert not isinstance(data.inputs["a"], RawBatches)  # an in-memory array: a DataLoader reads
+    assert _only(data, ["b"]).modalities == ["b"]  # a task's loaders carry only what it reads
+    plain = torch.utils.data.TensorDataset(torch.zeros(2))
+    assert not isinstance(plain, TrainingData) and _only(plain, ["b"]) is plain
+    assert RawBatches in RawInto.__mro__  # a store that fills buffers also reads batches

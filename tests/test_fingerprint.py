@@ -213,7 +213,7 @@ def test_the_dry_run_catches_a_video_encoder_on_a_series_with_nothing_written(
 def test_the_dry_run_covers_every_source_target_pair(tmp_path: Path, monkeypatch) -> None:
     from dcat.training.methods.logit_kd import LogitDistillation
 
-    def broken(self, target, source, labels):
+    def broken(self, batch):
         raise ValueError("logits of shape (2, 27) and (2, 26) differ")
 
     monkeypatch.setattr(LogitDistillation, "forward", broken)

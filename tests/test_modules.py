@@ -80,33 +80,34 @@ def test_sequence_encoder_errors() -> None:
         create_encoder("sequence", 4)(torch.randn(2, 4))
 
 
-def test_registry(monkeypatch) -> None:
-    import dcat.nn.encoders.registry
+def test_registry() -> None:
+    from dcat.nn.encoders.registry import ENCODERS
 
-    # the test's encoder is registered into a copy: other tests see the registry as shipped
-    monkeypatch.setattr(
-        dcat.nn.encoders.registry, "_ENCODERS", dict(dcat.nn.encoders.registry._ENCODERS)
-    )
-    assert {"imu", "sequence"} <= set(list_encoders())
-    with pytest.raises(ValueError, match=r"unknown encoder 'lidar'; registered encoders: .*imu"):
-        create_encoder("lidar", 3)
-    with pytest.raises(ValueError, match=r"encoder 'imu': .*unexpected keyword argument 'width'"):
-        create_encoder("imu", 3, width=5)
+    # the test's encoder is registered in a scope: other tests see the registry as shipped
+    with ENCODERS.scoped():
+        assert {"imu", "sequence"} <= set(list_encoders())
+        with pytest.raises(
+            ValueError, match=r"unknown encoder 'lidar'; registered encoders: .*imu"
+        ):
+            create_encoder("lidar", 3)
+        with pytest.raises(
+            ValueError, match=r"encoder 'imu': .*unexpected keyword argument 'width'"
+        ):
+            create_encoder("imu", 3, width=5)
 
-    @register_encoder("test-linear")
-    class Linear(nn.Module):
-        def __init__(self, in_channels: int, d_model: int = 4) -> None:
-            super().__init__()
-            self.d_model = d_model
-            self.proj = nn.Linear(in_channels, d_model)
+        @register_encoder("test-linear")
+        class Linear(nn.Module):
+            def __init__(self, in_channels: int, d_model: int = 4) -> None:
+                super().__init__()
+                self.d_model = d_model
+                self.proj = nn.Linear(in_channels, d_model)
 
-        def forward(self, x: torch.Tensor) -> torch.Tensor:
-            return self.proj(x.transpose(1, 2))
+            def forward(self, x: torch.Tensor) -> torch.Tensor:
+                return self.proj(x.transpose(1, 2))
 
-    assert create_encoder("test-linear", 2).d_model == 4
-    with pytest.raises(ValueError, match="already registered"):
-        register_encoder("test-linear")(IMUEncoder)
-    monkeypatch.undo()
+        assert create_encoder("test-linear", 2).d_model == 4
+        with pytest.raises(ValueError, match="already registered"):
+            register_encoder("test-linear")(IMUEncoder)
     assert "test-linear" not in list_encoders()
 
 

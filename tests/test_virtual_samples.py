@@ -20,7 +20,7 @@ from dcat.experiment.runner import load_dataset, run_experiment
 from dcat.io.virtual_imu import KINECT_V1_JOINT_MAP, KINECT_V1_JOINTS, STANDARD_GRAVITY
 from dcat.nn.encoders import create_encoder
 from dcat.nn.model import ModalityNet
-from dcat.training.methods import VirtualSamples, get_method
+from dcat.training.methods import TransferBatch, VirtualSamples, get_method
 from dcat.training.tasks import SourceSpec, TransferTask
 from test_experiment import TINY as EXPERIMENT_TINY
 from test_experiment import _write
@@ -112,16 +112,24 @@ def _net(seed: int = 0, channels: int = 6) -> ModalityNet:
     return ModalityNet(encoder, d_out=8, num_classes=3, attention="side")
 
 
+def _terms(method, net, virtual, real, labels, augment=None) -> dict:
+    """The method's term on a batch of virtual samples and their real twins."""
+    batch = TransferBatch(
+        net.forward_all(real), labels, net, real, augment=augment, samples=virtual
+    )
+    return method(batch)
+
+
 def test_the_virtual_term_is_the_cross_entropy_on_the_virtual_twins() -> None:
     net = _net()
     method = VirtualSamples(None, net, name="v")
     virtual, real = torch.randn(5, 6, 20), torch.randn(5, 6, 20)
     labels = torch.tensor([0, 1, 2, 0, 1])
     net.eval()  # no dropout: the golden value is reproducible
-    out = method.forward_samples(net, virtual, real, labels)
+    out = _terms(method, net, virtual, real, labels)
     torch.testing.assert_close(out["loss"], F.cross_entropy(net(virtual)[0], labels))
     assert set(out) == {"loss", "virt_ce"}
-    doubled = method.forward_samples(net, virtual, real, labels, augment=lambda x: 2 * x)
+    doubled = _terms(method, net, virtual, real, labels, augment=lambda x: 2 * x)
     torch.testing.assert_close(doubled["loss"], F.cross_entropy(net(2 * virtual)[0], labels))
 
 
@@ -131,7 +139,7 @@ def test_the_linear_mapping_starts_at_the_identity_and_fits_the_real_twin() -> N
     virtual, real = torch.randn(4, 6, 10), torch.randn(4, 6, 10)
     labels = torch.tensor([0, 1, 2, 0])
     net.eval()
-    out = method.forward_samples(net, virtual, real, labels)
+    out = _terms(method, net, virtual, real, labels)
     fit = F.mse_loss(virtual, real)
     torch.testing.assert_close(out["virt_map"], fit)
     torch.testing.assert_close(out["loss"], F.cross_entropy(net(virtual)[0], labels) + fit)
@@ -143,9 +151,8 @@ def test_virtual_samples_must_have_the_target_shape_and_no_network() -> None:
     net = _net()
     method = VirtualSamples(None, net, name="v")
     with pytest.raises(DcatError, match=r"virtual samples \(2, 6, 9\) must have the target's"):
-        method.forward_samples(net, torch.randn(2, 6, 9), torch.randn(2, 6, 10), torch.zeros(2))
-    with pytest.raises(DcatError, match="not from a network's outputs"):
-        method(None, None, torch.zeros(2))
+        _terms(method, net, torch.randn(2, 6, 9), torch.randn(2, 6, 10), torch.zeros(2).long())
+    assert get_method("virtual").inputs == {"samples"}  # served samples, never a network
     with pytest.raises(DcatError, match="mapping must be one of"):
         TransferTask(net, "imu", [SourceSpec("v", None, method="virtual",
                                              options={"mapping": "cubic"})])  # fmt: skip

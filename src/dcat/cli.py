@@ -5,6 +5,8 @@
                     [--workers N [--cluster ADDRESS]] [--verbose]
     dcat presets                               list the shipped configurations
     dcat datasets                              list the data sets a config can name
+    dcat encoders                              list the encoders a modality can name
+    dcat methods                               list the transfer methods a config can name
     dcat cache list PATH... | clear PATH... [--key KEY ...]   decoded-frame caches
     dcat export RUN_OR_CHECKPOINT [--format onnx|torch-export] [--out DIR]
     dcat export RESULTS --pick TARGET [--seed K] [--split KIND]   the best model by validation
@@ -88,6 +90,8 @@ def _parser() -> argparse.ArgumentParser:
     experiment_options(demo)
     sub.add_parser("presets", help="list the shipped configurations")
     sub.add_parser("datasets", help="list the registered data sets and their options")
+    sub.add_parser("encoders", help="list the registered encoders and their options")
+    sub.add_parser("methods", help="list the registered transfer methods and their options")
     _cache_parser(sub)
 
     exp = sub.add_parser("export", help="export a run's single-sensor model (ONNX, torch.export)")
@@ -327,6 +331,40 @@ def _datasets() -> int:
     return 0
 
 
+def _encoders() -> int:
+    """Print every registered encoder: name, the first line of its docstring, its options."""
+    import inspect
+
+    from dcat.nn.encoders.registry import ENCODERS
+
+    for name, factory in ENCODERS.items():
+        summary = (inspect.getdoc(factory) or "").split("\n")[0]
+        print(f"{name}: {summary}")
+        for option in list(inspect.signature(factory).parameters.values())[1:]:
+            if option.kind is option.KEYWORD_ONLY or option.default is not option.empty:
+                default = "required" if option.default is option.empty else repr(option.default)
+                print(f"    {option.name}: {option.annotation} = {default}")
+    return 0
+
+
+def _methods() -> int:
+    """Print every registered transfer method: name, label, reference, options, aliases."""
+    from dcat.training.methods.registry import ALIASES, METHODS
+
+    for name, cls in METHODS.items():
+        print(f"{name}: {cls.label} ({cls.reference})" if cls.reference else f"{name}: {cls.label}")
+        for option, default in cls.options.items():
+            print(f"    {option}: {type(default).__name__} = {default!r}")
+        for alias, meaning in ALIASES.items():
+            if meaning["name"] == name:
+                given = ", ".join(f"{k}={v!r}" for k, v in meaning.items() if k != "name")
+                print(f"    alias {alias}: {name} with {given}")
+    return 0
+
+
+LISTINGS = {"datasets": _datasets, "encoders": _encoders, "methods": _methods}
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``dcat`` command; returns the exit code."""
     args = _parser().parse_args(argv)
@@ -336,8 +374,8 @@ def main(argv: Sequence[str] | None = None) -> int:
 
             print("\n".join(list_presets()))
             return 0
-        if args.command == "datasets":
-            return _datasets()
+        if args.command in LISTINGS:
+            return LISTINGS[args.command]()
         if args.command == "cache":
             return _cache(args)
         if args.command == "export":

@@ -11,26 +11,27 @@ the signature before anything is read::
 The shipped readers live in :mod:`dcat.data` (one module each) and register on first lookup.
 Other packages register theirs through the ``dcat.datasets`` entry-point group (each entry
 point names a module to import), or by importing a module that calls :func:`register_dataset`
-before the experiment runs.
+before the experiment runs. :data:`DATASETS` is a :class:`dcat.registry.Registry`, the idiom
+of encoders and methods too.
 """
 
 from __future__ import annotations
 
-import importlib
 import inspect
 import typing
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from importlib.metadata import entry_points
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from dcat.errors import DcatError, did_you_mean
+from dcat.registry import Registry
 
 if TYPE_CHECKING:
     from dcat.data.paired import PairedDataset
 
 __all__ = [
+    "DATASETS",
     "DatasetEntry",
     "DatasetOption",
     "dataset_names",
@@ -51,8 +52,6 @@ _BUILTIN_MODULES = (
 )
 ENTRY_POINT_GROUP = "dcat.datasets"
 
-_DATASETS: dict[str, DatasetEntry] = {}
-_loaded = False
 Reader = TypeVar("Reader", bound=Callable[..., Any])
 
 
@@ -204,6 +203,17 @@ def _type_problem(hint: Any, value: Any) -> str | None:
     return None
 
 
+DATASETS: Registry[DatasetEntry] = Registry(
+    "data set",
+    ENTRY_POINT_GROUP,
+    builtin=_BUILTIN_MODULES,
+    unknown="config: {where}: unknown data set {name}; choose from {names}",
+    duplicate="a data set named {name} is already registered",
+    module_of=lambda entry: entry.reader.__module__,
+)
+"""The data-set registry: name → :class:`DatasetEntry`."""
+
+
 def register_dataset(
     name: str, *, summary: str = "", root_defaults: Mapping[str, str] | None = None
 ) -> Callable[[Reader], Reader]:
@@ -220,38 +230,15 @@ def register_dataset(
 
     def decorator(reader: Reader) -> Reader:
         entry = DatasetEntry(name, reader, summary, dict(root_defaults or {}))
-        old = _DATASETS.get(name)
-        if old is not None and old.reader is not reader:
-            raise DcatError(f"a data set named {name!r} is already registered")
-        _DATASETS[name] = entry
+        DATASETS.add(name, entry, same=lambda old, new: old.reader is new.reader)
         return reader
 
     return decorator
 
 
-def _load_readers() -> None:
-    global _loaded
-    if _loaded:
-        return
-    _loaded = True
-    for module in _BUILTIN_MODULES:
-        importlib.import_module(module)
-    for point in entry_points(group=ENTRY_POINT_GROUP):
-        importlib.import_module(point.value.split(":")[0])
-
-
-def _shipped_first(entry: DatasetEntry) -> int:
-    # Registration order depends on which reader a program imported first; listing shipped
-    # readers by their module's place in _BUILTIN_MODULES keeps messages the same either way.
-    module = entry.reader.__module__
-    return _BUILTIN_MODULES.index(module) if module in _BUILTIN_MODULES else len(_BUILTIN_MODULES)
-
-
 def list_datasets() -> list[DatasetEntry]:
     """Every registered data set, shipped ones first in their fixed order."""
-    _load_readers()
-    # sorted() is stable: data sets of one module, and plug-ins, keep their registration order
-    return sorted(_DATASETS.values(), key=_shipped_first)
+    return [entry for _, entry in DATASETS.items()]
 
 
 def dataset_names() -> list[str]:
@@ -265,11 +252,4 @@ def get_dataset(name: str, where: str = "data.dataset") -> DatasetEntry:
     Raises:
         DcatError: ``"config: data.dataset: unknown data set 'NAME'; choose from a, b, ..."``.
     """
-    _load_readers()
-    if name not in _DATASETS:
-        raise DcatError(
-            f"config: {where}: unknown data set {name!r}; choose from "
-            + ", ".join(dataset_names())
-            + did_you_mean([name], dataset_names())
-        )
-    return _DATASETS[name]
+    return DATASETS.get(name, where)

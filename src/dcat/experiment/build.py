@@ -20,7 +20,6 @@ from dcat.nn.encoders import create_encoder
 from dcat.nn.encoders.registry import accepts_option
 from dcat.nn.model import ModalityNet
 from dcat.nn.weights import load_torch_file
-from dcat.training.methods import get_method
 from dcat.training.run_folder import RunFolder, target_weights
 from dcat.training.tasks import SourceSpec, TransferTask, UnimodalTask
 
@@ -225,7 +224,7 @@ def make_task(
         SourceSpec(
             # a source with several methods (a combined objective) needs a name per term
             f"{p.modality}-{p.tag}" if repeated else p.modality,
-            baselines[p.modality] if get_method(p.base).source_network else None,
+            baselines[p.modality] if p.needs_network else None,
             modality=p.modality,
             method=p.base,
             weight=p.weight,

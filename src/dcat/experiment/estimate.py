@@ -36,7 +36,6 @@ from dcat.data import PairedDataset, Split
 from dcat.data.registry import get_dataset
 from dcat.experiment.config import ExperimentConfig
 from dcat.experiment.plan import Job
-from dcat.training.methods import get_method
 from dcat.training.run_folder import RunFolder
 from dcat.training.tasks import TransferTask, UnimodalTask
 
@@ -277,7 +276,7 @@ def grid_costs(
         timing = timings[_key(job)]
         step = timing.seconds(batch, cached_sources=train.cache_sources)
         costs.append(ModelCost(job, train.max_epochs, math.ceil(samples / batch), step))
-        networks = [p.modality for p in job.parts if get_method(p.base).source_network]
+        networks = [p.modality for p in job.parts if p.needs_network]
         if train.cache_sources and timing.sources_s is not None and networks:
             # each source's pass is shared by the models of its split and seed; the sources
             # of one model were timed together, so each is given an equal share

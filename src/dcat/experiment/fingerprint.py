@@ -30,7 +30,6 @@ from typing import Any
 from dcat.errors import DcatError
 from dcat.experiment.config import ExperimentConfig
 from dcat.experiment.plan import Job, Part
-from dcat.training.methods import get_method
 from dcat.training.run_folder import RunFolder
 
 __all__ = [
@@ -102,7 +101,7 @@ def job_fingerprints(
     def source_entry(part: Part) -> dict[str, Any]:
         """The source run a transfer learnt from, or the samples themselves (``virtual``)."""
         modality = part.modality
-        if not get_method(part.base).source_network:
+        if not part.needs_network:
             derive = config.modalities[modality].derive
             return {
                 "modality": modality,

@@ -35,7 +35,6 @@ from dcat.io.normalization import ChannelStats
 from dcat.nn.model import ModalityNet
 from dcat.training.cache import SourceCache
 from dcat.training.engine import fit
-from dcat.training.methods import get_method
 from dcat.training.run_folder import RunFolder
 from dcat.training.tasks import TransferTask, UnimodalTask
 
@@ -160,7 +159,7 @@ def train_model(
     sources = {
         p.modality: _source(config, data, prepared, Path(out), job, p.modality)
         for p in job.parts
-        if get_method(p.base).source_network
+        if p.needs_network
     }
     net = build_net(config, data, job.target, job.seed, plain=job.method == "plain")
     task = make_task(config, job, net, sources, augmentation(config, job.target, prepared.stats))

@@ -12,7 +12,7 @@ from dataclasses import asdict, dataclass
 from typing import Any
 
 from dcat.experiment.config import ExperimentConfig, SourceConfig, TransferConfig
-from dcat.training.methods import resolve_method
+from dcat.training.methods import get_method, resolve_method
 
 __all__ = ["Job", "Part", "method_labels", "plan_jobs"]
 
@@ -34,6 +34,12 @@ class Part:
     tag: str
     options: tuple[tuple[str, Any], ...]
     weight: float
+
+    @property
+    def needs_network(self) -> bool:
+        """Whether the term reads a trained source network, its modality's baseline (from what
+        the method declares it reads: :attr:`~dcat.training.methods.TransferMethod.inputs`)."""
+        return get_method(self.base).source_network
 
 
 @dataclass(frozen=True)

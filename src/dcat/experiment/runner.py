@@ -223,18 +223,11 @@ def _check_data(config: ExperimentConfig, data: PairedDataset) -> None:
             f"config: modalities {missing} are not in the data set "
             f"{config.data.dataset!r}, which has {data.modalities}"
         )
-    samples = {
-        (p.modality, job.target, p.base)
-        for job in plan_jobs(config)
-        for p in job.parts
-        if not get_method(p.base).source_network
-    }
-    for source, target, method in sorted(samples):
-        if {source, target} <= set(data.modalities) and data.shape(source) != data.shape(target):
-            raise DcatError(
-                f"config: transfers: {source!r} gives its samples to {target!r} (method "
-                f"{method!r}), so it needs the target's shape {data.shape(target)}, got "
-                f"{data.shape(source)}"
+    pairs = {(p.modality, job.target, p.base) for job in plan_jobs(config) for p in job.parts}
+    for source, target, method in sorted(pairs):
+        if {source, target} <= set(data.modalities):
+            get_method(method).check_data(
+                (source, data.shape(source)), (target, data.shape(target))
             )
 
 
@@ -432,9 +425,7 @@ def _check_everything(
 
 def _source_runs(job: Job) -> tuple[str, ...]:
     """Run folders of the baselines ``job`` learns from (a method of samples needs none)."""
-    return tuple(
-        job.baseline(p.modality).folder for p in job.parts if get_method(p.base).source_network
-    )
+    return tuple(job.baseline(p.modality).folder for p in job.parts if p.needs_network)
 
 
 def _silent(line: str) -> None:

@@ -25,8 +25,10 @@ import torch
 from torch import Tensor, nn
 from torch.utils.data import DataLoader, Dataset
 
+from dcat.data.protocol import RawBatches, RawInto, TrainingData
 from dcat.errors import DcatError
 from dcat.io.atomic import atomic_folder
+from dcat.nn.model import ModalityNet
 
 __all__ = ["SourceCache", "SourceOutputs", "cache_key", "state_dict_digest"]
 
@@ -67,9 +69,8 @@ def state_dict_digest(model: nn.Module) -> str:
 
 
 def _dataset_digest(dataset: Dataset, modality: str) -> str:
-    fingerprint = getattr(dataset, "fingerprint", None)
-    if callable(fingerprint):
-        return fingerprint([modality])
+    if isinstance(dataset, TrainingData):
+        return dataset.fingerprint([modality])
     digest = hashlib.sha256()  # generic datasets: hash every item's input and label, in order
     for index in range(len(dataset)):  # type: ignore[arg-type]
         item = dataset[index]
@@ -93,9 +94,8 @@ def _batches(
     contiguous batches by a prefetching thread into pinned memory and moved without blocking,
     so disk, host and device work overlap; anything else goes through a DataLoader.
     """
-    array = getattr(dataset, "inputs", {}).get(modality) if hasattr(dataset, "inputs") else None
-    raw_batch = getattr(array, "raw_batch", None)
-    if not callable(raw_batch):
+    array = dataset.inputs.get(modality) if isinstance(dataset, TrainingData) else None
+    if not isinstance(array, RawBatches):
         loader = DataLoader(dataset, batch_size=batch_size, shuffle=False)
         for batch in loader:
             yield batch["inputs"][modality].to(device, non_blocking=True)
@@ -103,12 +103,11 @@ def _batches(
     from concurrent.futures import ThreadPoolExecutor
 
     starts = list(range(0, len(array), batch_size))
-    raw_into = getattr(array, "raw_into", None)
-    if device.type != "cuda" or not callable(raw_into):
+    if device.type != "cuda" or not isinstance(array, RawInto):
 
         def read(start: int) -> Tensor:
             rows = np.arange(start, min(start + batch_size, len(array)))
-            tensor = torch.from_numpy(np.ascontiguousarray(raw_batch(rows)))
+            tensor = torch.from_numpy(np.ascontiguousarray(array.raw_batch(rows)))
             return tensor.pin_memory() if device.type == "cuda" else tensor
 
         with ThreadPoolExecutor(max_workers=2) as pool:
@@ -132,11 +131,12 @@ def _batches(
 
     def fill(i: int) -> Tensor:
         slot = i % ring
-        if uploaded[slot] is not None:
-            uploaded[slot].synchronize()
+        event = uploaded[slot]
+        if event is not None:
+            event.synchronize()
         rows = np.arange(starts[i], min(starts[i] + batch_size, len(array)))
         host = buffers[slot][: len(rows)]
-        raw_into(rows, host.numpy())
+        array.raw_into(rows, host.numpy())
         return host
 
     with ThreadPoolExecutor(max_workers=ring - 1) as pool:
@@ -168,7 +168,7 @@ class SourceCache:
         key: The cache key (:func:`cache_key`).
     """
 
-    def __init__(self, keys, values, logits, embedding, key: str) -> None:
+    def __init__(self, keys, values, logits, embedding, *, key: str) -> None:
         n = len(logits)
         for field, array in zip(_FIELDS, (keys, values, logits, embedding), strict=True):
             if len(array) != n:
@@ -217,7 +217,7 @@ class SourceCache:
     @torch.no_grad()
     def build(
         cls,
-        model: nn.Module,
+        model: ModalityNet,
         dataset: Dataset,
         modality: str,
         *,

@@ -49,6 +49,7 @@ from torchmetrics.classification import (
 )
 
 import dcat
+from dcat.data.protocol import TrainingData
 from dcat.errors import DcatError
 from dcat.io.atomic import write_atomic
 from dcat.io.card import ModelCard
@@ -167,8 +168,7 @@ class DCATModule(L.LightningModule):
     def on_train_epoch_start(self) -> None:
         self._sums: dict[str, torch.Tensor] = {}
         self._count = 0
-        if hasattr(self.task, "epoch"):
-            self.task.epoch = self.current_epoch
+        self.task.epoch = self.current_epoch  # a task that pretrains (virtual samples) reads it
 
     def on_train_epoch_end(self) -> None:
         if self._count:
@@ -398,8 +398,8 @@ def attach_source_caches(
     device = _device(config)
     autocast = torch.bfloat16 if config.precision.startswith("bf16") else None
     for spec in task.specs:
-        if spec.name not in task.sources or task.cached(spec.name):
-            continue  # a method that learns from the source's samples: nothing to cache
+        if "outputs" not in task.methods[spec.name].inputs or task.cached(spec.name):
+            continue  # a method that reads no network outputs: nothing to cache
         source = task.sources[spec.name]
         source.to(device)
 
@@ -611,16 +611,12 @@ def describe_model(
     except ValueError:
         return None
     modality = task.modality
-    shape_of = getattr(dataset, "shape", None)
-    if callable(shape_of):
-        shape = shape_of(modality)
+    if isinstance(dataset, TrainingData):
+        shape, stream = dataset.shape(modality), dataset.stream(modality)
+        names = dataset.class_names or [str(i) for i in range(task.target.num_classes)]
     else:
-        shape = tuple(dataset[0]["inputs"][modality].shape)
-    names = getattr(dataset, "class_names", None) or [
-        str(i) for i in range(task.target.num_classes)
-    ]
-    stream_of = getattr(dataset, "stream", None)
-    stream = stream_of(modality) if callable(stream_of) else None
+        shape, stream = tuple(dataset[0]["inputs"][modality].shape), None
+        names = [str(i) for i in range(task.target.num_classes)]
     run: dict[str, Any] = {"dir": str(run_dir) if run_dir is not None else None}
     for key in ("experiment", "job"):
         if extra and key in extra:
@@ -657,8 +653,7 @@ def _save_examples(dataset: Dataset, modality: str, path: Path, limit_bytes: int
 
 
 def _only(dataset: Dataset, modalities: list[str]) -> Dataset:
-    select = getattr(dataset, "select", None)
-    return select(modalities) if callable(select) else dataset
+    return dataset.select(modalities) if isinstance(dataset, TrainingData) else dataset
 
 
 def _with_sources(state: dict[str, torch.Tensor], module: DCATModule) -> dict[str, torch.Tensor]:

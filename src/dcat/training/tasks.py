@@ -24,7 +24,7 @@ from dcat.nn.losses import (
 )
 from dcat.nn.model import ModalityNet, ModalityOutput
 from dcat.training.cache import SourceCache, SourceOutputs
-from dcat.training.methods import TransferMethod, get_method, list_methods
+from dcat.training.methods import TransferBatch, TransferMethod, get_method, list_methods
 
 __all__ = ["METHODS", "SourceSpec", "TransferTask", "UnimodalTask"]
 
@@ -89,6 +89,7 @@ class UnimodalTask(nn.Module):
         self.modality = modality
         self.label_smoothing = label_smoothing
         self.augment = augment
+        self.epoch = 0  # the training epoch, set by the engine (read by no unimodal loss)
 
     def predict(self, batch: Mapping) -> Tensor:
         """Target logits ``(B, num_classes)``."""
@@ -165,6 +166,11 @@ class SourceSpec:
     temperature: float | None = None
     projection_dim: int | None = None
     loss_method: Literal["auto", "gram", "materialize"] | None = None
+
+    @property
+    def input_key(self) -> str:
+        """Its key in ``batch["inputs"]``: ``modality``, or ``name`` when none is given."""
+        return self.modality or self.name
 
     def __post_init__(self) -> None:
         try:
@@ -277,8 +283,32 @@ class TransferTask(nn.Module):
     def required_modalities(self) -> list[str]:
         """The ``batch["inputs"]`` keys that ``forward`` reads: the target's and those of the
         sources not served from a cache."""
-        needed = [self.modality] + [s.modality for s in self.specs if not self.cached(s.name)]
+        needed = [self.modality] + [
+            s.input_key for s in self.specs if self._reads_samples(s) or not self.cached(s.name)
+        ]
         return list(dict.fromkeys(needed))
+
+    def _reads_samples(self, spec: SourceSpec) -> bool:
+        # the raw samples, or a network run on them: a cache serves only "outputs"
+        return bool(self.method(spec.name).inputs & {"samples", "network"})
+
+    def method(self, name: str) -> TransferMethod:
+        """The method of source ``name``, with the heads it trains."""
+        method = self.methods[name]
+        assert isinstance(method, TransferMethod)
+        return method
+
+    def source(self, name: str) -> ModalityNet:
+        """The frozen network of source ``name``.
+
+        Raises:
+            DcatError: The source has no network (its method reads samples only).
+        """
+        if name not in self.sources:
+            raise DcatError(f"no source network named {name!r}; they are {list(self.sources)}")
+        model = self.sources[name]
+        assert isinstance(model, ModalityNet)
+        return model
 
     def trainable_parameters(self) -> list[nn.Parameter]:
         """Parameters of the target and the baselines' projections."""
@@ -295,11 +325,28 @@ class TransferTask(nn.Module):
             if not isinstance(index, Tensor):
                 raise DcatError("a cached source needs batch['index'] (the samples' positions)")
             return self._caches[spec.name].lookup(index, device=_labels(batch).device)
-        model = self.sources[spec.name]
         with torch.no_grad():
-            out = model.forward_all(_input(batch, spec.modality))
+            out = self.source(spec.name).forward_all(_input(batch, spec.input_key))
         k, _, v = out.kqv
         return SourceOutputs(k, v, out.logits, out.embedding)
+
+    def method_batch(
+        self, spec: SourceSpec, batch: Mapping, target: ModalityOutput, labels: Tensor
+    ) -> TransferBatch:
+        """What source ``spec``'s method reads of this batch: the target's side, and from the
+        source exactly what its method declares (:attr:`TransferMethod.inputs`)."""
+        inputs = self.method(spec.name).inputs
+        return TransferBatch(
+            target=target,
+            labels=labels,
+            net=self.target,
+            inputs=_input(batch, self.modality),
+            augment=self.augment if self.training else None,
+            epoch=self.epoch,
+            outputs=self.source_outputs(spec, batch) if "outputs" in inputs else None,
+            samples=_input(batch, spec.input_key) if "samples" in inputs else None,
+            network=self.source(spec.name) if "network" in inputs else None,
+        )
 
     def forward(self, batch: Mapping) -> dict[str, Tensor]:
         """Compute the objective; see the class docstring for the keys."""
@@ -309,21 +356,11 @@ class TransferTask(nn.Module):
         out: dict[str, Tensor] = {"logits": target.logits, "ce": ce}
         aux = _aux_ce(target, labels, self.label_smoothing, out)
         loss = ce if aux is None else ce + aux
-        if self.training and any(m.silences_real(self.epoch) for m in self.methods.values()):
+        methods = [self.method(spec.name) for spec in self.specs]
+        if self.training and any(m.silences_real(self.epoch) for m in methods):
             loss = loss * 0.0  # pretraining on other data: the target's own labels wait
-        for spec in self.specs:
-            method: TransferMethod = self.methods[spec.name]
-            if method.source_network:
-                terms = method(target, self.source_outputs(spec, batch), labels)
-            else:
-                augment = self.augment if self.training else None
-                terms = method.forward_samples(
-                    self.target,
-                    _input(batch, spec.modality),
-                    _input(batch, self.modality),
-                    labels,
-                    augment,
-                )
+        for spec, method in zip(self.specs, methods, strict=True):
+            terms = method(self.method_batch(spec, batch, target, labels))
             value = terms["loss"]
             for key, extra in terms.items():
                 if key != "loss":

@@ -1,4 +1,9 @@
-"""Name → encoder factory registry, in the style of timm's ``@register_model``."""
+"""Name → encoder factory registry, in the style of timm's ``@register_model``.
+
+A :class:`dcat.registry.Registry` like the methods' and data sets': the shipped encoders
+register when :mod:`dcat.nn.encoders` is imported, plug-in packages through the
+``dcat.encoders`` entry-point group.
+"""
 
 from __future__ import annotations
 
@@ -9,10 +14,26 @@ from typing import Any, TypeVar
 from torch import nn
 
 from dcat.errors import DcatError
+from dcat.registry import Registry
 
-__all__ = ["accepts_option", "create_encoder", "is_encoder", "list_encoders", "register_encoder"]
+__all__ = [
+    "ENCODERS",
+    "accepts_option",
+    "create_encoder",
+    "is_encoder",
+    "list_encoders",
+    "register_encoder",
+]
 
-_ENCODERS: dict[str, Callable[..., nn.Module]] = {}
+ENCODERS: Registry[Callable[..., nn.Module]] = Registry(
+    "encoder",
+    "dcat.encoders",
+    builtin=("dcat.nn.encoders",),
+    unknown="unknown encoder {name}; registered encoders: {names}",
+    duplicate="an encoder named {name} is already registered",
+    alphabetical=True,
+)
+"""The encoder registry: name → factory (a class or function)."""
 Factory = TypeVar("Factory", bound=Callable[..., nn.Module])
 
 
@@ -24,9 +45,7 @@ def register_encoder(name: str) -> Callable[[Factory], Factory]:
     """
 
     def decorator(factory: Factory) -> Factory:
-        if name in _ENCODERS and _ENCODERS[name] is not factory:
-            raise DcatError(f"an encoder named {name!r} is already registered")
-        _ENCODERS[name] = factory
+        ENCODERS.add(name, factory, same=lambda old, new: old is new)
         return factory
 
     return decorator
@@ -34,21 +53,20 @@ def register_encoder(name: str) -> Callable[[Factory], Factory]:
 
 def list_encoders() -> list[str]:
     """Names of the registered encoders, sorted."""
-    return sorted(_ENCODERS)
+    return ENCODERS.names()
 
 
 def is_encoder(name: str) -> bool:
     """Whether ``name`` is a registered encoder."""
-    return name in _ENCODERS
+    return name in ENCODERS
 
 
 def accepts_option(name: str, option: str) -> bool:
     """Whether the registered encoder ``name`` takes the keyword option ``option`` (e.g. a
     skeleton encoder's ``parents``); ``False`` for an unknown name."""
-    factory = _ENCODERS.get(name)
-    if factory is None:
+    if name not in ENCODERS:
         return False
-    return option in inspect.signature(factory).parameters
+    return option in inspect.signature(ENCODERS.get(name)).parameters
 
 
 def create_encoder(name: str, in_channels: int, **kwargs: Any) -> nn.Module:
@@ -66,14 +84,12 @@ def create_encoder(name: str, in_channels: int, **kwargs: Any) -> nn.Module:
     Raises:
         DcatError: For an unknown name (the message lists the known ones) or unknown options.
     """
-    if name not in _ENCODERS:
-        raise DcatError(
-            f"unknown encoder {name!r}; registered encoders: {', '.join(list_encoders())}"
-        )
+    factory = ENCODERS.get(name)
     try:
-        encoder = _ENCODERS[name](in_channels, **kwargs)
+        encoder = factory(in_channels, **kwargs)
     except TypeError as err:
         raise DcatError(f"encoder {name!r}: {err}") from err
     # how to build it again: what an exported model records (see ModalityNet.architecture)
-    encoder.dcat_spec = {"name": name, "in_channels": in_channels, "options": dict(kwargs)}
+    spec = {"name": name, "in_channels": in_channels, "options": dict(kwargs)}
+    setattr(encoder, "dcat_spec", spec)  # noqa: B010 (a plain attribute, typed Module setattr)
     return encoder

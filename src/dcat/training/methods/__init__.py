@@ -8,7 +8,10 @@ this package registers them.
 
 from dcat.training.methods.registry import (
     ALIASES,
+    METHODS,
+    SOURCE_INPUTS,
     MethodVariant,
+    TransferBatch,
     TransferMethod,
     get_method,
     list_methods,
@@ -29,6 +32,8 @@ from dcat.training.methods.virtual import VirtualSamples  # isort: skip
 
 __all__ = [
     "ALIASES",
+    "METHODS",
+    "SOURCE_INPUTS",
     "ContrastiveAlignment",
     "CrossAttentionTransfer",
     "DecoupledDistillation",
@@ -37,6 +42,7 @@ __all__ = [
     "MethodVariant",
     "RelationalDistillation",
     "SimilarityPreserving",
+    "TransferBatch",
     "TransferMethod",
     "VirtualSamples",
     "get_method",

@@ -9,11 +9,10 @@ from typing import Any, ClassVar
 from torch import Tensor, nn
 
 from dcat.errors import DcatError
-from dcat.nn.model import ModalityNet, ModalityOutput
+from dcat.nn.model import ModalityNet
 from dcat.nn.peer_losses import contrastive_loss
-from dcat.training.cache import SourceOutputs
 from dcat.training.methods.logit_kd import _positive_temperature
-from dcat.training.methods.registry import TransferMethod, register_method
+from dcat.training.methods.registry import TransferBatch, TransferMethod, register_method
 
 __all__ = ["ContrastiveAlignment"]
 
@@ -56,10 +55,9 @@ class ContrastiveAlignment(TransferMethod):
                 f"{where}: projection_dim must be positive, got {options['projection_dim']}"
             )
 
-    def forward(
-        self, target: ModalityOutput, source: SourceOutputs, labels: Tensor
-    ) -> dict[str, Tensor]:
+    def forward(self, batch: TransferBatch) -> dict[str, Tensor]:
         """``{"loss"}``."""
+        target, source = batch.target, batch.outputs
         embedding = target.embedding
         value = contrastive_loss(
             self.heads["source"](source.embedding.to(embedding.dtype)),

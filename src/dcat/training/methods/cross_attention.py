@@ -17,9 +17,8 @@ from dcat.nn.losses import (
     mcma_mask,
     select_samples,
 )
-from dcat.nn.model import ModalityNet, ModalityOutput
-from dcat.training.cache import SourceOutputs
-from dcat.training.methods.registry import TransferMethod, register_method
+from dcat.nn.model import ModalityNet
+from dcat.training.methods.registry import TransferBatch, TransferMethod, register_method
 
 __all__ = ["MCMA_RULES", "CrossAttentionTransfer"]
 
@@ -101,18 +100,18 @@ class CrossAttentionTransfer(TransferMethod):
         tag, label = super().variant({**options, "mcma": "correct"})
         return tag.replace("dcat", "dcat_no_mcma", 1), label.replace("D-CAT", "No MCMA", 1)
 
-    def forward(
-        self, target: ModalityOutput, source: SourceOutputs, labels: Tensor
-    ) -> dict[str, Tensor]:
+    def forward(self, batch: TransferBatch) -> dict[str, Tensor]:
         """``{"loss", "mcma_frac"}``: the loss and the fraction of samples aligned."""
-        source_kqv, target_kqv = (source.keys, None, source.values), target.kqv
+        target, source, labels = batch.target, batch.outputs, batch.labels
+        source_kqv: tuple[Tensor | None, ...] = (source.keys, None, source.values)
+        target_kqv: tuple[Tensor | None, ...] = target.kqv
         rule = self.config["mcma"]
         confidence = self.config["confidence"] if rule == "confident" else None
         mask = mcma_mask(source.logits, labels, confidence=confidence) if rule != "none" else None
         # unaligned samples add nothing, so on the CPU only the masked ones are computed;
         # on a GPU the row selection would cost a host sync: values are masked instead
         selected = mask is not None and not labels.is_cuda
-        if selected:
+        if selected and mask is not None:
             source_kqv = select_samples(source_kqv, mask)
             target_kqv = select_samples(target_kqv, mask)
         distances = cross_attention_distance(

@@ -9,11 +9,9 @@ from typing import Any, ClassVar
 from torch import Tensor
 
 from dcat.errors import DcatError
-from dcat.nn.model import ModalityOutput
 from dcat.nn.peer_losses import dkd_loss
-from dcat.training.cache import SourceOutputs
 from dcat.training.methods.logit_kd import _positive_temperature
-from dcat.training.methods.registry import TransferMethod, register_method
+from dcat.training.methods.registry import TransferBatch, TransferMethod, register_method
 
 __all__ = ["DecoupledDistillation"]
 
@@ -47,10 +45,9 @@ class DecoupledDistillation(TransferMethod):
             if key in options and not options[key] >= 0:
                 raise DcatError(f"{where}: {key} must be ≥ 0, got {options[key]}")
 
-    def forward(
-        self, target: ModalityOutput, source: SourceOutputs, labels: Tensor
-    ) -> dict[str, Tensor]:
+    def forward(self, batch: TransferBatch) -> dict[str, Tensor]:
         """``{"loss"}``."""
+        target, source, labels = batch.target, batch.outputs, batch.labels
         value = dkd_loss(
             source.logits,
             target.logits,

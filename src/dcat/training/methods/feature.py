@@ -8,10 +8,9 @@ from typing import Any, ClassVar
 
 from torch import Tensor, nn
 
-from dcat.nn.model import ModalityNet, ModalityOutput
+from dcat.nn.model import ModalityNet
 from dcat.nn.peer_losses import feature_loss
-from dcat.training.cache import SourceOutputs
-from dcat.training.methods.registry import TransferMethod, register_method
+from dcat.training.methods.registry import TransferBatch, TransferMethod, register_method
 
 __all__ = ["FeatureAlignment"]
 
@@ -35,8 +34,7 @@ class FeatureAlignment(TransferMethod):
         super().__init__(source, target, name=name, **options)
         self.projection = nn.Linear(target.embedding_dim, source.embedding_dim)
 
-    def forward(
-        self, target: ModalityOutput, source: SourceOutputs, labels: Tensor
-    ) -> dict[str, Tensor]:
+    def forward(self, batch: TransferBatch) -> dict[str, Tensor]:
         """``{"loss"}``."""
+        target, source = batch.target, batch.outputs
         return {"loss": feature_loss(source.embedding, self.projection(target.embedding))}

@@ -9,10 +9,8 @@ from typing import Any, ClassVar
 from torch import Tensor
 
 from dcat.errors import DcatError
-from dcat.nn.model import ModalityOutput
 from dcat.nn.peer_losses import logit_kd_loss
-from dcat.training.cache import SourceOutputs
-from dcat.training.methods.registry import TransferMethod, register_method
+from dcat.training.methods.registry import TransferBatch, TransferMethod, register_method
 
 __all__ = ["LogitDistillation"]
 
@@ -35,10 +33,9 @@ class LogitDistillation(TransferMethod):
     def validate(cls, options: Mapping[str, Any], where: str) -> None:
         _positive_temperature(options, where)
 
-    def forward(
-        self, target: ModalityOutput, source: SourceOutputs, labels: Tensor
-    ) -> dict[str, Tensor]:
+    def forward(self, batch: TransferBatch) -> dict[str, Tensor]:
         """``{"loss"}``."""
+        target, source = batch.target, batch.outputs
         return {"loss": logit_kd_loss(source.logits, target.logits, self.config["temperature"])}
 
 

@@ -8,7 +8,9 @@ A method is one source's transfer term in ``L = CE + Σ_s w_s · L_s``. Its clas
 * its report label, the name of its loss component in a task's output, and its reference.
 
 Adding a method touches its own file plus one import line in ``dcat/training/methods/__init__``
-(docs/design.md, "Adding a transfer method").
+(docs/design.md, "Adding a transfer method"); a plug-in package registers its methods through
+the ``dcat.methods`` entry-point group. :data:`METHODS` is a :class:`dcat.registry.Registry`,
+the idiom of encoders and data sets too.
 """
 
 from __future__ import annotations
@@ -20,12 +22,16 @@ from typing import Any, ClassVar, TypeVar
 
 from torch import Tensor, nn
 
-from dcat.errors import DcatError
+from dcat.errors import DcatError, did_you_mean
 from dcat.nn.model import ModalityNet, ModalityOutput
+from dcat.registry import Registry
 from dcat.training.cache import SourceOutputs
 
 __all__ = [
+    "METHODS",
+    "SOURCE_INPUTS",
     "MethodVariant",
+    "TransferBatch",
     "TransferMethod",
     "get_method",
     "list_methods",
@@ -34,8 +40,85 @@ __all__ = [
     "resolve_method",
 ]
 
-_REGISTRY: dict[str, type[TransferMethod]] = {}
+METHODS: Registry[type[TransferMethod]] = Registry(
+    "transfer method",
+    "dcat.methods",
+    builtin=("dcat.training.methods",),
+    unknown="method must be one of {listed}, got {name}",
+    duplicate="transfer method {name} is already registered",
+)
+"""The method registry: name → :class:`TransferMethod` subclass, in registration order (the
+report's column order)."""
 M = TypeVar("M", bound="type[TransferMethod]")
+
+
+SOURCE_INPUTS: dict[str, str] = {
+    "outputs": "the frozen source network's outputs (K, V, logits, embedding), cached or run",
+    "samples": "the source modality's raw samples of the batch",
+    "network": "the frozen source network itself (to compute another signal from the samples)",
+}
+"""What a method can declare it reads from its source (:attr:`TransferMethod.inputs`)."""
+
+
+class TransferBatch:
+    """One batch as a transfer method sees it: the target's side always, and from the source
+    what the method declared in :attr:`TransferMethod.inputs`.
+
+    Attributes:
+        target: The target's outputs on its (training-augmented) input: ``logits (B, K)``,
+            ``embedding (B, d_out)``, ``kqv`` each ``(B, S_b, d_out)``.
+        labels: ``(B,)`` class indices.
+        net: The target network (trained), to run on other inputs.
+        inputs: ``(B, ...)`` the target's clean input.
+        augment: The target's training augmentation (``None`` outside training or without one).
+        epoch: The training epoch (0-based).
+        served: The source inputs served (the method's declared :attr:`TransferMethod.inputs`).
+
+    The source's side, each readable only when served (else a :class:`DcatError` names the
+    undeclared input): :attr:`outputs`, :attr:`samples`, :attr:`network`.
+    """
+
+    def __init__(
+        self,
+        target: ModalityOutput,
+        labels: Tensor,
+        net: ModalityNet,
+        inputs: Tensor,
+        *,
+        augment: Callable[[Tensor], Tensor] | None = None,
+        epoch: int = 0,
+        outputs: SourceOutputs | None = None,
+        samples: Tensor | None = None,
+        network: ModalityNet | None = None,
+    ) -> None:
+        self.target, self.labels, self.net, self.inputs = target, labels, net, inputs
+        self.augment, self.epoch = augment, epoch
+        self._source: dict[str, Any] = {"outputs": outputs, "samples": samples, "network": network}
+        self.served = frozenset(k for k, v in self._source.items() if v is not None)
+
+    def _served(self, name: str) -> Any:
+        if name not in self.served:
+            raise DcatError(
+                f"the batch has no source {name!r}: a method reads only what its class declares "
+                f"in `inputs` (served here: {sorted(self.served)})"
+            )
+        return self._source[name]
+
+    @property
+    def outputs(self) -> SourceOutputs:
+        """``"outputs"``: the source's ``keys``/``values`` ``(B, S_a, d_out)``, ``logits (B, K)``,
+        ``embedding (B, d_out)``, from its cache or its forward."""
+        return self._served("outputs")
+
+    @property
+    def samples(self) -> Tensor:
+        """``"samples"``: ``(B, ...)`` the source modality's samples (never augmented)."""
+        return self._served("samples")
+
+    @property
+    def network(self) -> ModalityNet:
+        """``"network"``: the frozen source network (eval mode, no gradients)."""
+        return self._served("network")
 
 
 class TransferMethod(nn.Module):
@@ -45,7 +128,7 @@ class TransferMethod(nn.Module):
     two networks (to size heads and check compatibility) and the resolved options.
 
     Args:
-        source: The frozen source network.
+        source: The frozen source network (``None`` for a method that reads no network).
         target: The trained target network.
         name: The source's name in the task (used in error messages).
         **options: Values for :attr:`options` (the defaults fill the rest).
@@ -58,11 +141,11 @@ class TransferMethod(nn.Module):
         options: Option name → default value.
         same_classes: The method compares class scores, so source and target must share
             their classes (checked when it is built).
-        source_network: The method learns from a frozen source network's outputs
-            (:meth:`forward`). ``False``: it learns from the source modality's samples
-            themselves (``forward_samples(net, source_x, target_x, labels, augment)``, e.g.
-            :class:`~dcat.training.methods.virtual.VirtualSamples`), so no source model is
-            trained, loaded or cached.
+        inputs: What it reads from its source, names of :data:`SOURCE_INPUTS`: ``"outputs"``
+            (the default), ``"samples"``, ``"network"``. The task serves exactly these in the
+            :class:`TransferBatch`; the experiment trains a source network only for a method
+            that reads ``"outputs"`` or ``"network"``, and caches only ``"outputs"``.
+        source_network: Derived from ``inputs``: whether a trained source network is needed.
     """
 
     name: ClassVar[str] = ""
@@ -71,7 +154,19 @@ class TransferMethod(nn.Module):
     reference: ClassVar[str] = ""
     options: ClassVar[Mapping[str, Any]] = {}
     same_classes: ClassVar[bool] = False
+    inputs: ClassVar[frozenset[str]] = frozenset({"outputs"})
     source_network: ClassVar[bool] = True
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        unknown = sorted(set(cls.inputs) - set(SOURCE_INPUTS))
+        if unknown or not cls.inputs:
+            raise TypeError(
+                f"{cls.__name__}.inputs must name some of {list(SOURCE_INPUTS)}, got "
+                f"{sorted(cls.inputs)}"
+            )
+        cls.inputs = frozenset(cls.inputs)
+        cls.source_network = bool(cls.inputs & {"outputs", "network"})
 
     def __init__(
         self, source: ModalityNet | None, target: ModalityNet, *, name: str, **options: Any
@@ -87,17 +182,12 @@ class TransferMethod(nn.Module):
                 f"{target.num_classes}; it was trained on other classes"
             )
 
-    def forward(
-        self, target: ModalityOutput, source: SourceOutputs, labels: Tensor
-    ) -> dict[str, Tensor]:
+    def forward(self, batch: TransferBatch) -> dict[str, Tensor]:
         """The transfer term of one batch.
 
         Args:
-            target: The target's outputs (``logits (B, K)``, ``embedding (B, d_out)``,
-                ``kqv`` each ``(B, S_b, d_out)``).
-            source: The frozen source's outputs (``keys``/``values`` ``(B, S_a, d_out)``,
-                ``logits (B, K)``, ``embedding (B, d_out)``), from its cache or its forward.
-            labels: ``(B,)`` class indices.
+            batch: The target's outputs, labels and network, and what :attr:`inputs` declares
+                from the source.
 
         Returns:
             ``{"loss": scalar}`` (unweighted), plus any diagnostics (scalars) to log.
@@ -108,6 +198,21 @@ class TransferMethod(nn.Module):
         """Whether the target's own cross-entropy is off in training epoch ``epoch`` (0-based):
         a method that pretrains the target on other data first says so; the default never."""
         return False
+
+    @classmethod
+    def check_data(
+        cls, source: tuple[str, tuple[int, ...]], target: tuple[str, tuple[int, ...]]
+    ) -> None:
+        """Refuse, before anything is trained, a pair of modalities the method cannot learn
+        from; the default accepts any.
+
+        Args:
+            source: The source modality's name and sample shape, e.g. ``("skeleton", (60, 16))``.
+            target: The target modality's name and sample shape.
+
+        Raises:
+            DcatError: Naming both modalities and the method.
+        """
 
     @classmethod
     def coerce(cls, name: str, value: Any) -> Any:
@@ -182,12 +287,10 @@ def register_method(name: str) -> Callable[[M], M]:
     """Class decorator: register a :class:`TransferMethod` subclass under ``name``."""
 
     def decorator(cls: M) -> M:
-        if name in _REGISTRY:
-            raise DcatError(f"transfer method {name!r} is already registered")
         if not (isinstance(cls, type) and issubclass(cls, TransferMethod)):
             raise TypeError(f"@register_method({name!r}) needs a TransferMethod subclass")
+        METHODS.add(name, cls)
         cls.name = name
-        _REGISTRY[name] = cls
         return cls
 
     return decorator
@@ -195,7 +298,7 @@ def register_method(name: str) -> Callable[[M], M]:
 
 def list_methods() -> list[str]:
     """Registered method names, in registration order (the report's column order)."""
-    return list(_REGISTRY)
+    return METHODS.names()
 
 
 def get_method(name: str) -> type[TransferMethod]:
@@ -204,16 +307,14 @@ def get_method(name: str) -> type[TransferMethod]:
     Raises:
         DcatError: Unknown name (the message lists the registered ones).
     """
-    if name not in _REGISTRY:
-        raise DcatError(f"method must be one of {list(_REGISTRY)}, got {name!r}")
-    return _REGISTRY[name]
+    return METHODS.get(name)
 
 
 def method_names() -> list[str]:
     """Every name a config may use: the registered methods, each followed by its aliases."""
     return [
         spelling
-        for name in _REGISTRY
+        for name in METHODS.names()
         for spelling in [name, *(a for a, e in ALIASES.items() if e["name"] == name)]
     ]
 
@@ -261,9 +362,12 @@ def resolve_method(entry: str | Mapping[str, Any], where: str = "methods") -> Me
         alias = dict(ALIASES[name])
         name = alias.pop("name")
         entry = {**alias, **entry}
-    if name not in _REGISTRY:
-        raise DcatError(f"{where}: unknown {[name]}; choose from {method_names()}")
-    cls = _REGISTRY[name]
+    if name not in METHODS:
+        names = method_names()
+        raise DcatError(
+            f"{where}: unknown {[name]}; choose from {names}{did_you_mean([name], names)}"
+        )
+    cls = METHODS.get(name)
     options = {**cls.options, **check_options(cls, entry, where)}
     tag, label = cls.variant(options)
     return MethodVariant(name, tuple(sorted(options.items())), tag, label)

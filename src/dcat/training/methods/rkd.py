@@ -9,10 +9,8 @@ from typing import Any, ClassVar
 from torch import Tensor
 
 from dcat.errors import DcatError
-from dcat.nn.model import ModalityOutput
 from dcat.nn.relational_losses import rkd_loss
-from dcat.training.cache import SourceOutputs
-from dcat.training.methods.registry import TransferMethod, register_method
+from dcat.training.methods.registry import TransferBatch, TransferMethod, register_method
 
 __all__ = ["RelationalDistillation"]
 
@@ -50,10 +48,9 @@ class RelationalDistillation(TransferMethod):
                 "transfers nothing"
             )
 
-    def forward(
-        self, target: ModalityOutput, source: SourceOutputs, labels: Tensor
-    ) -> dict[str, Tensor]:
+    def forward(self, batch: TransferBatch) -> dict[str, Tensor]:
         """``{"loss"}``."""
+        target, source = batch.target, batch.outputs
         value = rkd_loss(
             source.embedding,
             target.embedding,

@@ -8,10 +8,8 @@ from typing import Any, ClassVar
 
 from torch import Tensor
 
-from dcat.nn.model import ModalityOutput
 from dcat.nn.relational_losses import similarity_preserving_loss
-from dcat.training.cache import SourceOutputs
-from dcat.training.methods.registry import TransferMethod, register_method
+from dcat.training.methods.registry import TransferBatch, TransferMethod, register_method
 
 __all__ = ["SimilarityPreserving"]
 
@@ -33,8 +31,7 @@ class SimilarityPreserving(TransferMethod):
     )
     options: ClassVar[Mapping[str, Any]] = {}
 
-    def forward(
-        self, target: ModalityOutput, source: SourceOutputs, labels: Tensor
-    ) -> dict[str, Tensor]:
+    def forward(self, batch: TransferBatch) -> dict[str, Tensor]:
         """``{"loss"}``."""
+        target, source = batch.target, batch.outputs
         return {"loss": similarity_preserving_loss(source.embedding, target.embedding)}

@@ -8,7 +8,7 @@ is data, not a frozen network: no source model is trained or loaded.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from typing import Any, ClassVar
 
 import torch
@@ -17,7 +17,7 @@ from torch import Tensor, nn
 
 from dcat.errors import DcatError
 from dcat.nn.model import ModalityNet
-from dcat.training.methods.registry import TransferMethod, register_method
+from dcat.training.methods.registry import TransferBatch, TransferMethod, register_method
 
 __all__ = ["VirtualSamples"]
 
@@ -53,7 +53,7 @@ class VirtualSamples(TransferMethod):
     component: ClassVar[str] = "virt"
     reference: ClassVar[str] = "Kwon et al., IMUTube, IMWUT 2020"
     options: ClassVar[Mapping[str, Any]] = {"mapping": "none", "pretrain": 0}
-    source_network: ClassVar[bool] = False
+    inputs: ClassVar[frozenset[str]] = frozenset({"samples"})
 
     def __init__(
         self, source: ModalityNet | None, target: ModalityNet, *, name: str, **options: Any
@@ -67,10 +67,12 @@ class VirtualSamples(TransferMethod):
                     f"source {name!r}: mapping 'linear' needs a target encoder built by "
                     "create_encoder (its in_channels sizes the mapping)"
                 )
-            self.mapping = nn.Conv1d(channels, channels, 1)
+            mapping = nn.Conv1d(channels, channels, 1)
+            assert mapping.bias is not None  # a Conv1d has a bias by default
             with torch.no_grad():
-                self.mapping.weight.copy_(torch.eye(channels).unsqueeze(-1))
-                self.mapping.bias.zero_()
+                mapping.weight.copy_(torch.eye(channels).unsqueeze(-1))
+                mapping.bias.zero_()
+            self.mapping = mapping
 
     @classmethod
     def validate(cls, options: Mapping[str, Any], where: str) -> None:
@@ -81,41 +83,41 @@ class VirtualSamples(TransferMethod):
         if options.get("pretrain", 0) < 0:
             raise DcatError(f"{where}: pretrain must be ≥ 0 epochs, got {options['pretrain']}")
 
+    @classmethod
+    def check_data(
+        cls, source: tuple[str, tuple[int, ...]], target: tuple[str, tuple[int, ...]]
+    ) -> None:
+        """The virtual samples must have the target's shape."""
+        if source[1] != target[1]:
+            raise DcatError(
+                f"config: transfers: {source[0]!r} gives its samples to {target[0]!r} (method "
+                f"{cls.name!r}), so it needs the target's shape {target[1]}, got {source[1]}"
+            )
+
     def silences_real(self, epoch: int) -> bool:
         """True in the first ``pretrain`` epochs."""
         return epoch < self.config["pretrain"]
 
-    def forward_samples(
-        self,
-        net: ModalityNet,
-        virtual: Tensor,
-        real: Tensor,
-        labels: Tensor,
-        augment: Callable[[Tensor], Tensor] | None = None,
-    ) -> dict[str, Tensor]:
-        """The term of one batch.
-
-        Args:
-            net: The target network (trained).
-            virtual: ``(B, C, T)`` virtual samples (the source modality's input).
-            real: ``(B, C, T)`` the target's clean inputs, the twins of ``virtual``.
-            labels: ``(B,)`` class indices.
-            augment: The target's training augmentation, or ``None``.
+    def forward(self, batch: TransferBatch) -> dict[str, Tensor]:
+        """The term of one batch, from ``batch.samples`` ``(B, C, T)``, the virtual samples
+        (the source modality's input), and their real twins ``batch.inputs`` ``(B, C, T)``
+        (the target's clean input), run through ``batch.net`` with ``batch.augment``.
 
         Returns:
             ``{"loss"}``, plus ``"virt_ce"`` and, with a linear mapping, ``"virt_map"``.
 
         Raises:
-            DcatError: ``virtual`` and ``real`` differ in shape.
+            DcatError: The virtual and real samples differ in shape.
         """
+        virtual, real = batch.samples, batch.inputs
         if virtual.shape != real.shape:
             raise DcatError(
                 f"source {self.source_name!r}: virtual samples {tuple(virtual.shape)} must have "
                 f"the target's shape {tuple(real.shape)}"
             )
         mapped = virtual if self.mapping is None else self.mapping(virtual)
-        inputs = augment(mapped) if augment is not None else mapped
-        ce = F.cross_entropy(net(inputs)[0], labels)
+        inputs = batch.augment(mapped) if batch.augment is not None else mapped
+        ce = F.cross_entropy(batch.net(inputs)[0], batch.labels)
         out = {"virt_ce": ce.detach()}
         loss = ce
         if self.mapping is not None:
@@ -124,9 +126,3 @@ class VirtualSamples(TransferMethod):
             loss = loss + fit
         out["loss"] = loss
         return out
-
-    def forward(self, target: Any, source: Any, labels: Tensor) -> dict[str, Tensor]:
-        raise DcatError(
-            f"source {self.source_name!r}: method 'virtual' learns from the source's samples, "
-            "not from a network's outputs; TransferTask calls forward_samples"
-        )
