@@ -104,7 +104,7 @@ def test_a_method_mapping_sets_options_that_reach_the_job_and_the_task() -> None
     def net(channels: int) -> ModalityNet:
         return ModalityNet(create_encoder("imu", channels), num_classes=27, d_out=8)
 
-    task = build.make_task(config, job, net(6), {job.source: net(60)})
+    task = build.make_task(job, net(6), {job.source: net(60)})
     method = task.methods[job.source]
     assert method.config["temperature"] == 0.2 and method.config["projection_dim"] == 16
     assert isinstance(task(_batch(torch, job))["loss"], torch.Tensor)

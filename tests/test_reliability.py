@@ -19,7 +19,6 @@ import pytest
 import torch
 import yaml
 
-from dcat.experiment.build import load_target
 from dcat.experiment.config import load_config
 from dcat.experiment.runner import run_experiment
 from dcat.nn.encoders.audio import AudioEncoder
@@ -28,6 +27,7 @@ from dcat.nn.weights import load_torch_file
 from dcat.training.checkpoints import SafeCheckpointIO
 from dcat.training.engine import TrainConfig, _trainer, fit
 from dcat.training.provenance import git_state
+from dcat.training.run_folder import load_target
 from dcat.training.tasks import UnimodalTask
 from test_experiment import TINY as EXPERIMENT_TINY
 

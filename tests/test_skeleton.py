@@ -357,9 +357,10 @@ def _fingerprints(config) -> dict[str, dict]:
 
     from dcat.experiment.fingerprint import job_fingerprints
     from dcat.experiment.plan import plan_jobs
+    from dcat.experiment.recipe import Recipe
 
     return job_fingerprints(
-        config, plan_jobs(config), class_names=["a", "b"], normalization={},
+        config, [Recipe.of(config, job) for job in plan_jobs(config)], class_names=["a", "b"],
         data_digests=defaultdict(lambda: "data"), split_digests=defaultdict(lambda: "split"),
     )  # fmt: skip
 

@@ -37,63 +37,82 @@ RESUMABLE = ("experiment", "demo")  # the commands whose interrupted run the sam
 
 
 def _parser() -> argparse.ArgumentParser:
+    """The ``dcat`` parser: ``--debug`` and one sub-command parser each (in ``--help`` order)."""
     parser = argparse.ArgumentParser(
         prog="dcat", description="Train with many sensors, deploy with one (D-CAT)."
     )
     parser.add_argument("--debug", action="store_true", help="show tracebacks")
     sub = parser.add_subparsers(dest="command", required=True)
-
-    def experiment_options(p: argparse.ArgumentParser) -> None:
-        p.add_argument("--out", type=Path, help="results folder (default runs/<name>)")
-        p.add_argument(
-            "--set",
-            dest="overrides",
-            action="append",
-            default=[],
-            metavar="KEY=VALUE",
-            help="override a config field, e.g. seeds=[0]",
-        )
-        p.add_argument(
-            "--retrain-changed",
-            action="store_true",
-            help="retrain the models in --out that were trained with other settings, and "
-            "those that depend on them (default: refuse to run)",
-        )
-        p.add_argument(
-            "--workers",
-            type=int,
-            default=1,
-            metavar="N",
-            help="models trained at once, as Ray tasks (default 1: in order, no Ray; needs "
-            "the dcat[cluster] extra)",
-        )
-        p.add_argument(
-            "--cluster",
-            metavar="ADDRESS",
-            help="with --workers: join this Ray cluster (default RAY_ADDRESS, else a local "
-            "Ray instance)",
-        )
-        p.add_argument(
-            "--verbose",
-            action="store_true",
-            help="show Lightning's banners and tips and known library warnings (always in "
-            "OUT/experiment.log)",
-        )
-        p.add_argument(
-            "--debug", action="store_true", default=argparse.SUPPRESS, help="show tracebacks"
-        )
-
-    exp = sub.add_parser("experiment", help="run the paper's protocol from a YAML config")
-    exp.add_argument("config", help="a YAML file or a preset name (see `dcat presets`)")
-    experiment_options(exp)
-    demo = sub.add_parser("demo", help=f"the protocol on the embedded UTD-MHAD ({DEMO_PRESET})")
-    experiment_options(demo)
+    _experiment_parsers(sub)
     sub.add_parser("presets", help="list the shipped configurations")
     sub.add_parser("datasets", help="list the registered data sets and their options")
     sub.add_parser("encoders", help="list the registered encoders and their options")
     sub.add_parser("methods", help="list the registered transfer methods and their options")
     _cache_parser(sub)
+    _export_parser(sub)
+    _predict_parser(sub)
+    return parser
 
+
+def _debug_option(parser: argparse.ArgumentParser) -> None:
+    """``--debug`` after the sub-command too; suppressed so that, when not given there, it
+    does not overwrite the top-level ``--debug`` given before the sub-command."""
+    parser.add_argument(
+        "--debug", action="store_true", default=argparse.SUPPRESS, help="show tracebacks"
+    )
+
+
+def _experiment_parsers(sub: argparse._SubParsersAction) -> None:
+    """``dcat experiment CONFIG`` and ``dcat demo``, which share their options."""
+    exp = sub.add_parser("experiment", help="run the paper's protocol from a YAML config")
+    exp.add_argument("config", help="a YAML file or a preset name (see `dcat presets`)")
+    _experiment_options(exp)
+    demo = sub.add_parser("demo", help=f"the protocol on the embedded UTD-MHAD ({DEMO_PRESET})")
+    _experiment_options(demo)
+
+
+def _experiment_options(parser: argparse.ArgumentParser) -> None:
+    """The options of a protocol run: results folder, overrides, retraining, Ray, output."""
+    parser.add_argument("--out", type=Path, help="results folder (default runs/<name>)")
+    parser.add_argument(
+        "--set",
+        dest="overrides",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="override a config field, e.g. seeds=[0]",
+    )
+    parser.add_argument(
+        "--retrain-changed",
+        action="store_true",
+        help="retrain the models in --out that were trained with other settings, and "
+        "those that depend on them (default: refuse to run)",
+    )
+    parser.add_argument(
+        "--workers",
+        type=int,
+        default=1,
+        metavar="N",
+        help="models trained at once, as Ray tasks (default 1: in order, no Ray; needs "
+        "the dcat[cluster] extra)",
+    )
+    parser.add_argument(
+        "--cluster",
+        metavar="ADDRESS",
+        help="with --workers: join this Ray cluster (default RAY_ADDRESS, else a local "
+        "Ray instance)",
+    )
+    parser.add_argument(
+        "--verbose",
+        action="store_true",
+        help="show Lightning's banners and tips and known library warnings (always in "
+        "OUT/experiment.log)",
+    )
+    _debug_option(parser)
+
+
+def _export_parser(sub: argparse._SubParsersAction) -> None:
+    """``dcat export RUN_OR_CHECKPOINT`` and ``dcat export RESULTS --pick TARGET``."""
     exp = sub.add_parser("export", help="export a run's single-sensor model (ONNX, torch.export)")
     exp.add_argument(
         "run", type=Path, help="a run folder or a checkpoint file (with --pick: a results folder)"
@@ -119,10 +138,11 @@ def _parser() -> argparse.ArgumentParser:
     exp.add_argument("--samples", type=Path, help="parity inputs .npy (N, *input_shape)")
     exp.add_argument("--tolerance", type=float, default=1e-4, help="parity tolerance on logits")
     exp.add_argument("--overwrite", action="store_true", help="replace an existing --out")
-    exp.add_argument(
-        "--debug", action="store_true", default=argparse.SUPPRESS, help="show tracebacks"
-    )
+    _debug_option(exp)
 
+
+def _predict_parser(sub: argparse._SubParsersAction) -> None:
+    """``dcat predict MODEL INPUT`` and its fusion form ``MODEL... MODALITY=INPUT...``."""
     pred = sub.add_parser(
         "predict",
         help="classify a raw recording with exported models (sliding windows)",
@@ -147,10 +167,7 @@ def _parser() -> argparse.ArgumentParser:
         help="accept a rate far from both the model's recordings and its grid (every "
         "recording is interpolated to the model's grid anyway)",
     )
-    pred.add_argument(
-        "--debug", action="store_true", default=argparse.SUPPRESS, help="show tracebacks"
-    )
-    return parser
+    _debug_option(pred)
 
 
 def _export(args: argparse.Namespace) -> int:

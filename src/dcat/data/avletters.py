@@ -14,6 +14,7 @@ import re
 import string
 import struct
 from collections.abc import Iterable
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -21,6 +22,7 @@ import scipy.io
 import torch
 import torch.nn.functional as F
 
+from dcat.data.assemble import Recording, Trials, assemble
 from dcat.data.paired import PairedDataset, StreamInfo
 from dcat.data.registry import register_dataset
 from dcat.errors import DcatError
@@ -250,16 +252,7 @@ def load_avletters(
     lips_dir, mfcc_dir = _folders(root)
     lips_files = _parse_names(lips_dir, _LIPS_NAME)
     mfcc_files = _parse_names(mfcc_dir, _MFCC_NAME)
-    no_mfcc = sorted(set(lips_files) - set(mfcc_files))
-    if no_mfcc:
-        stem = no_mfcc[0]
-        raise DcatError(f"{mfcc_dir / (stem + '.mfcc')}: missing MFCC file for utterance {stem}")
-    no_lips = sorted(set(mfcc_files) - set(lips_files))
-    if no_lips:
-        stem = no_lips[0]
-        raise DcatError(
-            f"{lips_dir / (stem + '-lips.mat')}: missing lips file for utterance {stem}"
-        )
+    _check_pairs(lips_files, mfcc_files, lips_dir, mfcc_dir)
     ids = _number_speakers(lips_files)
     if speakers is not None:
         unknown = sorted(set(speakers) - set(ids))
@@ -272,54 +265,80 @@ def load_avletters(
         return ids[speaker], utterance[0], int(utterance[1:])
 
     stems = sorted((s for s in lips_files if _speaker(s) in keep), key=order)
-    if not stems:
-        raise DcatError(f"no AVLetters utterances (<L><r>_<Speaker>-lips.mat) found in {lips_dir}")
-    lips, mfcc, labels, subjects, durations = [], [], [], [], {"lips": [], "mfcc": []}
-    for stem in stems:
-        video = read_lips(lips_files[stem])
-        coefficients, period = read_htk(mfcc_files[stem])
-        if coefficients.shape[1] != MFCC_COEFFICIENTS:
-            raise DcatError(
-                f"{mfcc_files[stem]}: {coefficients.shape[1]} values per frame, expected "
-                f"{MFCC_COEFFICIENTS} (12 MFCC + energy and their deltas)"
-            )
-        video_s, mfcc_s = video.shape[0] / VIDEO_FPS, coefficients.shape[0] * period
-        mismatch = abs(video_s - mfcc_s) / max(video_s, mfcc_s)
-        if mismatch > max_duration_mismatch:
-            raise DcatError(
-                f"utterance {stem}: video lasts {video_s:.2f} s ({video.shape[0]} frames at "
-                f"{VIDEO_FPS:g} fps) but MFCC {mfcc_s:.2f} s ({coefficients.shape[0]} frames), "
-                f"a {mismatch:.0%} mismatch (limit {max_duration_mismatch:.0%})"
-            )
-        durations["lips"].append(video_s)
-        durations["mfcc"].append(mfcc_s)
-        lips.append(_lips_features(video, frames, lips_size))
-        mfcc.append(resample_linear(coefficients.T, mfcc_steps))
-        labels.append(AVLETTERS_CLASSES.index(stem[0]))
-        subjects.append(ids[_speaker(stem)])
-    return PairedDataset(
-        {"lips": np.stack(lips), "mfcc": np.stack(mfcc)},
-        labels,
-        subjects,
-        stems,
+    options = _Options(frames, mfcc_steps, lips_size, max_duration_mismatch)
+    recordings = (
+        _utterance(stem, lips_files[stem], mfcc_files[stem], ids[_speaker(stem)], options)
+        for stem in stems
+    )
+    return assemble(
+        recordings,
         AVLETTERS_CLASSES,
         name="avletters",
         subject_names={i: speaker for speaker, i in ids.items() if speaker in keep},
-        streams={
-            "lips": StreamInfo.of_trials(
-                frames,
-                durations["lips"],
-                ["gray"],
-                f"{VIDEO_FPS:g} fps",
-                native_hz=VIDEO_FPS,
-                kind="video",
-            ),
-            "mfcc": StreamInfo.of_trials(
-                mfcc_steps,
-                durations["mfcc"],
-                MFCC_CHANNELS,
-                f"{1 / period:g} frames/s",
-                native_hz=1 / period,
-            ),
-        },
+        streams=lambda read: _streams(frames, mfcc_steps, read[-1].rates["mfcc"]),
+        empty=f"no AVLetters utterances (<L><r>_<Speaker>-lips.mat) found in {lips_dir}",
     )
+
+
+def _check_pairs(
+    lips: dict[str, Path], mfcc: dict[str, Path], lips_dir: Path, mfcc_dir: Path
+) -> None:
+    """Every utterance has both files (the first one missing its pair is named)."""
+    no_mfcc = sorted(set(lips) - set(mfcc))
+    if no_mfcc:
+        stem = no_mfcc[0]
+        raise DcatError(f"{mfcc_dir / (stem + '.mfcc')}: missing MFCC file for utterance {stem}")
+    no_lips = sorted(set(mfcc) - set(lips))
+    if no_lips:
+        stem = no_lips[0]
+        raise DcatError(
+            f"{lips_dir / (stem + '-lips.mat')}: missing lips file for utterance {stem}"
+        )
+
+
+@dataclass(frozen=True)
+class _Options:
+    frames: int
+    mfcc_steps: int
+    lips_size: tuple[int, int]
+    max_duration_mismatch: float
+
+
+def _utterance(stem: str, lips: Path, mfcc: Path, subject: int, options: _Options) -> Recording:
+    """One utterance: its lips video and MFCC, checked to last as long as each other."""
+    video = read_lips(lips)
+    coefficients, period = read_htk(mfcc)
+    if coefficients.shape[1] != MFCC_COEFFICIENTS:
+        raise DcatError(
+            f"{mfcc}: {coefficients.shape[1]} values per frame, expected "
+            f"{MFCC_COEFFICIENTS} (12 MFCC + energy and their deltas)"
+        )
+    video_s, mfcc_s = video.shape[0] / VIDEO_FPS, coefficients.shape[0] * period
+    mismatch = abs(video_s - mfcc_s) / max(video_s, mfcc_s)
+    if mismatch > options.max_duration_mismatch:
+        raise DcatError(
+            f"utterance {stem}: video lasts {video_s:.2f} s ({video.shape[0]} frames at "
+            f"{VIDEO_FPS:g} fps) but MFCC {mfcc_s:.2f} s ({coefficients.shape[0]} frames), "
+            f"a {mismatch:.0%} mismatch (limit {options.max_duration_mismatch:.0%})"
+        )
+    return Recording(
+        {
+            "lips": _lips_features(video, options.frames, options.lips_size),
+            "mfcc": resample_linear(coefficients.T, options.mfcc_steps),
+        },
+        AVLETTERS_CLASSES.index(stem[0]),
+        subject,
+        stem,
+        seconds={"lips": video_s, "mfcc": mfcc_s},
+        rates={"mfcc": 1 / period},
+    )
+
+
+def _streams(frames: int, mfcc_steps: int, mfcc_hz: float) -> dict[str, StreamInfo | Trials]:
+    """The lips video's and the MFCC's streams (the MFCC's rate as its files give it)."""
+    return {
+        "lips": Trials(
+            frames, ["gray"], f"{VIDEO_FPS:g} fps", native_hz=VIDEO_FPS, fields={"kind": "video"}
+        ),
+        "mfcc": Trials(mfcc_steps, MFCC_CHANNELS, f"{mfcc_hz:g} frames/s", native_hz=mfcc_hz),
+    }

@@ -25,12 +25,13 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
+from dcat.data.assemble import Recording, assemble
 from dcat.data.paired import PairedDataset, StreamInfo
 from dcat.data.registry import register_dataset
 from dcat.errors import DcatError
@@ -440,17 +441,124 @@ def load_cough(
             ``sync_time.txt``, a bad option, or no windows at all.
     """
     base = _find_root(Path(root))
-    lengths = _window_lengths(window_s, imu_rate)
-    outer = max(lengths.values())
-    for what, value in (("stride_s", stride_s), ("imu_rate", imu_rate), ("audio_rate", audio_rate)):
-        if not np.isfinite(value) or value <= 0:
-            raise DcatError(f"{what} must be positive, got {value}")
-    unknown = [s for s in sensors if s not in COUGH_SENSORS]
-    if unknown or not sensors or len(set(sensors)) != len(sensors):
-        raise DcatError(
-            f"sensors must be distinct names from {list(COUGH_SENSORS)}, got {list(sensors)}"
-        )
+    options = _Options.checked(
+        window_s, stride_s, audio_rate, imu_rate, sensors, include_background, max_gap_s,
+        label_rule, min_label_fraction,
+    )  # fmt: skip
     annotations = read_cough_annotations(base / "DataAnnotation.json")
+    windows, subject_names = _read_windows(base, annotations, subjects, options)
+    return assemble(
+        windows,
+        COUGH_CLASSES + ([COUGH_BACKGROUND] if include_background else []),
+        name="cough",
+        subject_names=subject_names,
+        streams=options.streams(),
+        empty=f"no windows of {options.outer} s found in {base} (subjects={subjects}, "
+        f"include_background={include_background}, max_gap_s={max_gap_s})",
+    )
+
+
+@dataclass(frozen=True)
+class _Options:
+    """The windowing options of :func:`load_cough`, checked (see there).
+
+    Attributes:
+        lengths: ``"imu"`` and ``"audio"`` → window seconds.
+    """
+
+    lengths: Mapping[str, float]
+    stride_s: float
+    audio_rate: int
+    imu_rate: float
+    sensors: tuple[str, ...]
+    include_background: bool
+    max_gap_s: float
+    label_rule: LabelRule
+    min_label_fraction: float
+
+    @classmethod
+    def checked(
+        cls,
+        window_s: float | Mapping[str, float] | None,
+        stride_s: float,
+        audio_rate: int,
+        imu_rate: float,
+        sensors: Sequence[str],
+        include_background: bool,
+        max_gap_s: float,
+        label_rule: LabelRule,
+        min_label_fraction: float,
+    ) -> _Options:
+        """The options, window lengths resolved (:func:`_window_lengths`).
+
+        Raises:
+            DcatError: A bad window length, a stride or rate that is not positive, or sensors
+                that are unknown, repeated or none.
+        """
+        lengths = _window_lengths(window_s, imu_rate)
+        for what, value in (
+            ("stride_s", stride_s),
+            ("imu_rate", imu_rate),
+            ("audio_rate", audio_rate),
+        ):
+            if not np.isfinite(value) or value <= 0:
+                raise DcatError(f"{what} must be positive, got {value}")
+        unknown = [s for s in sensors if s not in COUGH_SENSORS]
+        if unknown or not sensors or len(set(sensors)) != len(sensors):
+            raise DcatError(
+                f"sensors must be distinct names from {list(COUGH_SENSORS)}, got {list(sensors)}"
+            )
+        return cls(
+            lengths, stride_s, audio_rate, imu_rate, tuple(sensors), include_background,
+            max_gap_s, label_rule, min_label_fraction,
+        )  # fmt: skip
+
+    @property
+    def outer(self) -> float:
+        """Seconds of the longer window, the one windows are cut and labelled by."""
+        return max(self.lengths.values())
+
+    def steps(self, modality: str) -> int:
+        """Samples per window of ``modality`` (``"imu"`` or ``"audio"``) at its output rate."""
+        rate = self.imu_rate if modality == "imu" else self.audio_rate
+        return round(self.lengths[modality] * rate)
+
+    def streams(self) -> dict[str, StreamInfo]:
+        """The ``imu`` and ``audio`` streams: windows at the output rates."""
+        channels = tuple(f"{_SHORT[sensor]}_{axis}" for sensor in self.sensors for axis in "xyz")
+        note = "windows of continuous streams"
+        return {
+            "imu": StreamInfo(self.imu_rate, channels, note=note),
+            "audio": StreamInfo(float(self.audio_rate), ("audio",), note=note, kind="audio"),
+        }
+
+
+def _read_windows(
+    base: Path,
+    annotations: Mapping[str, Sequence[CoughSegment]],
+    subjects: Sequence[int | str] | None,
+    options: _Options,
+) -> tuple[list[Recording], dict[int, str]]:
+    """The kept windows of every annotated trial of ``subjects``, by subject folder then WAV
+    name, and subject id → folder name (``"005"``) of the subjects that kept windows."""
+    entries = _annotated_files(base, annotations, subjects)
+    windows = [
+        window
+        for subject, name in sorted(entries)
+        for window in _trial_windows(base / subject, name, annotations[name], options)
+    ]
+    folders = {int(subject): subject for subject, _ in entries}
+    return windows, {i: folders[i] for i in sorted({w.subject for w in windows})}
+
+
+def _annotated_files(
+    base: Path, annotations: Mapping[str, object], subjects: Sequence[int | str] | None
+) -> list[tuple[str, str]]:
+    """``(subject folder, WAV name)`` of every annotated file of ``subjects``, in file order.
+
+    Raises:
+        DcatError: A file name without a subject id, or a wanted subject without a folder.
+    """
     present = sorted(p.name for p in base.iterdir() if p.is_dir() and _SUBJECT_DIR.match(p.name))
     entries: list[tuple[str, str]] = []
     for name in annotations:
@@ -461,124 +569,144 @@ def load_cough(
                 "3-digit subject id (expected e.g. '005_Talking_In.wav')"
             )
         entries.append((match.group(1), name))
-    if subjects is not None:
-        wanted = {f"{int(s):03d}" for s in subjects}
-        if wanted - set(present):
-            raise DcatError(
-                f"subjects {sorted(wanted - set(present))} not found in {base} (has {present})"
-            )
-        entries = [(s, n) for s, n in entries if s in wanted]
-
-    imu_parts, audio_parts, label_parts = [], [], []
-    subject_ids: list[int] = []
-    subject_names: dict[int, str] = {}  # id → folder name, for the subjects with windows
-    recordings: list[str] = []
-    imu_steps = round(lengths["imu"] * imu_rate)
-    audio_steps = round(lengths["audio"] * audio_rate)
-    for subject, name in sorted(entries):
-        subject_dir = base / subject
-        if not subject_dir.is_dir():
-            raise DcatError(f"{subject_dir}: missing subject folder (annotated file {name})")
-        wav = _find_wav(subject_dir, name)
-        trial_dir = wav.parent
-        trial = int(_TRIAL_DIR.match(trial_dir.name).group(1))
-        sync_path = subject_dir / "sync_time.txt"
-        if not sync_path.is_file():
-            raise DcatError(f"{sync_path}: missing file (needed to align {wav.name})")
-        sync = read_sync_times(sync_path)
-        if trial not in sync:
-            raise DcatError(
-                f"{sync_path}: no line for trial {trial} (has {sorted(sync)}), needed for {wav}"
-            )
-        data_start, imu_start = sync[trial]
-        shift = imu_start - data_start  # t_imu = t_audio + shift
-        audio, rate = read_wav(wav, sample_rate=audio_rate, mono=True)
-        audio_begin, audio_end = shift, shift + len(audio) / rate
-
-        read = {}
-        for sensor in sensors:
-            path = trial_dir / _SENSOR_FILES[sensor]
-            if not path.is_file():
-                raise DcatError(f"{path}: missing {sensor} file (trial of {wav.name})")
-            read[sensor] = read_metawear(path, COUGH_SENSORS[sensor])
-        # sync_time's imu_start is on the accelerometer's elapsed axis (t1 in DataPreprocess.m);
-        # each file's elapsed starts at its own first sample, so the shared epoch clock puts the
-        # others on that axis when every file has it.
-        # Without the accelerometer, the first sensor's axis stands in (files start within ms).
-        reference = read["accelerometer" if "accelerometer" in read else sensors[0]][2]
-        use_epoch = reference is not None and all(r[2] is not None for r in read.values())
-        streams = {}
-        for sensor, (elapsed, values, offset) in read.items():
-            times = elapsed + (offset - reference) / 1000.0 if use_epoch else elapsed
-            # Only IMU time the audio also covers, so every window has both modalities.
-            inside = (times >= audio_begin) & (times <= audio_end)
-            if np.count_nonzero(inside) < 2:
-                raise DcatError(
-                    f"{sync_path}: trial {trial}: the audio ({wav.name}) mapped onto the IMU "
-                    f"clock covers [{audio_begin:.3f}, {audio_end:.3f}] s, which holds fewer "
-                    f"than 2 samples of {_SENSOR_FILES[sensor]} (elapsed {times.min():.3f}–"
-                    f"{times.max():.3f} s); check data_label_start and imu_start"
-                )
-            streams[sensor] = Stream(times[inside], values[inside], imu_rate)
-        if len(audio) < audio_steps:
-            continue
-        audio_times, audio_labels = _per_time_labels(annotations[name], len(audio) / rate)
-        windows = cut_windows(
-            streams,
-            audio_times + shift,
-            audio_labels,
-            window_s=outer,
-            stride_s=stride_s,
-            max_gap_s=max_gap_s,
-            label_rule=label_rule,
-            min_label_fraction=min_label_fraction,
-        )
-        if not len(windows):
-            continue
-        outer_steps = round(outer * imu_rate)
-        first = round((outer_steps - imu_steps) / 2)
-        imu = np.concatenate([windows.inputs[s] for s in sensors], axis=1)
-        imu = imu[:, :, first : first + imu_steps]
-        # Audio windows share the IMU windows' centres; cut by sample index on the WAV.
-        audio_first = (windows.starts + (outer - lengths["audio"]) / 2 - shift) * rate
-        index = np.clip(np.rint(audio_first).astype(np.int64), 0, len(audio) - audio_steps)
-        clips = audio[index[:, None] + np.arange(audio_steps)[None, :]][:, None, :]
-        # Window k of the trial, counted on the stride grid from the first possible start (the
-        # start of the span all sensors cover), so names do not depend on dropped windows.
-        span_start = max(float(np.min(stream.times)) for stream in streams.values())
-        positions = np.rint((windows.starts - span_start) / stride_s).astype(int)
-        keep = np.ones(len(windows), dtype=bool)
-        if not include_background:
-            keep = windows.labels != len(COUGH_CLASSES)
-        imu_parts.append(imu[keep])
-        audio_parts.append(clips[keep].astype(np.float32))
-        label_parts.append(windows.labels[keep])
-        subject_ids.extend([int(subject)] * int(keep.sum()))
-        if keep.any():
-            subject_names[int(subject)] = subject
-        recordings.extend(f"{subject}_{trial_dir.name}_w{k}" for k in positions[keep])
-    if not recordings:
+    if subjects is None:
+        return entries
+    wanted = {f"{int(s):03d}" for s in subjects}
+    if wanted - set(present):
         raise DcatError(
-            f"no windows of {outer} s found in {base} (subjects={subjects}, "
-            f"include_background={include_background}, max_gap_s={max_gap_s})"
+            f"subjects {sorted(wanted - set(present))} not found in {base} (has {present})"
         )
-    class_names = COUGH_CLASSES + ([COUGH_BACKGROUND] if include_background else [])
-    return PairedDataset(
-        {"imu": np.concatenate(imu_parts), "audio": np.concatenate(audio_parts)},
-        np.concatenate(label_parts),
-        subject_ids,
-        recordings,
-        class_names,
-        name="cough",
-        subject_names=dict(sorted(subject_names.items())),
-        streams={
-            "imu": StreamInfo(
-                imu_rate,
-                tuple(f"{_SHORT[sensor]}_{axis}" for sensor in sensors for axis in "xyz"),
-                note="windows of continuous streams",
-            ),
-            "audio": StreamInfo(
-                float(audio_rate), ("audio",), note="windows of continuous streams", kind="audio"
-            ),
-        },
+    return [(s, n) for s, n in entries if s in wanted]
+
+
+@dataclass(frozen=True)
+class _Trial:
+    """One annotated trial, located.
+
+    Attributes:
+        wav: The annotated WAV (in its trial folder).
+        number: The trial number of its folder (``Trial_<n>_...``).
+        sync_path: The subject's ``sync_time.txt``.
+        shift: Seconds from the WAV's timeline to the IMU clock: ``t_imu = t_audio + shift``.
+    """
+
+    wav: Path
+    number: int
+    sync_path: Path
+    shift: float
+
+
+def _locate_trial(subject_dir: Path, name: str) -> _Trial:
+    """Find the annotated WAV ``name`` of a subject and its clock offset from ``sync_time.txt``.
+
+    Raises:
+        DcatError: A missing subject folder, WAV or ``sync_time.txt``, or a trial the latter
+            does not list.
+    """
+    if not subject_dir.is_dir():
+        raise DcatError(f"{subject_dir}: missing subject folder (annotated file {name})")
+    wav = _find_wav(subject_dir, name)
+    trial = int(_TRIAL_DIR.match(wav.parent.name).group(1))
+    sync_path = subject_dir / "sync_time.txt"
+    if not sync_path.is_file():
+        raise DcatError(f"{sync_path}: missing file (needed to align {wav.name})")
+    sync = read_sync_times(sync_path)
+    if trial not in sync:
+        raise DcatError(
+            f"{sync_path}: no line for trial {trial} (has {sorted(sync)}), needed for {wav}"
+        )
+    data_start, imu_start = sync[trial]
+    return _Trial(wav, trial, sync_path, imu_start - data_start)
+
+
+def _imu_streams(
+    trial: _Trial, audio_span: tuple[float, float], options: _Options
+) -> dict[str, Stream]:
+    """The trial's IMU files on the IMU clock, restricted to ``audio_span`` (seconds on it).
+
+    Returns:
+        Sensor → its samples ``(N, 3)`` inside the span, in ``options.sensors`` order.
+
+    Raises:
+        DcatError: A missing or malformed IMU file, or a sensor with fewer than 2 samples
+            inside the span (a wrong sync offset).
+    """
+    read = {}
+    for sensor in options.sensors:
+        path = trial.wav.parent / _SENSOR_FILES[sensor]
+        if not path.is_file():
+            raise DcatError(f"{path}: missing {sensor} file (trial of {trial.wav.name})")
+        read[sensor] = read_metawear(path, COUGH_SENSORS[sensor])
+    # sync_time's imu_start is on the accelerometer's elapsed axis (t1 in DataPreprocess.m);
+    # each file's elapsed starts at its own first sample, so the shared epoch clock puts the
+    # others on that axis when every file has it.
+    # Without the accelerometer, the first sensor's axis stands in (files start within ms).
+    reference = read["accelerometer" if "accelerometer" in read else options.sensors[0]][2]
+    use_epoch = reference is not None and all(r[2] is not None for r in read.values())
+    begin, end = audio_span
+    streams = {}
+    for sensor, (elapsed, values, offset) in read.items():
+        times = elapsed + (offset - reference) / 1000.0 if use_epoch else elapsed
+        # Only IMU time the audio also covers, so every window has both modalities.
+        inside = (times >= begin) & (times <= end)
+        if np.count_nonzero(inside) < 2:
+            raise DcatError(
+                f"{trial.sync_path}: trial {trial.number}: the audio ({trial.wav.name}) mapped "
+                f"onto the IMU clock covers [{begin:.3f}, {end:.3f}] s, which holds fewer "
+                f"than 2 samples of {_SENSOR_FILES[sensor]} (elapsed {times.min():.3f}–"
+                f"{times.max():.3f} s); check data_label_start and imu_start"
+            )
+        streams[sensor] = Stream(times[inside], values[inside], options.imu_rate)
+    return streams
+
+
+def _trial_windows(
+    subject_dir: Path, name: str, segments: Sequence[CoughSegment], options: _Options
+) -> Iterator[Recording]:
+    """The kept windows of one annotated trial, in time order: ``imu``
+    ``(3 * len(sensors), imu steps)`` and ``audio`` ``(1, audio steps)``.
+
+    Raises:
+        DcatError: As :func:`_locate_trial` and :func:`_imu_streams`, or a malformed WAV.
+    """
+    trial = _locate_trial(subject_dir, name)
+    audio, rate = read_wav(trial.wav, sample_rate=options.audio_rate, mono=True)
+    streams = _imu_streams(trial, (trial.shift, trial.shift + len(audio) / rate), options)
+    audio_steps = options.steps("audio")
+    if len(audio) < audio_steps:
+        return
+    audio_times, audio_labels = _per_time_labels(segments, len(audio) / rate)
+    windows = cut_windows(
+        streams,
+        audio_times + trial.shift,
+        audio_labels,
+        window_s=options.outer,
+        stride_s=options.stride_s,
+        max_gap_s=options.max_gap_s,
+        label_rule=options.label_rule,
+        min_label_fraction=options.min_label_fraction,
     )
+    if not len(windows):
+        return
+    imu_steps = options.steps("imu")
+    first = round((round(options.outer * options.imu_rate) - imu_steps) / 2)
+    imu = np.concatenate([windows.inputs[s] for s in options.sensors], axis=1)
+    imu = imu[:, :, first : first + imu_steps]
+    # Audio windows share the IMU windows' centres; cut by sample index on the WAV.
+    audio_first = (
+        windows.starts + (options.outer - options.lengths["audio"]) / 2 - trial.shift
+    ) * rate
+    index = np.clip(np.rint(audio_first).astype(np.int64), 0, len(audio) - audio_steps)
+    clips = audio[index[:, None] + np.arange(audio_steps)[None, :]][:, None, :]
+    # Window k of the trial, counted on the stride grid from the first possible start (the
+    # start of the span all sensors cover), so names do not depend on dropped windows.
+    span_start = max(float(np.min(stream.times)) for stream in streams.values())
+    positions = np.rint((windows.starts - span_start) / options.stride_s).astype(int)
+    for k in range(len(windows)):
+        if options.include_background or windows.labels[k] != len(COUGH_CLASSES):
+            yield Recording(
+                {"imu": imu[k], "audio": clips[k].astype(np.float32)},
+                int(windows.labels[k]),
+                int(subject_dir.name),
+                f"{subject_dir.name}_{trial.wav.parent.name}_w{positions[k]}",
+            )

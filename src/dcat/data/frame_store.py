@@ -194,6 +194,50 @@ def derived_indices(stored: int, frames: int) -> np.ndarray:
     return np.clip(-(-numerator // (2 * frames)), 0, stored - 1)
 
 
+def _decoder(
+    clips: Sequence[Clip],
+    frames: int,
+    size: tuple[int, int],
+    grayscale: bool,
+    progress: Callable[[int, int], None] | None,
+) -> Callable[[np.ndarray], None]:
+    """A ``fill`` for :meth:`FrameStore._create` that decodes clip ``i`` into row ``i``.
+
+    Args:
+        clips: The ``N`` clips, in store order.
+        frames: Frames per clip ``F``.
+        size: ``(H, W)`` of the stored frames.
+        grayscale: Decode luma (``C = 1``) instead of RGB (``C = 3``).
+        progress: Called as ``progress(done, N)`` after each row.
+
+    Returns:
+        A function filling a uint8 ``(N, F, C, H, W)`` array in place.
+    """
+
+    def fill(array: np.ndarray) -> None:
+        first_row: dict[Clip, int] = {}
+        for row, clip in enumerate(clips):
+            if clip in first_row:  # the same clip listed twice: copy, do not decode again
+                array[row] = array[first_row[clip]]
+            else:
+                first_row[clip] = row
+                _decode(clip, frames, size, grayscale, array[row])
+            if progress is not None:
+                progress(row + 1, len(clips))
+
+    return fill
+
+
+def _derived_note(store: FrameStore, frames: int, size: tuple[int, int]) -> str:
+    """One line saying which cached store a derived ``store`` of ``frames`` × ``size`` came from."""
+    parent = store.meta["derived_from"]
+    return (
+        f"frames derived from the cache {parent['key'][:12]} of "
+        f"{parent['frames']} frames of {parent['size'][0]}×{parent['size'][1]} "
+        f"(no decoding): {frames} frames of {size[0]}×{size[1]} in {store.folder}"
+    )
+
+
 class FrameStore:
     """Decoded video frames of ``N`` clips, cached on disk and read through a memory map.
 
@@ -288,29 +332,13 @@ class FrameStore:
         if derive:
             store = cls._derive(cache_dir, records, frames, (height, width), bool(grayscale))
             if store is not None:
-                parent = store.meta["derived_from"]
                 if log is not None:
-                    log(
-                        f"frames derived from the cache {parent['key'][:12]} of "
-                        f"{parent['frames']} frames of {parent['size'][0]}×{parent['size'][1]} "
-                        f"(no decoding): {frames} frames of {height}×{width} in {store.folder}"
-                    )
+                    log(_derived_note(store, frames, (height, width)))
                 return store
 
         channels = 1 if grayscale else 3
         shape = (len(clips), frames, channels, height, width)
-
-        def fill(array: np.ndarray) -> None:
-            first_row: dict[VideoClip, int] = {}
-            for row, clip in enumerate(clips):
-                if clip in first_row:  # the same clip listed twice: copy, do not decode again
-                    array[row] = array[first_row[clip]]
-                else:
-                    first_row[clip] = row
-                    _decode(clip, frames, (height, width), grayscale, array[row])
-                if progress is not None:
-                    progress(row + 1, len(clips))
-
+        fill = _decoder(clips, frames, (height, width), grayscale, progress)
         return cls._create(folder, key, shape, fill, {"grayscale": bool(grayscale)}, records)
 
     @classmethod

@@ -19,12 +19,12 @@ import os
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, NamedTuple
 
 import numpy as np
 
 from dcat.data import manifest_media
-from dcat.data.frame_store import frame_channels
+from dcat.data.frame_store import FrameClip, VideoClip, frame_channels
 from dcat.data.paired import PairedDataset, StreamInfo, common_rate
 from dcat.data.registry import register_dataset
 from dcat.data.splits import loose_name
@@ -56,6 +56,80 @@ class _Series:
     values: np.ndarray  # (T, C) float64
     times: np.ndarray | None  # (T,) seconds, from a CSV's ``time`` column
     names: list[str] | None = None  # channel names, from a CSV's header
+
+
+@dataclass(frozen=True)
+class _Options:
+    """The reading options of :func:`load_manifest` that the two loaders use.
+
+    ``window_s``, ``stride_s``, ``max_gap_s`` and ``steps`` apply to one kind of manifest
+    each; the loader of the other kind refuses them.
+
+    Raises:
+        DcatError: ``min_class_samples`` below 1 (or a bool), on construction: it needs no
+            manifest to be checked.
+    """
+
+    classes: Sequence[str] | None
+    steps: Mapping[str, int] | None
+    window_s: float | None
+    stride_s: float | None
+    max_gap_s: float | None
+    min_class_samples: int
+    allow_absolute: bool
+
+    def __post_init__(self) -> None:
+        if isinstance(self.min_class_samples, bool) or self.min_class_samples < 1:
+            raise DcatError(
+                "config: data.options.min_class_samples must be ≥ 1, got "
+                f"{self.min_class_samples!r}"
+            )
+
+
+@dataclass
+class _Manifest:
+    """A checked manifest: its rows, modalities and what each row's files hold.
+
+    Attributes:
+        rows: The data rows, in file order.
+        modalities: The modality columns, in header order.
+        segmented: A ``label`` column (segmented samples), else ``label_file`` (recordings).
+        subject_ids: ``(rows,)`` each row's group id, numbered in order of first appearance.
+        subject_names: The group column's values, by id.
+        specs: Modality → its ``data.options.media`` options (only those given).
+        kinds: Modality → ``series``, ``video`` or ``audio``.
+        files: Modality → each row's (path, form).
+    """
+
+    rows: list[_Row]
+    modalities: list[str]
+    segmented: bool
+    subject_ids: list[int]
+    subject_names: list[str]
+    specs: dict[str, manifest_media.MediaSpec]
+    kinds: dict[str, str]
+    files: dict[str, list[tuple[Path, str]]]
+
+
+@dataclass
+class _Loaded:
+    """What a loader made of a manifest, in sample (or window) order.
+
+    Attributes:
+        inputs: Modality → ``(N, C, T)`` array, or a ``(N, F, C, H, W)`` frame store (video).
+        recordings: ``(N,)`` names.
+        labels: ``(N,)`` class indices.
+        class_names: Class names, index = label.
+        subjects: ``(N,)`` group ids.
+        streams: Modality → its :class:`StreamInfo`.
+    """
+
+    inputs: dict[str, Any]
+    recordings: list[str]
+    labels: list[int]
+    class_names: list[str]
+    subjects: list[int]
+    streams: dict[str, StreamInfo]
 
 
 class _Context:
@@ -513,109 +587,219 @@ def _check_class_sizes(
             )
 
 
+@dataclass
+class _Samples:
+    """What the rows of a segmented manifest hold, per modality, in row order.
+
+    Attributes:
+        series: Series modality (waveforms stored as series included) → each row's series.
+        sources: Media modality → each row's probed file (nothing decoded yet).
+        seconds: Modality → the seconds each row's file covers, for the rows where that is
+            known (a series without a rate or time stamps has none).
+    """
+
+    series: dict[str, list[_Series]]
+    sources: dict[str, list[manifest_media.Source]]
+    seconds: dict[str, list[float]]
+
+
 def _load_segmented(
-    ctx: _Context,
-    rows: list[_Row],
-    modalities: list[str],
-    classes: Sequence[str] | None,
-    steps: Mapping[str, int] | None,
-    min_class_samples: int,
-    kinds: Mapping[str, str],
-    files: Mapping[str, list[tuple[Path, str]]],
-    specs: Mapping[str, manifest_media.MediaSpec],
-    frame_cache: Path,
-) -> tuple[dict[str, Any], list[str], list[int], list[str], dict[str, StreamInfo]]:
-    """Inputs, recordings, labels, class names and streams of a segmented manifest."""
-    series_mods = [m for m in modalities if kinds[m] == "series" or _is_waveform(files[m])]
-    series: dict[str, list[_Series]] = {m: [] for m in series_mods}
-    sources: dict[str, list[manifest_media.Source]] = {
-        m: [] for m in modalities if m not in series_mods
-    }
-    seconds: dict[str, list[float]] = {m: [] for m in modalities}
-    for i, row in enumerate(rows):
-        if not row.cells["label"]:
-            raise ctx.error("empty label", row.number, "label")
-        offset = [m for m in modalities if row.cells.get(f"{m}{_OFFSET}")]
-        if offset:
-            raise ctx.error(
-                "clock offsets apply to continuous recordings (a label_file column); a segmented "
-                "sample's files each cover the sample",
-                row.number,
-                f"{offset[0]}{_OFFSET}",
-            )
-        durations, arrays = {}, {}
+    ctx: _Context, manifest: _Manifest, options: _Options, frame_cache: Path
+) -> _Loaded:
+    """The samples of a segmented manifest, one per row, each resampled to its steps.
+
+    Args:
+        ctx: The manifest, for messages.
+        manifest: Its checked rows and files (a ``label`` column).
+        options: The reading options; the window options must be unset.
+        frame_cache: Folder of the decoded-frame cache.
+
+    Returns:
+        Inputs ``(rows, C, steps)`` per series or audio modality and a frame store
+        ``(rows, F, C, H, W)`` per video modality; recordings from the ``recording`` column
+        (default the row number).
+
+    Raises:
+        DcatError: A window option set, or any problem of a row, its files or its label.
+    """
+    if (
+        options.window_s is not None
+        or options.stride_s is not None
+        or options.max_gap_s is not None
+    ):
+        raise ctx.error(
+            "window_s, stride_s and max_gap_s apply to continuous recordings (a label_file "
+            "column); this manifest lists segmented samples (a label column)"
+        )
+    samples = _read_samples(ctx, manifest)
+    inputs, streams = _segmented_inputs(ctx, manifest, samples, options.steps, frame_cache)
+    labels, names = _segmented_labels(ctx, manifest.rows, options)
+    recordings = [row.cells.get("recording") or str(row.number) for row in manifest.rows]
+    return _Loaded(inputs, recordings, labels, names, manifest.subject_ids, streams)
+
+
+def _read_samples(ctx: _Context, manifest: _Manifest) -> _Samples:
+    """Read every row's series and probe its media, checking each row's durations agree and
+    each series modality's channel count is the same in every row."""
+    modalities, files = manifest.modalities, manifest.files
+    series_mods = [m for m in modalities if manifest.kinds[m] == "series" or _is_waveform(files[m])]
+    samples = _Samples(
+        {m: [] for m in series_mods},
+        {m: [] for m in modalities if m not in series_mods},
+        {m: [] for m in modalities},
+    )
+    for i, row in enumerate(manifest.rows):
+        _check_sample_row(ctx, row, modalities)
+        durations: dict[str, float] = {}
+        arrays: dict[str, tuple[Path, float]] = {}
         for modality in modalities:
             path, form = files[modality][i]
-            rate = _rate(ctx, row, modality)
-            if modality in sources:
-                source = manifest_media.probe(ctx.error, row.number, modality, path, form, rate)
-                sources[modality].append(source)
-                durations[modality] = source.duration_s
-                if form == "array":
-                    arrays[modality] = (path, source.rate_hz)
-                continue
-            item = _load_series(ctx, row.number, modality, path)
-            series[modality].append(item)
-            length = len(item.values)
-            if rate is not None:
-                durations[modality] = length / rate
-                if path.suffix.lower() == ".npy":
-                    arrays[modality] = (path, rate)
-            elif item.times is not None and length > 1:
-                # Span of the time stamps plus one sample period, comparable with T / rate.
-                durations[modality] = (item.times[-1] - item.times[0]) * length / (length - 1)
+            duration, array_rate = _read_sample(ctx, row, modality, path, form, samples)
+            if duration is not None:
+                durations[modality] = duration
+            if array_rate is not None:
+                arrays[modality] = (path, array_rate)
         for modality, duration in durations.items():
-            seconds[modality].append(duration)
+            samples.seconds[modality].append(duration)
         _check_durations(ctx, row.number, durations, arrays)
     for modality in series_mods:
         paths = [path for path, _ in files[modality]]
-        _check_channels(ctx, modality, rows, series[modality], paths)
+        _check_channels(ctx, modality, manifest.rows, samples.series[modality], paths)
+    return samples
+
+
+def _check_sample_row(ctx: _Context, row: _Row, modalities: list[str]) -> None:
+    """A segmented row needs a label and takes no clock offsets."""
+    if not row.cells["label"]:
+        raise ctx.error("empty label", row.number, "label")
+    offset = [m for m in modalities if row.cells.get(f"{m}{_OFFSET}")]
+    if offset:
+        raise ctx.error(
+            "clock offsets apply to continuous recordings (a label_file column); a segmented "
+            "sample's files each cover the sample",
+            row.number,
+            f"{offset[0]}{_OFFSET}",
+        )
+
+
+def _read_sample(
+    ctx: _Context, row: _Row, modality: str, path: Path, form: str, samples: _Samples
+) -> tuple[float | None, float | None]:
+    """Read (series) or probe (media) one modality's file of a segmented row into ``samples``.
+
+    Returns:
+        The seconds the file covers (``None`` when neither a rate nor time stamps tell), and
+        for a file stored as an array (a ``.npy`` series with a rate, a frame array) its rate,
+        so that one saved transposed can be named; else ``None``.
+    """
+    rate = _rate(ctx, row, modality)
+    if modality in samples.sources:
+        source = manifest_media.probe(ctx.error, row.number, modality, path, form, rate)
+        samples.sources[modality].append(source)
+        return source.duration_s, source.rate_hz if form == "array" else None
+    item = _load_series(ctx, row.number, modality, path)
+    samples.series[modality].append(item)
+    length = len(item.values)
+    if rate is not None:
+        return length / rate, rate if path.suffix.lower() == ".npy" else None
+    if item.times is not None and length > 1:
+        # Span of the time stamps plus one sample period, comparable with T / rate.
+        return (item.times[-1] - item.times[0]) * length / (length - 1), None
+    return None, None
+
+
+def _segmented_inputs(
+    ctx: _Context,
+    manifest: _Manifest,
+    samples: _Samples,
+    steps: Mapping[str, int] | None,
+    frame_cache: Path,
+) -> tuple[dict[str, Any], dict[str, StreamInfo]]:
+    """Each modality's samples brought to one length, and its stream.
+
+    Returns:
+        Modality → ``(rows, C, steps)`` array (series, audio) or ``(rows, F, C, H, W)`` frame
+        store (video, decoded into ``frame_cache``), and modality → its :class:`StreamInfo`.
+    """
+    modalities, rows = manifest.modalities, manifest.rows
     steps = dict(steps or {})
     if set(steps) - set(modalities):
         raise ctx.error(f"steps names unknown modalities {sorted(set(steps) - set(modalities))}")
     inputs: dict[str, Any] = {}
     streams: dict[str, StreamInfo] = {}
     for modality in modalities:
-        if kinds[modality] == "video":
+        spec = manifest.specs.get(modality, manifest_media.MediaSpec())
+        if manifest.kinds[modality] == "video":
             if modality in steps:
                 raise ctx.error(
                     f"steps[{modality!r}] does not apply to video; set "
                     f"data.options.media.{modality}.frames (frames per sample)"
                 )
             inputs[modality], streams[modality] = _segmented_frames(
-                ctx, modality, specs.get(modality, manifest_media.MediaSpec()), sources[modality],
-                seconds[modality], frame_cache,
+                ctx, modality, spec, samples.sources[modality], samples.seconds[modality],
+                frame_cache,
             )  # fmt: skip
-            continue
-        if kinds[modality] == "audio":
-            spec = specs.get(modality, manifest_media.MediaSpec())
+        elif manifest.kinds[modality] == "audio":
             inputs[modality], streams[modality] = _segmented_audio(
-                ctx, modality, spec, rows, sources.get(modality), series.get(modality),
-                steps.get(modality),
+                ctx, modality, spec, rows, samples.sources.get(modality),
+                samples.series.get(modality), steps.get(modality),
             )  # fmt: skip
-            continue
-        lengths = [len(item.values) for item in series[modality]]
-        count = steps.get(modality, round(float(np.median(lengths))))
-        if int(count) != count or count < 1:
-            raise ctx.error(f"steps[{modality!r}] must be a positive integer, got {count}")
-        inputs[modality] = np.stack(
-            [resample_linear(item.values.T, int(count)) for item in series[modality]]
-        )
-        channels = _channel_names(modality, series[modality])
-        if len(seconds[modality]) == len(rows):  # every sample's duration is known
-            native = "rate from the manifest"
-            rates = [
-                len(item.values) / d
-                for item, d in zip(series[modality], seconds[modality], strict=True)
-            ]
-            streams[modality] = StreamInfo.of_trials(
-                int(count), seconds[modality], channels, native, native_hz=common_rate(rates)
-            )
         else:
-            streams[modality] = StreamInfo(
-                None, channels, note=f"samples resampled to {int(count)} steps; rate unknown"
-            )
-    names = _class_names(ctx, classes, [row.cells["label"] for row in rows])
+            inputs[modality], streams[modality] = _segmented_series(
+                ctx, modality, samples.series[modality], samples.seconds[modality], len(rows),
+                steps,
+            )  # fmt: skip
+    return inputs, streams
+
+
+def _segmented_series(
+    ctx: _Context,
+    modality: str,
+    series: list[_Series],
+    seconds: list[float],
+    row_count: int,
+    steps: Mapping[str, int],
+) -> tuple[np.ndarray, StreamInfo]:
+    """Series resampled by relative position to ``steps[modality]`` steps (default their
+    median length).
+
+    Args:
+        series: Each row's ``(T, C)`` values.
+        seconds: The seconds each row covers, where known.
+        row_count: The number of rows, to tell whether every duration is known.
+        steps: Modality → steps, as configured.
+
+    Returns:
+        ``(row_count, C, steps)`` float32, and the stream: its rate made from the durations when
+        every row's is known, else unknown.
+    """
+    lengths = [len(item.values) for item in series]
+    count = steps.get(modality, round(float(np.median(lengths))))
+    if int(count) != count or count < 1:
+        raise ctx.error(f"steps[{modality!r}] must be a positive integer, got {count}")
+    stacked = np.stack([resample_linear(item.values.T, int(count)) for item in series])
+    channels = _channel_names(modality, series)
+    if len(seconds) != row_count:
+        return stacked, StreamInfo(
+            None, channels, note=f"samples resampled to {int(count)} steps; rate unknown"
+        )
+    rates = [len(item.values) / d for item, d in zip(series, seconds, strict=True)]
+    info = StreamInfo.of_trials(
+        int(count), seconds, channels, "rate from the manifest", native_hz=common_rate(rates)
+    )
+    return stacked, info
+
+
+def _segmented_labels(
+    ctx: _Context, rows: list[_Row], options: _Options
+) -> tuple[list[int], list[str]]:
+    """Each row's class index and the class names (given, or the sorted labels found).
+
+    Raises:
+        DcatError: A label not among given classes, or a class with fewer than
+            ``min_class_samples`` rows.
+    """
+    names = _class_names(ctx, options.classes, [row.cells["label"] for row in rows])
     index = {name: i for i, name in enumerate(names)}
     labels = []
     for row in rows:
@@ -626,12 +810,11 @@ def _load_segmented(
                 "label",
             )
         labels.append(index[row.cells["label"]])
-    first = {}
+    first: dict[str, tuple[str, int, str]] = {}
     for row in rows:
         first.setdefault(row.cells["label"], ("", row.number, "label"))
-    _check_class_sizes(ctx, names, labels, first, min_class_samples)
-    recordings = [row.cells.get("recording") or str(row.number) for row in rows]
-    return inputs, recordings, labels, names, streams
+    _check_class_sizes(ctx, names, labels, first, options.min_class_samples)
+    return labels, names
 
 
 def _check_durations(
@@ -804,189 +987,412 @@ def _read_label_file(
     return times[:, 0], labels, rows.row_numbers
 
 
+class _LabelFile(NamedTuple):
+    """A recording's ``time,label`` file."""
+
+    path: Path
+    times: np.ndarray  # (L,) seconds on the common time axis
+    labels: list[str]  # (L,)
+    numbers: list[int]  # (L,) the file's row of each label, for messages
+
+
+@dataclass(frozen=True)
+class _Windowing:
+    """How recordings are cut: windows of ``window_s`` seconds every ``stride_s`` seconds,
+    dropping those across a gap longer than ``max_gap_s`` (default per recording)."""
+
+    window_s: float
+    stride_s: float
+    max_gap_s: float | None
+
+
+@dataclass
+class _Recordings:
+    """What the rows of a stream manifest hold, per modality, in row order, before windowing.
+
+    Attributes:
+        specs: Modality → its media options (defaults where none are given).
+        video: The video modalities, decoded per window into the frame cache.
+        sounds: The audio modalities stored as audio files.
+        series: Every other modality → each row's series, times on the common axis.
+        sources: Video and sound modality → each row's probed file, offset on the common axis.
+        row_rates: Modality → each row's own rate in Hz.
+    """
+
+    specs: dict[str, manifest_media.MediaSpec]
+    video: list[str]
+    sounds: list[str]
+    series: dict[str, list[_Series]]
+    sources: dict[str, list[manifest_media.Source]]
+    row_rates: dict[str, list[float]]
+
+
+@dataclass
+class _Cut:
+    """The windows cut from every row of a stream manifest, in row order.
+
+    Attributes:
+        inputs: Series and audio modality → each row's ``(n, C, T)`` windows.
+        clips: Video modality → one (file, clip) per window, to decode into the frame cache.
+        labels: ``(N,)`` each window's class index.
+        recordings: ``(N,)`` each window's name, ``<recording>_w<k>``.
+        rows: ``(N,)`` the index of each window's manifest row.
+    """
+
+    inputs: dict[str, list[np.ndarray]]
+    clips: dict[str, list[tuple[manifest_media.Source, VideoClip | FrameClip]]]
+    labels: list[int]
+    recordings: list[str]
+    rows: list[int]
+
+
 def _load_streams(
-    ctx: _Context,
-    rows: list[_Row],
-    modalities: list[str],
-    classes: Sequence[str] | None,
-    window_s: float,
-    stride_s: float,
-    max_gap_s: float | None,
-    allow_absolute: bool,
-    min_class_samples: int,
-    kinds: Mapping[str, str],
-    files: Mapping[str, list[tuple[Path, str]]],
-    specs: Mapping[str, manifest_media.MediaSpec],
-    frame_cache: Path,
-) -> tuple[dict[str, Any], list[str], list[int], list[str], list[int], dict[str, StreamInfo]]:
-    """Inputs, recordings, labels, class names, source row of each window and grid rates.
+    ctx: _Context, manifest: _Manifest, options: _Options, frame_cache: Path
+) -> _Loaded:
+    """The windows of a stream manifest's recordings, on a common time axis.
 
     Every sensor's samples are placed on the common time axis: a sample at ``t`` seconds of
     the sensor's own clock is at ``t + NAME_offset_s``. Video frame times come from the
     container (image folders and frame arrays: frame ``i`` at ``i / NAME_hz``).
+
+    Args:
+        ctx: The manifest, for messages.
+        manifest: Its checked rows and files (a ``label_file`` column).
+        options: The reading options; ``window_s`` and ``stride_s`` set, ``steps`` not.
+        frame_cache: Folder of the decoded-frame cache.
+
+    Returns:
+        Inputs ``(N, C, round(window_s * rate))`` per series or audio modality, at one grid
+        rate per modality, and a frame store ``(N, F, C, H, W)`` per video modality; each
+        window's subject is its row's.
+
+    Raises:
+        DcatError: Missing or misplaced options, any problem of a row or its files, or no
+            window cut at all.
     """
+    windowing = _windowing(ctx, options)
+    label_files = _read_label_files(ctx, manifest.rows, options.allow_absolute)
+    names = _class_names(ctx, options.classes, [label for f in label_files for label in f.labels])
+    recs = _read_recordings(ctx, manifest, windowing.window_s)
+    grid_rates = _grid_rates(recs)
+    layouts = {m: manifest_media.frame_layout(recs.specs[m], recs.sources[m]) for m in recs.video}
+    vranges = {m: manifest_media.value_range(recs.specs[m], recs.sources[m]) for m in recs.video}
+    cut = _cut_recordings(
+        ctx, manifest.rows, label_files, names, recs, grid_rates, vranges, windowing
+    )
+    first = _first_labels(manifest.rows, label_files)
+    _check_class_sizes(ctx, names, cut.labels, first, options.min_class_samples, "window(s)")
+    inputs, streams = _window_inputs(
+        ctx, manifest, recs, cut, grid_rates, layouts, vranges, windowing.window_s, frame_cache
+    )
+    subjects = [manifest.subject_ids[i] for i in cut.rows]
+    return _Loaded(inputs, cut.recordings, cut.labels, names, subjects, streams)
+
+
+def _windowing(ctx: _Context, options: _Options) -> _Windowing:
+    """The window options, which a stream manifest needs, and ``steps``, which it refuses."""
+    if options.window_s is None or options.stride_s is None:
+        raise ctx.error("continuous recordings (a label_file column) need window_s and stride_s")
+    if options.steps is not None:
+        raise ctx.error(
+            "steps applies to segmented samples; windows of recordings have "
+            "round(window_s * rate) steps"
+        )
+    return _Windowing(options.window_s, options.stride_s, options.max_gap_s)
+
+
+def _read_label_files(ctx: _Context, rows: list[_Row], allow_absolute: bool) -> list[_LabelFile]:
+    """Each row's label file, read and checked."""
     label_files = []
     for row in rows:
         path = _resolve(ctx, row.number, "label_file", row.cells["label_file"], allow_absolute)
-        label_files.append((path, *_read_label_file(ctx, row.number, path)))
-    names = _class_names(ctx, classes, [label for _, _, ls, _ in label_files for label in ls])
-    index = {name: i for i, name in enumerate(names)}
+        label_files.append(_LabelFile(path, *_read_label_file(ctx, row.number, path)))
+    return label_files
 
-    spec_of = {m: specs.get(m, manifest_media.MediaSpec()) for m in modalities}
+
+def _read_recordings(ctx: _Context, manifest: _Manifest, window_s: float) -> _Recordings:
+    """Read every row's series and probe its media, each placed on the common time axis;
+    each modality's channels (series) or frame size, channels and rate (media) must agree
+    over the rows."""
+    modalities, kinds, files = manifest.modalities, manifest.kinds, manifest.files
     video = [m for m in modalities if kinds[m] == "video"]
     sounds = [m for m in modalities if kinds[m] == "audio" and not _is_waveform(files[m])]
-    series: dict[str, list[_Series]] = {m: [] for m in modalities if m not in video + sounds}
-    sources: dict[str, list[manifest_media.Source]] = {m: [] for m in video + sounds}
-    row_rates: dict[str, list[float]] = {m: [] for m in modalities}
-    for i, row in enumerate(rows):
+    recs = _Recordings(
+        {m: manifest.specs.get(m, manifest_media.MediaSpec()) for m in modalities},
+        video,
+        sounds,
+        {m: [] for m in modalities if m not in video + sounds},
+        {m: [] for m in video + sounds},
+        {m: [] for m in modalities},
+    )
+    for i, row in enumerate(manifest.rows):
         for modality in modalities:
             path, form = files[modality][i]
             rate, offset = _rate(ctx, row, modality), _offset(ctx, row, modality)
-            if modality in sources:
-                source = manifest_media.probe(
-                    ctx.error, row.number, modality, path, form, rate, offset
-                )
-                if modality in video and source.duration_s < window_s:
-                    raise ctx.error(
-                        f"{path} lasts {source.duration_s:.3g} s, shorter than one window of "
-                        f"{window_s:g} s",
-                        row.number,
-                        modality,
-                    )
-                sources[modality].append(source)
-                row_rates[modality].append(source.rate_hz)
-                continue
-            item = _load_series(ctx, row.number, modality, path)
-            if item.times is None:
-                if rate is None:
-                    raise ctx.error(
-                        f"sampling rate needed for the stream in {path}: fill column "
-                        f"'{modality}{_HZ}' or give the CSV a 'time' column",
-                        row.number,
-                        f"{modality}{_HZ}",
-                    )
-                item.times = np.arange(len(item.values)) / rate
-            if rate is None:
-                steps = np.diff(np.unique(item.times))
-                if steps.size == 0:
-                    raise ctx.error(
-                        f"{path}: cannot infer a sampling rate from one time stamp; fill column "
-                        f"'{modality}{_HZ}'",
-                        row.number,
-                        modality,
-                    )
-                rate = 1.0 / float(np.median(steps))
-            item.times = item.times + offset
-            series[modality].append(item)
-            row_rates[modality].append(rate)
-    for modality in series:
+            if modality in recs.sources:
+                shortest = window_s if modality in video else None
+                source = _probe_recording(ctx, row, modality, path, form, rate, offset, shortest)
+                recs.sources[modality].append(source)
+                recs.row_rates[modality].append(source.rate_hz)
+            else:
+                item, rate = _recording_series(ctx, row, modality, path, rate, offset)
+                recs.series[modality].append(item)
+                recs.row_rates[modality].append(rate)
+    for modality in recs.series:
         paths = [path for path, _ in files[modality]]
-        _check_channels(ctx, modality, rows, series[modality], paths)
-    for modality in sources:
-        manifest_media.check_sources(ctx.error, modality, kinds[modality], spec_of[modality],
-                            sources[modality])  # fmt: skip
+        _check_channels(ctx, modality, manifest.rows, recs.series[modality], paths)
+    for modality in recs.sources:
+        manifest_media.check_sources(
+            ctx.error, modality, kinds[modality], recs.specs[modality], recs.sources[modality]
+        )
+    return recs
+
+
+def _probe_recording(
+    ctx: _Context,
+    row: _Row,
+    modality: str,
+    path: Path,
+    form: str,
+    rate: float | None,
+    offset: float,
+    shortest: float | None,
+) -> manifest_media.Source:
+    """Probe one row's media file of a stream manifest.
+
+    Args:
+        rate: The row's ``NAME_hz`` cell, if filled.
+        offset: When the sensor's clock starts on the common axis, in seconds.
+        shortest: The fewest seconds the file may last (one window, for video); ``None``: any.
+    """
+    source = manifest_media.probe(ctx.error, row.number, modality, path, form, rate, offset)
+    if shortest is not None and source.duration_s < shortest:
+        raise ctx.error(
+            f"{path} lasts {source.duration_s:.3g} s, shorter than one window of {shortest:g} s",
+            row.number,
+            modality,
+        )
+    return source
+
+
+def _recording_series(
+    ctx: _Context, row: _Row, modality: str, path: Path, rate: float | None, offset: float
+) -> tuple[_Series, float]:
+    """One row's series of a stream manifest, its times on the common axis.
+
+    Args:
+        rate: The row's ``NAME_hz`` cell, if filled; else the CSV's ``time`` column must
+            tell it.
+        offset: When the sensor's clock starts on the common axis, in seconds.
+
+    Returns:
+        The series, with ``(T,)`` times, and its rate in Hz (given, or the median step of
+        the time stamps).
+    """
+    item = _load_series(ctx, row.number, modality, path)
+    if item.times is None:
+        if rate is None:
+            raise ctx.error(
+                f"sampling rate needed for the stream in {path}: fill column "
+                f"'{modality}{_HZ}' or give the CSV a 'time' column",
+                row.number,
+                f"{modality}{_HZ}",
+            )
+        item.times = np.arange(len(item.values)) / rate
+    if rate is None:
+        steps = np.diff(np.unique(item.times))
+        if steps.size == 0:
+            raise ctx.error(
+                f"{path}: cannot infer a sampling rate from one time stamp; fill column "
+                f"'{modality}{_HZ}'",
+                row.number,
+                modality,
+            )
+        rate = 1.0 / float(np.median(steps))
+    item.times = item.times + offset
+    return item, rate
+
+
+def _grid_rates(recs: _Recordings) -> dict[str, float]:
+    """Each modality's rate in the windows: the video ``fps`` or audio ``sample_rate``
+    option where given, else the highest of its rows' rates."""
     # One grid rate per modality so every window has the same number of samples; the highest
     # keeps detail rather than aliasing the faster recordings.
-    grid_rates = {m: max(rates) for m, rates in row_rates.items()}
-    for modality in video:
-        grid_rates[modality] = spec_of[modality].fps or grid_rates[modality]
-    for modality in sounds:
-        grid_rates[modality] = float(spec_of[modality].sample_rate or grid_rates[modality])
-    layouts = {m: manifest_media.frame_layout(spec_of[m], sources[m]) for m in video}
-    vranges = {m: manifest_media.value_range(spec_of[m], sources[m]) for m in video}
+    grid_rates = {m: max(rates) for m, rates in recs.row_rates.items()}
+    for modality in recs.video:
+        grid_rates[modality] = recs.specs[modality].fps or grid_rates[modality]
+    for modality in recs.sounds:
+        grid_rates[modality] = float(recs.specs[modality].sample_rate or grid_rates[modality])
+    return grid_rates
 
-    inputs: dict[str, list[np.ndarray]] = {m: [] for m in modalities if m not in video}
-    clips: dict[str, list] = {m: [] for m in video}
-    recordings, labels, subject_rows = [], [], []
-    for i, (row, (label_path, label_times, label_names, numbers)) in enumerate(
-        zip(rows, label_files, strict=True)
-    ):
-        for number, label in zip(numbers, label_names, strict=True):
-            if label not in index:
-                raise ctx.error(
-                    f"{label_path}: row {number}: label {label!r} is not one of the classes "
-                    f"{names}",
-                    row.number,
-                    "label_file",
-                )
-        streams, gaps = {}, {}
-        for m in series:
-            streams[m] = Stream(series[m][i].times, series[m][i].values, grid_rates[m])
-            gaps[m] = max_gap_s if max_gap_s is not None else 3.0 / row_rates[m][i]
-        for m in sounds:
-            source = sources[m][i]
-            audio = manifest_media.read_audio_source(ctx.error, m, source, spec_of[m])
-            times = source.offset_s + np.arange(audio.shape[1]) / grid_rates[m]
-            streams[m] = Stream(times, audio.T, grid_rates[m])
-            gaps[m] = max_gap_s if max_gap_s is not None else 3.0 / grid_rates[m]
-        for m in video:
-            # Frames are decoded from the file per window; this stream only bounds the span.
-            source = sources[m][i]
-            span = np.array([source.offset_s, source.offset_s + source.duration_s])
-            streams[m] = Stream(span, np.zeros((2, 1)), grid_rates[m])
-            gaps[m] = source.duration_s + 1.0
+
+def _cut_recordings(
+    ctx: _Context,
+    rows: list[_Row],
+    label_files: list[_LabelFile],
+    names: list[str],
+    recs: _Recordings,
+    grid_rates: Mapping[str, float],
+    vranges: Mapping[str, tuple[float, float] | None],
+    windowing: _Windowing,
+) -> _Cut:
+    """Cut every row's recordings into labelled windows, one row after another.
+
+    Args:
+        names: The class names.
+        grid_rates: Modality → its rate in the windows.
+        vranges: Video modality → the values mapped to ``0…255`` (``None``: 8-bit frames).
+
+    Raises:
+        DcatError: A label not among the classes, a row whose streams cannot be cut, or no
+            window at all.
+    """
+    index = {name: i for i, name in enumerate(names)}
+    inputs: dict[str, list[np.ndarray]] = {m: [] for m in [*recs.series, *recs.sounds]}
+    cut = _Cut(inputs, {m: [] for m in recs.video}, [], [], [])
+    for i, (row, label_file) in enumerate(zip(rows, label_files, strict=True)):
+        _check_labels(ctx, row, label_file, index, names)
+        streams, gaps = _row_streams(ctx, i, recs, grid_rates, windowing.max_gap_s)
         try:
             windows = cut_windows(
                 streams,
-                label_times,
-                np.array([index[label] for label in label_names], dtype=np.int64),
-                window_s=window_s,
-                stride_s=stride_s,
+                label_file.times,
+                np.array([index[label] for label in label_file.labels], dtype=np.int64),
+                window_s=windowing.window_s,
+                stride_s=windowing.stride_s,
                 max_gap_s=gaps,
             )
         except ValueError as err:
             raise ctx.error(str(err), row.number) from err
-        for modality in inputs:
-            inputs[modality].append(windows.inputs[modality])
-        for modality in video:
-            source = sources[modality][i]
-            clips[modality].extend(
-                (source, manifest_media.clip_of(source, start - source.offset_s, window_s,
-                                       vranges[modality]))
+        for modality in cut.inputs:
+            cut.inputs[modality].append(windows.inputs[modality])
+        for modality in recs.video:
+            source = recs.sources[modality][i]
+            cut.clips[modality].extend(
+                (source, manifest_media.clip_of(source, start - source.offset_s,
+                                                windowing.window_s, vranges[modality]))
                 for start in windows.starts
             )  # fmt: skip
-        labels.extend(windows.labels.tolist())
+        cut.labels.extend(windows.labels.tolist())
         recording = row.cells.get("recording") or str(row.number)
-        recordings.extend(f"{recording}_w{k}" for k in range(len(windows)))
-        subject_rows.extend([i] * len(windows))
-    if not recordings:
+        cut.recordings.extend(f"{recording}_w{k}" for k in range(len(windows)))
+        cut.rows.extend([i] * len(windows))
+    if not cut.recordings:
         raise ctx.error(
-            f"no windows of {window_s} s could be cut: the streams are shorter than the window, "
-            "have gaps in every window, or no label falls inside"
+            f"no windows of {windowing.window_s} s could be cut: the streams are shorter than "
+            "the window, have gaps in every window, or no label falls inside"
         )
-    first = {}
-    for row, (label_path, _, label_names, numbers) in zip(rows, label_files, strict=True):
-        for number, label in zip(numbers, label_names, strict=True):
-            first.setdefault(label, (f"{label_path}: row {number}: ", row.number, "label_file"))
-    _check_class_sizes(ctx, names, labels, first, min_class_samples, "window(s)")
-    stacked: dict[str, Any] = {m: np.concatenate(a) for m, a in inputs.items()}
-    out_streams = {}
-    for m in modalities:
-        if m in video:
+    return cut
+
+
+def _check_labels(
+    ctx: _Context, row: _Row, label_file: _LabelFile, index: Mapping[str, int], names: list[str]
+) -> None:
+    """Every label of a row's label file must be one of the classes."""
+    for number, label in zip(label_file.numbers, label_file.labels, strict=True):
+        if label not in index:
+            raise ctx.error(
+                f"{label_file.path}: row {number}: label {label!r} is not one of the classes "
+                f"{names}",
+                row.number,
+                "label_file",
+            )
+
+
+def _row_streams(
+    ctx: _Context,
+    i: int,
+    recs: _Recordings,
+    grid_rates: Mapping[str, float],
+    max_gap_s: float | None,
+) -> tuple[dict[str, Stream], dict[str, float]]:
+    """Row ``i``'s streams for :func:`~dcat.io.windows.cut_windows` and each one's largest
+    gap (default 3 sample periods); its audio files are read here, one row at a time.
+
+    Returns:
+        Modality → :class:`Stream` (a video's only bounds the span: its frames are decoded
+        per window), and modality → the largest gap in seconds.
+    """
+    streams, gaps = {}, {}
+    for m in recs.series:
+        item = recs.series[m][i]
+        streams[m] = Stream(item.times, item.values, grid_rates[m])
+        gaps[m] = max_gap_s if max_gap_s is not None else 3.0 / recs.row_rates[m][i]
+    for m in recs.sounds:
+        source = recs.sources[m][i]
+        audio = manifest_media.read_audio_source(ctx.error, m, source, recs.specs[m])
+        times = source.offset_s + np.arange(audio.shape[1]) / grid_rates[m]
+        streams[m] = Stream(times, audio.T, grid_rates[m])
+        gaps[m] = max_gap_s if max_gap_s is not None else 3.0 / grid_rates[m]
+    for m in recs.video:
+        source = recs.sources[m][i]
+        span = np.array([source.offset_s, source.offset_s + source.duration_s])
+        streams[m] = Stream(span, np.zeros((2, 1)), grid_rates[m])
+        gaps[m] = source.duration_s + 1.0
+    return streams, gaps
+
+
+def _first_labels(
+    rows: list[_Row], label_files: list[_LabelFile]
+) -> dict[str, tuple[str, int, str]]:
+    """Label → where it first occurs (file and row prefix, manifest row, column)."""
+    first: dict[str, tuple[str, int, str]] = {}
+    for row, label_file in zip(rows, label_files, strict=True):
+        for number, label in zip(label_file.numbers, label_file.labels, strict=True):
+            where = f"{label_file.path}: row {number}: "
+            first.setdefault(label, (where, row.number, "label_file"))
+    return first
+
+
+def _window_inputs(
+    ctx: _Context,
+    manifest: _Manifest,
+    recs: _Recordings,
+    cut: _Cut,
+    grid_rates: Mapping[str, float],
+    layouts: Mapping[str, tuple[tuple[int, int], bool]],
+    vranges: Mapping[str, tuple[float, float] | None],
+    window_s: float,
+    frame_cache: Path,
+) -> tuple[dict[str, Any], dict[str, StreamInfo]]:
+    """Each modality's windows of every row together, and its stream.
+
+    Args:
+        layouts: Video modality → stored frame size ``(H, W)`` and greyscale flag.
+        vranges: Video modality → the values mapped to ``0…255`` (``None``: 8-bit frames).
+
+    Returns:
+        Modality → ``(N, C, T)`` float32 (series, audio) or ``(N, F, C, H, W)`` frame store
+        (video, decoded into ``frame_cache``), in the manifest's modality order, and
+        modality → its :class:`StreamInfo`.
+    """
+    stacked: dict[str, Any] = {m: np.concatenate(a) for m, a in cut.inputs.items()}
+    streams = {}
+    for m in manifest.modalities:
+        if m in recs.video:
             size, gray = layouts[m]
             frames = round(window_s * grid_rates[m])
             stacked[m] = manifest_media.build_frames(
-                ctx.error, m, clips[m], frame_cache, frames, size, gray
+                ctx.error, m, cut.clips[m], frame_cache, frames, size, gray
             )
-            out_streams[m] = StreamInfo(
+            streams[m] = StreamInfo(
                 grid_rates[m], _channel_names_of("video", m, 1 if gray else 3),
                 note=f"windows of {window_s:g} s, {frames} frames each", kind="video",
-                value_range=vranges[m], **_recording_rate(row_rates[m], grid_rates[m]),
+                value_range=vranges[m], **_recording_rate(recs.row_rates[m], grid_rates[m]),
             )  # fmt: skip
-        elif kinds[m] == "audio":
+        elif manifest.kinds[m] == "audio":
             channels = stacked[m].shape[1]
-            out_streams[m] = StreamInfo(
+            streams[m] = StreamInfo(
                 grid_rates[m], _channel_names_of("audio", m, channels),
                 note="windows of continuous streams", kind="audio",
-                **_recording_rate(row_rates[m], grid_rates[m]),
+                **_recording_rate(recs.row_rates[m], grid_rates[m]),
             )  # fmt: skip
         else:
-            out_streams[m] = StreamInfo(
-                grid_rates[m], _channel_names(m, series[m]),
-                **_recording_rate(row_rates[m], grid_rates[m]),
+            streams[m] = StreamInfo(
+                grid_rates[m], _channel_names(m, recs.series[m]),
+                **_recording_rate(recs.row_rates[m], grid_rates[m]),
             )  # fmt: skip
-    stacked = {m: stacked[m] for m in modalities}
-    return stacked, recordings, labels, names, subject_rows, out_streams
+    return {m: stacked[m] for m in manifest.modalities}, streams
 
 
 @register_dataset(
@@ -1060,13 +1466,45 @@ def load_manifest(
         DcatError: Any problem with the manifest or its files, naming the manifest, the row
             (1-based, counting data rows after the header) and the column at fault.
     """
-    if isinstance(min_class_samples, bool) or min_class_samples < 1:
-        raise DcatError(
-            f"config: data.options.min_class_samples must be ≥ 1, got {min_class_samples!r}"
-        )
+    options = _Options(
+        classes, steps, window_s, stride_s, max_gap_s, min_class_samples, allow_absolute
+    )
     ctx = _Context(Path(path))
+    manifest = _checked_manifest(ctx, group, media, allow_absolute, duplicates)
+    cache = Path(frame_cache) if frame_cache is not None else ctx.folder / _DEFAULT_FRAME_CACHE
+    load = _load_segmented if manifest.segmented else _load_streams
+    return _dataset(ctx, manifest, load(ctx, manifest, options, cache), name, group)
+
+
+def _checked_manifest(
+    ctx: _Context,
+    group: str,
+    media: Mapping[str, Mapping[str, Any]] | None,
+    allow_absolute: bool,
+    duplicates: Literal["refuse", "keep"],
+) -> _Manifest:
+    """Read the manifest and check everything its rows say before any data file is read:
+    its columns, groups, media options, each file's kind and (unless kept) duplicate rows.
+
+    Raises:
+        DcatError: The first problem found, naming the manifest, row and column.
+    """
     header, rows = _read_manifest(ctx)
     _check_group(ctx, header, group)
+    segmented = _is_segmented(ctx, header)
+    modalities = _find_modalities(ctx, header, rows, (*_RESERVED, group))
+    _check_filled(ctx, rows, modalities)
+    subject_ids, subject_names = _subject_ids(ctx, rows, group)
+    specs = manifest_media.media_specs(media)
+    kinds, files = _kinds(ctx, rows, modalities, specs, allow_absolute)
+    if duplicates == "refuse":
+        _refuse_duplicates(ctx, rows, modalities, files, allow_absolute)
+    return _Manifest(rows, modalities, segmented, subject_ids, subject_names, specs, kinds, files)
+
+
+def _is_segmented(ctx: _Context, header: list[str]) -> bool:
+    """Whether the manifest lists segmented samples (``label``) rather than continuous
+    recordings (``label_file``); it must have exactly one of the two columns."""
     has_label, has_file = "label" in header, "label_file" in header
     if has_label == has_file:
         others = [c for c in header if c not in _RESERVED and not c.endswith("_hz")]
@@ -1075,7 +1513,11 @@ def load_manifest(
             "needs exactly one of the columns 'label' (segmented samples) and 'label_file' "
             f"(continuous recordings), found {'both' if has_label else 'neither'}{hint}"
         )
-    modalities = _find_modalities(ctx, header, rows, (*_RESERVED, group))
+    return has_label
+
+
+def _check_filled(ctx: _Context, rows: list[_Row], modalities: list[str]) -> None:
+    """Every row needs a file for every modality."""
     for modality in modalities:
         filled = [row.number for row in rows if row.cells[modality]]
         empty = [row.number for row in rows if not row.cells[modality]]
@@ -1087,52 +1529,18 @@ def load_manifest(
                 empty[0],
                 modality,
             )
-    subject_ids, subject_names = _subject_ids(ctx, rows, group)
-    specs = manifest_media.media_specs(media)
-    kinds, files = _kinds(ctx, rows, modalities, specs, allow_absolute)
-    if duplicates == "refuse":
-        _refuse_duplicates(ctx, rows, modalities, files, allow_absolute)
-    cache = Path(frame_cache) if frame_cache is not None else ctx.folder / _DEFAULT_FRAME_CACHE
-    if has_label:
-        if window_s is not None or stride_s is not None or max_gap_s is not None:
-            raise ctx.error(
-                "window_s, stride_s and max_gap_s apply to continuous recordings (a label_file "
-                "column); this manifest lists segmented samples (a label column)"
-            )
-        inputs, recordings, labels, names, streams = _load_segmented(
-            ctx, rows, modalities, classes, steps, min_class_samples, kinds, files, specs, cache
-        )
-        subjects = subject_ids
-    else:
-        if window_s is None or stride_s is None:
-            raise ctx.error(
-                "continuous recordings (a label_file column) need window_s and stride_s"
-            )
-        if steps is not None:
-            raise ctx.error(
-                "steps applies to segmented samples; windows of recordings have "
-                "round(window_s * rate) steps"
-            )
-        inputs, recordings, labels, names, which, streams = _load_streams(
-            ctx,
-            rows,
-            modalities,
-            classes,
-            window_s,
-            stride_s,
-            max_gap_s,
-            allow_absolute,
-            min_class_samples,
-            kinds,
-            files,
-            specs,
-            cache,
-        )
-        subjects = [subject_ids[i] for i in which]
+
+
+def _dataset(
+    ctx: _Context, manifest: _Manifest, loaded: _Loaded, name: str | None, group: str
+) -> PairedDataset:
+    """The data set, named ``name`` or by default after the manifest (its folder's name for
+    a ``manifest.csv``)."""
     if name is None:
         stem = ctx.manifest.stem
         name = ctx.manifest.parent.resolve().name if stem == "manifest" else stem
     return PairedDataset(
-        inputs, labels, subjects, recordings, names, name=name,
-        subject_names=dict(enumerate(subject_names)), streams=streams, group=group,
+        loaded.inputs, loaded.labels, loaded.subjects, loaded.recordings, loaded.class_names,
+        name=name, subject_names=dict(enumerate(manifest.subject_names)), streams=loaded.streams,
+        group=group,
     )  # fmt: skip

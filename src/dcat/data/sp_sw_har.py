@@ -11,11 +11,13 @@ streams are cut into windows on a common time grid with :func:`dcat.io.windows.c
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
+from dcat.data.assemble import Recording, assemble
 from dcat.data.paired import PairedDataset, StreamInfo
 from dcat.data.registry import register_dataset
 from dcat.errors import DcatError
@@ -139,63 +141,98 @@ def load_sp_sw_har(
     if not root.is_dir():
         raise DcatError(f"sp_sw_har folder {root} not found")
     data_dir = root / "DATA" if (root / "DATA").is_dir() else root
-    executions = _find_executions(data_dir)
-    if not executions:
-        raise DcatError(f"no sXX/sXX_YY_sp.csv or sXX_YY_sw.csv files found in {data_dir}")
-    if subjects is not None:
-        wanted = {int(s) for s in subjects}
-        present = {int(subject) for subject, _ in executions}
-        if wanted - present:
-            raise DcatError(
-                f"subjects {sorted(wanted - present)} not found in {data_dir} "
-                f"(has {sorted(present)})"
-            )
-        executions = {k: v for k, v in executions.items() if int(k[0]) in wanted}
-
-    inputs: dict[str, list[np.ndarray]] = {m: [] for m in _DEVICES}
-    labels, subject_ids, recordings = [], [], []
-    for (subject, execution), files in sorted(executions.items()):
-        for code in _DEVICES.values():
-            if code not in files:
-                missing = data_dir / f"s{subject}" / f"s{subject}_{execution}_{code}.csv"
-                raise DcatError(f"{missing}: missing file (its pair is present)")
-        read = {m: read_execution(files[code]) for m, code in _DEVICES.items()}
-        # Relative seconds keep sub-millisecond resolution that UNIX-epoch float seconds lose.
-        origin = min(timestamps[0] for timestamps, _, _ in read.values())
-        streams = {
-            m: Stream((timestamps - origin) / 1000.0, values, float(rates[m]))
-            for m, (timestamps, values, _) in read.items()
-        }
-        label_ms, _, label_values = read[label_source]
-        windows = cut_windows(
-            streams,
-            (label_ms - origin) / 1000.0,
-            label_values,
-            window_s=window_s,
-            stride_s=stride_s,
-            max_gap_s=max_gap_s,
-            label_rule=label_rule,
-            min_label_fraction=min_label_fraction,
-        )
-        for modality in _DEVICES:
-            inputs[modality].append(windows.inputs[modality])
-        labels.append(windows.labels)
-        subject_ids.extend([int(subject)] * len(windows))
-        recordings.extend(f"s{subject}_{execution}_w{k}" for k in range(len(windows)))
-    if not recordings:
-        raise DcatError(
-            f"no windows of {window_s} s fit the executions in {data_dir} "
-            f"(max_gap_s={max_gap_s}, min_label_fraction={min_label_fraction})"
-        )
-    return PairedDataset(
-        {m: np.concatenate(arrays) for m, arrays in inputs.items()},
-        np.concatenate(labels),
-        subject_ids,
-        recordings,
+    executions = _select_executions(data_dir, subjects)
+    options = _Options(
+        rates, label_source, window_s, stride_s, max_gap_s, label_rule, min_label_fraction
+    )
+    windows = (
+        window
+        for (subject, execution), files in sorted(executions.items())
+        for window in _execution_windows(data_dir, subject, execution, files, options)
+    )
+    return assemble(
+        windows,
         SP_SW_HAR_ACTIVITIES,
         name="sp_sw_har",
         streams={
             m: StreamInfo(rates[m], _CHANNELS, note="windows of continuous streams")
             for m in _DEVICES
         },
+        empty=f"no windows of {window_s} s fit the executions in {data_dir} "
+        f"(max_gap_s={max_gap_s}, min_label_fraction={min_label_fraction})",
     )
+
+
+def _select_executions(
+    data_dir: Path, subjects: Sequence[int] | None
+) -> dict[tuple[str, str], dict[str, Path]]:
+    """The executions found in ``data_dir`` (as :func:`_find_executions`) of ``subjects``.
+
+    Raises:
+        DcatError: No execution at all, or a subject that has none.
+    """
+    executions = _find_executions(data_dir)
+    if not executions:
+        raise DcatError(f"no sXX/sXX_YY_sp.csv or sXX_YY_sw.csv files found in {data_dir}")
+    if subjects is None:
+        return executions
+    wanted = {int(s) for s in subjects}
+    present = {int(subject) for subject, _ in executions}
+    if wanted - present:
+        raise DcatError(
+            f"subjects {sorted(wanted - present)} not found in {data_dir} (has {sorted(present)})"
+        )
+    return {k: v for k, v in executions.items() if int(k[0]) in wanted}
+
+
+@dataclass(frozen=True)
+class _Options:
+    """The windowing options of :func:`load_sp_sw_har`, as given."""
+
+    rates: Mapping[str, float]
+    label_source: str
+    window_s: float
+    stride_s: float
+    max_gap_s: float | None
+    label_rule: LabelRule
+    min_label_fraction: float
+
+
+def _execution_windows(
+    data_dir: Path, subject: str, execution: str, files: Mapping[str, Path], options: _Options
+) -> Iterator[Recording]:
+    """The windows of one execution, in time order: ``phone`` and ``watch`` each
+    ``(6, round(window_s * rate))``, named ``"sXX_YY_wK"``.
+
+    Raises:
+        DcatError: The execution lacks one device's file, or a file is unreadable.
+    """
+    for code in _DEVICES.values():
+        if code not in files:
+            missing = data_dir / f"s{subject}" / f"s{subject}_{execution}_{code}.csv"
+            raise DcatError(f"{missing}: missing file (its pair is present)")
+    read = {m: read_execution(files[code]) for m, code in _DEVICES.items()}
+    # Relative seconds keep sub-millisecond resolution that UNIX-epoch float seconds lose.
+    origin = min(timestamps[0] for timestamps, _, _ in read.values())
+    streams = {
+        m: Stream((timestamps - origin) / 1000.0, values, float(options.rates[m]))
+        for m, (timestamps, values, _) in read.items()
+    }
+    label_ms, _, label_values = read[options.label_source]
+    windows = cut_windows(
+        streams,
+        (label_ms - origin) / 1000.0,
+        label_values,
+        window_s=options.window_s,
+        stride_s=options.stride_s,
+        max_gap_s=options.max_gap_s,
+        label_rule=options.label_rule,
+        min_label_fraction=options.min_label_fraction,
+    )
+    for k in range(len(windows)):
+        yield Recording(
+            {m: windows.inputs[m][k] for m in _DEVICES},
+            int(windows.labels[k]),
+            int(subject),
+            f"s{subject}_{execution}_w{k}",
+        )

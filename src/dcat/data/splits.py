@@ -284,25 +284,8 @@ def make_split(
     _check_fraction("val_size", val_size)
     index = np.arange(len(labels))
     if kind == "id":
-        if train_subjects or val_subjects or test_subjects:
-            raise DcatError("subject lists apply to OOD splits only (kind='ood')")
-        if val_rotation:
-            raise DcatError("val_rotation applies to OOD splits only (kind='ood')")
-        try:
-            train_val, test = train_test_split(
-                index, test_size=test_size, random_state=seed, stratify=_stratify(labels)
-            )
-            train, val = train_test_split(
-                train_val, test_size=val_size, random_state=seed + 1,
-                stratify=_stratify(labels[train_val]),
-            )  # fmt: skip
-        except ValueError as err:  # scikit-learn's words, e.g. a part smaller than the classes
-            classes = len(np.unique(labels))
-            raise DcatError(
-                f"cannot draw a stratified id split of {len(labels)} samples of {classes} "
-                f"classes with test_size={test_size}, val_size={val_size} (each part needs a "
-                f"sample of every class; raise the fractions or add samples): {err}"
-            ) from err
+        _refuse_ood_options(train_subjects, val_subjects, test_subjects, val_rotation)
+        train, val, test = _id_split(index, labels, seed, test_size, val_size)
     elif kind == "ood":
         train, val, test = _ood(
             index,
@@ -319,6 +302,76 @@ def make_split(
     else:
         raise DcatError(f"split kind must be 'id' or 'ood', got {kind!r}")
     split = Split(kind, seed, np.sort(train), np.sort(val), np.sort(test))
+    _check_no_empty_part(split, subjects, subject_names)
+    return split
+
+
+def _refuse_ood_options(
+    train_subjects: Sequence[int] | None,
+    val_subjects: Sequence[int] | None,
+    test_subjects: Sequence[int] | None,
+    val_rotation: bool,
+) -> None:
+    """Refuse the options that only an OOD split takes.
+
+    Raises:
+        DcatError: A subject list or ``val_rotation`` given for an ID split.
+    """
+    if train_subjects or val_subjects or test_subjects:
+        raise DcatError("subject lists apply to OOD splits only (kind='ood')")
+    if val_rotation:
+        raise DcatError("val_rotation applies to OOD splits only (kind='ood')")
+
+
+def _id_split(
+    index: np.ndarray, labels: np.ndarray, seed: int, test_size: float, val_size: float
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """A stratified random split: test drawn first, then validation from the rest.
+
+    Args:
+        index: ``(N,)`` sample indices.
+        labels: ``(N,)`` class indices to stratify by.
+        seed: Random seed (``seed + 1`` draws validation).
+        test_size: Fraction of the samples in the test part.
+        val_size: Fraction of the remaining samples in the validation part.
+
+    Returns:
+        Unsorted ``train``, ``val`` and ``test`` indices.
+
+    Raises:
+        DcatError: scikit-learn cannot draw it (e.g. a part smaller than the classes).
+    """
+    try:
+        train_val, test = train_test_split(
+            index, test_size=test_size, random_state=seed, stratify=_stratify(labels)
+        )
+        train, val = train_test_split(
+            train_val, test_size=val_size, random_state=seed + 1,
+            stratify=_stratify(labels[train_val]),
+        )  # fmt: skip
+    except ValueError as err:  # scikit-learn's words, e.g. a part smaller than the classes
+        classes = len(np.unique(labels))
+        raise DcatError(
+            f"cannot draw a stratified id split of {len(labels)} samples of {classes} "
+            f"classes with test_size={test_size}, val_size={val_size} (each part needs a "
+            f"sample of every class; raise the fractions or add samples): {err}"
+        ) from err
+    return train, val, test
+
+
+def _check_no_empty_part(
+    split: Split, subjects: np.ndarray, subject_names: Mapping[int, str] | None
+) -> None:
+    """Refuse a split with an empty part, naming every part's subjects.
+
+    Args:
+        split: The drawn split.
+        subjects: ``(N,)`` subject ids of the samples the split indexes.
+        subject_names: Id → name as written in the data.
+
+    Raises:
+        DcatError: The first empty part (train, val, test order).
+    """
     for name, idx in split.parts().items():
         if len(idx) == 0:
             shown = "; ".join(
@@ -326,9 +379,9 @@ def make_split(
                 for part, i in split.parts().items()
             )
             raise DcatError(
-                f"the {kind} split (seed {seed}) leaves the {name} part empty (subjects: {shown})"
+                f"the {split.kind} split (seed {split.seed}) leaves the {name} part empty "
+                f"(subjects: {shown})"
             )
-    return split
 
 
 def _bracketed(subjects: Iterable[int], subject_names: Mapping[int, str] | None) -> str:

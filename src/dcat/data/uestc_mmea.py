@@ -397,6 +397,33 @@ def load_uestc_mmea(
             an unknown class, a sample missing from the subject map, or no samples.
     """
     root = Path(root)
+    video_dir, sensors = _checked(root, sensor_dir, sensitivities, imu_steps)
+    wanted = _resolve_classes(classes)
+    samples = _select_samples(root, video_dir, sensors, split_file, wanted)
+    read = _read_samples(video_dir, sensors, samples, wanted, sensitivities, int(imu_steps))
+    subjects, subject_names = _subjects(read.stems, subject_map)
+    store = FrameStore.build(
+        read.clips, frame_cache, frames=frames, size=size, grayscale=grayscale, progress=progress
+    )
+    streams = _streams(frames, int(imu_steps), read.seconds, grayscale)
+    return _dataset(read, subjects, subject_names, store, wanted, streams)
+
+
+def _checked(
+    root: Path,
+    sensor_dir: str | Path | None,
+    sensitivities: tuple[float, float],
+    imu_steps: int,
+) -> tuple[Path, Path]:
+    """Check the folders and IMU options of :func:`load_uestc_mmea` before anything is read.
+
+    Returns:
+        The video folder and the sensor folder.
+
+    Raises:
+        DcatError: A missing folder, sensitivities that are not two positive numbers, or
+            ``imu_steps`` that is not a positive integer.
+    """
     video_dir = root / "video"
     if not video_dir.is_dir():
         raise DcatError(f"UESTC-MMEA-CL: no video/ folder in {root}")
@@ -405,54 +432,114 @@ def load_uestc_mmea(
         raise DcatError(f"sensitivities must be two positive numbers, got {sensitivities!r}")
     if int(imu_steps) != imu_steps or imu_steps < 1:
         raise DcatError(f"imu_steps must be a positive integer, got {imu_steps!r}")
-    wanted = _resolve_classes(classes)
-    label_of = {class_dir: i for i, class_dir in enumerate(wanted)}
+    return video_dir, sensors
+
+
+def _select_samples(
+    root: Path,
+    video_dir: Path,
+    sensor_dir: Path,
+    split_file: str | Path | None,
+    wanted: Sequence[str],
+) -> list[_SAMPLE]:
+    """The samples of the classes ``wanted``: all found on disk (``split_file`` ``None``, by
+    class number then stem) or those of a split list, in its order.
+
+    Raises:
+        DcatError: A missing or malformed split list, a sensor file without its video (when
+            scanning), or no sample.
+    """
     if split_file is None:
-        samples = _scan(video_dir, sensors, wanted)
+        samples = _scan(video_dir, sensor_dir, wanted)
         source = str(video_dir)
     else:
         path = _split_path(root, split_file)
-        samples = [(s.class_dir, s.stem) for s in read_uestc_split(path) if s.class_dir in label_of]
+        samples = [(s.class_dir, s.stem) for s in read_uestc_split(path) if s.class_dir in wanted]
         source = str(path)
     if not samples:
         raise DcatError(f"no UESTC-MMEA-CL samples of classes {wanted} in {source}")
+    return samples
 
-    clips, imu, labels, seconds = [], [], [], []
+
+class _Read(NamedTuple):
+    """What the samples' files gave, in sample order.
+
+    Attributes:
+        stems: Each sample's file stem.
+        labels: Each sample's position in the classes asked for.
+        imu: Each sample's IMU ``(6, imu_steps)`` float32.
+        seconds: Each sample's duration (its sensor rows at 25 Hz).
+        clips: Each sample's video, still to be decoded.
+    """
+
+    stems: list[str]
+    labels: list[int]
+    imu: list[np.ndarray]
+    seconds: list[float]
+    clips: list[VideoClip]
+
+
+def _read_samples(
+    video_dir: Path,
+    sensor_dir: Path,
+    samples: Sequence[_SAMPLE],
+    wanted: Sequence[str],
+    sensitivities: tuple[float, float],
+    imu_steps: int,
+) -> _Read:
+    """Read every sample's IMU (the videos are decoded later, by the frame store).
+
+    Raises:
+        DcatError: A sample without its video or sensor file (named), or a malformed sensor file.
+    """
+    label_of = {class_dir: i for i, class_dir in enumerate(wanted)}
+    read = _Read([], [], [], [], [])
     for class_dir, stem in samples:
         video = video_dir / class_dir / f"{stem}.mp4"
-        sensor = sensors / class_dir / f"{stem}.csv"
+        sensor = sensor_dir / class_dir / f"{stem}.csv"
         for path, what in ((video, "video"), (sensor, "sensor")):
             if not path.is_file():
                 raise DcatError(f"{path}: missing {what} file of sample {class_dir}/{stem}")
         raw = read_uestc_imu(sensor, sensitivities)
-        seconds.append(raw.shape[1] / SENSOR_HZ)  # one sensor row per video frame
-        imu.append(resample_linear(raw, int(imu_steps)))
-        clips.append(VideoClip(video))
-        labels.append(label_of[class_dir])
-    stems = [stem for _, stem in samples]
-    subjects, subject_names = _subjects(stems, subject_map)
-    store = FrameStore.build(
-        clips, frame_cache, frames=frames, size=size, grayscale=grayscale, progress=progress
-    )
+        read.stems.append(stem)
+        read.labels.append(label_of[class_dir])
+        read.imu.append(resample_linear(raw, imu_steps))
+        read.seconds.append(raw.shape[1] / SENSOR_HZ)  # one sensor row per video frame
+        read.clips.append(VideoClip(video))
+    return read
+
+
+def _streams(
+    frames: int, imu_steps: int, seconds: Sequence[float], grayscale: bool
+) -> dict[str, StreamInfo]:
+    """The ``video`` and ``imu`` streams: whole clips of ``seconds`` each, resampled."""
+    return {
+        "video": StreamInfo.of_trials(
+            frames, seconds, frame_channels(grayscale), "25 fps", native_hz=25.0, kind="video"
+        ),
+        "imu": StreamInfo.of_trials(imu_steps, seconds, IMU_CHANNELS, "~25 Hz"),
+    }
+
+
+def _dataset(
+    read: _Read,
+    subjects: np.ndarray,
+    subject_names: dict[int, str],
+    store: FrameStore,
+    wanted: Sequence[str],
+    streams: dict[str, StreamInfo],
+) -> PairedDataset:
+    """The data set: ``video`` the frames in ``store``, ``imu`` ``(N, 6, imu_steps)``; class
+    names the text of the class folders ``wanted`` (``"drinking"``)."""
     return PairedDataset(
-        {"video": store, "imu": np.stack(imu)},
-        labels,
+        {"video": store, "imu": np.stack(read.imu)},
+        read.labels,
         subjects,
-        stems,
+        read.stems,
         [class_dir.split("_", 1)[1] for class_dir in wanted],
         name="uestc_mmea",
         subject_names=subject_names,
-        streams={
-            "video": StreamInfo.of_trials(
-                frames,
-                seconds,
-                frame_channels(grayscale),
-                "25 fps",
-                native_hz=25.0,
-                kind="video",
-            ),
-            "imu": StreamInfo.of_trials(int(imu_steps), seconds, IMU_CHANNELS, "~25 Hz"),
-        },
+        streams=streams,
     )
 
 

@@ -9,12 +9,14 @@ so each is resampled to a fixed number of steps by relative position.
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
 import scipy.io
 
-from dcat.data.paired import PairedDataset, StreamInfo
+from dcat.data.assemble import Recording, Trials, assemble
+from dcat.data.paired import PairedDataset
 from dcat.data.registry import register_dataset
 from dcat.errors import DcatError
 from dcat.io.resample import resample_linear
@@ -179,34 +181,45 @@ def load_utd_mhad(
     return _build(trials, read, steps)
 
 
-def _build(trials: list[tuple[int, int, int]], read, steps: dict[str, int]) -> PairedDataset:
+def _build(
+    trials: list[tuple[int, int, int]],
+    read: Callable[[tuple[int, int, int]], tuple[np.ndarray, np.ndarray]],
+    steps: dict[str, int],
+) -> PairedDataset:
     """Resample each trial's ``(6, N)`` IMU and ``(60, F)`` skeleton; ``read(trial)`` gives them."""
-    imu, skeleton, labels, subject_ids, recordings = [], [], [], [], []
-    seconds: dict[str, list[float]] = {"imu": [], "skeleton": []}
-    for trial in trials:
-        action, subject, number = trial
-        stem = f"a{action}_s{subject}_t{number}"
-        if not 1 <= action <= len(UTD_MHAD_ACTIONS):
-            raise DcatError(f"{stem}: action {action} outside 1–{len(UTD_MHAD_ACTIONS)}")
-        inertial, joints = read(trial)
-        seconds["imu"].append(inertial.shape[1] / IMU_RATE_HZ)
-        seconds["skeleton"].append(joints.shape[1] / SKELETON_RATE_HZ)
-        imu.append(resample_linear(inertial, steps["imu"]))
-        skeleton.append(resample_linear(joints, steps["skeleton"]))
-        labels.append(action - 1)
-        subject_ids.append(subject)
-        recordings.append(stem)
-    return PairedDataset(
-        {"imu": np.stack(imu), "skeleton": np.stack(skeleton)},
-        labels,
-        subject_ids,
-        recordings,
+    return assemble(
+        (_trial(trial, read, steps) for trial in trials),
         UTD_MHAD_ACTIONS,
         name="utd_mhad",
         streams={
-            m: StreamInfo.of_trials(
-                steps[m], seconds[m], _CHANNELS[m], f"{native:g} Hz", native_hz=native
-            )
+            m: Trials(steps[m], _CHANNELS[m], f"{native:g} Hz", native_hz=native)
             for m, native in (("imu", IMU_RATE_HZ), ("skeleton", SKELETON_RATE_HZ))
+        },
+    )
+
+
+def _trial(
+    trial: tuple[int, int, int],
+    read: Callable[[tuple[int, int, int]], tuple[np.ndarray, np.ndarray]],
+    steps: dict[str, int],
+) -> Recording:
+    """One trial ``(action, subject, number)``: ``imu`` ``(6, steps["imu"])`` and ``skeleton``
+    ``(60, steps["skeleton"])``."""
+    action, subject, number = trial
+    stem = f"a{action}_s{subject}_t{number}"
+    if not 1 <= action <= len(UTD_MHAD_ACTIONS):
+        raise DcatError(f"{stem}: action {action} outside 1–{len(UTD_MHAD_ACTIONS)}")
+    inertial, joints = read(trial)
+    return Recording(
+        {
+            "imu": resample_linear(inertial, steps["imu"]),
+            "skeleton": resample_linear(joints, steps["skeleton"]),
+        },
+        action - 1,
+        subject,
+        stem,
+        seconds={
+            "imu": inertial.shape[1] / IMU_RATE_HZ,
+            "skeleton": joints.shape[1] / SKELETON_RATE_HZ,
         },
     )

@@ -221,6 +221,40 @@ def load_vggsound(
             :meth:`~dcat.data.frame_store.FrameStore.build`).
     """
     root = Path(root)
+    index_file, samples = _checked(root, csv_path, split, subjects, classes, audio_s, audio_rate)
+    rows = _select_rows(index_file, classes, split)
+    clips, skipped = _usable_clips(root, rows, audio_rate, samples)
+    _report_skipped(skipped, len(rows), len(clips), root)
+    store = FrameStore.build(
+        [VideoClip(clip.video) for clip in clips],
+        frame_cache,
+        frames=frames,
+        size=size,
+        grayscale=grayscale,
+        progress=progress,
+    )
+    streams = _streams(frames, audio_s, audio_rate, grayscale)
+    return _dataset(clips, skipped, store, classes, subjects, streams)
+
+
+def _checked(
+    root: Path,
+    csv_path: str | Path | None,
+    split: str | None,
+    subjects: str,
+    classes: Sequence[str],
+    audio_s: float,
+    audio_rate: int,
+) -> tuple[Path, int]:
+    """Check the options of :func:`load_vggsound` before anything is read.
+
+    Returns:
+        The index file, and the audio samples per clip.
+
+    Raises:
+        DcatError: A missing index file, an unknown split or subjects mode, classes that are
+            not distinct names, or no audio samples.
+    """
     index_file = Path(csv_path) if csv_path is not None else root / "vggsound.csv"
     if not index_file.is_file():
         raise DcatError(f"VGGSound index {index_file} not found")
@@ -233,6 +267,15 @@ def load_vggsound(
     samples = round(audio_s * audio_rate)
     if not np.isfinite(audio_s) or samples < 1:
         raise DcatError(f"audio_s={audio_s} at {audio_rate} Hz gives no audio samples")
+    return index_file, samples
+
+
+def _select_rows(index_file: Path, classes: Sequence[str], split: str | None) -> list[VGGSoundRow]:
+    """The index rows of ``classes`` (in ``split`` unless ``None``), in file order.
+
+    Raises:
+        DcatError: A malformed index, a class it does not name, or no row selected.
+    """
     rows = read_vggsound_csv(index_file)
     labels_in_csv = {row.label for row in rows}
     for name in classes:
@@ -242,17 +285,34 @@ def load_vggsound(
                 f"{index_file}: unknown label {name!r} in classes"
                 + (f" (did you mean {close}?)" if close else "")
             )
-    label_of = {name: i for i, name in enumerate(classes)}
-    rows = [r for r in rows if r.label in label_of and (split is None or r.split == split)]
+    wanted = set(classes)
+    rows = [r for r in rows if r.label in wanted and (split is None or r.split == split)]
     if not rows:
         raise DcatError(f"{index_file}: no rows of classes {list(classes)} in split {split!r}")
+    return rows
 
-    video_root = root / "video" if (root / "video").is_dir() else root
-    videos = _index(video_root, ".mp4")
-    audio_root = root / "audio"
-    wavs = _index(audio_root, ".wav")
+
+class _Clip(NamedTuple):
+    """One usable clip: its index row, its MP4 and ``(samples,)`` of its audio."""
+
+    row: VGGSoundRow
+    video: Path
+    audio: np.ndarray
+
+
+def _usable_clips(
+    root: Path, rows: Sequence[VGGSoundRow], audio_rate: int, samples: int
+) -> tuple[list[_Clip], dict[str, list[str]]]:
+    """The clips of ``rows`` found and readable under ``root``, audio fitted to ``samples``.
+
+    Returns:
+        The usable clips in row order, and reason → the stems skipped for it (every reason of
+        ``_SKIP_REASONS``, in that order).
+    """
+    videos = _index(root / "video" if (root / "video").is_dir() else root, ".mp4")
+    wavs = _index(root / "audio", ".wav")
     skipped: dict[str, list[str]] = {reason: [] for reason in _SKIP_REASONS}
-    kept: list[tuple[VGGSoundRow, Path, np.ndarray]] = []
+    clips: list[_Clip] = []
     for row in rows:
         video = _lookup(videos, row)
         if video is None:
@@ -261,73 +321,98 @@ def load_vggsound(
         wav = _lookup(wavs, row) or (
             video.with_suffix(".wav") if video.with_suffix(".wav").is_file() else None
         )
-        reason = _probe(video, need_audio=wav is None)
-        if reason is None:
-            try:
-                if wav is not None:
-                    audio, _ = read_wav(wav, sample_rate=audio_rate, mono=True)
-                else:
-                    audio = decode_audio_track(video, sample_rate=audio_rate)
-            except ValueError:
-                reason = "unreadable"
-            else:
-                if len(audio) == 0:
-                    reason = "no_audio"
-        if reason is not None:
-            skipped[reason].append(row.stem)
+        audio = _read_audio(video, wav, audio_rate)
+        if isinstance(audio, str):
+            skipped[audio].append(row.stem)
             continue
-        kept.append((row, video, _fit_length(audio, samples)))
+        clips.append(_Clip(row, video, _fit_length(audio, samples)))
+    return clips, skipped
 
+
+def _read_audio(video: Path, wav: Path | None, audio_rate: int) -> np.ndarray | str:
+    """A clip's mono audio ``(T,)`` at ``audio_rate``, from ``wav`` when there is one, else
+    from the MP4's track; or why the clip cannot be used (a key of ``skipped``)."""
+    reason = _probe(video, need_audio=wav is None)
+    if reason is not None:
+        return reason
+    try:
+        if wav is not None:
+            audio, _ = read_wav(wav, sample_rate=audio_rate, mono=True)
+        else:
+            audio = decode_audio_track(video, sample_rate=audio_rate)
+    except ValueError:
+        return "unreadable"
+    return audio if len(audio) else "no_audio"
+
+
+def _report_skipped(skipped: dict[str, list[str]], selected: int, usable: int, root: Path) -> None:
+    """Warn of skipped clips (attributed to the caller of :func:`load_vggsound`).
+
+    Raises:
+        DcatError: None of the ``selected`` clips is usable.
+    """
     counts = {reason: len(stems) for reason, stems in skipped.items()}
     total = sum(counts.values())
     if total:
         examples = [stem for stems in skipped.values() for stem in stems][:3]
         warnings.warn(
-            f"VGGSound: skipped {total} of {len(rows)} clips ({counts}; e.g. {examples}) "
+            f"VGGSound: skipped {total} of {selected} clips ({counts}; e.g. {examples}) "
             f"under {root}",
-            stacklevel=2,
+            stacklevel=3,
         )
-    if not kept:
-        raise DcatError(f"VGGSound: none of the {len(rows)} selected clips is usable ({counts})")
-    store = FrameStore.build(
-        [VideoClip(video) for _, video, _ in kept],
-        frame_cache,
-        frames=frames,
-        size=size,
-        grayscale=grayscale,
-        progress=progress,
-    )
-    ytids = [row.ytid for row, _, _ in kept]
+    if not usable:
+        raise DcatError(f"VGGSound: none of the {selected} selected clips is usable ({counts})")
+
+
+def _streams(
+    frames: int, audio_s: float, audio_rate: int, grayscale: bool
+) -> dict[str, StreamInfo]:
+    """The ``video`` and ``audio`` streams of the clips."""
+    return {
+        # frames spread evenly over each clip, nominally as long as its audio
+        "video": StreamInfo(
+            frames / audio_s,
+            frame_channels(grayscale),
+            note=f"{frames} frames spread over each clip ({audio_s:g} s of audio)",
+            kind="video",
+            resampled=True,  # the files' own frame rate is not read here
+        ),
+        "audio": StreamInfo(
+            float(audio_rate), ("audio",), note=f"clips of {audio_s:g} s", kind="audio"
+        ),
+    }
+
+
+def _dataset(
+    clips: Sequence[_Clip],
+    skipped: dict[str, list[str]],
+    store: FrameStore,
+    classes: Sequence[str],
+    subjects: str,
+    streams: dict[str, StreamInfo],
+) -> PairedDataset:
+    """The data set of ``clips``: ``video`` the frames in ``store``, ``audio``
+    ``(N, 1, samples)``; subjects per the ``subjects`` mode of :func:`load_vggsound`."""
+    label_of = {name: i for i, name in enumerate(classes)}
+    ytids = [clip.row.ytid for clip in clips]
     if subjects == "video":
         order = {ytid: i for i, ytid in enumerate(dict.fromkeys(ytids))}
         subject_ids = [order[y] for y in ytids]
         subject_names = {i: y for y, i in order.items()}
     else:
-        subject_ids, subject_names = [0] * len(kept), {}
+        subject_ids, subject_names = [0] * len(clips), {}
     dataset = PairedDataset(
-        {"video": store, "audio": np.stack([a for _, _, a in kept])[:, None, :]},
-        [label_of[row.label] for row, _, _ in kept],
+        {"video": store, "audio": np.stack([clip.audio for clip in clips])[:, None, :]},
+        [label_of[clip.row.label] for clip in clips],
         subject_ids,
-        [row.stem for row, _, _ in kept],
+        [clip.row.stem for clip in clips],
         list(classes),
         name="vggsound",
         subject_names=subject_names,
         group="video" if subjects == "video" else "subject",
-        streams={
-            # frames spread evenly over each clip, nominally as long as its audio
-            "video": StreamInfo(
-                frames / audio_s,
-                frame_channels(grayscale),
-                note=f"{frames} frames spread over each clip ({audio_s:g} s of audio)",
-                kind="video",
-                resampled=True,  # the files' own frame rate is not read here
-            ),
-            "audio": StreamInfo(
-                float(audio_rate), ("audio",), note=f"clips of {audio_s:g} s", kind="audio"
-            ),
-        },
+        streams=streams,
     )
     # Attributes of this dataset only: views made by subset()/select() do not carry them.
-    dataset.skipped = counts
+    dataset.skipped = {reason: len(stems) for reason, stems in skipped.items()}
     dataset.skipped_clips = skipped
     return dataset

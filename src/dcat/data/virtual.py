@@ -59,6 +59,45 @@ def with_virtual_imu(
             ``placement``, a class without a placement, or an unknown segment or joint name.
     """
     where = f"virtual modality {name!r}"
+    skeleton, real, rate = _source_series(data, where, base, like, joints)
+    segments = _class_segments(data, where, segment, placement)
+    steps = real.shape[2]
+    # The two series are windows of one interval, so the skeleton's rate follows from it.
+    skeleton_rate = skeleton.shape[2] / (steps / rate)
+    out = _synthesize_all(
+        data,
+        where,
+        skeleton,
+        steps,
+        skeleton_rate,
+        segment=segment,
+        segments=segments,
+        joints=joints,
+        smoothing=smoothing,
+    )
+    stream = StreamInfo(
+        rate_hz=rate,
+        channels=IMU_CHANNELS,
+        # deployed on the real sensor it imitates: that sensor's recordings
+        recording_rate_hz=data.stream(like).recording_rate_hz,
+        resampled=data.stream(like).resampled,
+        note=f"virtual IMU from {base!r} ({'per-class placement' if placement else segment})",
+    )
+    return data.with_modality(name, out, stream)
+
+
+def _source_series(
+    data: PairedDataset, where: str, base: str, like: str, joints: Sequence[str]
+) -> tuple[np.ndarray, np.ndarray, float]:
+    """The skeleton and real inertial series, checked, and the real series' rate.
+
+    Returns:
+        The skeleton ``(N, 3J, T_s)``, the inertial series ``(N, 6, T)`` and its rate in Hz.
+
+    Raises:
+        DcatError: An unknown modality, a skeleton not in memory or not ``3 · len(joints)``
+            channels, an inertial series without 6 channels or without a rate.
+    """
     for modality in (base, like):
         if modality not in data.modalities:
             raise DcatError(
@@ -80,14 +119,61 @@ def with_virtual_imu(
     rate = data.stream(like).rate_hz
     if rate is None:
         raise DcatError(f"{where}: {like!r} has no known rate, so the window's duration is unknown")
+    return skeleton, real, rate
+
+
+def _class_segments(
+    data: PairedDataset,
+    where: str,
+    segment: str | None,
+    placement: Mapping[int, str] | None,
+) -> dict[int, str]:
+    """Label → segment name of a per-class ``placement`` (empty with one ``segment``).
+
+    Raises:
+        DcatError: Neither or both of ``segment`` and ``placement``, or a class of ``data``
+            without a placement.
+    """
     if (segment is None) == (placement is None):
         raise DcatError(f"{where}: give exactly one of segment and placement")
     segments = dict(placement) if placement is not None else {}
     missing = sorted({int(c) for c in np.unique(data.labels)} - set(segments))
     if placement is not None and missing:
         raise DcatError(f"{where}: placement has no segment for class(es) {missing}")
-    steps = real.shape[2]
-    skeleton_rate = skeleton.shape[2] / (steps / rate)
+    return segments
+
+
+def _synthesize_all(
+    data: PairedDataset,
+    where: str,
+    skeleton: np.ndarray,
+    steps: int,
+    skeleton_rate: float,
+    *,
+    segment: str | None,
+    segments: Mapping[int, str],
+    joints: Sequence[str],
+    smoothing: float,
+) -> np.ndarray:
+    """A virtual IMU per sample, resampled to ``steps``.
+
+    Args:
+        data: The data set (labels choose the segment, recordings name a failing sample).
+        where: Start of every message.
+        skeleton: ``(N, 3J, T_s)`` joint positions.
+        steps: Steps ``T`` of the output.
+        skeleton_rate: Steps per second of ``skeleton``.
+        segment: One segment for every sample, or ``None`` to use ``segments``.
+        segments: Label → segment name.
+        joints: Joint names of ``skeleton``, in order.
+        smoothing: Savitzky–Golay window in seconds.
+
+    Returns:
+        ``(N, 6, T)`` float32.
+
+    Raises:
+        DcatError: Repeated joint names, or a sample that cannot be synthesised (named).
+    """
     names = joint_map(joints)
     out = np.empty((len(data), len(IMU_CHANNELS), steps), dtype=np.float32)
     for i, label in enumerate(data.labels):
@@ -99,12 +185,4 @@ def with_virtual_imu(
         except DcatError as err:
             raise DcatError(f"{where}: sample {data.recordings[i]!r}: {err}") from err
         out[i] = resample_linear(imu, steps)
-    stream = StreamInfo(
-        rate_hz=rate,
-        channels=IMU_CHANNELS,
-        # deployed on the real sensor it imitates: that sensor's recordings
-        recording_rate_hz=data.stream(like).recording_rate_hz,
-        resampled=data.stream(like).resampled,
-        note=f"virtual IMU from {base!r} ({'per-class placement' if placement else segment})",
-    )
-    return data.with_modality(name, out, stream)
+    return out

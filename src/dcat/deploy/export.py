@@ -24,6 +24,7 @@ import json
 import os
 import time
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -36,8 +37,7 @@ from dcat.errors import DcatError
 from dcat.io.atomic import atomic_folder
 from dcat.io.card import ModelCard
 from dcat.nn.model import ModalityNet
-from dcat.nn.weights import load_torch_file
-from dcat.training.run_folder import RunFolder, target_weights
+from dcat.training.run_folder import RunFolder, read_target_state
 
 __all__ = ["FORMATS", "DeployedNet", "ExportError", "export_model", "load_trained"]
 
@@ -96,12 +96,7 @@ def load_trained(
             not fit the described network (each message names the file).
     """
     ckpt = _checkpoint_path(Path(path))
-    try:
-        state = load_torch_file(ckpt)
-    except (EOFError, RuntimeError) as err:  # empty or cut files surface as these
-        raise DcatError(f"{ckpt} is not a readable torch file: {err}") from None
-    if not isinstance(state, dict) or "state_dict" not in state:
-        raise DcatError(f"{ckpt}: not a dcat checkpoint (no state_dict)")
+    weights, state = read_target_state(ckpt)
     card_data = state.get("dcat_card")
     where = str(ckpt)
     if card_data is None:
@@ -120,7 +115,6 @@ def load_trained(
         net = ModalityNet.from_architecture(card.architecture)
     except ValueError as err:
         raise DcatError(f"{ckpt}: cannot rebuild the described network: {err}") from None
-    weights = target_weights(state["state_dict"])
     try:
         net.load_state_dict(weights)
     except RuntimeError as err:
@@ -222,6 +216,33 @@ _WRITERS: dict[str, tuple[str, Callable, Callable]] = {
 }
 
 
+@dataclass(frozen=True)
+class _Parity:
+    """The inputs every exported format is checked on, PyTorch's logits for them, where the
+    inputs came from (for the messages) and the largest difference allowed."""
+
+    inputs: np.ndarray
+    reference: np.ndarray
+    origin: str
+    tolerance: float
+
+    def check(self, fmt: str, logits: np.ndarray, log: Callable[[str], None]) -> float:
+        """The largest ``|logits − reference|`` of ``fmt``, logged.
+
+        Raises:
+            ExportError: It is above the tolerance (or NaN).
+        """
+        diff = float(np.abs(logits - self.reference).max())
+        log(f"  parity on {len(self.inputs)} {self.origin}: max |Δlogit| = {diff:.3g}")
+        if not diff <= self.tolerance:  # NaN fails too
+            raise ExportError(
+                f"{fmt} parity check failed: max |logits − PyTorch logits| = {diff:.3g} > "
+                f"tolerance {self.tolerance:g} on {len(self.inputs)} {self.origin}; "
+                "nothing was written"
+            )
+        return diff
+
+
 def export_model(
     path: str | Path,
     out: str | Path | None = None,
@@ -254,74 +275,122 @@ def export_model(
             (nothing is written).
         DcatError, FileNotFoundError: As for :func:`load_trained`.
     """
-    unknown = [f for f in formats if f not in FORMATS]
-    if unknown or not formats:
-        raise ExportError(f"format must be one or more of {list(FORMATS)}, got {list(formats)}")
-    if not tolerance > 0:
-        raise ExportError(f"tolerance must be positive, got {tolerance}")
+    _check_request(formats, tolerance)
     net, card, ckpt = load_trained(path, modality)
     out = Path(out) if out is not None else ckpt.parent.parent / "export"
     if out.exists() and not overwrite:
-        raise ExportError(f"{out} already exists; choose another --out or pass --overwrite")
+        raise _already_exists(out)
     inputs, origin = _examples(card, ckpt, samples)
     model = DeployedNet(net).eval()
     with torch.no_grad():
         reference = model(torch.from_numpy(inputs)).numpy()
-    example = torch.from_numpy(inputs[: min(2, len(inputs))].copy())
+    parity = _Parity(inputs, reference, origin, tolerance)
     try:
         with atomic_folder(out, replace="always" if overwrite else "never") as tmp:
-            files: dict[str, str] = {}
-            parity: dict[str, Any] = {}
-            for fmt in dict.fromkeys(formats):
-                name, write, run = _WRITERS[fmt]
-                log(f"exporting {card.modality} model to {fmt} ...")
-                try:
-                    write(model, example, tmp / name)
-                except Exception as err:  # exporters raise many kinds; the user needs the cause
-                    raise ExportError(f"{fmt} export of {ckpt} failed: {err}") from err
-                diff = float(np.abs(run(tmp / name, inputs) - reference).max())
-                log(f"  parity on {len(inputs)} {origin}: max |Δlogit| = {diff:.3g}")
-                if not diff <= tolerance:
-                    raise ExportError(
-                        f"{fmt} parity check failed: max |logits − PyTorch logits| = {diff:.3g} > "
-                        f"tolerance {tolerance:g} on {len(inputs)} {origin}; nothing was written"
-                    )
-                files[fmt] = name
-                parity[fmt] = {"max_abs_diff": diff}
-            from safetensors.torch import save_file
-
-            save_file(
-                {k: v.contiguous() for k, v in net.state_dict().items()},
-                str(tmp / "model.safetensors"),
-                metadata={"format": card.format, "modality": card.modality},
-            )
-            files["safetensors"] = "model.safetensors"
-            metadata = {
-                **card.to_dict(),
-                "run": _portable_run(card.run, ckpt, out),
-                "export": {
-                    "files": files,
-                    "input_name": "input",
-                    "output_name": "logits",
-                    "parity": {
-                        **parity,
-                        "tolerance": tolerance,
-                        "samples": len(inputs),
-                        "inputs": origin,
-                    },
-                    "exported_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-                    "dcat_version": dcat.__version__,
-                    "torch_version": "".join(torch.__version__),
-                },
-            }
+            files, diffs = _write_formats(model, formats, parity, tmp, ckpt, card.modality, log)
+            files["safetensors"] = _write_weights(net, card, tmp)
+            metadata = _metadata(card, ckpt, out, files, diffs, parity)
             (tmp / "metadata.json").write_text(json.dumps(metadata, indent=2))
     except FileExistsError as err:
         if err.filename != str(out):
             raise
         # another process created ``out`` while this one was exporting: refuse as if it had
         # been there from the start, and leave theirs
-        raise ExportError(
-            f"{out} already exists; choose another --out or pass --overwrite"
-        ) from None
+        raise _already_exists(out) from None
     log(f"exported to {out}")
     return out
+
+
+def _check_request(formats: Sequence[str], tolerance: float) -> None:
+    """Refuse unknown formats and a tolerance that is not positive, before anything is read.
+
+    Raises:
+        ExportError: An unknown or no format, or ``tolerance`` ≤ 0 (or NaN).
+    """
+    unknown = [f for f in formats if f not in FORMATS]
+    if unknown or not formats:
+        raise ExportError(f"format must be one or more of {list(FORMATS)}, got {list(formats)}")
+    if not tolerance > 0:
+        raise ExportError(f"tolerance must be positive, got {tolerance}")
+
+
+def _already_exists(out: Path) -> ExportError:
+    """The refusal of an ``out`` folder that exists (without ``overwrite``)."""
+    return ExportError(f"{out} already exists; choose another --out or pass --overwrite")
+
+
+def _write_formats(
+    model: DeployedNet,
+    formats: Sequence[str],
+    parity: _Parity,
+    tmp: Path,
+    ckpt: Path,
+    modality: str,
+    log: Callable[[str], None],
+) -> tuple[dict[str, str], dict[str, Any]]:
+    """Write each format (once, in the order given) to ``tmp`` and check its parity.
+
+    Returns:
+        The file name of each format, and its parity record (``max_abs_diff``).
+
+    Raises:
+        ExportError: An exporter failed (with its cause), or a format failed parity.
+    """
+    # two samples, not one: a batch of one could let the exporter fix the batch axis
+    example = torch.from_numpy(parity.inputs[: min(2, len(parity.inputs))].copy())
+    files: dict[str, str] = {}
+    diffs: dict[str, Any] = {}
+    for fmt in dict.fromkeys(formats):
+        name, write, run = _WRITERS[fmt]
+        log(f"exporting {modality} model to {fmt} ...")
+        try:
+            write(model, example, tmp / name)
+        except Exception as err:  # exporters raise many kinds; the user needs the cause
+            raise ExportError(f"{fmt} export of {ckpt} failed: {err}") from err
+        diff = parity.check(fmt, run(tmp / name, parity.inputs), log)
+        files[fmt] = name
+        diffs[fmt] = {"max_abs_diff": diff}
+    return files, diffs
+
+
+def _write_weights(net: ModalityNet, card: ModelCard, tmp: Path) -> str:
+    """Write the network's weights as safetensors in ``tmp``; returns the file name."""
+    from safetensors.torch import save_file
+
+    name = "model.safetensors"
+    save_file(
+        {k: v.contiguous() for k, v in net.state_dict().items()},
+        str(tmp / name),
+        metadata={"format": card.format, "modality": card.modality},
+    )
+    return name
+
+
+def _metadata(
+    card: ModelCard,
+    ckpt: Path,
+    out: Path,
+    files: dict[str, str],
+    diffs: dict[str, Any],
+    parity: _Parity,
+) -> dict[str, Any]:
+    """``metadata.json``: the model card, with the run's paths made portable, and what was
+    exported (files, tensor names, parity, versions)."""
+    return {
+        **card.to_dict(),
+        "run": _portable_run(card.run, ckpt, out),
+        "export": {
+            "files": files,
+            "input_name": "input",
+            "output_name": "logits",
+            "parity": {
+                **diffs,
+                "tolerance": parity.tolerance,
+                "samples": len(parity.inputs),
+                "inputs": parity.origin,
+            },
+            "exported_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+            "dcat_version": dcat.__version__,
+            "torch_version": "".join(torch.__version__),
+        },
+    }

@@ -327,33 +327,88 @@ def read_recording(
         audio, file_rate = _read_audio(path, card)
         values = _at_model_rate(path, audio, file_rate, card, model_rate, rate_tolerance, resample)
     elif suffix in (".csv", ".txt", ".npy"):
-        rows: list[int] | None = None
-        if suffix == ".npy":
-            times, values = None, _read_npy(path, card)
-            names = list(card.channels or range(card.num_channels))
-        else:
-            table, data = _read_csv(path)
-            times, values, names = _select_channels(path, table.header, data, card, time_column)
-            rows = table.row_numbers
-        _refuse_non_finite(path, values, [str(n) for n in names], rows)
-        if times is not None and rows is not None:
-            if len(times) < 2 or not np.all(np.diff(times) > 0):
-                bad = rows[int(np.argmax(np.diff(times) <= 0)) + 1] if len(times) > 1 else 1
-                raise PredictError(
-                    f"{path}: time stamps must increase strictly (first problem at row {bad})"
-                )
-            measured = 1.0 / float(np.median(np.diff(times)))
-            _check_rate(measured, card, model_rate, rate_tolerance, resample, str(path))
-            start = float(times[0])
-            values = resample_to_grid(times, values, model_rate)
-        else:
-            given = _source_rate(card, rate, str(path))
-            values = _at_model_rate(path, values, given, card, model_rate, rate_tolerance, resample)
+        values, start = _read_series(
+            path, card, model_rate, rate, time_column, rate_tolerance, resample
+        )
     else:
         raise PredictError(
             f"{path}: unsupported recording type {suffix or '(no extension)'}; use .csv, .npy, "
             f"{', '.join(_AUDIO)} or {', '.join(_VIDEO)}"
         )
+    _refuse_short(path, values, card, model_rate)
+    return Recording(values, model_rate, start, str(path))
+
+
+def _read_series(
+    path: Path,
+    card: ModelCard,
+    model_rate: float,
+    rate: float | None,
+    time_column: str | None,
+    tolerance: float,
+    resample: bool,
+) -> tuple[np.ndarray, float]:
+    """A ``.csv``, ``.txt`` or ``.npy`` series on the model's grid, and its start in seconds.
+
+    Args:
+        path: The recording.
+        card: The model's card (channels, rates).
+        model_rate: The model's grid (Hz).
+        rate: Rate of a recording without time stamps (default: the card's recording rate).
+        time_column: Name of the CSV's time column, if not a usual name.
+        tolerance: Largest relative distance from the model's rates accepted without
+            ``resample``.
+        resample: Accept any rate.
+
+    Returns:
+        Steps ``(T, C)`` at ``model_rate`` and the first time stamp (``0.0`` without any).
+
+    Raises:
+        PredictError: Unreadable file, wrong channels, NaN or Inf, no rate, a rate far from
+            the model's, or non-increasing time stamps.
+    """
+    rows: list[int] | None = None
+    if path.suffix.lower() == ".npy":
+        times, values = None, _read_npy(path, card)
+        names = list(card.channels or range(card.num_channels))
+    else:
+        table, data = _read_csv(path)
+        times, values, names = _select_channels(path, table.header, data, card, time_column)
+        rows = table.row_numbers
+    _refuse_non_finite(path, values, [str(n) for n in names], rows)
+    if times is None or rows is None:
+        given = _source_rate(card, rate, str(path))
+        return _at_model_rate(path, values, given, card, model_rate, tolerance, resample), 0.0
+    values = _stamped_to_grid(path, times, values, rows, card, model_rate, tolerance, resample)
+    return values, float(times[0])
+
+
+def _stamped_to_grid(
+    path: Path,
+    times: np.ndarray,
+    values: np.ndarray,
+    rows: Sequence[int],
+    card: ModelCard,
+    model_rate: float,
+    tolerance: float,
+    resample: bool,
+) -> np.ndarray:
+    """Steps ``(T, C)`` at time stamps ``times`` (seconds) → the model's rate, once the stamps
+    increase and their median rate is checked (:func:`_check_rate`); ``rows``: the CSV row of
+    each step, to name the first bad stamp."""
+    if len(times) < 2 or not np.all(np.diff(times) > 0):
+        bad = rows[int(np.argmax(np.diff(times) <= 0)) + 1] if len(times) > 1 else 1
+        raise PredictError(
+            f"{path}: time stamps must increase strictly (first problem at row {bad})"
+        )
+    # the median step: a few jittered or dropped samples do not move it
+    measured = 1.0 / float(np.median(np.diff(times)))
+    _check_rate(measured, card, model_rate, tolerance, resample, str(path))
+    return resample_to_grid(times, values, model_rate)
+
+
+def _refuse_short(path: Path, values: np.ndarray, card: ModelCard, model_rate: float) -> None:
+    """Refuse a recording (at ``model_rate``) shorter than one window of the model."""
     window = card.window_samples
     if len(values) < window:
         seconds = f" ({len(values) / model_rate:.3g} s at {model_rate:.4g} Hz)"
@@ -361,7 +416,6 @@ def read_recording(
             f"{path}: too short: {len(values)} steps{seconds}, one window of the "
             f"{card.modality} model needs {window} ({window / model_rate:.3g} s)"
         )
-    return Recording(values, model_rate, start, str(path))
 
 
 def _at_model_rate(

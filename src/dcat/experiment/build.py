@@ -3,36 +3,32 @@ and the weights of a finished run, built the same way by a sequential run and by
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Any
 
 import numpy as np
-import torch
 
 from dcat.data import PairedDataset
 from dcat.data.augment import InertialAugment, SkeletonAugment
 from dcat.errors import DcatError
 from dcat.experiment.config import ExperimentConfig
 from dcat.experiment.plan import Job
+from dcat.experiment.recipe import DataRecipe, NetworkRecipe, Recipe
 from dcat.io.normalization import ChannelStats, center_positions
-from dcat.io.skeleton import get_layout
-from dcat.nn.encoders import create_encoder
-from dcat.nn.encoders.registry import accepts_option
+from dcat.io.skeleton import SkeletonLayout, get_layout
 from dcat.nn.model import ModalityNet
-from dcat.nn.weights import load_torch_file
-from dcat.training.run_folder import RunFolder, target_weights
 from dcat.training.tasks import SourceSpec, TransferTask, UnimodalTask
 
 __all__ = [
     "augmentation",
+    "augmentation_of",
+    "build_model",
     "build_net",
-    "check_fits",
     "check_layouts",
     "encoder_options",
     "fit_stats",
     "in_channels",
-    "load_target",
     "make_task",
+    "net_of",
     "normalization_kinds",
 ]
 
@@ -48,54 +44,81 @@ def build_net(
 ) -> ModalityNet:
     """A freshly initialised network for ``modality``; the same seed gives the same weights.
 
-    With ``plain``, the network of the plain reference: no attention, no auxiliary head."""
-    spec = config.modalities[modality]
-    torch.manual_seed(seed)
+    With ``plain``, the network of the plain reference: no attention, no auxiliary head. The
+    network of ``modality``'s recipe (:class:`~dcat.experiment.recipe.NetworkRecipe`)."""
+    network = NetworkRecipe.of(config, modality, plain=plain)
+    return _network(network, config.data.layout(modality), data, modality, seed)
+
+
+def net_of(recipe: Recipe, data: PairedDataset) -> ModalityNet:
+    """The freshly initialised network of ``recipe``, sized by ``data`` (channels, classes)."""
+    job = recipe.job
+    return _network(recipe.network, recipe.data.layout, data, job.target, job.seed)
+
+
+def _network(
+    network: NetworkRecipe,
+    layout: SkeletonLayout | None,
+    data: PairedDataset,
+    modality: str,
+    seed: int,
+) -> ModalityNet:
     try:
-        encoder = create_encoder(
-            spec.encoder, in_channels(data, modality), **encoder_options(config, modality)
-        )
+        return network.build(in_channels(data, modality), data.num_classes, seed, layout)
     except ValueError as err:
         raise DcatError(f"config: modalities.{modality}: {err}") from err
-    dropout = config.dropout if spec.dropout is None else spec.dropout
-    return ModalityNet(
-        encoder,
-        d_out=config.d_out,
-        num_classes=data.num_classes,
-        dropout=dropout,
-        attention="none" if plain else spec.attention,
-        aux_head=spec.aux_head and not plain,
-    )
+
+
+def build_model(
+    recipe: Recipe,
+    data: PairedDataset,
+    sources: dict[str, ModalityNet],
+    stats: dict[str, ChannelStats],
+) -> UnimodalTask | TransferTask:
+    """The task of ``recipe`` around a fresh network: what a run trains, from its recipe alone.
+
+    Args:
+        recipe: The model.
+        data: The data set (its channels and classes size the network).
+        sources: Modality → its frozen baseline, for the terms that read a network.
+        stats: The split's normalisation statistics (the augmentation works on normalised
+            inputs).
+    """
+    augment = augmentation_of(recipe.data, stats.get(recipe.job.target))
+    return make_task(recipe.job, net_of(recipe, data), sources, augment)
 
 
 def encoder_options(config: ExperimentConfig, modality: str) -> dict[str, Any]:
     """The encoder options of ``modality``: its configured ones, and for an encoder that reads
     a skeleton (options ``parents`` and ``dims``) those of its layout in ``data.skeletons``,
     unless the configuration gives them."""
-    spec = config.modalities[modality]
-    options = dict(spec.options)
-    layout = config.data.layout(modality)
-    if layout is not None and spec.encoder is not None:
-        if accepts_option(spec.encoder, "parents"):
-            options.setdefault("parents", list(layout.parents))
-        if accepts_option(spec.encoder, "dims"):
-            options.setdefault("dims", layout.dims)
-    return options
+    network = NetworkRecipe.of(config, modality)
+    return network.encoder_options(config.data.layout(modality))
 
 
 def augmentation(
     config: ExperimentConfig, modality: str, stats: dict[str, ChannelStats]
 ) -> InertialAugment | None:
-    """The configured augmentation of ``modality`` as a target, on its normalised inputs: a
-    :class:`SkeletonAugment` for a modality with a skeleton layout, otherwise an
-    :class:`InertialAugment`."""
-    spec = config.data.augment.get(modality)
+    """The configured augmentation of ``modality`` as a target, on its normalised inputs (see
+    :func:`augmentation_of`)."""
+    return augmentation_of(DataRecipe.of(config, modality), stats.get(modality))
+
+
+def augmentation_of(recipe: DataRecipe, norm: ChannelStats | None) -> InertialAugment | None:
+    """The augmentation a data recipe asks for: a :class:`SkeletonAugment` for a modality with
+    a skeleton layout, otherwise an :class:`InertialAugment`; ``None`` for none.
+
+    Args:
+        recipe: The target's data recipe.
+        norm: The target's normalisation statistics (their shift and scale are undone around
+            the geometric transforms), or ``None``.
+    """
+    spec = recipe.augment
     if spec is None:
         return None
-    norm = stats.get(modality)
     shift = None if norm is None else norm.shift
     scale = None if norm is None else norm.scale
-    layout = config.data.layout(modality)
+    layout = recipe.layout
     if layout is not None:
         return SkeletonAugment(
             **spec.model_dump(), up_axis=layout.up_axis, dims=layout.dims, shift=shift, scale=scale
@@ -163,53 +186,7 @@ def fit_stats(config: ExperimentConfig, train: PairedDataset) -> dict[str, Chann
     return {m: s for m, s in stats.items() if kinds.get(m, "zscore") != "none"}
 
 
-def load_target(run_dir: Path, net: ModalityNet) -> ModalityNet:
-    """Load the finished run's best target weights into ``net`` (a fresh network)."""
-    path = RunFolder(run_dir).best
-    checkpoint = load_torch_file(path)
-    state = checkpoint.get("state_dict") if isinstance(checkpoint, dict) else None
-    if not isinstance(state, dict):
-        raise DcatError(f"{path} is not a dcat checkpoint (no state_dict)")
-    state = target_weights(state)
-    check_fits(path, state, net)
-    net.load_state_dict(state)
-    return net.eval()
-
-
-def check_fits(path: Path, state: dict[str, Any], net: ModalityNet) -> None:
-    """A ValueError naming ``path`` and what differs when ``state`` is not a ``net``."""
-    expected = net.state_dict()
-    problems = []
-    head, want = state.get("head.weight"), expected["head.weight"]
-    if isinstance(head, torch.Tensor) and head.ndim == 2 and head.shape != want.shape:
-        if head.shape[0] != want.shape[0]:
-            problems.append(
-                f"holds a model for {head.shape[0]} classes, this experiment needs {want.shape[0]}"
-            )
-        if head.shape[1] != want.shape[1]:
-            problems.append(f"has d_out {head.shape[1]}, this experiment needs {want.shape[1]}")
-    if not problems:
-        shapes = [
-            f"{k} {tuple(state[k].shape)} ≠ {tuple(v.shape)}"
-            for k, v in expected.items()
-            if k in state and getattr(state[k], "shape", None) != v.shape
-        ]
-        missing = [k for k in expected if k not in state]
-        unexpected = [k for k in state if k not in expected]
-        found = {"shapes differ": shapes, "missing": missing, "unexpected": unexpected}
-        for what, keys in found.items():
-            if keys:
-                more = f" (+{len(keys) - 4} more)" if len(keys) > 4 else ""
-                problems.append(f"{what}: {', '.join(keys[:4])}{more}")
-    if problems:
-        raise DcatError(
-            f"{path} {'; '.join(problems)}: it was trained with another configuration; use a "
-            "fresh --out folder"
-        )
-
-
 def make_task(
-    config: ExperimentConfig,
     job: Job,
     net: ModalityNet,
     baselines: dict[str, ModalityNet],

@@ -29,7 +29,8 @@ import os
 import signal
 import threading
 from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -39,10 +40,7 @@ from dcat.experiment.config import ExperimentConfig
 from dcat.experiment.console import quiet_libraries
 from dcat.experiment.grid import ModelResult, ModelSpec, train_model
 
-__all__ = ["MAX_RETRIES", "WORKER_LOG", "ray_session", "require_ray", "run_on_ray"]
-
-# set while this process runs a Ray instance it started itself (its shutdown ends the workers)
-_started: list[bool] = []
+__all__ = ["MAX_RETRIES", "WORKER_LOG", "RaySession", "ray_session", "require_ray", "run_on_ray"]
 
 MAX_RETRIES = 3
 """How often Ray retries a model whose worker died."""
@@ -93,11 +91,26 @@ def require_ray() -> None:
         ) from err
 
 
-def _init(ray: Any, address: str | None, workers: int, cpus: int, verbose: bool) -> bool:
-    """Join ``address`` (or ``RAY_ADDRESS``), or start a local instance; ``True`` when this
-    call started Ray (and must shut it down)."""
+@dataclass(frozen=True)
+class RaySession:
+    """How this process holds Ray for a run (what :func:`ray_session` yields).
+
+    Attributes:
+        connected: This session called ``ray.init`` (joined or started Ray), so it shuts Ray
+            down at the end; ``False`` when Ray was up already.
+        own_instance: This session started the Ray instance itself: its shutdown ends the
+            workers, so running tasks are never force-cancelled (see the module docstring).
+    """
+
+    connected: bool
+    own_instance: bool
+
+
+def _init(ray: Any, address: str | None, workers: int, cpus: int, verbose: bool) -> RaySession:
+    """Join ``address`` (or ``RAY_ADDRESS``), or start a local instance, unless Ray is up
+    already; says whether this call connected and whether it started the instance."""
     if ray.is_initialized():
-        return False
+        return RaySession(connected=False, own_instance=False)
     address = address or os.environ.get("RAY_ADDRESS") or None
     options: dict[str, Any] = {
         "include_dashboard": False,
@@ -119,21 +132,16 @@ def _init(ray: Any, address: str | None, workers: int, cpus: int, verbose: bool)
     finally:
         if handler is not None:
             signal.signal(signal.SIGTERM, handler)
-    _started[:] = [True] if address is None else []
-    return True
-
-
-def _shutdown(ray: Any) -> None:
-    _started.clear()
-    ray.shutdown()
+    return RaySession(connected=True, own_instance=address is None)
 
 
 @contextmanager
 def ray_session(
     address: str | None, workers: int, cpus: int, verbose: bool = False
-) -> Iterator[None]:
+) -> Iterator[RaySession]:
     """Ray for a whole run: joined (``address``, else ``RAY_ADDRESS``) or started locally on
-    entry, shut down on exit if this call started it. :func:`run_on_ray` inside uses it.
+    entry, shut down on exit if this call started it. Pass what it yields to
+    :func:`run_on_ray` inside, which then uses this Ray.
 
     Args:
         address: A Ray cluster to join (``ray://…`` or ``HOST:PORT``), or ``None``.
@@ -141,18 +149,21 @@ def ray_session(
         cpus: CPUs (torch threads) per model.
         verbose: Forward the workers' output and Ray's INFO lines.
 
+    Yields:
+        How this process holds Ray (whether it started the instance).
+
     Raises:
         DcatError: Ray is not installed, or the cluster cannot be reached or started.
     """
     require_ray()
     import ray
 
-    own = _init(ray, address, workers, cpus, verbose)
+    session = _init(ray, address, workers, cpus, verbose)
     try:
-        yield
+        yield session
     finally:
-        if own:
-            _shutdown(ray)
+        if session.connected:
+            ray.shutdown()
 
 
 def run_on_ray(
@@ -165,6 +176,7 @@ def run_on_ray(
     workers: int,
     address: str | None = None,
     verbose: bool = False,
+    session: RaySession | None = None,
     started: Callable[[ModelSpec], None],
     done: Callable[[ModelSpec, ModelResult], None],
 ) -> None:
@@ -180,8 +192,10 @@ def run_on_ray(
         token: Names the run (see :func:`~dcat.experiment.grid.train_model`).
         workers: Models at once (≥ 2).
         address: A Ray cluster to join (``ray://…`` or ``HOST:PORT``); default ``RAY_ADDRESS``,
-            else a local instance on this machine.
+            else a local instance on this machine. Unused with ``session``.
         verbose: Forward the workers' output and Lightning's lines.
+        session: The :func:`ray_session` this call runs in; default a session of its own, for
+            this call only.
         started: Called when a model is submitted.
         done: Called with each finished model's result.
 
@@ -191,48 +205,90 @@ def run_on_ray(
     """
     require_ray()
     import ray
-    from ray.exceptions import RayTaskError, WorkerCrashedError
 
     cpus = config.resources.cpus or 1
-    own = _init(ray, address, workers, cpus, verbose)
-    remote = ray.remote(num_cpus=cpus, num_gpus=config.resources.gpus, max_retries=MAX_RETRIES)(
-        _train_in_worker
-    )
-    running: dict[Any, ModelSpec] = {}
+    with ExitStack() as stack:
+        if session is None:
+            session = stack.enter_context(ray_session(address, workers, cpus, verbose))
+        remote = ray.remote(num_cpus=cpus, num_gpus=config.resources.gpus, max_retries=MAX_RETRIES)(
+            _train_in_worker
+        )
+        running: dict[Any, ModelSpec] = {}
+        try:
+            box = [ray.put(data)]  # once: every task gets the same object
+
+            def submit(spec: ModelSpec) -> None:
+                ref = remote.remote(config, box, spec, str(out), token, cpus, verbose)
+                running[ref] = spec
+                started(spec)
+
+            _train_all(ray, specs, workers, running, submit, done)
+        finally:
+            if running and not session.own_instance:  # a joined cluster outlives this driver
+                for ref in running:
+                    ray.cancel(ref, force=True)
+
+
+def _train_all(
+    ray: Any,
+    specs: Sequence[ModelSpec],
+    workers: int,
+    running: dict[Any, ModelSpec],
+    submit: Callable[[ModelSpec], None],
+    done: Callable[[ModelSpec, ModelResult], None],
+) -> None:
+    """Submit each spec once the models it learns from are finished, at most ``workers`` at
+    once, and hand each result to ``done`` as it comes in.
+
+    Args:
+        ray: The Ray module.
+        specs: The models, in plan order.
+        workers: Models at once.
+        running: The tasks submitted and not yet finished, by reference; ``submit`` adds to
+            it, and what is left in it after an error is for the caller to cancel.
+        submit: Starts a model's task (and records it in ``running``).
+        done: Called with each finished model's result.
+
+    Raises:
+        DcatError: A model waits for one that is not planned, or its task failed (see
+            :func:`_result`).
+    """
+    todo = {spec.folder for spec in specs}
+    finished: set[str] = set()
+    pending = list(specs)
+    while pending or running:
+        for spec in list(pending):
+            if len(running) >= workers:
+                break
+            if all(s not in todo or s in finished for s in spec.sources):
+                pending.remove(spec)
+                submit(spec)
+        if not running:  # the plan puts every baseline before its transfers
+            raise DcatError(f"{pending[0].folder} waits for a model that is not planned")
+        ready, _ = ray.wait(list(running), num_returns=1)
+        for ref in ready:
+            spec = running.pop(ref)
+            result = _result(ray, ref, spec)
+            finished.add(spec.folder)
+            done(spec, result)
+
+
+def _result(ray: Any, ref: Any, spec: ModelSpec) -> ModelResult:
+    """The result of ``spec``'s finished task ``ref``.
+
+    Raises:
+        Exception: The task's own error (a model's bad input), unwrapped from Ray's.
+        DcatError: The model's worker died more than :data:`MAX_RETRIES` times.
+    """
+    from ray.exceptions import RayTaskError, WorkerCrashedError
+
     try:
-        box = [ray.put(data)]
-        todo = {spec.folder for spec in specs}
-        finished: set[str] = set()
-        pending = list(specs)
-        while pending or running:
-            for spec in list(pending):
-                if len(running) >= workers:
-                    break
-                if all(s not in todo or s in finished for s in spec.sources):
-                    pending.remove(spec)
-                    ref = remote.remote(config, box, spec, str(out), token, cpus, verbose)
-                    running[ref] = spec
-                    started(spec)
-            if not running:  # the plan puts every baseline before its transfers
-                raise DcatError(f"{pending[0].folder} waits for a model that is not planned")
-            ready, _ = ray.wait(list(running), num_returns=1)
-            for ref in ready:
-                spec = running.pop(ref)
-                try:
-                    result = ray.get(ref)
-                except RayTaskError as err:
-                    cause = getattr(err, "cause", None)
-                    raise (cause if isinstance(cause, Exception) else err) from None
-                except WorkerCrashedError as err:
-                    raise DcatError(
-                        f"{spec.folder}: its worker died {MAX_RETRIES + 1} times ({err}); "
-                        "run the same command again to resume"
-                    ) from err
-                finished.add(spec.folder)
-                done(spec, result)
-    finally:
-        if running and not _started:  # a joined cluster: its workers outlive this driver
-            for ref in running:
-                ray.cancel(ref, force=True)
-        if own:
-            _shutdown(ray)
+        return ray.get(ref)
+    except RayTaskError as err:
+        cause = getattr(err, "cause", None)
+        raise (cause if isinstance(cause, Exception) else err) from None
+    except WorkerCrashedError as err:
+        raise DcatError(
+            f"{spec.folder}: its worker died {MAX_RETRIES + 1} times ({err}); "
+            "run the same command again to resume"
+        ) from err

@@ -1,11 +1,11 @@
 """What made a model: the fingerprint each run folder records, and the check a rerun makes.
 
 A model is reused on a rerun only when the fingerprint of the job that would train it now equals
-the one its folder recorded when it was trained: the job's resolved configuration (data set and
-reader options, classes, normalisation, split, network, training options, method and its
-options, λ, seed), a digest of the data it was trained on and the digest of the source run it
-learnt from. Since a transfer's fingerprint holds its source baseline's digest, a changed
-baseline changes every transfer that depends on it.
+the one its folder recorded when it was trained: its recipe (:mod:`dcat.experiment.recipe`: data
+set and reader options, classes, normalisation, network, training options, method and its
+options, λ, seed), its split, a digest of the data it was trained on and the digest of the
+source run it learnt from. Since a transfer's fingerprint holds its source baseline's digest, a
+changed baseline changes every transfer that depends on it.
 
 A split's subject lists are recorded as the subject ids the names written in the config resolve
 to (:func:`dcat.data.resolve_subjects`), as they were when configs gave ids, and beside them a
@@ -30,6 +30,7 @@ from typing import Any
 from dcat.errors import DcatError
 from dcat.experiment.config import ExperimentConfig
 from dcat.experiment.plan import Job, Part
+from dcat.experiment.recipe import Recipe
 from dcat.training.run_folder import RunFolder
 
 __all__ = [
@@ -42,20 +43,6 @@ __all__ = [
 ]
 
 FINGERPRINT_FILE = "fingerprint.json"
-
-# Training options that change how a run is shown or stored, never the model it makes.
-_NOT_IN_RESULT = ("progress", "logger", "log_every_n_steps", "num_workers", "cache_dir")
-# Options added after runs were recorded, at the value those runs had: left out when they have
-# it, so the runs made before them still match (and in when set, so a change retrains).
-_LATER_TRAIN_OPTIONS = {
-    "optimizer": "adam", "schedule": "constant", "warmup_epochs": 0, "label_smoothing": 0.0,
-}  # fmt: skip
-_LATER_AUGMENT_OPTIONS = {"crop": 0.0}
-
-
-def _later_left_out(options: Mapping[str, Any], later: Mapping[str, Any]) -> dict[str, Any]:
-    """``options`` without the later-added ones that hold their original value."""
-    return {k: v for k, v in options.items() if k not in later or v != later[k]}
 
 
 def digest(fingerprint: Mapping[str, Any]) -> str:
@@ -71,22 +58,20 @@ def _plain(value: Any) -> Any:
 
 def job_fingerprints(
     config: ExperimentConfig,
-    jobs: Sequence[Job],
+    recipes: Sequence[Recipe],
     *,
     class_names: Sequence[str],
-    normalization: Mapping[str, str],
     data_digests: Mapping[str, str],
     split_digests: Mapping[tuple[str, int], str],
     split_subjects: Mapping[str, Mapping[str, list[int] | None]] | None = None,
 ) -> dict[str, dict[str, Any]]:
-    """The fingerprint of every job, keyed by its run folder.
+    """The fingerprint of every model: its recipe (:meth:`Recipe.fingerprint`) with the
+    digests of the data it saw, keyed by its run folder.
 
     Args:
-        config: The experiment.
-        jobs: The plan (:func:`dcat.experiment.plan.plan_jobs`), baselines before the transfers
-            that use them.
+        config: The experiment (its splits).
+        recipes: The plan's recipes, baselines before the transfers that use them.
         class_names: The data set's classes, in label order.
-        normalization: Modality → normalisation kind (``zscore`` for one not named).
         data_digests: Modality → digest of its arrays and the labels.
         split_digests: ``(split kind, seed)`` → digest of the drawn split's indices.
         split_subjects: Split kind → its subject lists (``train_subjects``, ...) as subject ids,
@@ -98,7 +83,7 @@ def job_fingerprints(
     fingerprints: dict[str, dict[str, Any]] = {}
     baseline_of: dict[tuple[str, int, str], str] = {}
 
-    def source_entry(part: Part) -> dict[str, Any]:
+    def source_entry(job: Job, part: Part) -> dict[str, Any]:
         """The source run a transfer learnt from, or the samples themselves (``virtual``)."""
         modality = part.modality
         if not part.needs_network:
@@ -111,74 +96,24 @@ def job_fingerprints(
         run = baseline_of[job.split, job.seed, modality]
         return {"modality": modality, "run": run, "digest": digest(fingerprints[run])}
 
-    for job in jobs:
-        spec = config.modalities[job.target]
+    for recipe in recipes:
+        job = recipe.job
         split = next(s for s in config.splits if s.kind == job.split)
-        train = dataclasses.asdict(config.train_config(job.target, job.seed))
-        fingerprint: dict[str, Any] = {
-            "data": {
-                "dataset": config.data.dataset,
-                "options": dict(config.data.options),
-                "classes": list(class_names),
-                "normalization": normalization.get(job.target, "zscore"),
-                "centering": config.data.centering.get(job.target),
-                "digest": data_digests[job.target],
-            },
-            "split": {
-                # a new option only when set, so runs made before it still match
-                **split.model_dump(exclude={"val_rotation"} if not split.val_rotation else None),
-                **(split_subjects or {}).get(job.split, {}),
-                "seed": job.seed,
-                "digest": split_digests[job.split, job.seed],
-            },
-            "network": {
-                "encoder": spec.encoder,
-                "options": dict(spec.options),
-                "dropout": config.dropout if spec.dropout is None else spec.dropout,
-                "d_out": config.d_out,
-                "attention": spec.attention,
-                "aux_head": spec.aux_head,
-            },
-            "train": _later_left_out(
-                {k: v for k, v in train.items() if k not in _NOT_IN_RESULT}, _LATER_TRAIN_OPTIONS
-            ),
-            "method": {"name": job.method},
+        split_entry = {
+            # a new option only when set, so runs made before it still match
+            **split.model_dump(exclude={"val_rotation"} if not split.val_rotation else None),
+            **(split_subjects or {}).get(job.split, {}),
+            "seed": job.seed,
+            "digest": split_digests[job.split, job.seed],
         }
-        augment = config.data.augment.get(job.target)
-        if augment is not None:  # absent when unset, so runs made before augmentation match
-            fingerprint["data"]["augment"] = _later_left_out(
-                augment.model_dump(), _LATER_AUGMENT_OPTIONS
-            )
-        layout = config.data.layout(job.target)
-        if layout is not None:  # the joints' tree (bones), root, scale and vertical axis
-            fingerprint["data"]["skeleton"] = layout.to_dict()
-        derive = spec.derive
-        if derive is not None:
-            fingerprint["data"]["derive"] = derive.model_dump()
-        if job.method == "plain":
-            fingerprint["network"].update(attention="none", aux_head=False)
-            del fingerprint["network"]["d_out"]  # no attention: the width shapes nothing
-        elif len(job.parts) == 1:
-            (part,) = job.parts
-            fingerprint["method"] = {
-                "name": job.method,
-                "base": part.base,
-                "options": dict(part.options),
-                "weight": part.weight,
-            }
-            fingerprint["source"] = source_entry(part)
-        elif job.parts:
-            fingerprint["method"] = {
-                "name": job.method,
-                "parts": [
-                    {"source": p.modality, "base": p.base, "options": dict(p.options),
-                     "weight": p.weight}
-                    for p in job.parts
-                ],
-            }  # fmt: skip
-            entries = [source_entry(p) for p in job.parts]
-            fingerprint["sources"] = [e for i, e in enumerate(entries) if e not in entries[:i]]
-        else:
+        entries = [source_entry(job, p) for p in job.parts]
+        fingerprint = recipe.fingerprint(
+            classes=list(class_names),
+            data_digest=data_digests[job.target],
+            split=split_entry,
+            sources=[e for i, e in enumerate(entries) if e not in entries[:i]],
+        )
+        if not job.parts:
             baseline_of[job.split, job.seed, job.target] = job.folder
         fingerprints[job.folder] = _plain(fingerprint)
     return fingerprints

@@ -26,10 +26,11 @@ import numpy as np
 import torch
 
 from dcat.data import PairedDataset, Split
-from dcat.experiment.build import augmentation, build_net, fit_stats, load_target, make_task
+from dcat.experiment.build import build_model, build_net, fit_stats
 from dcat.experiment.config import ExperimentConfig
 from dcat.experiment.fingerprint import FINGERPRINT_FILE
 from dcat.experiment.plan import Job
+from dcat.experiment.recipe import Recipe
 from dcat.io.atomic import write_atomic
 from dcat.io.normalization import ChannelStats
 from dcat.nn.model import ModalityNet
@@ -46,7 +47,8 @@ class ModelSpec:
     """One model to train, with everything a worker needs besides the data and config.
 
     Attributes:
-        job: The model (its run folder is ``job.folder``).
+        recipe: The model (:class:`~dcat.experiment.recipe.Recipe`; its run folder is
+            ``recipe.job.folder``).
         split: Its drawn split.
         fingerprint: What its run folder records (``fingerprint.json``) before training.
         sources: Run folders of the baselines it learns from: they must be finished first.
@@ -54,11 +56,15 @@ class ModelSpec:
             last epoch); ``None`` for a model of the grid.
     """
 
-    job: Job
+    recipe: Recipe
     split: Split
     fingerprint: dict[str, Any]
     sources: tuple[str, ...] = ()
     epochs: int | None = None
+
+    @property
+    def job(self) -> Job:
+        return self.recipe.job
 
     @property
     def folder(self) -> str:
@@ -161,9 +167,8 @@ def train_model(
         for p in job.parts
         if p.needs_network
     }
-    net = build_net(config, data, job.target, job.seed, plain=job.method == "plain")
-    task = make_task(config, job, net, sources, augmentation(config, job.target, prepared.stats))
-    train_config = config.train_config(job.target, job.seed)
+    task = build_model(spec.recipe, data, sources, prepared.stats)
+    train_config = spec.recipe.train
     train, keep, part = prepared.parts["train"], "best", "train"
     if spec.epochs is not None:
         if prepared.everything is None:
@@ -221,7 +226,7 @@ def _source(
     key = str(out / folder)
     if key not in prepared.sources:
         net = build_net(config, data, modality, job.seed)
-        prepared.sources[key] = load_target(out / folder, net)
+        prepared.sources[key] = RunFolder(out / folder).load_target(net)
     return prepared.sources[key]
 
 

@@ -45,7 +45,7 @@ from collections.abc import Callable
 from contextlib import ExitStack
 from dataclasses import replace
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import yaml
@@ -58,8 +58,8 @@ from dcat.errors import DcatError
 from dcat.experiment.build import (
     augmentation,
     build_net,
-    load_target,
     make_task,
+    net_of,
     normalization_kinds,
 )
 from dcat.experiment.config import ExperimentConfig, SplitConfig
@@ -75,12 +75,16 @@ from dcat.experiment.fingerprint import (
 from dcat.experiment.grid import ModelResult, ModelSpec, clear_cache, run_in_order
 from dcat.experiment.pick import mark_picks
 from dcat.experiment.plan import Job, plan_jobs
+from dcat.experiment.recipe import Recipe
 from dcat.experiment.teachers import TeacherWatch
 from dcat.io.atomic import write_atomic
 from dcat.io.lock import RunLock
 from dcat.training.methods import get_method
 from dcat.training.provenance import versions
 from dcat.training.run_folder import RunFolder
+
+if TYPE_CHECKING:
+    from dcat.experiment.cluster import RaySession
 
 # Samples per modality in the dry run's batch: two, so batch norm sees a batch, not one value.
 _DRY_RUN_SAMPLES = 2
@@ -214,7 +218,7 @@ def _record(job: Job, metrics: dict, dataset: str) -> dict[str, Any]:
     }  # fmt: skip
 
 
-def _check_data(config: ExperimentConfig, data: PairedDataset) -> None:
+def _check_data(config: ExperimentConfig, data: PairedDataset, jobs: list[Job]) -> None:
     missing = [m for m in config.modalities if m not in data.modalities]
     # a derived modality's own problems are named by derive_modalities
     missing = [m for m in missing if config.modalities[m].derive is None]
@@ -223,12 +227,19 @@ def _check_data(config: ExperimentConfig, data: PairedDataset) -> None:
             f"config: modalities {missing} are not in the data set "
             f"{config.data.dataset!r}, which has {data.modalities}"
         )
-    pairs = {(p.modality, job.target, p.base) for job in plan_jobs(config) for p in job.parts}
+    pairs = {(p.modality, job.target, p.base) for job in jobs for p in job.parts}
     for source, target, method in sorted(pairs):
         if {source, target} <= set(data.modalities):
             get_method(method).check_data(
                 (source, data.shape(source)), (target, data.shape(target))
             )
+
+
+_Checked = tuple[
+    list[Recipe], dict[tuple[int, int], Split], dict[str, dict[str, Any]], list[Any],
+    dict[DryRunKey, StepTime],
+]  # fmt: skip
+"""What :func:`_check_everything` returns."""
 
 
 def run_experiment(
@@ -275,92 +286,27 @@ def run_experiment(
     """
     from dcat.experiment.report import write_report  # matplotlib only when a report is written
 
-    if workers < 1:
-        raise DcatError(f"--workers must be at least 1, got {workers}")
-    if cluster is not None and workers == 1:
-        raise DcatError(f"--cluster {cluster} needs --workers N with N > 1 (models at once)")
-    if workers > 1:  # before anything is written
-        from dcat.experiment.cluster import require_ray
-
-        require_ray()
+    _check_workers(workers, cluster)
     # under DDP every rank runs the protocol in step; only rank 0 speaks and keeps the log
     rank = _rank()
     console = Console(
         log if rank == 0 else _silent, verbose=verbose, progress=progress if rank == 0 else False
     )
     out = Path(out_dir)
-    # One run per folder: a second one would write the same checkpoints. Taken before the data
-    # are read (minutes, for some), so a second run is refused at once; the folder it creates
-    # goes again if the run stops before writing there (bad input leaves no folder). Under DDP
-    # every rank runs this; rank 0 holds the lock for them all.
-    lock = RunLock(out, warn=console.line, create=True)
-    if rank == 0:
-        lock.acquire()
+    lock = _take_lock(out, console, rank)
     ray = ExitStack()
     try:
         with quiet_libraries(verbose):
-            if workers > 1:  # joined first too: an unreachable cluster is said at once
-                from dcat.experiment.cluster import ray_session
-
-                cpus = config.resources.cpus or 1
-                ray.enter_context(ray_session(cluster, workers, cpus, verbose))
+            session = _join_ray(ray, config, workers, cluster, verbose)
             data = derive_modalities(config, data) if data is not None else load_dataset(config)
             config = default_encoders(config, data, console.line)
             checked = _check_everything(config, data, out, retrain_changed)
-        jobs, splits, fingerprints, mismatches, timings = checked
         counts = np.bincount(data.labels, minlength=data.num_classes).tolist()
         out.mkdir(parents=True, exist_ok=True)  # (ranks other than 0)
         with console.recording(out / "experiment.log" if rank == 0 else None):
-            resolved = {
-                "experiment": config.to_dict(),
-                "versions": versions(),
-                "data": {
-                    "name": data.name,
-                    "samples": len(data),
-                    "classes": data.class_names,
-                    "class_counts": dict(zip(data.class_names, counts, strict=True)),
-                    "modalities": data.modalities,
-                    "group": getattr(data, "group", "subject"),
-                },
-            }
-            write_atomic(out / "config.yaml", yaml.safe_dump(resolved, sort_keys=False))
-            console.line(
-                f"dcat experiment {config.name!r}: {len(data)} samples of {data.name}, "
-                f"{len(jobs)} models to train → {out}"
-                + (f" on {workers} workers" if workers > 1 else "")
-            )
-            shown = ", ".join(f"{c} {n}" for c, n in zip(data.class_names, counts, strict=True))
-            console.line(f"samples per class: {shown}")
-            for line in _left_out_lines(config, data, splits):
-                console.line(line)
-            for mismatch in mismatches:  # and those that depend on them
-                console.line(f"retraining {mismatch.describe()}")
-                shutil.rmtree(out / mismatch.run, ignore_errors=True)
-            for (i, seed), split in splits.items():
-                (out / "splits").mkdir(exist_ok=True)
-                split.save(
-                    out / "splits" / f"{config.splits[i].kind}_seed{seed}.json",
-                    data.subjects,
-                    data.subject_names,
-                )
-            # after the retrains are cleared: the models finished before cost nothing
-            for line in estimate_lines(config, data, jobs, splits, timings, out, workers=workers):
-                console.line(line)
-            grid = _Grid(config, data, out, console, workers, cluster)
-            specs = [
-                ModelSpec(
-                    job,
-                    splits[_split_index(config, job.split), job.seed],
-                    fingerprints[job.folder],
-                    sources=_source_runs(job),
-                )
-                for job in jobs
-            ]
-            results = grid.run(specs, label=lambda spec: spec.describe())
-            records = [_record(job, results[job.folder], data.name) for job in jobs]
-            if config.refit:
-                records = _refit(config, data, jobs, records, splits, fingerprints, grid)
-            records = mark_picks(records, config.selection)
+            _start_folder(config, data, out, console, checked, counts, workers)
+            grid = _Grid(config, data, out, console, workers, cluster, session)
+            records = _train_grid(config, data, checked, grid)
             _write_results(out, records)
             report = write_report(out, records, config, data)
             console.line(f"report: {report}")
@@ -371,23 +317,159 @@ def run_experiment(
         lock.release()
 
 
+def _take_lock(out: Path, console: Console, rank: int) -> RunLock:
+    """The lock of ``out`` (:mod:`dcat.io.lock`), held by rank 0 on return; release it when
+    the run ends.
+
+    Raises:
+        DcatError: Another run holds ``out``.
+    """
+    # One run per folder: a second one would write the same checkpoints. Taken before the data
+    # are read (minutes, for some), so a second run is refused at once; the folder it creates
+    # goes again if the run stops before writing there (bad input leaves no folder). Under DDP
+    # every rank runs this; rank 0 holds the lock for them all.
+    lock = RunLock(out, warn=console.line, create=True)
+    if rank == 0:
+        lock.acquire()
+    return lock
+
+
+def _check_workers(workers: int, cluster: str | None) -> None:
+    """Refuse a bad ``workers``/``cluster`` pair, and a missing Ray, before anything is written.
+
+    Raises:
+        DcatError: ``workers`` < 1, a ``cluster`` with one worker, or Ray not installed for
+            ``workers`` > 1.
+    """
+    if workers < 1:
+        raise DcatError(f"--workers must be at least 1, got {workers}")
+    if cluster is not None and workers == 1:
+        raise DcatError(f"--cluster {cluster} needs --workers N with N > 1 (models at once)")
+    if workers > 1:
+        from dcat.experiment.cluster import require_ray
+
+        require_ray()
+
+
+def _join_ray(
+    stack: ExitStack, config: ExperimentConfig, workers: int, cluster: str | None, verbose: bool
+) -> RaySession | None:
+    """With ``workers`` > 1, join (or start) Ray for the whole run, closed with ``stack``; it
+    comes before the data, so an unreachable cluster is said at once. ``None`` without Ray.
+
+    Raises:
+        DcatError: The cluster cannot be reached, or a local instance cannot start.
+    """
+    if workers == 1:
+        return None
+    from dcat.experiment.cluster import ray_session
+
+    cpus = config.resources.cpus or 1
+    return stack.enter_context(ray_session(cluster, workers, cpus, verbose))
+
+
+def _start_folder(
+    config: ExperimentConfig,
+    data: PairedDataset,
+    out: Path,
+    console: Console,
+    checked: _Checked,
+    counts: list[int],
+    workers: int,
+) -> None:
+    """Write ``config.yaml`` and the splits, clear the models to retrain, and say what the run
+    will do: the data, what each split leaves out, the retrains and the time estimate.
+
+    Args:
+        config: The experiment, encoders resolved.
+        data: The data set.
+        out: The results folder.
+        console: Where the lines go.
+        checked: What :func:`_check_everything` found.
+        counts: Samples per class, in ``data.class_names`` order.
+        workers: Models at once.
+    """
+    recipes, splits, _fingerprints, mismatches, timings = checked
+    jobs = [recipe.job for recipe in recipes]
+    write_atomic(
+        out / "config.yaml", yaml.safe_dump(_resolved(config, data, counts), sort_keys=False)
+    )
+    console.line(
+        f"dcat experiment {config.name!r}: {len(data)} samples of {data.name}, "
+        f"{len(jobs)} models to train → {out}" + (f" on {workers} workers" if workers > 1 else "")
+    )
+    shown = ", ".join(f"{c} {n}" for c, n in zip(data.class_names, counts, strict=True))
+    console.line(f"samples per class: {shown}")
+    for line in _left_out_lines(config, data, splits):
+        console.line(line)
+    for mismatch in mismatches:  # and those that depend on them
+        console.line(f"retraining {mismatch.describe()}")
+        shutil.rmtree(out / mismatch.run, ignore_errors=True)
+    for (i, seed), split in splits.items():
+        (out / "splits").mkdir(exist_ok=True)
+        split.save(
+            out / "splits" / f"{config.splits[i].kind}_seed{seed}.json",
+            data.subjects,
+            data.subject_names,
+        )
+    # after the retrains are cleared: the models finished before cost nothing
+    for line in estimate_lines(config, data, jobs, splits, timings, out, workers=workers):
+        console.line(line)
+
+
+def _resolved(config: ExperimentConfig, data: PairedDataset, counts: list[int]) -> dict[str, Any]:
+    """What ``config.yaml`` records: the configuration, the versions and the data set read."""
+    return {
+        "experiment": config.to_dict(),
+        "versions": versions(),
+        "data": {
+            "name": data.name,
+            "samples": len(data),
+            "classes": data.class_names,
+            "class_counts": dict(zip(data.class_names, counts, strict=True)),
+            "modalities": data.modalities,
+            "group": getattr(data, "group", "subject"),
+        },
+    }
+
+
+def _train_grid(
+    config: ExperimentConfig, data: PairedDataset, checked: _Checked, grid: _Grid
+) -> list[dict[str, Any]]:
+    """Train (or read) every planned model, then the refits when asked; their records, picks
+    marked."""
+    recipes, splits, fingerprints, _mismatches, _timings = checked
+    specs = [
+        ModelSpec(
+            recipe,
+            splits[_split_index(config, recipe.job.split), recipe.job.seed],
+            fingerprints[recipe.job.folder],
+            sources=_source_runs(recipe.job),
+        )
+        for recipe in recipes
+    ]
+    results = grid.run(specs, label=lambda spec: spec.describe())
+    records = [_record(recipe.job, results[recipe.job.folder], data.name) for recipe in recipes]
+    if config.refit:
+        records = _refit(config, data, recipes, records, splits, fingerprints, grid)
+    return mark_picks(records, config.selection)
+
+
 def _check_everything(
     config: ExperimentConfig, data: PairedDataset, out: Path, retrain_changed: bool
-) -> tuple[
-    list[Job], dict[tuple[int, int], Split], dict[str, dict[str, Any]], list[Any],
-    dict[DryRunKey, StepTime],
-]:  # fmt: skip
+) -> _Checked:
     """What can be checked is checked before anything is written or trained, so a bad option
     or a bad split of the last seed does not fail a run hours in, beside finished models.
 
     Returns:
-        The plan, the splits by ``(split index, seed)``, the fingerprints by run folder, the
-        finished models of other settings to retrain and the dry run's step times.
+        The plan's recipes, the splits by ``(split index, seed)``, the fingerprints by run
+        folder, the finished models of other settings to retrain and the dry run's step times.
     """
-    _check_data(config, data)
+    jobs = plan_jobs(config)  # the plan, made once: everything below reads it
+    _check_data(config, data, jobs)
     _check_augmentation(config, data)
-    jobs = plan_jobs(config)
-    kinds = normalization_kinds(config, data)
+    recipes = [Recipe.of(config, job) for job in jobs]  # the plan made into recipes, once
+    normalization_kinds(config, data)  # checked against the data set
     subject_lists = [
         _subject_lists(data, split_cfg, i) for i, split_cfg in enumerate(config.splits)
     ]
@@ -399,9 +481,8 @@ def _check_everything(
     timings = dry_run(config, data, jobs, data.subset(splits[0, config.seeds[0]].train))
     fingerprints = job_fingerprints(
         config,
-        jobs,
+        recipes,
         class_names=data.class_names,
-        normalization=kinds,
         data_digests={m: data.fingerprint([m]) for m in config.modalities},
         split_digests={
             (config.splits[i].kind, seed): _split_digest(split)
@@ -415,12 +496,13 @@ def _check_everything(
     if mismatches and not retrain_changed:
         raise DcatError(mismatch_message(out, mismatches))
     retrain = {m.run for m in mismatches}
-    for job in jobs:  # models finished by an earlier run must fit this configuration
+    for recipe in recipes:  # models finished by an earlier run must fit this configuration
+        job = recipe.job
         run_dir = out / job.folder
         reused = job.folder not in retrain and RunFolder(run_dir).finished()
         if reused and job.method == "baseline":
-            load_target(run_dir, build_net(config, data, job.target, job.seed))
-    return jobs, splits, fingerprints, mismatches, timings
+            RunFolder(run_dir).load_target(net_of(recipe, data))
+    return recipes, splits, fingerprints, mismatches, timings
 
 
 def _source_runs(job: Job) -> tuple[str, ...]:
@@ -454,9 +536,11 @@ class _Grid:
         console: Console,
         workers: int,
         cluster: str | None,
+        session: RaySession | None = None,
     ) -> None:
         self.config, self.data, self.out, self.console = config, data, out, console
         self.workers, self.cluster = workers, cluster
+        self.session = session  # the run's Ray, when it has one (workers > 1)
         self.token = uuid.uuid4().hex
         # a source at chance or weaker than its target is named once its baselines are in
         self.teachers = TeacherWatch(config, data.num_classes, console.line)
@@ -500,7 +584,7 @@ class _Grid:
                 run_on_ray(
                     self.config, self.data, todo, self.out, token=self.token,
                     workers=self.workers, address=self.cluster, verbose=console.verbose,
-                    started=started, done=line,
+                    session=self.session, started=started, done=line,
                 )  # fmt: skip
         return results
 
@@ -508,7 +592,7 @@ class _Grid:
 def _refit(
     config: ExperimentConfig,
     data: PairedDataset,
-    jobs: list[Job],
+    recipes: list[Recipe],
     records: list[dict[str, Any]],
     splits: dict[tuple[int, int], Split],
     fingerprints: dict[str, dict[str, Any]],
@@ -525,13 +609,16 @@ def _refit(
     # the models to ship: those of the targets (a source-only baseline is never deployed)
     targets = {t.target for t in config.transfers} or set(config.modalities)
     picked = mark_picks(records, config.selection)  # picks are per split: one call serves all
+    jobs = [recipe.job for recipe in recipes]
     chosen = [  # the plan lists each split's jobs together, in the configuration's order
-        job
-        for job, record in zip(jobs, picked, strict=True)
-        if job.target in targets and (job.method in ("baseline", "plain") or record["pick"])
+        recipe
+        for recipe, record in zip(recipes, picked, strict=True)
+        if recipe.job.target in targets
+        and (recipe.job.method in ("baseline", "plain") or record["pick"])
     ]
     specs = []
-    for job in chosen:
+    for recipe in chosen:
+        job = recipe.job
         original = RunFolder(grid.out / job.folder).read_metrics()
         epochs = int(original["val"]["epoch"]) + 1
         again = replace(job, refit=True)
@@ -546,7 +633,8 @@ def _refit(
             grid.console.line(f"retraining {again.folder}: its original or epoch count changed")
             shutil.rmtree(grid.out / again.folder)
         split = splits[_split_index(config, job.split), job.seed]
-        specs.append(ModelSpec(again, split, fingerprint, _source_runs(job), epochs))
+        refit = replace(recipe, job=again)
+        specs.append(ModelSpec(refit, split, fingerprint, _source_runs(job), epochs))
     results = grid.run(
         specs, label=lambda s: f"refit {s.describe()}, {s.epochs} epochs on train + val,"
     )
@@ -609,7 +697,7 @@ def dry_run(
         try:
             plain = job.method == "plain"
             net = net if net is not None else build_net(config, data, job.target, 0, plain=plain)
-            task = make_task(config, job, net, baselines, augmentation(config, job.target, {}))
+            task = make_task(job, net, baselines, augmentation(config, job.target, {}))
             started = time.perf_counter()
             loss = task(batch)["loss"]
             loss.backward()

@@ -297,6 +297,123 @@ def _read_text(path: Path) -> str:
         raise TableError(f"{path}: cannot read as a UTF-8 CSV file ({err})", kind="read") from err
 
 
+def _csv_records(path: Path, lines: list[str]) -> list[list[str]]:
+    """The csv records of a file's ``lines`` (one per line unless a quoted cell spans lines).
+
+    Raises:
+        DcatError (:class:`TableError`, kind ``"read"``): Text the csv module cannot parse.
+    """
+    try:
+        return list(csv.reader(lines))
+    except csv.Error as err:
+        raise TableError(f"{path}: cannot read as a UTF-8 CSV file ({err})", kind="read") from err
+
+
+def _kept_records(records: Sequence[Sequence[str]], comment: str | None) -> list[int]:
+    """Indices of the records that are neither blank (all whitespace) nor comments."""
+    return [
+        i
+        for i, cells in enumerate(records)
+        if any(c.strip() for c in cells)
+        and not (comment is not None and cells[0].lstrip().startswith(comment))
+    ]
+
+
+def _split_header(
+    path: Path,
+    records: Sequence[Sequence[str]],
+    kept: list[int],
+    *,
+    header: bool | None,
+    header_key: Callable[[str], str],
+    require: Sequence[str],
+    no_rows: str | None,
+) -> tuple[list[str] | None, int, list[int]]:
+    """Take the header row (if any) off the kept records and check the required columns.
+
+    Args:
+        path: The file, for messages.
+        records: All csv records of the file.
+        kept: Indices of the non-blank, non-comment records; not empty.
+        header: As in :func:`read_rows` (``None``: a row without numbers is a header).
+        header_key: Turns a header cell into a column name.
+        require: Columns the header must name.
+        no_rows: Message for a header without data rows; ``None`` accepts one.
+
+    Returns:
+        The column names (``None`` without a header), the header's record index (``-1``
+        without one) and the indices of the data records.
+
+    Raises:
+        DcatError (:class:`TableError`): A missing required column, or a header without data
+            rows.
+    """
+    if header is True or (header is None and not any(is_number(c) for c in records[kept[0]])):
+        names = [header_key(c) for c in records[kept[0]]]
+        first, data = kept[0], kept[1:]
+        _check_columns(path, names, require)
+        if not data and no_rows is not None:
+            raise TableError(f"{path}: {no_rows}", kind="no_rows")
+        return names, first, data
+    if require:
+        _check_columns(path, [], require)
+    return None, -1, kept
+
+
+def _row_numbers(
+    kept: Sequence[int], first: int, *, numbering: Numbering, count_skipped: bool
+) -> list[int]:
+    """Row number shown in messages for each data record (see :func:`read_rows`).
+
+    Args:
+        kept: ``(N,)`` record indices of the data rows.
+        first: Record index of the header row, ``-1`` without one.
+        numbering: ``"data"`` or ``"line"``, as in :func:`read_rows`.
+        count_skipped: Whether blank and comment rows count.
+
+    Returns:
+        ``N`` row numbers.
+    """
+    if count_skipped:
+        offset = first + 1 if numbering == "data" else 0  # first is -1 without a header
+        return [i + 1 - offset for i in kept]
+    offset = 1 if first >= 0 and numbering == "line" else 0
+    return list(range(1 + offset, len(kept) + 1 + offset))
+
+
+def _check_field_counts(
+    path: Path,
+    records: Sequence[Sequence[str]],
+    kept: Sequence[int],
+    numbers: Sequence[int],
+    width: int,
+    *,
+    has_header: bool,
+    ragged: str,
+    hint: str,
+) -> None:
+    """Refuse the first data record whose field count is not ``width``.
+
+    Raises:
+        DcatError (:class:`TableError`, kind ``"fields"``): ``"<path>: row R <detail>"``, the
+            detail worded by ``ragged`` with a header, else ``"has N fields, expected K<hint>"``.
+    """
+    for i, number in zip(kept, numbers, strict=True):
+        if len(records[i]) != width:
+            if has_header:
+                detail = ragged.format(count=len(records[i]), width=width)
+            else:
+                detail = f"has {len(records[i])} fields, expected {width}{hint}"
+            raise TableError(
+                f"{path}: row {number} {detail}",
+                kind="fields",
+                row=number,
+                detail=detail,
+                cells=records[i],
+                expected=width,
+            )
+
+
 def read_rows(
     path: str | Path,
     *,
@@ -349,57 +466,26 @@ def read_rows(
             ``"<path>: row R has N fields but the header has K"`` or ``"... , expected K<hint>"``).
     """
     path = Path(path)
-    text = _read_text(path)
-    lines = text.splitlines()
-    try:
-        records = list(csv.reader(lines))
-    except csv.Error as err:
-        raise TableError(f"{path}: cannot read as a UTF-8 CSV file ({err})", kind="read") from err
-    single_lines = len(records) == len(lines)
-    kept = [
-        i
-        for i, cells in enumerate(records)
-        if any(c.strip() for c in cells)
-        and not (comment is not None and cells[0].lstrip().startswith(comment))
-    ]
+    lines = _read_text(path).splitlines()
+    records = _csv_records(path, lines)
+    kept = _kept_records(records, comment)
     if not kept:
         raise TableError(f"{path}: {empty}", kind="empty")
-    names, first = None, -1
-    if header is True or (header is None and not any(is_number(c) for c in records[kept[0]])):
-        names = [header_key(c) for c in records[kept[0]]]
-        first, kept = kept[0], kept[1:]
-        _check_columns(path, names, require)
-        if not kept and no_rows is not None:
-            raise TableError(f"{path}: {no_rows}", kind="no_rows")
-    elif require:
-        _check_columns(path, [], require)
-    if count_skipped:
-        offset = first + 1 if numbering == "data" else 0  # first is -1 without a header
-        numbers = [i + 1 - offset for i in kept]
-    else:
-        offset = 1 if names is not None and numbering == "line" else 0
-        numbers = list(range(1 + offset, len(kept) + 1 + offset))
+    names, first, kept = _split_header(
+        path, records, kept, header=header, header_key=header_key, require=require, no_rows=no_rows
+    )
+    numbers = _row_numbers(kept, first, numbering=numbering, count_skipped=count_skipped)
     width = len(names) if names is not None else fields or len(records[kept[0]])
-    for i, number in zip(kept, numbers, strict=True):
-        if len(records[i]) != width:
-            if names is not None:
-                detail = ragged.format(count=len(records[i]), width=width)
-            else:
-                detail = f"has {len(records[i])} fields, expected {width}{hint}"
-            raise TableError(
-                f"{path}: row {number} {detail}",
-                kind="fields",
-                row=number,
-                detail=detail,
-                cells=records[i],
-                expected=width,
-            )
+    _check_field_counts(
+        path, records, kept, numbers, width, has_header=names is not None, ragged=ragged, hint=hint
+    )
     return CsvRows(
         path,
         names,
         [records[i] for i in kept],
         numbers,
-        [lines[i] for i in kept] if single_lines else None,
+        # Rows map one-to-one onto lines only when no quoted cell spans lines.
+        [lines[i] for i in kept] if len(records) == len(lines) else None,
     )
 
 

@@ -320,6 +320,81 @@ def _resolve(segment: str | Segment, joint_map: JointMap, joints: int) -> tuple[
     return segment, index
 
 
+def _check_imu_options(
+    steps: int,
+    rate_hz: float,
+    *,
+    smoothing: float,
+    metres_per_unit: float,
+    gravity: Sequence[float],
+    accel_unit: str,
+    gyro_unit: str,
+) -> np.ndarray:
+    """Validate the scalar options of :func:`synthesize_imu`; return gravity as ``(3,)`` float64.
+
+    Raises:
+        DcatError: Fewer than 3 steps, a bad rate, smoothing window, scale, gravity or unit.
+    """
+    if steps < 3:
+        raise DcatError(f"positions has {steps} steps; an acceleration needs 3 or more")
+    if not (np.isfinite(rate_hz) and rate_hz > 0):
+        raise DcatError(f"rate_hz must be a positive number of frames per second, got {rate_hz}")
+    if not (np.isfinite(smoothing) and smoothing >= 0):
+        raise DcatError(f"smoothing must be a window in seconds ≥ 0, got {smoothing}")
+    if not (np.isfinite(metres_per_unit) and metres_per_unit > 0):
+        raise DcatError(f"metres_per_unit must be positive, got {metres_per_unit}")
+    gravity_world = np.asarray(gravity, dtype=np.float64)
+    if gravity_world.shape != (3,) or not np.isfinite(gravity_world).all():
+        raise DcatError(f"gravity must be 3 finite numbers (m/s², world frame), got {gravity}")
+    if accel_unit not in ("g", "m/s2"):
+        raise DcatError(f"accel_unit must be 'g' or 'm/s2', got {accel_unit!r}")
+    if gyro_unit not in ("deg/s", "rad/s"):
+        raise DcatError(f"gyro_unit must be 'deg/s' or 'rad/s', got {gyro_unit!r}")
+    return gravity_world
+
+
+def _smoothing_steps(smoothing: float, rate_hz: float, steps: int) -> int:
+    """``smoothing`` seconds as an odd window of at least 3 and at most ``steps`` steps."""
+    window = 2 * round(smoothing * rate_hz / 2) + 1
+    return min(max(window, 3), steps if steps % 2 else steps - 1)
+
+
+def _body_rates(frames: np.ndarray, dt: float) -> np.ndarray:
+    """Body-frame angular velocity per step from ``(T, 3, 3)`` segment frames: ``(T, 3)`` rad/s.
+
+    Each interval ``t → t + 1`` gives ``log(R_tᵀ R_{t+1}) / dt``; inner steps average the
+    intervals on either side so the output keeps all ``T`` steps, the ends take their one.
+    """
+    step_rotations = np.einsum("tji,tjk->tik", frames[:-1], frames[1:])  # R_tᵀ R_{t+1}
+    rates = _rotation_log(step_rotations) / dt  # (T−1, 3), body frame
+    gyro = np.empty((len(frames), 3))
+    gyro[0], gyro[-1] = rates[0], rates[-1]
+    gyro[1:-1] = (rates[:-1] + rates[1:]) / 2
+    return gyro
+
+
+def _sensor_frames(
+    positions: np.ndarray, segment: Segment, index: Mapping[str, int], min_angle_deg: float
+) -> np.ndarray:
+    """``(T, 3, 3)`` frames of ``segment`` from ``(T, J, 3)`` positions, joints found by name."""
+    return segment_frames(
+        positions,
+        index[segment.origin],
+        index[segment.axis_to],
+        index[segment.across],
+        min_angle_deg=min_angle_deg,
+    )
+
+
+def _in_units(accel: np.ndarray, gyro: np.ndarray, accel_unit: str, gyro_unit: str) -> np.ndarray:
+    """``(T, 3)`` m/s² and ``(T, 3)`` rad/s → ``(T, 6)`` in the requested units."""
+    if accel_unit == "g":
+        accel = accel / STANDARD_GRAVITY
+    if gyro_unit == "deg/s":
+        gyro = np.degrees(gyro)
+    return np.concatenate([accel, gyro], axis=1)
+
+
 def synthesize_imu(
     positions: np.ndarray,
     rate_hz: float,
@@ -373,50 +448,26 @@ def synthesize_imu(
     """
     positions = _check_positions(positions)
     steps = positions.shape[0]
-    if steps < 3:
-        raise DcatError(f"positions has {steps} steps; an acceleration needs 3 or more")
-    if not (np.isfinite(rate_hz) and rate_hz > 0):
-        raise DcatError(f"rate_hz must be a positive number of frames per second, got {rate_hz}")
-    if not (np.isfinite(smoothing) and smoothing >= 0):
-        raise DcatError(f"smoothing must be a window in seconds ≥ 0, got {smoothing}")
-    if not (np.isfinite(metres_per_unit) and metres_per_unit > 0):
-        raise DcatError(f"metres_per_unit must be positive, got {metres_per_unit}")
-    gravity_world = np.asarray(gravity, dtype=np.float64)
-    if gravity_world.shape != (3,) or not np.isfinite(gravity_world).all():
-        raise DcatError(f"gravity must be 3 finite numbers (m/s², world frame), got {gravity}")
-    if accel_unit not in ("g", "m/s2"):
-        raise DcatError(f"accel_unit must be 'g' or 'm/s2', got {accel_unit!r}")
-    if gyro_unit not in ("deg/s", "rad/s"):
-        raise DcatError(f"gyro_unit must be 'deg/s' or 'rad/s', got {gyro_unit!r}")
+    gravity_world = _check_imu_options(
+        steps,
+        rate_hz,
+        smoothing=smoothing,
+        metres_per_unit=metres_per_unit,
+        gravity=gravity,
+        accel_unit=accel_unit,
+        gyro_unit=gyro_unit,
+    )
     segment, index = _resolve(segment, joint_map, positions.shape[1])
 
     dt = 1.0 / rate_hz
-    window = 2 * round(smoothing * rate_hz / 2) + 1
-    window = min(max(window, 3), steps if steps % 2 else steps - 1)
+    window = _smoothing_steps(smoothing, rate_hz, steps)
     smoothed, second = local_quadratic(positions * metres_per_unit, window, dt)
 
-    frames = segment_frames(
-        smoothed,
-        index[segment.origin],
-        index[segment.axis_to],
-        index[segment.across],
-        min_angle_deg=min_angle_deg,
-    )
+    frames = _sensor_frames(smoothed, segment, index, min_angle_deg)
     site = [index[name] for name in segment.site]
     specific_force = second[:, site].mean(axis=1) - gravity_world
     accel = np.einsum("tji,tj->ti", frames, specific_force)
-
-    step_rotations = np.einsum("tji,tjk->tik", frames[:-1], frames[1:])  # R_tᵀ R_{t+1}
-    rates = _rotation_log(step_rotations) / dt  # (T−1, 3), body frame
-    gyro = np.empty((steps, 3))
-    gyro[0], gyro[-1] = rates[0], rates[-1]
-    gyro[1:-1] = (rates[:-1] + rates[1:]) / 2
-
-    if accel_unit == "g":
-        accel = accel / STANDARD_GRAVITY
-    if gyro_unit == "deg/s":
-        gyro = np.degrees(gyro)
-    return np.concatenate([accel, gyro], axis=1)
+    return _in_units(accel, _body_rates(frames, dt), accel_unit, gyro_unit)
 
 
 def synthesize_imu_channels(

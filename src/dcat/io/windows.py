@@ -186,6 +186,139 @@ def _resample(
     return np.ascontiguousarray(out.transpose(0, 2, 1), dtype=np.float32)
 
 
+def _check_window_options(
+    streams: Mapping[str, Stream],
+    window_s: float,
+    stride_s: float,
+    label_rule: str,
+    min_label_fraction: float,
+) -> None:
+    """Reject an empty ``streams`` mapping and out-of-range scalar options of :func:`cut_windows`.
+
+    Raises:
+        DcatError: No modality, a non-positive or non-finite window or stride, an unknown label
+            rule or a label fraction outside ``[0, 1]``.
+    """
+    if not streams:
+        raise DcatError("streams must hold at least one modality")
+    for what, value in (("window_s", window_s), ("stride_s", stride_s)):
+        if not np.isfinite(value) or value <= 0:
+            raise DcatError(f"{what} must be a positive number of seconds, got {value}")
+    if label_rule not in ("majority", "center"):
+        raise DcatError(f"label_rule must be 'majority' or 'center', got {label_rule!r}")
+    if not 0.0 <= min_label_fraction <= 1.0:
+        raise DcatError(f"min_label_fraction must lie in [0, 1], got {min_label_fraction}")
+
+
+def _samples_per_window(streams: Mapping[str, Stream], window_s: float) -> dict[str, int]:
+    """Modality → ``round(window_s * rate)``, the samples of one window on that modality's grid.
+
+    Raises:
+        DcatError: A modality whose rate leaves fewer than one sample per window.
+    """
+    steps = {name: round(window_s * float(stream.rate)) for name, stream in streams.items()}
+    for name, count in steps.items():
+        if count < 1:
+            raise DcatError(
+                f"stream {name!r}: window_s={window_s} at {streams[name].rate} Hz gives no "
+                "samples per window"
+            )
+    return steps
+
+
+def _max_gaps(
+    streams: Mapping[str, Stream], max_gap_s: float | Mapping[str, float] | None
+) -> dict[str, float]:
+    """Modality → largest allowed gap in seconds, defaulting to 3 sample periods ``3 / rate``.
+
+    Raises:
+        DcatError: A non-positive or non-finite gap, or a mapping naming an unknown modality.
+    """
+    gaps: dict[str, float] = {}
+    for name, stream in streams.items():
+        given = max_gap_s.get(name) if isinstance(max_gap_s, Mapping) else max_gap_s
+        gap = 3.0 / float(stream.rate) if given is None else float(given)
+        if not np.isfinite(gap) or gap <= 0:
+            raise DcatError(f"max_gap_s for stream {name!r} must be positive, got {given}")
+        gaps[name] = gap
+    if isinstance(max_gap_s, Mapping) and set(max_gap_s) - set(streams):
+        raise DcatError(
+            f"max_gap_s names unknown modalities {sorted(set(max_gap_s) - set(streams))}; "
+            f"streams are {list(streams)}"
+        )
+    return gaps
+
+
+def _prepare_labels(
+    label_times: np.ndarray, label_values: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    """Validate per-time labels; return them sorted by time.
+
+    Args:
+        label_times: ``(L,)`` label times in seconds.
+        label_values: ``(L,)`` integer labels.
+
+    Returns:
+        ``(L,)`` float64 times and ``(L,)`` int64 labels in stable time order.
+
+    Raises:
+        DcatError: Mismatched or non-1-D shapes, non-integer labels or a non-finite time.
+    """
+    label_times = np.asarray(label_times, dtype=np.float64)
+    label_values = np.asarray(label_values)
+    if label_times.ndim != 1 or label_values.ndim != 1 or len(label_times) != len(label_values):
+        raise DcatError(
+            f"label_times and label_values must be 1-D of one length, got {label_times.shape} "
+            f"and {label_values.shape}"
+        )
+    if label_values.size and not np.issubdtype(label_values.dtype, np.integer):
+        raise DcatError(f"label_values must be integers, got dtype {label_values.dtype}")
+    bad_label = non_finite(label_times)
+    if bad_label is not None:
+        (bad,), _ = bad_label
+        raise DcatError(f"label_times[{bad}] is {label_times[bad]} (not finite)")
+    order = np.argsort(label_times, kind="stable")
+    return label_times[order], label_values[order].astype(np.int64)
+
+
+def _kept_windows(
+    prepared: Mapping[str, tuple[np.ndarray, np.ndarray]],
+    gaps: Mapping[str, float],
+    label_times: np.ndarray,
+    label_values: np.ndarray,
+    *,
+    window_s: float,
+    stride_s: float,
+    label_rule: LabelRule,
+    min_label_fraction: float,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Starts and labels of the windows in the common span that survive gaps and label checks.
+
+    Args:
+        prepared: Modality → sorted unique times ``(M,)`` and values ``(M, C)``.
+        gaps: Modality → largest allowed gap in seconds.
+        label_times: ``(L,)`` sorted label times in seconds.
+        label_values: ``(L,)`` int64 labels.
+        window_s: Window length in seconds.
+        stride_s: Step between window starts in seconds.
+        label_rule: How a window's label is chosen (see :func:`cut_windows`).
+        min_label_fraction: Smallest share of label samples that must carry the window's label.
+
+    Returns:
+        ``(W,)`` float64 starts and ``(W,)`` int64 labels of the kept windows.
+    """
+    span_start = max(times[0] for times, _ in prepared.values())
+    span_end = min(times[-1] for times, _ in prepared.values())
+    starts = window_starts(span_start, span_end, window_s, stride_s)
+    keep = np.ones(len(starts), dtype=bool)
+    for name, (times, _) in prepared.items():
+        keep &= ~_overlaps_gap(times, starts, window_s, gaps[name])
+    labels, fractions = _window_labels(label_times, label_values, starts, window_s, label_rule)
+    # The small slack keeps e.g. 2/3 ≥ 2/3 when the threshold was written as a rounded decimal.
+    keep &= (labels >= 0) & (fractions >= min_label_fraction - 1e-12)
+    return starts[keep], labels[keep]
+
+
 def cut_windows(
     streams: Mapping[str, Stream],
     label_times: np.ndarray,
@@ -232,63 +365,21 @@ def cut_windows(
         DcatError: Empty or malformed streams (named, with the first non-finite index), a
             non-positive rate, window, stride or gap, or malformed labels.
     """
-    if not streams:
-        raise DcatError("streams must hold at least one modality")
-    for what, value in (("window_s", window_s), ("stride_s", stride_s)):
-        if not np.isfinite(value) or value <= 0:
-            raise DcatError(f"{what} must be a positive number of seconds, got {value}")
-    if label_rule not in ("majority", "center"):
-        raise DcatError(f"label_rule must be 'majority' or 'center', got {label_rule!r}")
-    if not 0.0 <= min_label_fraction <= 1.0:
-        raise DcatError(f"min_label_fraction must lie in [0, 1], got {min_label_fraction}")
+    _check_window_options(streams, window_s, stride_s, label_rule, min_label_fraction)
     prepared = {name: _prepare_stream(name, stream) for name, stream in streams.items()}
-    steps = {name: round(window_s * float(stream.rate)) for name, stream in streams.items()}
-    for name, count in steps.items():
-        if count < 1:
-            raise DcatError(
-                f"stream {name!r}: window_s={window_s} at {streams[name].rate} Hz gives no "
-                "samples per window"
-            )
-    gaps: dict[str, float] = {}
-    for name, stream in streams.items():
-        given = max_gap_s.get(name) if isinstance(max_gap_s, Mapping) else max_gap_s
-        gap = 3.0 / float(stream.rate) if given is None else float(given)
-        if not np.isfinite(gap) or gap <= 0:
-            raise DcatError(f"max_gap_s for stream {name!r} must be positive, got {given}")
-        gaps[name] = gap
-    if isinstance(max_gap_s, Mapping) and set(max_gap_s) - set(streams):
-        raise DcatError(
-            f"max_gap_s names unknown modalities {sorted(set(max_gap_s) - set(streams))}; "
-            f"streams are {list(streams)}"
-        )
-
-    label_times = np.asarray(label_times, dtype=np.float64)
-    label_values = np.asarray(label_values)
-    if label_times.ndim != 1 or label_values.ndim != 1 or len(label_times) != len(label_values):
-        raise DcatError(
-            f"label_times and label_values must be 1-D of one length, got {label_times.shape} "
-            f"and {label_values.shape}"
-        )
-    if label_values.size and not np.issubdtype(label_values.dtype, np.integer):
-        raise DcatError(f"label_values must be integers, got dtype {label_values.dtype}")
-    bad_label = non_finite(label_times)
-    if bad_label is not None:
-        (bad,), _ = bad_label
-        raise DcatError(f"label_times[{bad}] is {label_times[bad]} (not finite)")
-    order = np.argsort(label_times, kind="stable")
-    label_times, label_values = label_times[order], label_values[order].astype(np.int64)
-
-    span_start = max(times[0] for times, _ in prepared.values())
-    span_end = min(times[-1] for times, _ in prepared.values())
-    starts = window_starts(span_start, span_end, window_s, stride_s)
-    keep = np.ones(len(starts), dtype=bool)
-    for name, (times, _) in prepared.items():
-        keep &= ~_overlaps_gap(times, starts, window_s, gaps[name])
-    labels, fractions = _window_labels(label_times, label_values, starts, window_s, label_rule)
-    # The small slack keeps e.g. 2/3 ≥ 2/3 when the threshold was written as a rounded decimal.
-    keep &= (labels >= 0) & (fractions >= min_label_fraction - 1e-12)
-    starts, labels = starts[keep], labels[keep]
-
+    steps = _samples_per_window(streams, window_s)
+    gaps = _max_gaps(streams, max_gap_s)
+    label_times, label_values = _prepare_labels(label_times, label_values)
+    starts, labels = _kept_windows(
+        prepared,
+        gaps,
+        label_times,
+        label_values,
+        window_s=window_s,
+        stride_s=stride_s,
+        label_rule=label_rule,
+        min_label_fraction=min_label_fraction,
+    )
     inputs = {}
     for name, (times, values) in prepared.items():
         inputs[name] = _resample(times, values, starts, steps[name], float(streams[name].rate))

@@ -505,31 +505,14 @@ def fit(
     L.seed_everything(config.seed, workers=True, verbose=False)
     if isinstance(task, TransferTask) and config.cache_sources:
         attach_source_caches(task, train, config, progress=config.progress)
-    resolved = {
-        "train": asdict(config),
-        "task": describe_task(task),
-        "versions": versions(),
-        **dict(extra_config or {}),
-    }
-    write_atomic(run_dir / "config.yaml", yaml.safe_dump(resolved, sort_keys=False))
+    _write_run_config(run_dir, task, config, extra_config)
     # loaders carry only what the task reads: a cached video source costs nothing per step
     train = _only(train, task.required_modalities())
     val = _only(val, [task.modality])
     test = _only(test, [task.modality]) if test is not None else None
     _label_smoothing(task, config)
-    module = DCATModule(
-        task,
-        lr=config.lr,
-        weight_decay=config.weight_decay,
-        optimizer=config.optimizer,
-        schedule=config.schedule,
-        warmup_epochs=config.warmup_epochs,
-    )
-    card = describe_model(task, train, normalization, run_dir, extra_config)
-    if card is not None and rank_zero_only.rank == 0:
-        card.save(run_dir / "model_card.json")
-        _save_examples(val, task.modality, run_dir / "examples.npy")
-    module.card = card.to_dict() if card is not None else None
+    module = _module(task, config)
+    _attach_card(module, train, val, normalization, run_dir, extra_config)
     data = PairedDataModule(
         train,
         val,
@@ -538,37 +521,13 @@ def fit(
         num_workers=config.num_workers,
         seed=config.seed,
     )
-    if keep not in ("best", "last"):
-        raise DcatError(f"keep must be 'best' or 'last', got {keep!r}")
-    checkpoint = _BestCheckpoint(
-        dirpath=folder.checkpoints,
-        filename=folder.best.stem,
-        monitor="val/f1" if keep == "best" else None,
-        mode="max",
-        save_last=True,
-        enable_version_counter=False,
-    )
+    checkpoint = _checkpoint_callback(folder, keep)
     resume_from = last if resume and last.is_file() else None
     resumed_epoch = resume_epoch(resume_from) if resume_from is not None else None
     logger = _logger(config, run_dir, keep_through_epoch=resumed_epoch)
     trainer = _trainer(config, run_dir, [checkpoint, *callbacks], logger)
-    with warnings.catch_warnings():
-        # the frozen sources are in eval mode on purpose
-        warnings.filterwarnings("ignore", message=r"Found \d+ module\(s\) in eval mode")
-        with _interrupts_kept():
-            trainer.fit(module, datamodule=data, ckpt_path=resume_from, weights_only=True)
-    best = Path(checkpoint.best_model_path) if checkpoint.best_model_path else folder.best
-    if checkpoint.best_state is not None:  # written by this fit: its weights are in memory
-        best_weights = checkpoint.best_state
-        score = checkpoint.best_model_score
-        val_metrics = {
-            "f1": math.nan if score is None else float(score),
-            "epoch": int(checkpoint.best_epoch),
-        }
-    else:  # written before a resume
-        best_state = load_torch_file(best)
-        best_weights = best_state["state_dict"]
-        val_metrics = _best_val_metrics(best_state)
+    _run_fit(trainer, module, data, resume_from)
+    best, best_weights, val_metrics = _best_of(checkpoint, folder)
     if keep == "last":
         val_metrics = {"epoch": val_metrics["epoch"]}
     module.load_state_dict(_with_sources(best_weights, module), strict=True)
@@ -579,6 +538,110 @@ def fit(
     if trainer.is_global_zero:
         folder.write_metrics(result)
     return RunResult(run_dir, best, last, val_metrics, test_metrics)
+
+
+def _write_run_config(
+    run_dir: Path, task: Task, config: TrainConfig, extra_config: Mapping[str, Any] | None
+) -> None:
+    """Write ``run_dir/config.yaml``: the training options, the task, versions and extras."""
+    resolved = {
+        "train": asdict(config),
+        "task": describe_task(task),
+        "versions": versions(),
+        **dict(extra_config or {}),
+    }
+    write_atomic(run_dir / "config.yaml", yaml.safe_dump(resolved, sort_keys=False))
+
+
+def _module(task: Task, config: TrainConfig) -> DCATModule:
+    """The Lightning module of ``task`` with ``config``'s optimiser and schedule."""
+    return DCATModule(
+        task,
+        lr=config.lr,
+        weight_decay=config.weight_decay,
+        optimizer=config.optimizer,
+        schedule=config.schedule,
+        warmup_epochs=config.warmup_epochs,
+    )
+
+
+def _attach_card(
+    module: DCATModule,
+    train: Dataset,
+    val: Dataset,
+    normalization: Any | None,
+    run_dir: Path,
+    extra_config: Mapping[str, Any] | None,
+) -> None:
+    """Give ``module`` its model card (kept in its checkpoints); rank 0 also writes the card
+    and the validation examples to ``run_dir``, since every rank would write the same files.
+
+    Args:
+        module: The module to train; its ``card`` is set (``None`` when the target cannot be
+            rebuilt by name).
+        train: The training items the card's shape, rate and classes are read from.
+        val: The validation items the parity-check examples are drawn from.
+        normalization: The target's :class:`~dcat.data.ChannelStats`, or ``None``.
+        run_dir: The run folder.
+        extra_config: The run's extras (its ``experiment`` and ``job`` go in the card).
+    """
+    task = module.task
+    card = describe_model(task, train, normalization, run_dir, extra_config)
+    if card is not None and rank_zero_only.rank == 0:
+        card.save(run_dir / "model_card.json")
+        _save_examples(val, task.modality, run_dir / "examples.npy")
+    module.card = card.to_dict() if card is not None else None
+
+
+def _checkpoint_callback(folder: RunFolder, keep: Literal["best", "last"]) -> _BestCheckpoint:
+    """The callback that writes ``folder``'s best (per ``keep``) and last checkpoints.
+
+    Raises:
+        DcatError: ``keep`` is neither ``"best"`` nor ``"last"``.
+    """
+    if keep not in ("best", "last"):
+        raise DcatError(f"keep must be 'best' or 'last', got {keep!r}")
+    return _BestCheckpoint(
+        dirpath=folder.checkpoints,
+        filename=folder.best.stem,
+        monitor="val/f1" if keep == "best" else None,
+        mode="max",
+        save_last=True,
+        enable_version_counter=False,
+    )
+
+
+def _run_fit(
+    trainer: L.Trainer, module: DCATModule, data: PairedDataModule, resume_from: Path | None
+) -> None:
+    """``trainer.fit``, resumed from ``resume_from`` when given; an interrupt is raised as
+    :class:`~dcat.io.interrupt.Interrupted` (see :func:`_interrupts_kept`)."""
+    with warnings.catch_warnings():
+        # the frozen sources are in eval mode on purpose
+        warnings.filterwarnings("ignore", message=r"Found \d+ module\(s\) in eval mode")
+        with _interrupts_kept():
+            trainer.fit(module, datamodule=data, ckpt_path=resume_from, weights_only=True)
+
+
+def _best_of(
+    checkpoint: _BestCheckpoint, folder: RunFolder
+) -> tuple[Path, dict[str, torch.Tensor], dict[str, Any]]:
+    """The best checkpoint's path, its weights and its validation metrics (F1 and epoch).
+
+    The weights are taken from memory when this fit wrote the best checkpoint, else read
+    from the file an earlier run wrote before this one resumed.
+    """
+    best = Path(checkpoint.best_model_path) if checkpoint.best_model_path else folder.best
+    if checkpoint.best_state is not None:  # written by this fit: its weights are in memory
+        score = checkpoint.best_model_score
+        val_metrics = {
+            "f1": math.nan if score is None else float(score),
+            "epoch": int(checkpoint.best_epoch),
+        }
+        return best, checkpoint.best_state, val_metrics
+    # written before a resume
+    best_state = load_torch_file(best)
+    return best, best_state["state_dict"], _best_val_metrics(best_state)
 
 
 def _label_smoothing(task: Task, config: TrainConfig) -> None:

@@ -437,6 +437,62 @@ def _read_state_dict(path: Path) -> Mapping[str, Tensor]:
     return state
 
 
+def _match_panns(
+    state: Mapping[str, Tensor], own: Mapping[str, Tensor]
+) -> tuple[dict[str, list[str]], list[str], dict[str, Tensor]]:
+    """Sort a PANNs state dict's tensors into those to load and those to report.
+
+    Args:
+        state: The checkpoint's name → tensor.
+        own: The encoder's state dict, name → tensor.
+
+    Returns:
+        The report of :func:`load_panns_weights` with ``unexpected``, ``shape_mismatch`` and
+        ``ignored`` filled (``loaded`` and ``missing`` still empty), one line per shape
+        mismatch (``"name (shape) vs target (shape)"``), and our name → tensor to load.
+    """
+    report: dict[str, list[str]] = {
+        "loaded": [],
+        "missing": [],
+        "unexpected": [],
+        "shape_mismatch": [],
+        "ignored": [],
+    }
+    details: list[str] = []
+    to_load: dict[str, Tensor] = {}
+    for key, value in state.items():
+        key = key.removeprefix("module.")
+        if key.startswith(_PANNS_IGNORED):
+            report["ignored"].append(key)
+            continue
+        target = _panns_to_dcat(key)
+        if target is None or target not in own:
+            report["unexpected"].append(key)
+        elif own[target].shape != value.shape:
+            report["shape_mismatch"].append(key)
+            details.append(f"{key} {tuple(value.shape)} vs {target} {tuple(own[target].shape)}")
+        else:
+            to_load[target] = value
+    return report, details, to_load
+
+
+def _rescale_bn0(to_load: dict[str, Tensor], bn_eps: float) -> None:
+    """Convert ``bn0``'s running statistics in ``to_load`` from decibels to natural-log units.
+
+    Args:
+        to_load: Our name → tensor; ``bn0.running_mean`` and ``bn0.running_var`` (``(n_mels,)``)
+            are replaced when present.
+        bn_eps: ``bn0``'s ε.
+    """
+    # bn0 sees x_ln = x_dB / c. Dividing the mean by c and choosing the variance so that
+    # sqrt(var' + ε) = sqrt(var + ε) / c makes bn0(x_ln) equal PANNs' bn0(x_dB) exactly.
+    if "bn0.running_mean" in to_load:
+        to_load["bn0.running_mean"] = to_load["bn0.running_mean"] / _DB_PER_NEPER
+    if "bn0.running_var" in to_load:
+        var = (to_load["bn0.running_var"] + bn_eps) / _DB_PER_NEPER**2 - bn_eps
+        to_load["bn0.running_var"] = var.clamp_min(0.0)
+
+
 def load_panns_weights(
     encoder: AudioEncoder, path: str | Path, *, rescale_bn0: bool = True
 ) -> dict[str, list[str]]:
@@ -471,37 +527,9 @@ def load_panns_weights(
     path = Path(path)
     state = _read_state_dict(path)
     own = encoder.state_dict()
-    report: dict[str, list[str]] = {
-        "loaded": [],
-        "missing": [],
-        "unexpected": [],
-        "shape_mismatch": [],
-        "ignored": [],
-    }
-    details: list[str] = []
-    to_load: dict[str, Tensor] = {}
-    for key, value in state.items():
-        key = key.removeprefix("module.")
-        if key.startswith(_PANNS_IGNORED):
-            report["ignored"].append(key)
-            continue
-        target = _panns_to_dcat(key)
-        if target is None or target not in own:
-            report["unexpected"].append(key)
-        elif own[target].shape != value.shape:
-            report["shape_mismatch"].append(key)
-            details.append(f"{key} {tuple(value.shape)} vs {target} {tuple(own[target].shape)}")
-        else:
-            to_load[target] = value
+    report, details, to_load = _match_panns(state, own)
     if rescale_bn0:
-        # bn0 sees x_ln = x_dB / c. Dividing the mean by c and choosing the variance so that
-        # sqrt(var' + ε) = sqrt(var + ε) / c makes bn0(x_ln) equal PANNs' bn0(x_dB) exactly.
-        if "bn0.running_mean" in to_load:
-            to_load["bn0.running_mean"] = to_load["bn0.running_mean"] / _DB_PER_NEPER
-        if "bn0.running_var" in to_load:
-            bn_eps = encoder.bn0.eps
-            var = (to_load["bn0.running_var"] + bn_eps) / _DB_PER_NEPER**2 - bn_eps
-            to_load["bn0.running_var"] = var.clamp_min(0.0)
+        _rescale_bn0(to_load, encoder.bn0.eps)
     encoder.load_state_dict(to_load, strict=False)
     report["loaded"] = sorted(to_load)
     report["missing"] = sorted(set(own) - set(to_load))
