@@ -45,6 +45,7 @@ from pathlib import Path
 from typing import Any
 
 from dcat.experiment.config import load_config
+from dcat.experiment.recipe import train_options
 from dcat.experiment.runner import load_dataset, run_experiment
 
 
@@ -152,7 +153,7 @@ def step_ms(epochs: int, rounds: int) -> dict[str, Any]:
     stats = fit_stats(config, data.subset(split.train))
     train = data.subset(split.train).normalized(stats).select(["imu"])
     val = data.subset(split.val).normalized(stats).select(["imu"])
-    options = config.train_config("imu", 0)
+    options = train_options(config, "imu", 0)
 
     def engine_epoch(folder: Path) -> float:
         times = {}

@@ -32,6 +32,7 @@ def train_demo_imu(run_dir: Path) -> Path:
     """One epoch of the demo preset's IMU baseline on the embedded UTD-MHAD (OOD split)."""
     from dcat.data import make_split, resolve_subjects
     from dcat.experiment.config import load_config
+    from dcat.experiment.recipe import train_options
     from dcat.experiment.runner import build_net, load_dataset
     from dcat.training.engine import fit
     from dcat.training.tasks import UnimodalTask
@@ -51,7 +52,7 @@ def train_demo_imu(run_dir: Path) -> Path:
     stats = data.subset(split.train).fit_normalization("zscore")
     parts = {name: data.subset(idx).normalized(stats) for name, idx in split.parts().items()}
     net = build_net(config, data, "imu", 0)
-    train = config.train_config("imu", 0)
+    train = train_options(config, "imu", 0)
     train.progress, train.logger = False, "none"
     fit(
         UnimodalTask(net, "imu"), parts["train"], parts["val"], train, run_dir,

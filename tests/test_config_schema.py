@@ -17,7 +17,7 @@ import pytest
 
 from dcat.errors import DcatError
 from dcat.experiment.config import ExperimentConfig, load_config
-from dcat.experiment.plan import plan_jobs
+from dcat.experiment.plan import method_variants, plan_jobs
 from dcat.training.config import Accelerator, Precision, Strategy, TrainConfig
 
 PRESET = "utd_mhad_paper"  # both directions, both splits
@@ -153,9 +153,11 @@ def test_reading_a_config_imports_no_training_framework() -> None:
     script = (
         "import sys\n"
         "from dcat.experiment.config import load_config\n"
+        "from dcat.experiment.plan import method_variants\n"
+        "from dcat.experiment.recipe import train_options\n"
         f"config = load_config({PRESET!r}, ['train.precision=bf16-mixed'])\n"
-        "config.method_variants()\n"
-        "config.train_config('imu', 3)\n"
+        "method_variants(config)\n"
+        "train_options(config, 'imu', 3)\n"
         "bad = [m for m in ('lightning', 'pytorch_lightning') if m in sys.modules]\n"
         "print(bad)\n"
         "sys.exit(1 if bad else 0)\n"
@@ -185,7 +187,7 @@ def test_a_method_variant_with_options_is_labelled_in_the_report(tmp_path: Path)
     from dcat.experiment.report import write_report
 
     config = load_config(PRESET, ["methods=[{name: contrastive, temperature: 0.2}]", "seeds=[0]"])
-    (variant,) = config.method_variants()
+    (variant,) = method_variants(config)
     assert variant.label == "Contrastive (temperature=0.2)"
 
     class Data:

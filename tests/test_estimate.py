@@ -25,6 +25,7 @@ from dcat.experiment.estimate import (
     time_step,
 )
 from dcat.experiment.plan import plan_jobs
+from dcat.experiment.recipe import train_options
 from test_experiment import TINY, _write
 
 
@@ -242,8 +243,8 @@ def test_long_estimate_on_a_cpu_suggests_lighter_settings_that_a_config_accepts(
         "  fewer epochs: --set modalities.depth.train.max_epochs=20 --set train.max_epochs=5"
     )
     halved = load_config(path, [part.strip() for part in lines[-1].split("--set ")[1:]])
-    assert halved.train_config("depth", 0).max_epochs == 20
-    assert halved.train_config("imu", 0).max_epochs == 5
+    assert train_options(halved, "depth", 0).max_epochs == 20
+    assert train_options(halved, "imu", 0).max_epochs == 5
 
 
 def test_short_or_gpu_grids_get_no_suggestion(tmp_path: Path) -> None:

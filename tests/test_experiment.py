@@ -10,6 +10,7 @@ import yaml
 
 from dcat.cli import main
 from dcat.experiment.config import apply_overrides, list_presets, load_config
+from dcat.experiment.recipe import train_options
 from dcat.experiment.runner import RESULT_FIELDS, plan_jobs, run_experiment
 
 TINY = {
@@ -43,7 +44,7 @@ def test_every_preset_validates(preset: str) -> None:
     config = load_config(preset)
     assert config.transfers and config.splits
     for modality in config.modalities:
-        assert config.train_config(modality, 0).max_epochs >= 1
+        assert train_options(config, modality, 0).max_epochs >= 1
 
 
 def test_presets_load_and_validate() -> None:
@@ -54,7 +55,7 @@ def test_presets_load_and_validate() -> None:
     assert [(t.source, t.target) for t in demo.transfers] == [("skeleton", "imu")]
     assert demo.modalities["imu"].attention == "side"
     assert demo.modalities["skeleton"].encoder == "skeleton"
-    teacher = demo.train_config("skeleton", 0)
+    teacher = train_options(demo, "skeleton", 0)
     recipe = (teacher.optimizer, teacher.schedule, teacher.label_smoothing)
     assert recipe == ("adamw", "cosine", 0.1)
     assert demo.data.centering == {"skeleton": "body"} and demo.data.layout("skeleton") is not None
@@ -67,7 +68,7 @@ def test_presets_load_and_validate() -> None:
     ]
     assert {m.attention for m in paper.modalities.values()} == {"serial"}
     assert paper.modalities["skeleton"].encoder == "sequence"
-    assert paper.train_config("skeleton", 0).optimizer == "adam"
+    assert train_options(paper, "skeleton", 0).optimizer == "adam"
 
 
 @pytest.mark.parametrize(

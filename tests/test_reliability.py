@@ -20,6 +20,7 @@ import torch
 import yaml
 
 from dcat.experiment.config import load_config
+from dcat.experiment.recipe import train_options
 from dcat.experiment.runner import run_experiment
 from dcat.nn.encoders.audio import AudioEncoder
 from dcat.nn.encoders.video import VideoEncoder
@@ -198,7 +199,7 @@ def test_same_config_and_seed_give_identical_results_and_a_recorded_run(tmp_path
     run = yaml.safe_load((a / TRANSFER / "config.yaml").read_text())
     same = {k: v for k, v in recorded["versions"].items() if k != "git_dirty"}
     assert same.items() <= run["versions"].items()
-    assert run["train"] == asdict(config.train_config("imu", 0))
+    assert run["train"] == asdict(train_options(config, "imu", 0))
     assert run["task"]["kind"] == "TransferTask" and run["task"]["num_classes"] == 27
     assert run["task"]["sources"][0]["name"] == "skeleton"
     assert run["job"]["method"] == "dcat" and run["experiment"] == "tiny_reliability"

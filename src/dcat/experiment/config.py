@@ -11,8 +11,6 @@ from __future__ import annotations
 
 import types
 import typing
-from collections.abc import Mapping
-from dataclasses import replace
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
@@ -33,8 +31,8 @@ from dcat.errors import DcatError, did_you_mean
 from dcat.io.skeleton import LAYOUTS, SkeletonLayout, get_layout
 from dcat.io.virtual_imu import KINECT_V1_JOINTS, UTD_MHAD_PLACEMENT
 from dcat.nn.encoders import is_encoder, list_encoders
-from dcat.training.config import TrainConfig, bound, expected_type
-from dcat.training.methods import MethodVariant, get_method, method_names, resolve_method
+from dcat.training.config import bound, expected_type
+from dcat.training.methods import method_names
 
 __all__ = [
     "AugmentConfig",
@@ -529,87 +527,26 @@ class ExperimentConfig(_Section):
         ]
         if unknown:
             raise DcatError(f"config: methods: unknown {unknown}; choose from {known}")
-        self.method_entries()
-        self.method_variants()
+        # resolved by the planner here only to be checked, so a mistake is said when the file
+        # is read (the schema does not plan; dcat.experiment.plan and .recipe do)
+        from dcat.experiment.plan import method_variants
+        from dcat.experiment.recipe import train_options
+
+        method_variants(self)
         self._check_networks()
         # the training options (names, types and ranges), before any work
-        self.train_config("", 0)
+        train_options(self, "", 0)
         for name in self.modalities:
-            self.train_config(name, 0)
+            train_options(self, name, 0)
         return self
-
-    def method_entries(self) -> list[tuple[MethodVariant, ...]]:
-        """Each ``methods`` entry as its terms: one variant, or several for a combined
-        objective written ``dcat+logit_kd`` (every term weighted by λ).
-
-        Raises:
-            DcatError: An unknown method or option, a bad option value, or one entry listed
-                twice.
-        """
-        entries: list[tuple[MethodVariant, ...]] = []
-        tags: list[str] = []
-        for i, entry in enumerate(self.methods):
-            where = "config: methods" if isinstance(entry, str) else f"config: methods[{i}]"
-            parts = entry.split("+") if isinstance(entry, str) else [entry]
-            terms = tuple(self.resolve(part, where) for part in parts)
-            if len({t.tag for t in terms}) != len(terms):
-                raise DcatError(f"{where}: {entry!r} combines one method with itself")
-            tag = "+".join(t.tag for t in terms)
-            if tag in tags:
-                raise DcatError(f"config: methods[{i}]: {tag!r} is listed twice")
-            tags.append(tag)
-            entries.append(terms)
-        return entries
-
-    def resolve(self, entry: str | Mapping[str, Any], where: str) -> MethodVariant:
-        """One method entry through the registry; the top-level ``temperature`` is logit KD's
-        unless the entry sets its own."""
-        variant = resolve_method(entry, where)
-        given = entry if isinstance(entry, Mapping) else {}
-        if variant.name == "logit_kd" and "temperature" not in given:
-            options = {**variant.option_dict, "temperature": float(self.temperature)}
-            variant = replace(variant, options=tuple(sorted(options.items())))
-        return variant
-
-    def method_variants(self) -> list[MethodVariant]:
-        """Every method variant the configuration uses, each once: the terms of ``methods``
-        (:meth:`method_entries`) and of the transfers that set their own methods.
-
-        Raises:
-            DcatError: As :meth:`method_entries`.
-        """
-        variants = [t for terms in self.method_entries() for t in terms]
-        for i, transfer in enumerate(self.transfers):
-            for j, item in enumerate(transfer.sources or []):
-                if not isinstance(item, str):
-                    where = f"config: transfers[{i}].sources[{j}].method"
-                    variants.append(self.resolve(item.method, where))
-        return list({v.tag: v for v in variants}.values())
-
-    def source_modalities(self, network: bool) -> list[str]:
-        """The source modalities that some transfer learns from through a frozen network
-        (``network=True``: each needs its baseline) or through its samples (``False``: the
-        ``virtual`` method)."""
-        found: list[str] = []
-        sweep = [True] if self.lambdas else []  # the λ sweep is D-CAT's
-        for transfer in self.transfers:
-            if transfer.explicit:
-                for item in transfer.sources or []:
-                    assert isinstance(item, SourceConfig)
-                    kind = get_method(self.resolve(item.method, "config").name).source_network
-                    if kind == network:
-                        found.append(item.modality)
-                continue
-            kinds = [get_method(t.name).source_network for e in self.method_entries() for t in e]
-            if network in kinds + sweep:
-                found += transfer.modalities
-        return list(dict.fromkeys(found))
 
     def _check_networks(self) -> None:
         """A virtual modality placed per class (it reads the labels) is only ever training data;
         a modality whose config names no encoder gets the default of its data kind."""
+        from dcat.experiment.plan import source_modalities
+
         targets = [t.target for t in self.transfers] or list(self.modalities)
-        networks = dict.fromkeys([*targets, *self.source_modalities(network=True)])
+        networks = dict.fromkeys([*targets, *source_modalities(self, network=True)])
         for name, spec in self.modalities.items():
             virtual = spec.derive.virtual_imu if spec.derive is not None else None
             if virtual is not None and virtual.placement is not None and name in networks:
@@ -618,19 +555,6 @@ class ExperimentConfig(_Section):
                     f"the labels, so {name!r} may only be the source of method 'virtual', "
                     "never a target or a network's input"
                 )
-
-    def train_config(self, modality: str, seed: int) -> TrainConfig:
-        """The training options for ``modality`` as a target at ``seed``."""
-        options = {**self.train}
-        if modality:
-            options.update(self.modalities[modality].train)
-        options.setdefault("progress", False)
-        options["seed"] = seed
-        try:
-            return TrainConfig.from_dict(options)
-        except ValueError as err:
-            where = f"modalities.{modality}.train" if modality else "train"
-            raise DcatError(f"config: {where}: {err}") from err
 
     def to_dict(self) -> dict[str, Any]:
         """Plain mappings and lists (as written to ``config.yaml``)."""

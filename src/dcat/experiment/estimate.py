@@ -36,6 +36,7 @@ from dcat.data import PairedDataset, Split
 from dcat.data.registry import get_dataset
 from dcat.experiment.config import ExperimentConfig
 from dcat.experiment.plan import Job
+from dcat.experiment.recipe import train_options
 from dcat.training.run_folder import RunFolder
 from dcat.training.tasks import TransferTask, UnimodalTask
 
@@ -270,7 +271,7 @@ def grid_costs(
     for job in jobs:
         if RunFolder(out / job.folder).finished():
             continue
-        train = config.train_config(job.target, job.seed)
+        train = train_options(config, job.target, job.seed)
         samples = len(splits[kinds.index(job.split), job.seed].train)
         batch = min(train.batch_size, samples)
         timing = timings[_key(job)]
@@ -299,7 +300,7 @@ def format_duration(seconds: float) -> str:
 def _on_cpu(config: ExperimentConfig, jobs: Sequence[Job]) -> str | None:
     """``None`` when every model trains on the CPU, else the accelerator one trains on."""
     for job in jobs:
-        accelerator = config.train_config(job.target, job.seed).accelerator
+        accelerator = train_options(config, job.target, job.seed).accelerator
         if accelerator != "cpu" and (accelerator != "auto" or torch.cuda.is_available()):
             return accelerator
     return None

@@ -8,13 +8,24 @@ method registry (:mod:`dcat.training.methods`).
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass, replace
 from typing import Any
 
+from dcat.errors import DcatError
 from dcat.experiment.config import ExperimentConfig, SourceConfig, TransferConfig
-from dcat.training.methods import get_method, resolve_method
+from dcat.training.methods import MethodVariant, get_method, resolve_method
 
-__all__ = ["Job", "Part", "method_labels", "plan_jobs"]
+__all__ = [
+    "Job",
+    "Part",
+    "method_entries",
+    "method_labels",
+    "method_variants",
+    "plan_jobs",
+    "resolve_entry",
+    "source_modalities",
+]
 
 
 @dataclass(frozen=True)
@@ -117,16 +128,90 @@ class Job:
         return f"runs/{self.split}/seed{self.seed}/{self.target}/{tag}"
 
 
+def method_entries(config: ExperimentConfig) -> list[tuple[MethodVariant, ...]]:
+    """Each ``methods`` entry as its terms: one variant, or several for a combined
+    objective written ``dcat+logit_kd`` (every term weighted by λ).
+
+    Raises:
+        DcatError: An unknown method or option, a bad option value, or one entry listed
+            twice.
+    """
+    entries: list[tuple[MethodVariant, ...]] = []
+    tags: list[str] = []
+    for i, entry in enumerate(config.methods):
+        where = "config: methods" if isinstance(entry, str) else f"config: methods[{i}]"
+        parts = entry.split("+") if isinstance(entry, str) else [entry]
+        terms = tuple(resolve_entry(config, part, where) for part in parts)
+        if len({t.tag for t in terms}) != len(terms):
+            raise DcatError(f"{where}: {entry!r} combines one method with itself")
+        tag = "+".join(t.tag for t in terms)
+        if tag in tags:
+            raise DcatError(f"config: methods[{i}]: {tag!r} is listed twice")
+        tags.append(tag)
+        entries.append(terms)
+    return entries
+
+
+def resolve_entry(
+    config: ExperimentConfig, entry: str | Mapping[str, Any], where: str
+) -> MethodVariant:
+    """One method entry through the registry; the top-level ``temperature`` is logit KD's
+    unless the entry sets its own."""
+    variant = resolve_method(entry, where)
+    given = entry if isinstance(entry, Mapping) else {}
+    if variant.name == "logit_kd" and "temperature" not in given:
+        options = {**variant.option_dict, "temperature": float(config.temperature)}
+        variant = replace(variant, options=tuple(sorted(options.items())))
+    return variant
+
+
+def method_variants(config: ExperimentConfig) -> list[MethodVariant]:
+    """Every method variant the configuration uses, each once: the terms of ``methods``
+    (:func:`method_entries`) and of the transfers that set their own methods.
+
+    Raises:
+        DcatError: As :func:`method_entries`.
+    """
+    variants = [t for terms in method_entries(config) for t in terms]
+    for i, transfer in enumerate(config.transfers):
+        for j, item in enumerate(transfer.sources or []):
+            if not isinstance(item, str):
+                where = f"config: transfers[{i}].sources[{j}].method"
+                variants.append(resolve_entry(config, item.method, where))
+    return list({v.tag: v for v in variants}.values())
+
+
+def source_modalities(config: ExperimentConfig, network: bool) -> list[str]:
+    """The source modalities that some transfer learns from through a frozen network
+    (``network=True``: each needs its baseline) or through its samples (``False``: the
+    ``virtual`` method)."""
+    found: list[str] = []
+    sweep = [True] if config.lambdas else []  # the λ sweep is D-CAT's
+    for transfer in config.transfers:
+        if transfer.explicit:
+            for item in transfer.sources or []:
+                assert isinstance(item, SourceConfig)
+                kind = get_method(resolve_entry(config, item.method, "config").name)
+                if kind.source_network == network:
+                    found.append(item.modality)
+            continue
+        entries = method_entries(config)
+        kinds = [get_method(t.name).source_network for e in entries for t in e]
+        if network in kinds + sweep:
+            found += transfer.modalities
+    return list(dict.fromkeys(found))
+
+
 def method_labels(config: ExperimentConfig) -> dict[str, str]:
     """Transfer tag → report label, in column order: the ``methods`` entries (a combined one
     ``"D-CAT + Logit KD"``), then the transfers that set their own methods."""
     labels = {
         "+".join(t.tag for t in terms): " + ".join(t.label for t in terms)
-        for terms in config.method_entries()
+        for terms in method_entries(config)
     }
     for job in plan_jobs(config):
         if job.parts and job.method not in labels:
-            found = {v.tag: v.label for v in config.method_variants()}
+            found = {v.tag: v.label for v in method_variants(config)}
             labels[job.method] = " + ".join(dict.fromkeys(found[p.tag] for p in job.parts))
     return labels
 
@@ -137,13 +222,13 @@ def _parts(config: ExperimentConfig, transfer: TransferConfig) -> list[tuple[str
         parts = []
         for j, item in enumerate(transfer.sources or []):
             assert isinstance(item, SourceConfig)
-            v = config.resolve(item.method, f"config: transfers sources[{j}].method")
+            v = resolve_entry(config, item.method, f"config: transfers sources[{j}].method")
             weight = config.weight if item.weight is None else item.weight
             parts.append(Part(item.modality, v.name, v.tag, v.options, float(weight)))
         return [("+".join(dict.fromkeys(p.tag for p in parts)), parts)]
     modalities = transfer.modalities
     out = []
-    for terms in config.method_entries():
+    for terms in method_entries(config):
         tag = "+".join(t.tag for t in terms)
         parts = [
             Part(m, t.name, t.tag, t.options, float(config.weight))
@@ -152,7 +237,7 @@ def _parts(config: ExperimentConfig, transfer: TransferConfig) -> list[tuple[str
         ]
         out.append((tag, parts))
     sweep = resolve_method("dcat")
-    swept = any(len(terms) == 1 and terms[0].tag == sweep.tag for terms in config.method_entries())
+    swept = any(len(terms) == 1 and terms[0].tag == sweep.tag for terms in method_entries(config))
     for lam in config.lambdas:
         if not (swept and lam == config.weight):
             parts = [Part(m, sweep.name, sweep.tag, sweep.options, float(lam)) for m in modalities]
@@ -165,7 +250,7 @@ def plan_jobs(config: ExperimentConfig) -> list[Job]:
     frozen source of the transfers from its modality), the plain references, then the
     transfers that use them. A source that only gives samples (``virtual``) gets no baseline."""
     targets = list(dict.fromkeys(t.target for t in config.transfers))
-    sources = config.source_modalities(network=True)
+    sources = source_modalities(config, network=True)
     needed = list(dict.fromkeys([*targets, *sources]))
     if not config.transfers:
         needed = targets = list(config.modalities)

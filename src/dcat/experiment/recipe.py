@@ -25,6 +25,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from dcat.errors import DcatError
 from dcat.experiment.config import AugmentConfig, DeriveConfig, ExperimentConfig
 from dcat.experiment.plan import Job
 from dcat.io.skeleton import SkeletonLayout
@@ -33,7 +34,7 @@ from dcat.training.config import TrainConfig
 if TYPE_CHECKING:
     from dcat.nn.model import ModalityNet
 
-__all__ = ["DataRecipe", "NetworkRecipe", "Recipe"]
+__all__ = ["DataRecipe", "NetworkRecipe", "Recipe", "train_options"]
 
 # Training options that change how a run is shown or stored, never the model it makes.
 NOT_IN_RESULT = ("progress", "logger", "log_every_n_steps", "num_workers", "cache_dir")
@@ -43,6 +44,26 @@ LATER_TRAIN_OPTIONS = {
     "optimizer": "adam", "schedule": "constant", "warmup_epochs": 0, "label_smoothing": 0.0,
 }  # fmt: skip
 LATER_AUGMENT_OPTIONS = {"crop": 0.0}
+
+
+def train_options(config: ExperimentConfig, modality: str, seed: int) -> TrainConfig:
+    """The training options of ``modality`` as a target at ``seed``: the experiment's, then the
+    modality's own (``""``: the experiment's alone).
+
+    Raises:
+        DcatError: An unknown option or a bad value, naming ``train`` or
+            ``modalities.<modality>.train``.
+    """
+    options = {**config.train}
+    if modality:
+        options.update(config.modalities[modality].train)
+    options.setdefault("progress", False)
+    options["seed"] = seed
+    try:
+        return TrainConfig.from_dict(options)
+    except ValueError as err:
+        where = f"modalities.{modality}.train" if modality else "train"
+        raise DcatError(f"config: {where}: {err}") from err
 
 
 def later_left_out(options: Mapping[str, Any], later: Mapping[str, Any]) -> dict[str, Any]:
@@ -219,7 +240,7 @@ class Recipe:
         return cls(
             job=job,
             network=NetworkRecipe.of(config, job.target, plain=job.method == "plain"),
-            train=config.train_config(job.target, job.seed),
+            train=train_options(config, job.target, job.seed),
             data=DataRecipe.of(config, job.target),
         )
 

@@ -75,7 +75,7 @@ from dcat.experiment.fingerprint import (
 from dcat.experiment.grid import ModelResult, ModelSpec, clear_cache, run_in_order
 from dcat.experiment.pick import mark_picks
 from dcat.experiment.plan import Job, plan_jobs
-from dcat.experiment.recipe import Recipe
+from dcat.experiment.recipe import Recipe, train_options
 from dcat.experiment.teachers import TeacherWatch
 from dcat.io.atomic import write_atomic
 from dcat.io.lock import RunLock
@@ -702,7 +702,7 @@ def dry_run(
             loss = task(batch)["loss"]
             loss.backward()
             check_s = time.perf_counter() - started  # a slow step is not timed again on 2
-            batch_size = config.train_config(job.target, job.seed).batch_size
+            batch_size = train_options(config, job.target, job.seed).batch_size
             timings[key] = time_task(
                 task, train, batch_size, config.resources.cpus, check_s=check_s
             )
