@@ -22,7 +22,7 @@ from typing import Any
 
 import numpy as np
 
-from dcat.data.paired import PairedDataset, StreamInfo
+from dcat.data.paired import LazyArray, PairedDataset, StreamInfo
 from dcat.errors import DcatError
 
 __all__ = ["Recording", "Streams", "Trials", "assemble"]
@@ -88,6 +88,7 @@ def assemble(
     subject_names: Mapping[int, str] | None = None,
     group: str = "subject",
     empty: str = "no recordings found",
+    stored: Mapping[str, LazyArray] | None = None,
 ) -> PairedDataset:
     """The data set of ``recordings``, in their order.
 
@@ -101,6 +102,9 @@ def assemble(
         subject_names: Subject id → its name as the data writes it.
         group: What a subject id stands for (``"subject"``, ``"speaker"``, ...).
         empty: The message when there is no recording.
+        stored: Modality → samples kept out of memory (a :class:`~dcat.data.frame_store.
+            FrameStore` of decoded video), row ``i`` that of recording ``i``; listed before the
+            recordings' own modalities.
 
     Returns:
         Inputs ``(N, ...)`` per modality (float32), labels, subjects and recording names.
@@ -120,8 +124,10 @@ def assemble(
         else spec
         for modality, spec in (streams or {}).items()
     }
+    inputs: dict[str, Any] = dict(stored or {})  # a lazy store is kept as it is
+    inputs.update({m: np.stack([r.inputs[m] for r in collected]) for m in modalities})
     return PairedDataset(
-        {m: np.stack([r.inputs[m] for r in collected]) for m in modalities},
+        inputs,
         [r.label for r in collected],
         [r.subject for r in collected],
         [r.name for r in collected],

@@ -25,6 +25,7 @@ from typing import NamedTuple
 
 import numpy as np
 
+from dcat.data.assemble import Recording, assemble
 from dcat.data.frame_store import FrameStore, VideoClip, frame_channels
 from dcat.data.paired import PairedDataset, StreamInfo
 from dcat.data.registry import register_dataset
@@ -531,15 +532,19 @@ def _dataset(
 ) -> PairedDataset:
     """The data set: ``video`` the frames in ``store``, ``imu`` ``(N, 6, imu_steps)``; class
     names the text of the class folders ``wanted`` (``"drinking"``)."""
-    return PairedDataset(
-        {"video": store, "imu": np.stack(read.imu)},
-        read.labels,
-        subjects,
-        read.stems,
+    recordings = (
+        Recording({"imu": imu}, label, int(subject), stem)
+        for imu, label, subject, stem in zip(
+            read.imu, read.labels, subjects, read.stems, strict=True
+        )
+    )
+    return assemble(
+        recordings,
         [class_dir.split("_", 1)[1] for class_dir in wanted],
         name="uestc_mmea",
         subject_names=subject_names,
         streams=streams,
+        stored={"video": store},
     )
 
 

@@ -24,6 +24,7 @@ from typing import Literal, NamedTuple
 
 import numpy as np
 
+from dcat.data.assemble import Recording, assemble
 from dcat.data.frame_store import FrameStore, VideoClip, frame_channels
 from dcat.data.paired import PairedDataset, StreamInfo
 from dcat.data.registry import register_dataset
@@ -401,16 +402,18 @@ def _dataset(
         subject_names = {i: y for y, i in order.items()}
     else:
         subject_ids, subject_names = [0] * len(clips), {}
-    dataset = PairedDataset(
-        {"video": store, "audio": np.stack([clip.audio for clip in clips])[:, None, :]},
-        [label_of[clip.row.label] for clip in clips],
-        subject_ids,
-        [clip.row.stem for clip in clips],
+    recordings = (
+        Recording({"audio": clip.audio[None, :]}, label_of[clip.row.label], subject, clip.row.stem)
+        for clip, subject in zip(clips, subject_ids, strict=True)
+    )
+    dataset = assemble(
+        recordings,
         list(classes),
         name="vggsound",
         subject_names=subject_names,
         group="video" if subjects == "video" else "subject",
         streams=streams,
+        stored={"video": store},
     )
     # Attributes of this dataset only: views made by subset()/select() do not carry them.
     dataset.skipped = {reason: len(stems) for reason, stems in skipped.items()}

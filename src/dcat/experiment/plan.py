@@ -202,14 +202,19 @@ def source_modalities(config: ExperimentConfig, network: bool) -> list[str]:
     return list(dict.fromkeys(found))
 
 
-def method_labels(config: ExperimentConfig) -> dict[str, str]:
+def method_labels(config: ExperimentConfig, jobs: list[Job] | None = None) -> dict[str, str]:
     """Transfer tag → report label, in column order: the ``methods`` entries (a combined one
-    ``"D-CAT + Logit KD"``), then the transfers that set their own methods."""
+    ``"D-CAT + Logit KD"``), then the transfers that set their own methods.
+
+    Args:
+        config: The experiment.
+        jobs: Its plan, when the caller has it (else it is made again).
+    """
     labels = {
         "+".join(t.tag for t in terms): " + ".join(t.label for t in terms)
         for terms in method_entries(config)
     }
-    for job in plan_jobs(config):
+    for job in plan_jobs(config) if jobs is None else jobs:
         if job.parts and job.method not in labels:
             found = {v.tag: v.label for v in method_variants(config)}
             labels[job.method] = " + ".join(dict.fromkeys(found[p.tag] for p in job.parts))

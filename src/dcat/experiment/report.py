@@ -730,10 +730,13 @@ def _target_section(
     return lines
 
 
-def write_report(out: Path, records: list[dict[str, Any]], config: Any, data: Any) -> Path:
-    """Write ``report.md`` (and its PNGs) into ``out``; returns its path."""
+def write_report(
+    out: Path, records: list[dict[str, Any]], config: Any, data: Any, jobs: Any = None
+) -> Path:
+    """Write ``report.md`` (and its PNGs) into ``out``; returns its path. ``jobs``: the run's
+    plan (made again from ``config`` when not given)."""
     weight = config.weight
-    labels = {**METHOD_LABELS, **method_labels(config)}
+    labels = {**METHOD_LABELS, **method_labels(config, jobs)}
     lines = [
         f"# dcat experiment: {config.name}",
         "",

@@ -308,7 +308,8 @@ def run_experiment(
             grid = _Grid(config, data, out, console, workers, cluster, session)
             records = _train_grid(config, data, checked, grid)
             _write_results(out, records)
-            report = write_report(out, records, config, data)
+            jobs = [recipe.job for recipe in checked[0]]  # the plan the run was made from
+            report = write_report(out, records, config, data, jobs)
             console.line(f"report: {report}")
             return report
     finally:
