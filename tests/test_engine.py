@@ -6,6 +6,7 @@ import copy
 import json
 import math
 
+import numpy as np
 import pytest
 import torch
 import yaml
@@ -273,3 +274,26 @@ def test_video_to_imu_transfer_on_gpu_with_resnet101_source(tmp_path) -> None:
     )
     assert cache._arrays["keys"].is_cuda  # served from the device without host syncs
     assert math.isfinite(result.test["ce"]) and 0.0 <= result.test["f1"] <= 1.0
+
+
+@pytest.mark.parametrize("precision", [32, "32-true", 64])
+def test_source_caches_are_built_at_an_integer_precision(precision) -> None:
+    """Lightning's integer precisions (32, 64) are valid TrainConfig values: building a source
+    cache at one ran ``precision.startswith`` on an int and crashed."""
+    from dcat.data import PairedDataset
+    from dcat.nn.encoders import create_encoder
+    from dcat.nn.model import ModalityNet
+    from dcat.training.config import TrainConfig
+    from dcat.training.engine import attach_source_caches
+    from dcat.training.tasks import SourceSpec, TransferTask
+
+    rng = np.random.default_rng(0)
+    data = PairedDataset(
+        {"a": rng.normal(size=(6, 3, 8)), "b": rng.normal(size=(6, 3, 8))},
+        np.arange(6) % 2, np.ones(6, dtype=int), [f"r{i}" for i in range(6)], ["x", "y"],
+    )  # fmt: skip
+    source = ModalityNet(create_encoder("sequence", 3, d_model=8, depth=1), 8, 2).eval()
+    target = ModalityNet(create_encoder("sequence", 3, d_model=8, depth=1), 8, 2)
+    task = TransferTask(target, "a", [SourceSpec("b", source, method="logit_kd")])
+    attach_source_caches(task, data, TrainConfig(precision=precision), progress=False)
+    assert task.cached("b") and task.cache("b").lookup(torch.arange(6)).logits.shape == (6, 2)

@@ -28,6 +28,7 @@ import re
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import cast
 
 import numpy as np
 
@@ -331,12 +332,15 @@ def _trial_for_name(name: str) -> int:
     return 3
 
 
+def _trial_number(folder: Path) -> int:
+    """``n`` of a trial folder ``Trial_<n>_...`` (its name matches :data:`_TRIAL_DIR`)."""
+    return int(cast(re.Match[str], _TRIAL_DIR.match(folder.name)).group(1))
+
+
 def _find_wav(subject_dir: Path, name: str) -> Path:
     """The annotated WAV in the subject's trial folders, matched case-insensitively."""
     trials = sorted(p for p in subject_dir.iterdir() if p.is_dir() and _TRIAL_DIR.match(p.name))
-    expected = [
-        p for p in trials if int(_TRIAL_DIR.match(p.name).group(1)) == _trial_for_name(name)
-    ]
+    expected = [p for p in trials if _trial_number(p) == _trial_for_name(name)]
     # The trial its name implies first; file names are inconsistent, so then any trial folder.
     for folders in (expected, trials):
         found = [w for t in folders for w in t.iterdir() if w.name.lower() == name.lower()]
@@ -606,7 +610,7 @@ def _locate_trial(subject_dir: Path, name: str) -> _Trial:
     if not subject_dir.is_dir():
         raise DcatError(f"{subject_dir}: missing subject folder (annotated file {name})")
     wav = _find_wav(subject_dir, name)
-    trial = int(_TRIAL_DIR.match(wav.parent.name).group(1))
+    trial = _trial_number(wav.parent)  # one of the trial folders
     sync_path = subject_dir / "sync_time.txt"
     if not sync_path.is_file():
         raise DcatError(f"{sync_path}: missing file (needed to align {wav.name})")
@@ -646,7 +650,12 @@ def _imu_streams(
     begin, end = audio_span
     streams = {}
     for sensor, (elapsed, values, offset) in read.items():
-        times = elapsed + (offset - reference) / 1000.0 if use_epoch else elapsed
+        # with use_epoch, reference and every offset are known (the checks only narrow types)
+        times = (
+            elapsed + (offset - reference) / 1000.0
+            if use_epoch and reference is not None and offset is not None
+            else elapsed
+        )
         # Only IMU time the audio also covers, so every window has both modalities.
         inside = (times >= begin) & (times <= end)
         if np.count_nonzero(inside) < 2:

@@ -17,6 +17,7 @@ import os
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any, cast
 
 import numpy as np
 
@@ -139,7 +140,7 @@ def _decode(
             duration_s=clip.duration_s, grayscale=grayscale, out=out,
         )  # fmt: skip
     read = read_image_sequence if clip.path.is_dir() else read_frame_array
-    options = {} if clip.path.is_dir() else {"value_range": clip.value_range}
+    options: dict[str, Any] = {} if clip.path.is_dir() else {"value_range": clip.value_range}
     return read(
         clip.path, rate_hz=clip.rate_hz, size=size, frames=frames, start_s=clip.start_s,
         duration_s=clip.duration_s, grayscale=grayscale, out=out, **options,
@@ -322,8 +323,10 @@ class FrameStore:
             raise DcatError(f"frames must be a positive integer, got {frames!r}")
         frames = int(frames)
         height, width = _check_size(size)
-        clips = [c if isinstance(c, VideoClip | FrameClip) else VideoClip(Path(c)) for c in clips]
-        records = [_clip_record(clip) for clip in clips]
+        given: list[Clip] = [
+            c if isinstance(c, VideoClip | FrameClip) else VideoClip(Path(c)) for c in clips
+        ]
+        records = [_clip_record(clip) for clip in given]
         key = _store_key(records, frames, (height, width), bool(grayscale))
         cache_dir = Path(cache_dir)
         folder = cache_dir / key[:32]
@@ -337,8 +340,8 @@ class FrameStore:
                 return store
 
         channels = 1 if grayscale else 3
-        shape = (len(clips), frames, channels, height, width)
-        fill = _decoder(clips, frames, (height, width), grayscale, progress)
+        shape = (len(given), frames, channels, height, width)
+        fill = _decoder(given, frames, (height, width), grayscale, progress)
         return cls._create(folder, key, shape, fill, {"grayscale": bool(grayscale)}, records)
 
     @classmethod
@@ -540,10 +543,11 @@ class FrameStore:
             # one positioned read into ``out``: faulting the memory map in 4 KiB pages is several
             # times slower at the GB/s a GPU extraction pass asks for
             row_bytes = int(np.prod(self._data.shape[1:]))
-            offset = int(self._data.offset) + int(rows[0]) * row_bytes
+            mapped = cast(np.memmap, self._data)  # it has a file name: a memory map
+            offset = int(mapped.offset) + int(rows[0]) * row_bytes
             fd = os.open(filename, os.O_RDONLY)
             try:
-                view, done = memoryview(out).cast("B"), 0
+                view, done = out.data.cast("B"), 0  # out.data: memoryview(out)
                 while done < view.nbytes:
                     read = os.preadv(fd, [view[done:]], offset + done)
                     if read <= 0:

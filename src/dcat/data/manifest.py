@@ -19,7 +19,7 @@ import os
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal, NamedTuple
+from typing import Any, Literal, NamedTuple, cast
 
 import numpy as np
 
@@ -525,7 +525,8 @@ def _subject_ids(
     silently left out of an explicit split, or on both sides of a random one; refused.
     """
     names: dict[str, int] = {}
-    ids, rows_of = [], {}
+    ids: list[int] = []
+    rows_of: dict[str, list[int]] = {}
     for row in rows:
         subject = row.cells[column]
         if not subject:
@@ -937,7 +938,7 @@ def _segmented_audio(
                 "every row",
                 column=f"{modality}{_HZ}",
             )
-        rate = float(rates.pop())
+        rate = float(cast(float, rates.pop()))  # not None: refused above
         clips = [item.values.T.astype(np.float32) for item in series]
         if spec.mono:
             clips = [c.mean(axis=0, keepdims=True) for c in clips]
@@ -1316,7 +1317,8 @@ def _row_streams(
     streams, gaps = {}, {}
     for m in recs.series:
         item = recs.series[m][i]
-        streams[m] = Stream(item.times, item.values, grid_rates[m])
+        times = cast(np.ndarray, item.times)  # set by _recording_series
+        streams[m] = Stream(times, item.values, grid_rates[m])
         gaps[m] = max_gap_s if max_gap_s is not None else 3.0 / recs.row_rates[m][i]
     for m in recs.sounds:
         source = recs.sources[m][i]

@@ -13,7 +13,7 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
-from typing import Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Protocol, TypedDict, Unpack, cast, runtime_checkable
 
 import numpy as np
 import torch
@@ -22,6 +22,9 @@ from torch.utils.data import Dataset
 from dcat.errors import DcatError
 from dcat.io.card import KINDS
 from dcat.io.normalization import ChannelStats, NormKind, fit_normalization
+
+if TYPE_CHECKING:
+    from typing_extensions import TypeIs
 
 __all__ = [
     "ChannelStats",
@@ -59,8 +62,15 @@ class LazyArray(Protocol):
         ...
 
 
-def _is_lazy(array: object) -> bool:
+def _is_lazy(array: object) -> TypeIs[LazyArray]:
     return isinstance(array, LazyArray) and not isinstance(array, np.ndarray)
+
+
+class _TrialFields(TypedDict, total=False):
+    """The further :class:`StreamInfo` fields :meth:`StreamInfo.of_trials` passes on."""
+
+    kind: str
+    value_range: tuple[float, float] | None
 
 
 @dataclass(frozen=True)
@@ -109,7 +119,7 @@ class StreamInfo:
         channels: Sequence[str],
         native: str,
         native_hz: float | None = None,
-        **fields: object,
+        **fields: Unpack[_TrialFields],
     ) -> StreamInfo:
         """A stream of whole trials, each resampled to ``steps`` (one trial is one window).
 
@@ -177,9 +187,16 @@ class PairedDataset(Dataset):
             apart, named so in the report.
     """
 
+    # Declared, not set: only some readers set these, on the data set they return (views made
+    # by subset()/select() do not carry them); elsewhere reading them raises AttributeError.
+    skipped: dict[str, int]
+    """Reason → count of the source clips left out (:func:`~dcat.data.vggsound.load_vggsound`)."""
+    skipped_clips: dict[str, list[str]]
+    """Reason → the clips left out for it (:func:`~dcat.data.vggsound.load_vggsound`)."""
+
     def __init__(
         self,
-        inputs: Mapping[str, np.ndarray],
+        inputs: Mapping[str, np.ndarray | LazyArray],
         labels: Sequence[int] | np.ndarray,
         subjects: Sequence[int] | np.ndarray,
         recordings: Sequence[str],
@@ -215,7 +232,7 @@ class PairedDataset(Dataset):
                 f"labels must lie in [0, {len(self.class_names)}), got "
                 f"[{self.labels.min()}, {self.labels.max()}]"
             )
-        self.inputs: dict[str, np.ndarray] = {}
+        self.inputs: dict[str, np.ndarray | LazyArray] = {}
         for modality, array in inputs.items():
             if _is_lazy(array):
                 if len(array) != n or array.ndim < 2:
@@ -275,7 +292,7 @@ class PairedDataset(Dataset):
         }
 
     def _derive(
-        self, inputs: Mapping[str, np.ndarray], idx: np.ndarray | None = None
+        self, inputs: Mapping[str, np.ndarray | LazyArray], idx: np.ndarray | None = None
     ) -> PairedDataset:
         labels, subjects, recordings = self.labels, self.subjects, self.recordings
         if idx is not None:
@@ -385,20 +402,22 @@ class PairedDataset(Dataset):
                 (:func:`~dcat.io.normalization.center_positions`), for position-like data.
             dims: Modality → coordinates per point, for ``"isotropic"`` (3 when not given).
         """
-        series = [m for m, a in self.inputs.items() if a.ndim == 3 and not _is_lazy(a)]
+        series = {m: a for m, a in self.inputs.items() if a.ndim == 3 and not _is_lazy(a)}
         kinds = kind if isinstance(kind, Mapping) else dict.fromkeys(series, kind)
         center, dims = center or {}, dims or {}
         return {
-            m: fit_normalization(
-                self.inputs[m], kinds.get(m, "zscore"), center.get(m), dims.get(m, 3)
-            )
-            for m in series
+            m: fit_normalization(a, kinds.get(m, "zscore"), center.get(m), dims.get(m, 3))
+            for m, a in series.items()
         }
 
     def normalized(self, stats: Mapping[str, ChannelStats]) -> PairedDataset:
         """A new dataset with each modality in ``stats`` normalised by it."""
+        # stats are fitted on series held in memory (fit_normalization), so ``a`` is an array
         return self._derive(
-            {m: stats[m].apply(a) if m in stats else a for m, a in self.inputs.items()}
+            {
+                m: stats[m].apply(cast(np.ndarray, a)) if m in stats else a
+                for m, a in self.inputs.items()
+            }
         )
 
     def fingerprint(self, modalities: Sequence[str] | None = None) -> str:
@@ -407,10 +426,11 @@ class PairedDataset(Dataset):
         digest.update(self.labels.tobytes())
         for modality in modalities if modalities is not None else self.modalities:
             self._check_modality(modality)
-            if _is_lazy(self.inputs[modality]):
-                digest.update(f"{modality}:lazy:{self.inputs[modality].fingerprint()}".encode())
+            held = self.inputs[modality]
+            if _is_lazy(held):
+                digest.update(f"{modality}:lazy:{held.fingerprint()}".encode())
                 continue
-            array = np.ascontiguousarray(self.inputs[modality])
+            array = np.ascontiguousarray(held)
             digest.update(f"{modality}:{array.shape}:{array.dtype}".encode())
             digest.update(array.tobytes())
         return digest.hexdigest()

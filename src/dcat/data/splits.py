@@ -425,7 +425,8 @@ def _ood(
         train_val, test = next(outer.split(index, groups=subjects))
     else:
         if test_subjects is None:
-            test_subjects = sorted(known - set(train_subjects) - set(val_subjects or ()))
+            # train_subjects is given here (both None is the branch above)
+            test_subjects = sorted(known - set(train_subjects or ()) - set(val_subjects or ()))
         if train_subjects is None:
             train_subjects = sorted(known - set(test_subjects) - set(val_subjects or ()))
         test = index[np.isin(subjects, list(test_subjects))]

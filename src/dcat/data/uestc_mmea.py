@@ -320,7 +320,7 @@ def _sensor_folder(root: Path, sensor_dir: str | Path | None) -> Path:
 
 def _scan(video_dir: Path, sensor_dir: Path, classes: Sequence[str]) -> list[_SAMPLE]:
     """Every sample of ``classes`` found on disk, by class number then stem."""
-    samples = []
+    samples: list[_SAMPLE] = []
     for class_dir in sorted(classes, key=_class_number):
         videos = {p.stem for p in (video_dir / class_dir).glob("*.mp4")}
         sensors = {p.stem for p in (sensor_dir / class_dir).glob("*.csv")}

@@ -11,6 +11,7 @@ from __future__ import annotations
 import re
 from collections.abc import Callable
 from pathlib import Path
+from typing import cast
 
 import numpy as np
 import scipy.io
@@ -109,7 +110,11 @@ def load_utd_mhad_embedded(
     steps = {"imu": 128, "skeleton": 48, **(steps or {})}
     with np.load(EMBEDDED, allow_pickle=False) as data:
         arrays = {k: data[k] for k in data.files}
-    index = {tuple(int(v) for v in t): i for i, t in enumerate(arrays["trials"])}
+    # rows of (action, subject, number)
+    index = {
+        cast(tuple[int, int, int], tuple(int(v) for v in t)): i
+        for i, t in enumerate(arrays["trials"])
+    }
     trials = sorted(index, key=lambda t: (t[1], t[0], t[2]))
     if subjects is not None:
         trials = [t for t in trials if t[1] in set(subjects)]
@@ -159,11 +164,12 @@ def load_utd_mhad(
             raise DcatError(
                 f"UTD-MHAD folder {folder} not found (expected Inertial/ and Skeleton/)"
             )
-    trials = []
+    trials: list[tuple[int, int, int]] = []
     for path in inertial_dir.glob("*.mat"):
         match = _NAME.match(path.name)
         if match:
-            trials.append(tuple(int(g) for g in match.groups()))
+            action, subject, number = (int(g) for g in match.groups())  # _NAME has 3 groups
+            trials.append((action, subject, number))
     trials.sort(key=lambda t: (t[1], t[0], t[2]))
     if subjects is not None:
         trials = [t for t in trials if t[1] in set(subjects)]

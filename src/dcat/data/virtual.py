@@ -15,7 +15,7 @@ from collections.abc import Mapping, Sequence
 
 import numpy as np
 
-from dcat.data.paired import PairedDataset, StreamInfo
+from dcat.data.paired import LazyArray, PairedDataset, StreamInfo
 from dcat.errors import DcatError
 from dcat.io.resample import resample_linear
 from dcat.io.virtual_imu import IMU_CHANNELS, KINECT_V1_JOINTS, joint_map, synthesize_imu_channels
@@ -88,7 +88,7 @@ def with_virtual_imu(
 
 def _source_series(
     data: PairedDataset, where: str, base: str, like: str, joints: Sequence[str]
-) -> tuple[np.ndarray, np.ndarray, float]:
+) -> tuple[np.ndarray, np.ndarray | LazyArray, float]:
     """The skeleton and real inertial series, checked, and the real series' rate.
 
     Returns:

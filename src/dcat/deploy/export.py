@@ -135,8 +135,10 @@ def _portable_run(run: dict[str, Any], ckpt: Path, out: Path) -> dict[str, Any]:
     paths = {"checkpoint": ckpt, "dir": ckpt.parent.parent if in_run else None}
     portable = {k: v for k, v in run.items() if k not in paths}
     for key, path in paths.items():
-        inside = path is not None and (path == base or base in path.parents)
-        portable[key] = os.path.relpath(path, out.resolve()) if inside else None
+        if path is not None and (path == base or base in path.parents):  # inside
+            portable[key] = os.path.relpath(path, out.resolve())
+        else:
+            portable[key] = None
     return portable
 
 

@@ -46,7 +46,7 @@ import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, TypedDict, cast
 
 import numpy as np
 
@@ -370,7 +370,7 @@ def _read_series(
     rows: list[int] | None = None
     if path.suffix.lower() == ".npy":
         times, values = None, _read_npy(path, card)
-        names = list(card.channels or range(card.num_channels))
+        names: Sequence[str | int] = list(card.channels or range(card.num_channels))
     else:
         table, data = _read_csv(path)
         times, values, names = _select_channels(path, table.header, data, card, time_column)
@@ -434,6 +434,14 @@ def _at_model_rate(
     return resample_to_grid(np.arange(len(values)) / rate, values, model_rate)
 
 
+class _FrameOptions(TypedDict):
+    """The options every frame reader takes: the model's frame size, rate and colour."""
+
+    size: tuple[int, int]
+    fps: float
+    grayscale: bool
+
+
 def _read_frames(
     path: Path,
     card: ModelCard,
@@ -446,7 +454,11 @@ def _read_frames(
     file, a folder of PNG/JPEG frames or a ``(T, H, W[, C])`` ``.npy`` (at ``rate``, default
     the card's recording rate), picked and scaled as in training (:mod:`dcat.io.frames`)."""
     _frames, channels, height, width = card.input_shape
-    options = {"size": (height, width), "fps": model_rate, "grayscale": channels == 1}
+    options: _FrameOptions = {
+        "size": (height, width),
+        "fps": model_rate,
+        "grayscale": channels == 1,
+    }
     try:
         if path.suffix.lower() in _VIDEO:
             from dcat.io.media import decode_video
@@ -460,7 +472,12 @@ def _read_frames(
             if path.is_dir():
                 decoded = read_image_sequence(path, rate_hz=source_rate, **options)
             else:
-                value_range = None if card.value_range is None else tuple(card.value_range)
+                # a card's value range is its (lo, hi)
+                value_range = (
+                    None
+                    if card.value_range is None
+                    else cast(tuple[float, float], tuple(card.value_range))
+                )
                 decoded = read_frame_array(
                     path, rate_hz=source_rate, value_range=value_range, **options
                 )
@@ -565,7 +582,9 @@ class WindowPrediction:
     models: list[str]
 
 
-def window_inputs(card: ModelCard, recording: Recording, starts_s: Sequence[float]) -> np.ndarray:
+def window_inputs(
+    card: ModelCard, recording: Recording, starts_s: Sequence[float] | np.ndarray
+) -> np.ndarray:
     """The normalised model inputs of the windows of ``recording`` starting at ``starts_s``.
 
     A window starts at the step nearest its start time (kept inside the recording) and spans

@@ -6,6 +6,7 @@ from __future__ import annotations
 from typing import Any
 
 import numpy as np
+import torch
 
 from dcat.data import PairedDataset
 from dcat.data.augment import InertialAugment, SkeletonAugment
@@ -116,8 +117,9 @@ def augmentation_of(recipe: DataRecipe, norm: ChannelStats | None) -> InertialAu
     spec = recipe.augment
     if spec is None:
         return None
-    shift = None if norm is None else norm.shift
-    scale = None if norm is None else norm.scale
+    # as the augmentation itself converts them (its parameters are typed as sequences)
+    shift = None if norm is None else torch.as_tensor(norm.shift, dtype=torch.float32)
+    scale = None if norm is None else torch.as_tensor(norm.scale, dtype=torch.float32)
     layout = recipe.layout
     if layout is not None:
         return SkeletonAugment(

@@ -356,6 +356,11 @@ MethodEntry = Annotated[str | dict[str, Any], BeforeValidator(_method_entry)]
 with its options, e.g. ``{name: contrastive, temperature: 0.2}``."""
 
 
+def _default_methods() -> list[MethodEntry]:
+    """``ExperimentConfig.methods`` when the file names none."""
+    return ["dcat", "dcat_no_mcma"]
+
+
 class SourceConfig(_Section):
     """One source of a several-source transfer, with its own method and λ.
 
@@ -429,8 +434,9 @@ class ResourcesConfig(_Section):
         gpus: GPUs per model (a fraction shares one), as Ray schedules them.
     """
 
-    cpus: int | None = Field(None, gt=0)
-    gpus: float = Field(0.0, ge=0)
+    # defaults by keyword: type checkers then know ``ResourcesConfig()`` needs no argument
+    cpus: int | None = Field(default=None, gt=0)
+    gpus: float = Field(default=0.0, ge=0)
 
 
 class ExperimentConfig(_Section):
@@ -478,7 +484,7 @@ class ExperimentConfig(_Section):
     splits: list[SplitConfig]
     seeds: list[int] = Field(default_factory=lambda: [0])
     transfers: list[TransferConfig] = Field(default_factory=list)
-    methods: list[MethodEntry] = Field(default_factory=lambda: ["dcat", "dcat_no_mcma"])
+    methods: list[MethodEntry] = Field(default_factory=_default_methods)
     weight: float = Field(1.0, ge=0, title="λ")
     reference: bool = True
     refit: bool = False
@@ -587,7 +593,9 @@ def _locate(
     pydantic's locations also hold the labels of union members (``str``, ``dict[str,str]``);
     they are skipped, so the path names keys only.
     """
-    where, info, tp = "", None, model
+    where = ""
+    info: FieldInfo | None = None
+    tp: Any = model
     for item in loc:
         tp = _strip(tp)
         origin = typing.get_origin(tp)

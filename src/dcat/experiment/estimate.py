@@ -28,7 +28,7 @@ import time
 from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import torch
 
@@ -121,7 +121,8 @@ def _fastest(step: Callable[[int], None], size: int, *, warm: bool) -> float:
     """The fastest of a few timed ``step(size)`` (see :func:`time_step`)."""
     if not warm:
         step(size)
-    spent, times = 0.0, []
+    spent = 0.0
+    times: list[float] = []
     while len(times) < _MAX_REPEATS and (not times or spent < _TIME_BUDGET_S):
         started = time.perf_counter()
         step(size)
@@ -187,10 +188,11 @@ def time_task(
     networks = [s for s in task.specs if s.name in task.sources] if isinstance(
         task, TransferTask
     ) else []  # fmt: skip
+    transfer = cast(TransferTask, task)  # used for networks only, which only a transfer has
 
     def sources(samples: int) -> None:
         for spec in networks:
-            task.source_outputs(spec, batches[samples])
+            transfer.source_outputs(spec, batches[samples])
 
     before = torch.get_num_threads()
     try:
@@ -198,10 +200,12 @@ def time_task(
             torch.set_num_threads(threads)
         first, limit = min(2, len(train)), min(batch_size, len(train))
         # the check ran on the threads of before: it stands for a step on others only then
-        same = check_s is not None and threads in (None, before)
-        slow = same and check_s > _SLOW_S
-        trusted = same and check_s > _TRUSTED_S
-        fastest = {first: check_s if trusted else _fastest(step, collate(first), warm=True)}
+        check = check_s if threads in (None, before) else None
+        slow = check is not None and check > _SLOW_S
+        if check is not None and check > _TRUSTED_S:  # trusted
+            fastest = {first: check}
+        else:
+            fastest = {first: _fastest(step, collate(first), warm=True)}
         larger = min(limit, max(2 * first, int(first * _PROBE_S / max(fastest[first], 1e-6))))
         if larger > first:
             fastest[larger] = _fastest(step, collate(larger), warm=slow)
@@ -266,7 +270,7 @@ def grid_costs(
         The models' costs (plan order) and the seconds of one pass of each cached source
         network over the training part of its split and seed.
     """
-    kinds = [s.kind for s in config.splits]
+    kinds: list[str] = [s.kind for s in config.splits]
     costs, passes = [], {}
     for job in jobs:
         if RunFolder(out / job.folder).finished():
@@ -408,6 +412,8 @@ def _frame_options(
 ) -> str:
     """``--set`` options halving the frames and the frame size of video modality ``name``, as
     its data set's reader names them (``""`` when it has no such option)."""
+    frames_key: str | None
+    size_key: str | None
     if config.data.dataset == "manifest":  # per modality, under data.options.media
         frames_key, size_key = f"media.{name}.frames", f"media.{name}.size"
     else:  # a reader's own options, e.g. frames and size, or avletters' lips_size

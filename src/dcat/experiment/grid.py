@@ -20,7 +20,7 @@ from collections import OrderedDict
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal, cast
 
 import numpy as np
 import torch
@@ -169,6 +169,7 @@ def train_model(
     }
     task = build_model(spec.recipe, data, sources, prepared.stats)
     train_config = spec.recipe.train
+    keep: Literal["best", "last"]
     train, keep, part = prepared.parts["train"], "best", "train"
     if spec.epochs is not None:
         if prepared.everything is None:
@@ -179,7 +180,7 @@ def train_model(
     # every model of a seed that learns from one source reads the same cache of it
     caches = _caches(task, (part, train_config.cache_dtype, str(train_config.cache_dir)))
     for name, key in caches.items():
-        if key in prepared.caches:
+        if isinstance(task, TransferTask) and key in prepared.caches:
             task.attach_cache(name, prepared.caches[key])
     result = fit(
         task,
@@ -210,7 +211,8 @@ def _caches(task: UnimodalTask | TransferTask, how: tuple[str, ...]) -> dict[str
     the cache's dtype and folder) in a seed's prepared data."""
     if not isinstance(task, TransferTask):
         return {}
-    return {s.name: (s.modality, *how) for s in task.specs if s.name in task.sources}
+    # a spec's modality is set (to its name when not given) once it is built
+    return {s.name: (cast(str, s.modality), *how) for s in task.specs if s.name in task.sources}
 
 
 def _source(

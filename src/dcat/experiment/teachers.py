@@ -150,7 +150,8 @@ def check_teacher(
     scores = np.array([teacher[s] for s in seeds])
     std = float(scores.std(ddof=1)) if len(scores) > 1 else 0.0
     chance = 1.0 / num_classes
-    sizes = [val_samples[split, s] for s in seeds if (split, s) in (val_samples or {})]
+    known: Mapping[tuple[str, int], int] = val_samples or {}
+    sizes = [known[split, s] for s in seeds if (split, s) in known]
     binomial = math.sqrt(chance * (1.0 - chance) / min(sizes)) if sizes else 0.0
     target_f1 = float(np.mean([student[s] for s in seeds])) if student else None
     return TeacherCheck(

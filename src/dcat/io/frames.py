@@ -19,6 +19,7 @@ import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from types import ModuleType
 
 import numpy as np
 
@@ -96,7 +97,7 @@ def list_images(folder: str | Path) -> list[Path]:
     return images
 
 
-def _pil() -> object:
+def _pil() -> ModuleType:
     try:
         from PIL import Image
     except ImportError as err:

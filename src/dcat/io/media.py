@@ -18,12 +18,16 @@ import math
 from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from dcat.errors import DcatError
 from dcat.io.frames import frame_buffer
+
+if TYPE_CHECKING:
+    from av import VideoFrame
+    from av.container import InputContainer
 
 
 class _LazyModule:
@@ -151,7 +155,7 @@ def _check_file(path: Path) -> None:
         raise DcatError(f"{path}: {what}")
 
 
-def _open(path: Path) -> av.container.InputContainer:
+def _open(path: Path) -> InputContainer:
     _check_file(path)
     try:
         return av.open(str(path), mode="r")
@@ -159,7 +163,7 @@ def _open(path: Path) -> av.container.InputContainer:
         raise DcatError(f"{path}: cannot read media (corrupt or unsupported file): {exc}") from exc
 
 
-def _stream(container: av.container.InputContainer, kind: str, path: Path) -> Any:
+def _stream(container: InputContainer, kind: str, path: Path) -> Any:
     streams = container.streams.video if kind == "video" else container.streams.audio
     if not streams:
         found = ", ".join(s.type for s in container.streams) or "none"
@@ -167,13 +171,13 @@ def _stream(container: av.container.InputContainer, kind: str, path: Path) -> An
     return streams[0]
 
 
-def _origin(container: av.container.InputContainer) -> float:
+def _origin(container: InputContainer) -> float:
     """The container's first timestamp (s): time 0 of every stream's clip times."""
     start = container.start_time
     return start / av.time_base if start is not None else 0.0
 
 
-def _stream_end(container: av.container.InputContainer, stream: Any, origin: float) -> float | None:
+def _stream_end(container: InputContainer, stream: Any, origin: float) -> float | None:
     """End of ``stream`` in seconds from the origin, from the headers (``None`` if unknown)."""
     if stream.duration is not None and stream.time_base is not None:
         first = stream.start_time if stream.start_time is not None else 0
@@ -233,7 +237,7 @@ def _clip_interval(
     return float(start_s), float(duration_s)
 
 
-def _seek(container: av.container.InputContainer, stream: Any, time_s: float) -> None:
+def _seek(container: InputContainer, stream: Any, time_s: float) -> None:
     """Seek to the keyframe at or before ``time_s`` (container seconds) so a late clip does not
     decode the whole file before it; frames before ``time_s`` still come out and are skipped."""
     if time_s <= 0 or stream.time_base is None:
@@ -440,7 +444,7 @@ def decode_video(
 
 
 def _sample_frames(
-    container: av.container.InputContainer,
+    container: InputContainer,
     stream: Any,
     times: np.ndarray,
     path: Path,
@@ -454,7 +458,7 @@ def _sample_frames(
     out = frame_buffer(out, (len(times), 1 if grayscale else 3, height, width), str(path))
     fmt = "gray" if grayscale else "rgb24"
 
-    def convert(frame: av.VideoFrame) -> np.ndarray:
+    def convert(frame: VideoFrame) -> np.ndarray:
         # Scale and convert in one swscale call (area filter: averages when downscaling).
         image = frame.to_ndarray(width=width, height=height, format=fmt, interpolation="AREA")
         return image[None] if grayscale else image.transpose(2, 0, 1)

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Literal
+from typing import Literal, cast
 
 import numpy as np
 
@@ -138,7 +138,8 @@ def _overlaps_gap(
         return np.zeros(len(starts), dtype=bool)
     gap_begin, gap_end = times[gap], times[gap + 1]
     ends = starts + window_s
-    return ((gap_begin[None, :] < ends[:, None]) & (gap_end[None, :] > starts[:, None])).any(1)
+    hits = (gap_begin[None, :] < ends[:, None]) & (gap_end[None, :] > starts[:, None])
+    return cast(np.ndarray, hits.any(1))  # (W, G) reduced over axis 1: an array
 
 
 def _window_labels(

@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import warnings
 from collections.abc import Sequence
-from typing import Literal
+from typing import Literal, overload
 
 import torch
 import torch.nn.functional as F
@@ -186,6 +186,24 @@ class _GramStatistics(torch.autograd.Function):
         return None, None, grad_k, grad_v
 
 
+@overload
+def _gram_squared_distance(
+    k_a: Tensor,
+    v_a: Tensor,
+    k_b: Tensor,
+    v_b: Tensor,
+    eps: float,
+    *,
+    conditioning: Literal[False] = False,
+) -> Tensor: ...
+
+
+@overload
+def _gram_squared_distance(
+    k_a: Tensor, v_a: Tensor, k_b: Tensor, v_b: Tensor, eps: float, *, conditioning: Literal[True]
+) -> tuple[Tensor, Tensor]: ...
+
+
 def _gram_squared_distance(
     k_a: Tensor, v_a: Tensor, k_b: Tensor, v_b: Tensor, eps: float, *, conditioning: bool = False
 ) -> Tensor | tuple[Tensor, Tensor]:
@@ -248,7 +266,8 @@ def _gram_squared_refined(k_a: Tensor, v_a: Tensor, k_b: Tensor, v_b: Tensor, ep
         if squared.dtype == torch.float64:
             refined = _materialized_squared_distance(*parts, eps)
         else:
-            refined = _gram_squared_refined(*(p.double() for p in parts), eps)
+            k_a64, v_a64, k_b64, v_b64 = (p.double() for p in parts)
+            refined = _gram_squared_refined(k_a64, v_a64, k_b64, v_b64, eps)
         squared = squared.index_put(idx, refined.to(squared.dtype))
     return squared
 

@@ -14,7 +14,7 @@ import os
 import warnings
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import torch
 from lightning.pytorch.plugins import TorchCheckpointIO
@@ -74,24 +74,25 @@ def csv_logger(run_dir: Path, keep_through_epoch: int | None) -> Any:
 
     logger = CSVLogger(save_dir=run_dir, name="logs", version="")
     path = Path(logger.log_dir) / "metrics.csv"
-    if keep_through_epoch is None or rank_zero_only.rank != 0 or not path.is_file():
+    rank_zero = cast(Any, rank_zero_only)  # Lightning sets its ``rank`` at import, undeclared
+    if keep_through_epoch is None or rank_zero.rank != 0 or not path.is_file():
         return logger
     text = path.read_text()
     if not text.endswith("\n"):  # a line cut short by a kill
         text = text[: text.rfind("\n") + 1]
     reader = csv.DictReader(io.StringIO(text, newline=""))
-    rows = [r for r in reader if _epoch_of(r) is not None and _epoch_of(r) <= keep_through_epoch]
+    rows = [r for r in reader if (e := _epoch_of(r)) is not None and e <= keep_through_epoch]
     columns = sorted(reader.fieldnames or [])
     with warnings.catch_warnings():  # "previous log files ... will be deleted": not these rows
         warnings.filterwarnings("ignore", message="Experiment logs directory")
         writer = logger.experiment  # its creation deletes metrics.csv
     writer.metrics_keys = columns  # later rows add to these columns, not replace them
     if rows:
-        text = io.StringIO(newline="")
-        out = csv.DictWriter(text, fieldnames=columns)
+        buffer = io.StringIO(newline="")
+        out = csv.DictWriter(buffer, fieldnames=columns)
         out.writeheader()
         out.writerows(rows)
-        write_atomic(path, text.getvalue())
+        write_atomic(path, buffer.getvalue())
     return logger
 
 

@@ -23,11 +23,11 @@ import math
 import os
 import signal
 import warnings
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence, Sized
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, cast
 
 import lightning as L
 import numpy as np
@@ -38,6 +38,7 @@ from lightning.fabric.utilities.apply_func import move_data_to_device
 from lightning.pytorch.callbacks import ModelCheckpoint
 from lightning.pytorch.utilities import rank_zero_only
 from lightning.pytorch.utilities.exceptions import SIGTERMException
+from lightning.pytorch.utilities.types import LRSchedulerConfigType, OptimizerLRSchedulerConfig
 from torch.utils.data import DataLoader, Dataset, DistributedSampler
 from torchmetrics import MetricCollection
 from torchmetrics.classification import (
@@ -152,7 +153,8 @@ class DCATModule(L.LightningModule):
         # shows it), and every component is summed here and logged once per epoch: Lightning's
         # per-key, per-step bookkeeping costs more than a small target's whole step
         trainer = self._trainer
-        every = trainer.log_every_n_steps if trainer is not None else 1
+        # the Trainer sets log_every_n_steps on itself (through its logger connector), undeclared
+        every = cast(Any, trainer).log_every_n_steps if trainer is not None else 1
         shown = trainer is not None and trainer.progress_bar_callback is not None
         if shown or (every and (self.global_step + 1) % every == 0):
             self.log("train/loss_step", out["loss"].detach(), batch_size=batch_size,
@@ -211,17 +213,19 @@ class DCATModule(L.LightningModule):
         self.confusion_matrix = self.test_confusion.compute().cpu().numpy().astype(int).tolist()
         self.test_confusion.reset()
 
-    def configure_optimizers(self) -> torch.optim.Optimizer | dict[str, Any]:
+    def configure_optimizers(self) -> torch.optim.Optimizer | OptimizerLRSchedulerConfig:
         params = [p for p in self.task.parameters() if p.requires_grad]
         kind = torch.optim.AdamW if self.optimizer_name == "adamw" else torch.optim.Adam
         optimizer = kind(params, lr=self.lr, weight_decay=self.weight_decay)
         if self.schedule == "constant":
             return optimizer
         total = int(self.trainer.estimated_stepping_batches)
-        warmup = round(self.warmup_epochs * total / max(1, self.trainer.max_epochs))
+        # an int once fit starts: the Trainer resolves its limits first (its fit loop asserts it)
+        epochs = cast(int, self.trainer.max_epochs)
+        warmup = round(self.warmup_epochs * total / max(1, epochs))
         factor = functools.partial(cosine_warmup, total=total, warmup=warmup)
         scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, factor)
-        schedule = {"scheduler": scheduler, "interval": "step"}
+        schedule: LRSchedulerConfigType = {"scheduler": scheduler, "interval": "step"}
         return {"optimizer": optimizer, "lr_scheduler": schedule}
 
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
@@ -275,7 +279,7 @@ class PairedDataModule(L.LightningDataModule):
         if dataset is None:
             raise DcatError("no dataset given for this stage")
         trainer = self.trainer
-        sampler = DistributedSampler(
+        sampler: DistributedSampler[Any] = DistributedSampler(
             dataset,
             num_replicas=trainer.world_size if trainer else 1,
             rank=trainer.global_rank if trainer else 0,
@@ -334,7 +338,7 @@ def describe_task(task: Task) -> dict[str, Any]:
                 "modality": s.modality,
                 "method": s.method,
                 "weight": s.weight,
-                "mcma": task.methods[s.name].config.get("mcma"),
+                "mcma": task.method(s.name).config.get("mcma"),
                 "temperature": s.options.get("temperature", 1.0),
                 "cached": task.cached(s.name),
             }
@@ -396,11 +400,11 @@ def attach_source_caches(
     """Build (or reload) a cache of every source over ``train`` and attach it to the task;
     a source that already has one attached keeps it."""
     device = _device(config)
-    autocast = torch.bfloat16 if config.precision.startswith("bf16") else None
+    autocast = torch.bfloat16 if str(config.precision).startswith("bf16") else None
     for spec in task.specs:
-        if "outputs" not in task.methods[spec.name].inputs or task.cached(spec.name):
+        if "outputs" not in task.method(spec.name).inputs or task.cached(spec.name):
             continue  # a method that reads no network outputs: nothing to cache
-        source = task.sources[spec.name]
+        source = task.source(spec.name)  # a method that reads outputs has one (SourceSpec)
         source.to(device)
 
         def report(done: int, total: int, name: str = spec.name) -> None:
@@ -414,7 +418,7 @@ def attach_source_caches(
             cache = SourceCache.build(
                 source,
                 train,
-                spec.modality,
+                cast(str, spec.modality),  # set (to its name when not given) when built
                 dtype=getattr(torch, config.cache_dtype),
                 batch_size=max(config.batch_size, 64),
                 device=device,
@@ -587,7 +591,8 @@ def _attach_card(
     """
     task = module.task
     card = describe_model(task, train, normalization, run_dir, extra_config)
-    if card is not None and rank_zero_only.rank == 0:
+    # Lightning sets the function's ``rank`` at import; its annotations do not declare it
+    if card is not None and cast(Any, rank_zero_only).rank == 0:
         card.save(run_dir / "model_card.json")
         _save_examples(val, task.modality, run_dir / "examples.npy")
     module.card = card.to_dict() if card is not None else None
@@ -708,7 +713,8 @@ def describe_model(
 def _save_examples(dataset: Dataset, modality: str, path: Path, limit_bytes: int = 8 << 20) -> None:
     """Up to 16 inputs of ``modality`` (at most ``limit_bytes``), for export parity checks."""
     first = np.asarray(dataset[0]["inputs"][modality], dtype=np.float32)
-    count = int(min(16, len(dataset), max(1, limit_bytes // max(first.nbytes, 1))))
+    # the engine's data sets are sized (their sampler counts them too)
+    count = int(min(16, len(cast(Sized, dataset)), max(1, limit_bytes // max(first.nbytes, 1))))
     rest = [np.asarray(dataset[i]["inputs"][modality], dtype=np.float32) for i in range(1, count)]
     buffer = io.BytesIO()
     np.save(buffer, np.stack([first, *rest]), allow_pickle=False)
@@ -716,7 +722,9 @@ def _save_examples(dataset: Dataset, modality: str, path: Path, limit_bytes: int
 
 
 def _only(dataset: Dataset, modalities: list[str]) -> Dataset:
-    return dataset.select(modalities) if isinstance(dataset, TrainingData) else dataset
+    if isinstance(dataset, TrainingData):  # its selection is of its own class (a Dataset)
+        return cast(Dataset, dataset.select(modalities))
+    return dataset
 
 
 def _with_sources(state: dict[str, torch.Tensor], module: DCATModule) -> dict[str, torch.Tensor]:
@@ -745,8 +753,8 @@ def _test(module: DCATModule, data: PairedDataModule, config: TrainConfig) -> di
         single = TrainConfig(**{**asdict(config), "devices": 1, "strategy": "auto"})
         trainer = _trainer(single, None, [], False)
         with _interrupts_kept():
-            (metrics,) = trainer.test(module, dataloaders=_test_loader(data), verbose=False)
-        out: dict[str, Any] = {k.removeprefix("test/"): float(v) for k, v in metrics.items()}
+            (scores,) = trainer.test(module, dataloaders=_test_loader(data), verbose=False)
+        out: dict[str, Any] = {k.removeprefix("test/"): float(v) for k, v in scores.items()}
         out["confusion_matrix"] = module.confusion_matrix
         return out
     device = _device(config)
@@ -783,7 +791,9 @@ def _test_loader(data: PairedDataModule) -> DataLoader:
     """The whole test set in order, on one process (whatever the training's world size)."""
     if data.test_set is None:
         raise DcatError("no dataset given for this stage")
-    sampler = DistributedSampler(data.test_set, num_replicas=1, rank=0, shuffle=False)
+    sampler: DistributedSampler[Any] = DistributedSampler(
+        data.test_set, num_replicas=1, rank=0, shuffle=False
+    )
     return DataLoader(
         data.test_set, batch_size=data.batch_size, sampler=sampler, num_workers=data.num_workers
     )

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from typing import Literal
+from typing import Literal, cast
 
 from torch import Tensor, nn
 
@@ -118,7 +118,8 @@ class ResidualConv1d(nn.Module):
     def output_length(self, length: int) -> int:
         """Sequence length ``S`` for an input of ``length`` time steps."""
         for block in self.blocks:
-            if block[0].stride[0] == 2:
+            conv = cast(nn.Conv1d, cast(ConvBlock1d, block)[0])  # each block opens with its conv
+            if conv.stride[0] == 2:
                 length = (length + 1) // 2
         return length
 

@@ -62,7 +62,7 @@ __all__ = [
 ]
 
 Stream = Literal["positions", "motion", "bones"]
-STREAMS: tuple[str, ...] = ("positions", "motion", "bones")
+STREAMS: tuple[Stream, ...] = ("positions", "motion", "bones")
 """The input streams an encoder can compute, in the order they are computed."""
 
 

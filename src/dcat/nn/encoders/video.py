@@ -43,6 +43,9 @@ class VideoEncoder(nn.Module):
         input ``(B, F, C, H, W)``, output ``(B, F, d_model)``.
     """
 
+    mean: Tensor
+    std: Tensor
+
     def __init__(
         self,
         in_channels: int,

@@ -47,6 +47,9 @@ class SmallVideoEncoder(nn.Module):
         input ``(B, F, C, H, W)``, output ``(B, F, d_model)``.
     """
 
+    mean: Tensor
+    std: Tensor
+
     def __init__(
         self,
         in_channels: int,
