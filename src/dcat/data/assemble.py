@@ -89,6 +89,7 @@ def assemble(
     group: str = "subject",
     empty: str = "no recordings found",
     stored: Mapping[str, LazyArray] | None = None,
+    order: Sequence[str] | None = None,
 ) -> PairedDataset:
     """The data set of ``recordings``, in their order.
 
@@ -105,6 +106,8 @@ def assemble(
         stored: Modality → samples kept out of memory (a :class:`~dcat.data.frame_store.
             FrameStore` of decoded video), row ``i`` that of recording ``i``; listed before the
             recordings' own modalities.
+        order: The data set's modalities in this order (stored and recordings' ones alike);
+            default the stored ones, then the recordings' in their order.
 
     Returns:
         Inputs ``(N, ...)`` per modality (float32), labels, subjects and recording names.
@@ -126,6 +129,8 @@ def assemble(
     }
     inputs: dict[str, Any] = dict(stored or {})  # a lazy store is kept as it is
     inputs.update({m: np.stack([r.inputs[m] for r in collected]) for m in modalities})
+    if order is not None:
+        inputs = {m: inputs[m] for m in order}
     return PairedDataset(
         inputs,
         [r.label for r in collected],

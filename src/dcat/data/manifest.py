@@ -24,6 +24,7 @@ from typing import Any, Literal, NamedTuple, cast
 import numpy as np
 
 from dcat.data import manifest_media
+from dcat.data.assemble import Recording, assemble
 from dcat.data.frame_store import FrameClip, VideoClip, frame_channels
 from dcat.data.paired import PairedDataset, StreamInfo, common_rate
 from dcat.data.registry import register_dataset
@@ -116,19 +117,16 @@ class _Loaded:
     """What a loader made of a manifest, in sample (or window) order.
 
     Attributes:
-        inputs: Modality → ``(N, C, T)`` array, or a ``(N, F, C, H, W)`` frame store (video).
-        recordings: ``(N,)`` names.
-        labels: ``(N,)`` class indices.
+        recordings: ``(N,)`` samples (or windows): each one's ``(C, T)`` series and audio,
+            label, group id and name.
         class_names: Class names, index = label.
-        subjects: ``(N,)`` group ids.
+        stored: Video modality → its ``(N, F, C, H, W)`` frame store.
         streams: Modality → its :class:`StreamInfo`.
     """
 
-    inputs: dict[str, Any]
-    recordings: list[str]
-    labels: list[int]
+    recordings: list[Recording]
     class_names: list[str]
-    subjects: list[int]
+    stored: dict[str, Any]
     streams: dict[str, StreamInfo]
 
 
@@ -635,8 +633,17 @@ def _load_segmented(
     samples = _read_samples(ctx, manifest)
     inputs, streams = _segmented_inputs(ctx, manifest, samples, options.steps, frame_cache)
     labels, names = _segmented_labels(ctx, manifest.rows, options)
-    recordings = [row.cells.get("recording") or str(row.number) for row in manifest.rows]
-    return _Loaded(inputs, recordings, labels, names, manifest.subject_ids, streams)
+    stored = {m: inputs[m] for m in manifest.modalities if manifest.kinds[m] == "video"}
+    recordings = [
+        Recording(
+            {m: inputs[m][i] for m in manifest.modalities if m not in stored},
+            label,
+            manifest.subject_ids[i],
+            row.cells.get("recording") or str(row.number),
+        )
+        for i, (row, label) in enumerate(zip(manifest.rows, labels, strict=True))
+    ]
+    return _Loaded(recordings, names, stored, streams)
 
 
 def _read_samples(ctx: _Context, manifest: _Manifest) -> _Samples:
@@ -1033,18 +1040,13 @@ class _Cut:
     """The windows cut from every row of a stream manifest, in row order.
 
     Attributes:
-        inputs: Series and audio modality → each row's ``(n, C, T)`` windows.
+        windows: ``(N,)`` each window: its ``(C, T)`` series and audio, class index, its row's
+            group id and its name, ``<recording>_w<k>``.
         clips: Video modality → one (file, clip) per window, to decode into the frame cache.
-        labels: ``(N,)`` each window's class index.
-        recordings: ``(N,)`` each window's name, ``<recording>_w<k>``.
-        rows: ``(N,)`` the index of each window's manifest row.
     """
 
-    inputs: dict[str, list[np.ndarray]]
+    windows: list[Recording]
     clips: dict[str, list[tuple[manifest_media.Source, VideoClip | FrameClip]]]
-    labels: list[int]
-    recordings: list[str]
-    rows: list[int]
 
 
 def _load_streams(
@@ -1078,16 +1080,14 @@ def _load_streams(
     grid_rates = _grid_rates(recs)
     layouts = {m: manifest_media.frame_layout(recs.specs[m], recs.sources[m]) for m in recs.video}
     vranges = {m: manifest_media.value_range(recs.specs[m], recs.sources[m]) for m in recs.video}
-    cut = _cut_recordings(
-        ctx, manifest.rows, label_files, names, recs, grid_rates, vranges, windowing
-    )
+    cut = _cut_recordings(ctx, manifest, label_files, names, recs, grid_rates, vranges, windowing)
     first = _first_labels(manifest.rows, label_files)
-    _check_class_sizes(ctx, names, cut.labels, first, options.min_class_samples, "window(s)")
-    inputs, streams = _window_inputs(
+    labels = [window.label for window in cut.windows]
+    _check_class_sizes(ctx, names, labels, first, options.min_class_samples, "window(s)")
+    stored, streams = _window_streams(
         ctx, manifest, recs, cut, grid_rates, layouts, vranges, windowing.window_s, frame_cache
     )
-    subjects = [manifest.subject_ids[i] for i in cut.rows]
-    return _Loaded(inputs, cut.recordings, cut.labels, names, subjects, streams)
+    return _Loaded(cut.windows, names, stored, streams)
 
 
 def _windowing(ctx: _Context, options: _Options) -> _Windowing:
@@ -1229,7 +1229,7 @@ def _grid_rates(recs: _Recordings) -> dict[str, float]:
 
 def _cut_recordings(
     ctx: _Context,
-    rows: list[_Row],
+    manifest: _Manifest,
     label_files: list[_LabelFile],
     names: list[str],
     recs: _Recordings,
@@ -1240,6 +1240,7 @@ def _cut_recordings(
     """Cut every row's recordings into labelled windows, one row after another.
 
     Args:
+        manifest: The checked manifest: its rows and their group ids.
         names: The class names.
         grid_rates: Modality → its rate in the windows.
         vranges: Video modality → the values mapped to ``0…255`` (``None``: 8-bit frames).
@@ -1249,9 +1250,9 @@ def _cut_recordings(
             window at all.
     """
     index = {name: i for i, name in enumerate(names)}
-    inputs: dict[str, list[np.ndarray]] = {m: [] for m in [*recs.series, *recs.sounds]}
-    cut = _Cut(inputs, {m: [] for m in recs.video}, [], [], [])
-    for i, (row, label_file) in enumerate(zip(rows, label_files, strict=True)):
+    in_memory = [*recs.series, *recs.sounds]
+    cut = _Cut([], {m: [] for m in recs.video})
+    for i, (row, label_file) in enumerate(zip(manifest.rows, label_files, strict=True)):
         _check_labels(ctx, row, label_file, index, names)
         streams, gaps = _row_streams(ctx, i, recs, grid_rates, windowing.max_gap_s)
         try:
@@ -1265,8 +1266,6 @@ def _cut_recordings(
             )
         except ValueError as err:
             raise ctx.error(str(err), row.number) from err
-        for modality in cut.inputs:
-            cut.inputs[modality].append(windows.inputs[modality])
         for modality in recs.video:
             source = recs.sources[modality][i]
             cut.clips[modality].extend(
@@ -1274,11 +1273,13 @@ def _cut_recordings(
                                                 windowing.window_s, vranges[modality]))
                 for start in windows.starts
             )  # fmt: skip
-        cut.labels.extend(windows.labels.tolist())
         recording = row.cells.get("recording") or str(row.number)
-        cut.recordings.extend(f"{recording}_w{k}" for k in range(len(windows)))
-        cut.rows.extend([i] * len(windows))
-    if not cut.recordings:
+        cut.windows.extend(
+            Recording({m: windows.inputs[m][k] for m in in_memory}, label,
+                      manifest.subject_ids[i], f"{recording}_w{k}")
+            for k, label in enumerate(windows.labels.tolist())
+        )  # fmt: skip
+    if not cut.windows:
         raise ctx.error(
             f"no windows of {windowing.window_s} s could be cut: the streams are shorter than "
             "the window, have gaps in every window, or no label falls inside"
@@ -1346,7 +1347,7 @@ def _first_labels(
     return first
 
 
-def _window_inputs(
+def _window_streams(
     ctx: _Context,
     manifest: _Manifest,
     recs: _Recordings,
@@ -1357,24 +1358,23 @@ def _window_inputs(
     window_s: float,
     frame_cache: Path,
 ) -> tuple[dict[str, Any], dict[str, StreamInfo]]:
-    """Each modality's windows of every row together, and its stream.
+    """Each video modality's windows of every row together, and each modality's stream.
 
     Args:
         layouts: Video modality → stored frame size ``(H, W)`` and greyscale flag.
         vranges: Video modality → the values mapped to ``0…255`` (``None``: 8-bit frames).
 
     Returns:
-        Modality → ``(N, C, T)`` float32 (series, audio) or ``(N, F, C, H, W)`` frame store
-        (video, decoded into ``frame_cache``), in the manifest's modality order, and
-        modality → its :class:`StreamInfo`.
+        Video modality → ``(N, F, C, H, W)`` frame store (decoded into ``frame_cache``), and
+        modality → its :class:`StreamInfo`, in the manifest's modality order.
     """
-    stacked: dict[str, Any] = {m: np.concatenate(a) for m, a in cut.inputs.items()}
+    stored: dict[str, Any] = {}
     streams = {}
     for m in manifest.modalities:
         if m in recs.video:
             size, gray = layouts[m]
             frames = round(window_s * grid_rates[m])
-            stacked[m] = manifest_media.build_frames(
+            stored[m] = manifest_media.build_frames(
                 ctx.error, m, cut.clips[m], frame_cache, frames, size, gray
             )
             streams[m] = StreamInfo(
@@ -1383,7 +1383,7 @@ def _window_inputs(
                 value_range=vranges[m], **_recording_rate(recs.row_rates[m], grid_rates[m]),
             )  # fmt: skip
         elif manifest.kinds[m] == "audio":
-            channels = stacked[m].shape[1]
+            channels = cut.windows[0].inputs[m].shape[0]
             streams[m] = StreamInfo(
                 grid_rates[m], _channel_names_of("audio", m, channels),
                 note="windows of continuous streams", kind="audio",
@@ -1394,7 +1394,7 @@ def _window_inputs(
                 grid_rates[m], _channel_names(m, recs.series[m]),
                 **_recording_rate(recs.row_rates[m], grid_rates[m]),
             )  # fmt: skip
-    return {m: stacked[m] for m in manifest.modalities}, streams
+    return stored, streams
 
 
 @register_dataset(
@@ -1541,8 +1541,8 @@ def _dataset(
     if name is None:
         stem = ctx.manifest.stem
         name = ctx.manifest.parent.resolve().name if stem == "manifest" else stem
-    return PairedDataset(
-        loaded.inputs, loaded.labels, loaded.subjects, loaded.recordings, loaded.class_names,
-        name=name, subject_names=dict(enumerate(manifest.subject_names)), streams=loaded.streams,
-        group=group,
+    return assemble(
+        loaded.recordings, loaded.class_names, name=name, streams=loaded.streams,
+        subject_names=dict(enumerate(manifest.subject_names)), group=group, stored=loaded.stored,
+        order=manifest.modalities,
     )  # fmt: skip
