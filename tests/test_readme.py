@@ -40,3 +40,12 @@ def test_the_encoder_table_lists_every_registered_encoder() -> None:
 def test_the_readme_shows_no_legacy_source_spec_shorthand() -> None:
     # SourceSpec(mcma=True) still works but is legacy: the README shows the options mapping
     assert "mcma=True" not in README
+
+
+def test_the_licence_is_a_pep_639_expression() -> None:
+    """A ``license = {text = ...}`` table made setuptools print its deprecation block twice on
+    every install; the SPDX string installs quietly and lands in the metadata as an expression."""
+    import importlib.metadata
+
+    metadata = importlib.metadata.metadata("dcat")
+    assert metadata.get("License-Expression") == "MIT" and metadata.get("License") is None
