@@ -3,8 +3,6 @@ and the weights of a finished run, built the same way by a sequential run and by
 
 from __future__ import annotations
 
-from typing import Any
-
 import numpy as np
 import torch
 
@@ -25,7 +23,6 @@ __all__ = [
     "build_model",
     "build_net",
     "check_layouts",
-    "encoder_options",
     "fit_stats",
     "in_channels",
     "make_task",
@@ -87,14 +84,6 @@ def build_model(
     """
     augment = augmentation_of(recipe.data, stats.get(recipe.job.target))
     return make_task(recipe.job, net_of(recipe, data), sources, augment)
-
-
-def encoder_options(config: ExperimentConfig, modality: str) -> dict[str, Any]:
-    """The encoder options of ``modality``: its configured ones, and for an encoder that reads
-    a skeleton (options ``parents`` and ``dims``) those of its layout in ``data.skeletons``,
-    unless the configuration gives them."""
-    network = NetworkRecipe.of(config, modality)
-    return network.encoder_options(config.data.layout(modality))
 
 
 def augmentation(

@@ -20,7 +20,7 @@ from collections import OrderedDict
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any, Literal, cast
+from typing import Any, Literal
 
 import numpy as np
 import torch
@@ -211,8 +211,7 @@ def _caches(task: UnimodalTask | TransferTask, how: tuple[str, ...]) -> dict[str
     the cache's dtype and folder) in a seed's prepared data."""
     if not isinstance(task, TransferTask):
         return {}
-    # a spec's modality is set (to its name when not given) once it is built
-    return {s.name: (cast(str, s.modality), *how) for s in task.specs if s.name in task.sources}
+    return {s.name: (s.input_key, *how) for s in task.specs if s.name in task.sources}
 
 
 def _source(

@@ -418,7 +418,7 @@ def attach_source_caches(
             cache = SourceCache.build(
                 source,
                 train,
-                cast(str, spec.modality),  # set (to its name when not given) when built
+                spec.input_key,
                 dtype=getattr(torch, config.cache_dtype),
                 batch_size=max(config.batch_size, 64),
                 device=device,

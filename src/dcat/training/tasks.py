@@ -265,8 +265,7 @@ class TransferTask(nn.Module):
 
     def attach_cache(self, name: str, cache: SourceCache | None) -> None:
         """Serve source ``name`` from ``cache`` (rows = ``batch["index"]``); ``None`` detaches."""
-        if name not in self.sources:
-            raise DcatError(f"no source network named {name!r}; they are {list(self.sources)}")
+        self.source(name)  # a source with a network, or the error naming those there are
         if cache is None:
             self._caches.pop(name, None)
         else:
