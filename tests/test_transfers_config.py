@@ -223,6 +223,84 @@ def test_refit_retrains_the_references_and_the_pick_on_train_plus_val(
     assert sum("(done before)" in line for line in again) == len(records)
 
 
+def test_refit_sources_needs_refit(tmp_path) -> None:
+    with pytest.raises(DcatError, match=r"config.yaml: refit_sources: needs refit: true"):
+        load_config(_write(tmp_path, {**EXPERIMENT_TINY, "refit_sources": True}))
+
+
+@pytest.mark.slow
+def test_refit_sources_refits_the_picks_teacher_first_and_the_pick_learns_from_it(
+    tmp_path, monkeypatch
+) -> None:
+    import dcat.experiment.grid
+    import dcat.experiment.pick
+    import dcat.experiment.runner
+    from dcat.training.run_folder import RunFolder
+
+    real_mark = dcat.experiment.pick.mark_picks
+
+    def mark_dcat(records, rule="seed"):  # the pick must learn from a source here
+        marked = real_mark(records, rule)
+        for r in marked:
+            r["pick"] = not r.get("refit") and r["target"] == "imu" and r["method"] == "dcat"
+        return marked
+
+    monkeypatch.setattr(dcat.experiment.runner, "mark_picks", mark_dcat)
+    seen: dict[str, int] = {}
+    real_fit = dcat.experiment.grid.fit
+
+    def fit(task, train, val, options, run_dir, **kwargs):
+        seen[str(run_dir)] = len(train)
+        return real_fit(task, train, val, options, run_dir, **kwargs)
+
+    loaded: list[str] = []
+    real_load = RunFolder.load_target
+
+    def load_target(self, net):
+        loaded.append(str(self.path))
+        return real_load(self, net)
+
+    monkeypatch.setattr(dcat.experiment.grid, "fit", fit)
+    monkeypatch.setattr(RunFolder, "load_target", load_target)
+    config = load_config(_write(tmp_path, {
+        **EXPERIMENT_TINY, "name": "tiny_refit_sources", "methods": ["dcat"], "lambdas": [],
+        "refit": True, "refit_sources": True, "train": {"max_epochs": 3, "batch_size": 32},
+    }))  # fmt: skip
+    out = tmp_path / "out"
+    report = run_experiment(config, out, log=lambda s: None)
+    records = json.loads((out / "results.json").read_text())
+    refits = [r["run"] for r in records if r["refit"]]
+    teacher, pick = "runs/ood/seed0/skeleton/baseline", "runs/ood/seed0/imu/dcat_from-skeleton_w1"
+    # the teacher's refit is trained before the pick's, on training + validation samples
+    assert refits.index(teacher + "_refit") < refits.index(pick + "_refit")
+    split = json.loads((out / "splits" / "ood_seed0.json").read_text())
+    sizes = {run.removeprefix(str(out) + "/"): n for run, n in seen.items()}
+    assert sizes[teacher] == len(split["train"])
+    assert sizes[teacher + "_refit"] == len(split["train"]) + len(split["val"])
+    best = json.loads((out / teacher / "metrics.json").read_text())["val"]["epoch"]
+    teacher_run = yaml.safe_load((out / teacher / "config.yaml").read_text())
+    refit_run = yaml.safe_load((out / (teacher + "_refit") / "config.yaml").read_text())
+    assert refit_run["train"]["max_epochs"] == best + 1 <= teacher_run["train"]["max_epochs"]
+    # the pick's refit learns from the refitted teacher, and its fingerprint says so
+    pick_loads = [p for p in loaded if p.endswith("/" + teacher) or p.endswith(teacher + "_refit")]
+    assert pick_loads[-1] == str(out / (teacher + "_refit"))
+    fingerprint = json.loads((out / (pick + "_refit") / "fingerprint.json").read_text())
+    assert fingerprint["refit"]["sources"] == [teacher + "_refit"]
+    assert (
+        yaml.safe_load((out / (pick + "_refit") / "config.yaml").read_text())["job"][
+            "sources_refit"
+        ]
+        is True
+    )
+    # the references' refits have no sources; the report shows the teacher's refit
+    plain = json.loads((out / "runs/ood/seed0/imu/plain_refit/fingerprint.json").read_text())
+    assert "sources" not in plain["refit"]
+    assert "| Source skeleton (refit) |" in report.read_text()
+    again: list[str] = []
+    run_experiment(config, out, log=again.append)
+    assert sum("(done before)" in line for line in again) == len(records)
+
+
 @pytest.mark.slow
 def test_the_mean_rule_picks_one_configuration_and_refits_it_in_every_seed(tmp_path) -> None:
     config = load_config(_write(tmp_path, {

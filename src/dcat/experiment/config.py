@@ -462,6 +462,10 @@ class ExperimentConfig(_Section):
             pick of every target on the training and validation data together, for the epoch
             count each one's validation chose, and test those too (holding a subject out for
             validation costs the model data). The pick itself is chosen before, on validation.
+        refit_sources: With ``refit``, first refit the baselines of the sources the refitted
+            picks learn from, the same way, and let those refits learn from them: the teacher a
+            user would train for the model they ship. Without it a refit learns from the
+            sources of the grid, trained on the training part only.
         selection: The pick rule (:mod:`dcat.experiment.pick`): ``seed``, the model of best
             validation F1 in each seed, or ``mean``, the configuration of best validation F1
             averaged over the seeds (with ``val_rotation`` a grouped cross-validation score).
@@ -488,6 +492,7 @@ class ExperimentConfig(_Section):
     weight: float = Field(1.0, ge=0, title="λ")
     reference: bool = True
     refit: bool = False
+    refit_sources: bool = False
     selection: Literal["seed", "mean"] = "seed"
     lambdas: list[Annotated[float, Field(ge=0)]] = Field(default_factory=list, title="λ")
     d_out: int = Field(512, gt=0)
@@ -508,6 +513,10 @@ class ExperimentConfig(_Section):
             raise DcatError("config: seeds must list at least one seed")
         if not self.splits:
             raise DcatError("config: splits must list at least one split kind")
+        if self.refit_sources and not self.refit:
+            raise DcatError(
+                "config: refit_sources: needs refit: true (it refits the sources of the refits)"
+            )
         for i, transfer in enumerate(self.transfers):
             role = "source" if transfer.source is not None else "sources"
             for where, value in [("target", transfer.target)] + [

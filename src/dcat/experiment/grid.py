@@ -178,7 +178,7 @@ def train_model(
         train, keep, part = prepared.everything, "last", "everything"
         train_config = replace(train_config, max_epochs=spec.epochs)
     # every model of a seed that learns from one source reads the same cache of it
-    caches = _caches(task, (part, train_config.cache_dtype, str(train_config.cache_dir)))
+    caches = _caches(task, job, (part, train_config.cache_dtype, str(train_config.cache_dir)))
     for name, key in caches.items():
         if isinstance(task, TransferTask) and key in prepared.caches:
             task.attach_cache(name, prepared.caches[key])
@@ -206,12 +206,19 @@ def train_model(
     return ModelResult(spec.folder, metrics, True, time.perf_counter() - started)
 
 
-def _caches(task: UnimodalTask | TransferTask, how: tuple[str, ...]) -> dict[str, tuple[str, ...]]:
-    """Source name in ``task`` → the key of its cache (its modality, the training part and
-    the cache's dtype and folder) in a seed's prepared data."""
+def _caches(
+    task: UnimodalTask | TransferTask, job: Job, how: tuple[str, ...]
+) -> dict[str, tuple[str, ...]]:
+    """Source name in ``task`` → the key of its cache (its modality, the source's run folder,
+    since a refit may learn from a refitted source, the training part and the cache's dtype
+    and folder) in a seed's prepared data."""
     if not isinstance(task, TransferTask):
         return {}
-    return {s.name: (s.input_key, *how) for s in task.specs if s.name in task.sources}
+    return {
+        s.name: (s.input_key, job.baseline(s.input_key).folder, *how)
+        for s in task.specs
+        if s.name in task.sources
+    }
 
 
 def _source(

@@ -67,6 +67,8 @@ class Job:
         parts: The transfer's terms, one per source and method.
         refit: The same configuration retrained on training and validation data for the
             epoch count its validation chose (``ExperimentConfig.refit``).
+        sources_refit: It learns from the refits of its sources' baselines
+            (``ExperimentConfig.refit_sources``), not from the baselines themselves.
     """
 
     split: str
@@ -75,6 +77,7 @@ class Job:
     method: str
     parts: tuple[Part, ...] = ()
     refit: bool = False
+    sources_refit: bool = False
 
     @property
     def source(self) -> str:
@@ -111,11 +114,13 @@ class Job:
             "parts": [
                 {**asdict(p), "options": [list(o) for o in p.options]} for p in self.parts
             ],
+            **({"sources_refit": True} if self.sources_refit else {}),
         }  # fmt: skip
 
     def baseline(self, modality: str) -> Job:
-        """The baseline of ``modality`` at this job's split and seed (a source's run)."""
-        return Job(self.split, self.seed, modality, "baseline")
+        """The baseline of ``modality`` at this job's split and seed (a source's run), or its
+        refit when this job learns from refitted sources."""
+        return Job(self.split, self.seed, modality, "baseline", refit=self.sources_refit)
 
     @property
     def folder(self) -> str:

@@ -275,6 +275,8 @@ def refit_rows(
     columns = {m: runs for m, runs in columns.items() if runs}
     titles = {"baseline": "Baseline (refit)", "plain": "Plain reference (refit)",
               _PICK: "dcat pick (refit)"}  # fmt: skip
+    for modality, runs in _refit_sources(records, split, target).items():  # refit_sources
+        columns[modality], titles[modality] = runs, f"Source {modality} (refit)"
     rows = [["Metric", *(titles[m] for m in columns)]]
     for metric, label in (("accuracy", "Accuracy"), ("f1", "F1-Score")):
         rows.append(
@@ -290,6 +292,23 @@ def refit_rows(
     return rows, {
         k: replace(c, p_holm=p) for (k, c), p in zip(found.items(), adjusted, strict=True)
     }
+
+
+def _refit_sources(
+    records: list[dict[str, Any]], split: str, target: str
+) -> dict[str, dict[int, dict[str, Any]]]:
+    """Source modality → seed → the refit of its baseline, for the sources the picks of
+    ``target`` learn from (empty unless the experiment refitted its sources)."""
+    picked = {m for p in _picks(records, split, target).values() for m in p["source"].split("+")}
+    return {
+        modality: runs
+        for modality in sorted(picked - {"", target})
+        if (runs := {
+            r["seed"]: r for r in records
+            if r.get("refit") and r["split"] == split and r["target"] == modality
+            and r["method"] == "baseline"
+        })
+    }  # fmt: skip
 
 
 def statistics_table(

@@ -604,8 +604,9 @@ def _refit(
     the split, as the ``mean`` rule needs) retrained on training and validation parts together
     for the epoch count of the original's best validation F1.
 
-    Sources stay the baselines trained on the training part, and inputs keep its
-    normalisation, so that a refit transfer sees its sources exactly as the original did.
+    Inputs keep the training part's normalisation, so that a refit sees its sources' inputs
+    as the original did. The sources are the baselines trained on the training part, or with
+    ``refit_sources`` their refits, trained first (a source's refit is recorded too).
     """
     # the models to ship: those of the targets (a source-only baseline is never deployed)
     targets = {t.target for t in config.transfers} or set(config.modalities)
@@ -617,25 +618,15 @@ def _refit(
         if recipe.job.target in targets
         and (recipe.job.method in ("baseline", "plain") or record["pick"])
     ]
-    specs = []
-    for recipe in chosen:
-        job = recipe.job
-        original = RunFolder(grid.out / job.folder).read_metrics()
-        epochs = int(original["val"]["epoch"]) + 1
-        again = replace(job, refit=True)
-        fingerprint = {
-            **fingerprints[job.folder],
-            "refit": {"of": job.folder, "digest": digest(fingerprints[job.folder]),
-                      "epochs": epochs},
-        }  # fmt: skip
-        recorded = grid.out / again.folder / FINGERPRINT_FILE
-        finished = RunFolder(grid.out / again.folder).finished() and recorded.is_file()
-        if finished and json.loads(recorded.read_text()) != fingerprint:
-            grid.console.line(f"retraining {again.folder}: its original or epoch count changed")
-            shutil.rmtree(grid.out / again.folder)
-        split = splits[_split_index(config, job.split), job.seed]
-        refit = replace(recipe, job=again)
-        specs.append(ModelSpec(refit, split, fingerprint, _source_runs(job), epochs))
+    teachers: list[Recipe] = []
+    if config.refit_sources:
+        by_folder = {recipe.job.folder: recipe for recipe in recipes}
+        needed = dict.fromkeys(f for recipe in chosen for f in _source_runs(recipe.job))
+        teachers = [by_folder[folder] for folder in needed if folder not in
+                    {r.job.folder for r in chosen}]  # fmt: skip
+    # a source's refit first: the plan order, and Ray waits on ModelSpec.sources
+    specs = [_refit_spec(config, recipe, splits, fingerprints, grid) for recipe in teachers]
+    specs += [_refit_spec(config, recipe, splits, fingerprints, grid) for recipe in chosen]
     results = grid.run(
         specs, label=lambda s: f"refit {s.describe()}, {s.epochs} epochs on train + val,"
     )
@@ -648,6 +639,35 @@ def _refit(
             if spec.job.split == split_cfg.kind
         ]
     return out
+
+
+def _refit_spec(
+    config: ExperimentConfig,
+    recipe: Recipe,
+    splits: dict[tuple[int, int], Split],
+    fingerprints: dict[str, dict[str, Any]],
+    grid: _Grid,
+) -> ModelSpec:
+    """The refit of one model of the grid: its epoch count is that of its best validation F1,
+    its fingerprint the original's with the refit's (a refit whose original, epoch count or
+    sources changed is trained again)."""
+    job = recipe.job
+    original = RunFolder(grid.out / job.folder).read_metrics()
+    epochs = int(original["val"]["epoch"]) + 1
+    again = replace(job, refit=True, sources_refit=config.refit_sources and bool(job.parts))
+    what: dict[str, Any] = {"of": job.folder, "digest": digest(fingerprints[job.folder]),
+                            "epochs": epochs}  # fmt: skip
+    if again.sources_refit:  # absent otherwise: refits of earlier versions still match
+        what["sources"] = list(_source_runs(again))
+    fingerprint = {**fingerprints[job.folder], "refit": what}
+    recorded = grid.out / again.folder / FINGERPRINT_FILE
+    finished = RunFolder(grid.out / again.folder).finished() and recorded.is_file()
+    if finished and json.loads(recorded.read_text()) != fingerprint:
+        grid.console.line(f"retraining {again.folder}: its original, epoch count or sources "
+                          "changed")  # fmt: skip
+        shutil.rmtree(grid.out / again.folder)
+    split = splits[_split_index(config, job.split), job.seed]
+    return ModelSpec(replace(recipe, job=again), split, fingerprint, _source_runs(again), epochs)
 
 
 def _split_digest(split: Split) -> str:
