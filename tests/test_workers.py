@@ -49,7 +49,7 @@ def _ray_workers() -> list[int]:
 @pytest.mark.slow
 def test_the_grid_on_two_ray_workers_equals_the_sequential_run(tmp_path: Path) -> None:
     pytest.importorskip("ray")
-    config = load_config(_config(tmp_path, resources={"cpus": 1}))
+    config = load_config(_config(tmp_path))  # no resources: the one default thread policy
     lines: list[str] = []
     run_experiment(config, tmp_path / "seq", log=lambda _: None)
     run_experiment(config, tmp_path / "par", log=lines.append, workers=2)
@@ -188,6 +188,52 @@ def test_workers_must_be_at_least_one(tmp_path: Path, capsys) -> None:
     assert not (tmp_path / "o").exists()
 
 
+@pytest.mark.slow
+def test_a_shipped_preset_unchanged_gives_the_same_records_on_two_workers(tmp_path: Path) -> None:
+    pytest.importorskip("ray")
+    short = ["seeds=[0]", "train.max_epochs=2", "modalities.skeleton.train.max_epochs=4"]
+    config = load_config("utd_mhad_demo", short)  # resources as shipped: none set
+    from dcat.experiment.config import PRESETS
+
+    assert "resources" not in yaml.safe_load((PRESETS / "utd_mhad_demo.yaml").read_text())
+    run_experiment(config, tmp_path / "seq", log=lambda _: None)
+    run_experiment(config, tmp_path / "par", log=lambda _: None, workers=2)
+    seq = json.loads((tmp_path / "seq" / "results.json").read_text())
+    assert len(seq) > 5 and json.loads((tmp_path / "par" / "results.json").read_text()) == seq
+    # each model records the threads it trained with: the default, one, in both modes
+    for mode in ("seq", "par"):
+        for run in {r["run"] for r in seq}:
+            trained = yaml.safe_load((tmp_path / mode / run / "config.yaml").read_text())
+            assert trained["threads"] == 1, (mode, run)
+
+
+def test_ddp_keeps_the_threads_of_the_thread_policy(monkeypatch) -> None:
+    import torch
+    from lightning.fabric.utilities.distributed import (
+        _set_num_threads_if_needed,
+        _suggested_max_num_threads,
+    )
+
+    from dcat.training.config import TrainConfig
+    from dcat.training.engine import _trainer
+
+    monkeypatch.setattr(os, "environ", {k: v for k, v in os.environ.items()
+                                        if k != "OMP_NUM_THREADS"})  # fmt: skip
+    before = torch.get_num_threads()
+    try:
+        torch.set_num_threads(1)
+        _set_num_threads_if_needed(1)  # what Lightning's DDP set-up does on its own
+        assert torch.get_num_threads() == _suggested_max_num_threads(1)
+        del os.environ["OMP_NUM_THREADS"]
+        torch.set_num_threads(1)
+        ddp = TrainConfig(strategy="ddp", devices=2, accelerator="cpu", progress=False)
+        _trainer(ddp, None, [], False)
+        _set_num_threads_if_needed(2)  # the same set-up now keeps dcat's threads
+        assert torch.get_num_threads() == 1 and os.environ["OMP_NUM_THREADS"] == "1"
+    finally:
+        torch.set_num_threads(before)
+
+
 def test_resources_are_checked_and_set_the_threads_of_a_run_in_order(
     tmp_path: Path, monkeypatch
 ) -> None:
@@ -210,8 +256,10 @@ def test_resources_are_checked_and_set_the_threads_of_a_run_in_order(
     monkeypatch.setattr(grid, "fit", fit)
     before = torch.get_num_threads()
     config = _config(tmp_path, methods=["dcat"], lambdas=[], train={"max_epochs": 1})
-    run_experiment(load_config(config, ["resources.cpus=1"]), tmp_path / "o", log=lambda _: None)
-    assert seen == [1] * 4 and torch.get_num_threads() == before  # put back after
+    run_experiment(load_config(config, ["resources.cpus=2"]), tmp_path / "o", log=lambda _: None)
+    assert seen == [2] * 4 and torch.get_num_threads() == before  # put back after
+    trained = yaml.safe_load((tmp_path / "o/runs/ood/seed0/imu/baseline/config.yaml").read_text())
+    assert trained["threads"] == 2
 
 
 @pytest.mark.slow

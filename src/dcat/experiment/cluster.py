@@ -206,7 +206,7 @@ def run_on_ray(
     require_ray()
     import ray
 
-    cpus = config.resources.cpus or 1
+    cpus = config.resources.cpus
     with ExitStack() as stack:
         if session is None:
             session = stack.enter_context(ray_session(address, workers, cpus, verbose))

@@ -428,14 +428,16 @@ class ResourcesConfig(_Section):
     """What one model of the grid holds while it trains (``dcat experiment --workers N``).
 
     Attributes:
-        cpus: CPU cores per model; torch's intra-op threads are set to it, in a worker and in a
-            sequential run alike (``None``: torch's default in a sequential run, 1 per worker).
-            Same threads, same seeds → the same metrics on the CPU.
+        cpus: CPU cores per model; torch's intra-op threads are set to it in a sequential run,
+            in a Ray worker and in each DDP process alike, 1 unless given (on the demo one
+            thread was as fast as two on a 2-core CPU, and a worker then holds one core). Same
+            threads, same seeds → the same metrics on the CPU, however the grid runs; each
+            run's ``config.yaml`` records its ``threads``.
         gpus: GPUs per model (a fraction shares one), as Ray schedules them.
     """
 
     # defaults by keyword: type checkers then know ``ResourcesConfig()`` needs no argument
-    cpus: int | None = Field(default=None, gt=0)
+    cpus: int = Field(default=1, gt=0)
     gpus: float = Field(default=0.0, ge=0)
 
 

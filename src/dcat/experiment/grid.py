@@ -251,7 +251,7 @@ def run_in_order(
     """Train ``specs`` one after another in this process (``--workers 1``; no Ray).
 
     The plan puts each baseline before the transfers that learn from it. torch's threads are
-    set from ``resources.cpus`` when given, and put back after.
+    set from ``resources.cpus``, as a Ray worker sets them, and put back after.
     """
     threads = config.resources.cpus
     before = torch.get_num_threads()

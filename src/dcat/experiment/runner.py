@@ -365,7 +365,7 @@ def _join_ray(
         return None
     from dcat.experiment.cluster import ray_session
 
-    cpus = config.resources.cpus or 1
+    cpus = config.resources.cpus
     return stack.enter_context(ray_session(cluster, workers, cpus, verbose))
 
 
