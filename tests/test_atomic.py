@@ -166,6 +166,7 @@ def _cache_arrays(rows: int = 96) -> list[np.ndarray]:
         rng.standard_normal((rows, 16, 32)).astype(np.float16),
         rng.standard_normal((rows, 5)).astype(np.float32),
         rng.standard_normal((rows, 32)).astype(np.float32),
+        rng.standard_normal(rows).astype(np.float32),
     ]
 
 

@@ -12,7 +12,13 @@ from hypothesis import assume, example, given, settings
 from hypothesis import strategies as st
 
 from dcat import cross_attention_loss, mcma_mask
-from dcat.nn.losses import DEFAULT_EPS, choose_method, cross_attention_distance
+from dcat.errors import DcatError
+from dcat.nn.losses import (
+    DEFAULT_EPS,
+    choose_method,
+    cross_attention_distance,
+    source_square,
+)
 
 GOLDEN = json.loads((Path(__file__).parent / "fixtures" / "golden_loss.json").read_text())
 METHODS = ("materialize", "gram")
@@ -349,3 +355,55 @@ def test_gradcheck_gram_near_alignment_float64() -> None:
         return cross_attention_loss((k_a, None, v_a), (k, None, v), method="gram")
 
     assert torch.autograd.gradcheck(fn, (k_b, v_b), eps=1e-9, atol=1e-4)
+
+
+# --- a frozen source's own term, given (a source cache's) ------------------------------------
+
+
+@pytest.mark.parametrize("dtype", [torch.float64, torch.float32])
+def test_a_given_source_square_gives_the_golden_values_and_the_same_gradients(dtype) -> None:
+    for case in GOLDEN["cases"]:
+        k_a, v_a, k_b, v_b = _tensors(case, dtype)
+        square = source_square(k_a, v_a)
+        grads = []
+        for known in (None, square):
+            k, v = k_b.clone().requires_grad_(True), v_b.clone().requires_grad_(True)
+            got = cross_attention_distance(
+                (k_a, None, v_a), (k, None, v), method="gram", source_square=known
+            )
+            got.sum().backward()
+            grads.append((got.detach(), k.grad, v.grad))
+            atol = 1e-10 if dtype == torch.float64 else 1e-5
+            np.testing.assert_allclose(got.detach().numpy(), case["per_sample"], atol=atol)
+        for full, cached in zip(grads[0], grads[1], strict=True):
+            assert torch.equal(full, cached)  # the same numbers, bit for bit
+
+
+def test_a_given_source_square_is_what_is_used_and_gradchecks() -> None:
+    k_a, v_a, k_b, v_b = _random_kqv(5, 3, 6, 4, 7)
+    src, tgt = (k_a, None, v_a), (k_b, None, v_b)
+    square = source_square(k_a, v_a)
+    # it is read, not recomputed: a doubled ‖M_a‖² shrinks M̂_a and changes the distance
+    plain = cross_attention_distance(src, tgt, method="gram")
+    assert not torch.allclose(
+        cross_attention_distance(src, tgt, method="gram", source_square=2 * square), plain
+    )
+    # the materialised path, and a square of another dtype, are the full computation
+    assert torch.equal(
+        cross_attention_distance(src, tgt, method="gram", source_square=(2 * square).float()),
+        plain,
+    )
+    torch.testing.assert_close(
+        cross_attention_distance(src, tgt, method="materialize", source_square=2 * square),
+        cross_attention_distance(src, tgt, method="materialize"),
+    )
+    k_b.requires_grad_(True)
+    v_b.requires_grad_(True)
+
+    def fn(k: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
+        return cross_attention_distance(src, (k, None, v), method="gram", source_square=square)
+
+    assert torch.autograd.gradcheck(fn, (k_b, v_b))
+    assert torch.autograd.gradgradcheck(fn, (k_b, v_b))
+    with pytest.raises(DcatError, match=r"source_square must have shape \(3,\).*got \(2,\)"):
+        cross_attention_distance(src, tgt, method="gram", source_square=square[:2])

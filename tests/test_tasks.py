@@ -9,6 +9,7 @@ import torch.nn.functional as F
 from torch.utils.data import DataLoader
 
 from dcat import cross_attention_loss, mcma_mask
+from dcat.nn.losses import source_square
 from dcat.training.cache import SourceCache, cache_key
 from dcat.training.tasks import SourceSpec, TransferTask, UnimodalTask
 
@@ -156,6 +157,9 @@ def test_cache_contents_and_disk_round_trip(tmp_path, paired) -> None:
     got = memory.lookup(torch.tensor([3, 40]))
     torch.testing.assert_close(got.keys.float(), out.kqv[0], rtol=2e-3, atol=2e-3)
     torch.testing.assert_close(got.logits, out.logits)
+    # ‖KᵀV‖² of the stored (float16) K and V, in float32, exactly as the loss would compute it
+    assert got.square is not None and got.square.dtype == torch.float32
+    assert torch.equal(got.square, source_square(got.keys.float(), got.values.float()))
     on_disk = SourceCache.build(source, paired, "skeleton", cache_dir=tmp_path)
     folder = tmp_path / on_disk.key[:32]
     assert {p.name for p in folder.iterdir()} == {
@@ -163,11 +167,13 @@ def test_cache_contents_and_disk_round_trip(tmp_path, paired) -> None:
         "values.npy",
         "logits.npy",
         "embedding.npy",
+        "square.npy",
         "meta.json",
     }
     assert isinstance(on_disk._arrays["keys"], np.memmap)
     again = on_disk.lookup(torch.tensor([3, 40]))
     torch.testing.assert_close(again.values, got.values)
+    assert again.square is not None and torch.equal(again.square, got.square)
     assert not list(tmp_path.glob(".*"))  # no temporary folder left behind
 
 

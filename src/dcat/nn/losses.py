@@ -46,6 +46,7 @@ __all__ = [
     "mcma_mask",
     "reduce_masked",
     "select_samples",
+    "source_square",
 ]
 
 DEFAULT_EPS = 1e-8
@@ -195,22 +196,40 @@ def _gram_squared_distance(
     eps: float,
     *,
     conditioning: Literal[False] = False,
+    sq_a: Tensor | None = None,
 ) -> Tensor: ...
 
 
 @overload
 def _gram_squared_distance(
-    k_a: Tensor, v_a: Tensor, k_b: Tensor, v_b: Tensor, eps: float, *, conditioning: Literal[True]
+    k_a: Tensor,
+    v_a: Tensor,
+    k_b: Tensor,
+    v_b: Tensor,
+    eps: float,
+    *,
+    conditioning: Literal[True],
+    sq_a: Tensor | None = None,
 ) -> tuple[Tensor, Tensor]: ...
 
 
 def _gram_squared_distance(
-    k_a: Tensor, v_a: Tensor, k_b: Tensor, v_b: Tensor, eps: float, *, conditioning: bool = False
+    k_a: Tensor,
+    v_a: Tensor,
+    k_b: Tensor,
+    v_b: Tensor,
+    eps: float,
+    *,
+    conditioning: bool = False,
+    sq_a: Tensor | None = None,
 ) -> Tensor | tuple[Tensor, Tensor]:
     # ℓ² = ‖M̂_b‖² + ‖M̂_a‖² − 2⟨M_a, M_b⟩/(n_a n_b) with n = max(‖M‖, eps), the same
     # normalisation as F.normalize on the materialised path. The terms are written so that
-    # identical inputs give bitwise-identical terms and hence exactly 0.
-    sq_a = _gram_inner(k_a, v_a, k_a, v_a)
+    # identical inputs give bitwise-identical terms and hence exactly 0. A frozen source's
+    # ‖M_a‖² is a constant of the sample: given (a cache's, :func:`source_square`), it is not
+    # recomputed (with K and V as long as the target's, a third of the Gram products)
+    if sq_a is None:
+        sq_a = source_square(k_a, v_a)
     cross, sq_b = _GramStatistics.apply(k_a, v_a, k_b, v_b)
     # clamp before sqrt: below eps² the norm is the constant eps, so no gradient flows via sqrt(0)
     n_a = torch.sqrt(sq_a.clamp_min(eps * eps))
@@ -238,12 +257,31 @@ _CONDITION_BELOW = {torch.float64: 1e-6}
 _CONDITION_BELOW_DEFAULT = 5e-3
 
 
-def _distance_gram(k_a: Tensor, v_a: Tensor, k_b: Tensor, v_b: Tensor, eps: float) -> Tensor:
-    return _safe_sqrt(_gram_squared_refined(k_a, v_a, k_b, v_b, eps))
+def source_square(k_a: Tensor, v_a: Tensor) -> Tensor:
+    """``‖K_aᵀV_a‖²_F`` per sample, as the Gram path computes it; ``(B,)``.
+
+    Args:
+        k_a: ``K`` of a source ``(B, S, d)``, in the dtype the loss computes in (at least
+            float32: :func:`cross_attention_distance` promotes to it).
+        v_a: ``V`` ``(B, S, d)``, same dtype.
+
+    Returns:
+        ``(B,)``: what ``cross_attention_distance(..., source_square=...)`` takes in place of
+        recomputing it (a source cache keeps it per sample).
+    """
+    return _gram_inner(k_a, v_a, k_a, v_a)
 
 
-def _gram_squared_refined(k_a: Tensor, v_a: Tensor, k_b: Tensor, v_b: Tensor, eps: float) -> Tensor:
-    squared, ratio = _gram_squared_distance(k_a, v_a, k_b, v_b, eps, conditioning=True)
+def _distance_gram(
+    k_a: Tensor, v_a: Tensor, k_b: Tensor, v_b: Tensor, eps: float, sq_a: Tensor | None = None
+) -> Tensor:
+    return _safe_sqrt(_gram_squared_refined(k_a, v_a, k_b, v_b, eps, sq_a))
+
+
+def _gram_squared_refined(
+    k_a: Tensor, v_a: Tensor, k_b: Tensor, v_b: Tensor, eps: float, sq_a: Tensor | None = None
+) -> Tensor:
+    squared, ratio = _gram_squared_distance(k_a, v_a, k_b, v_b, eps, conditioning=True, sq_a=sq_a)
     # ℓ² = 2 − 2cos cancels: its absolute error is ~1e-7 in float32 (~2e-16 in float64), an
     # error of ~1e-7/ℓ in ℓ (3e-4 at ℓ = 1e-4). Near-aligned samples are redone: float32 ones in
     # float64 on the Gram path (within 1e-6 of the materialised path, still never forming d × d),
@@ -278,6 +316,7 @@ def cross_attention_distance(
     *,
     method: Method = "auto",
     eps: float = DEFAULT_EPS,
+    source_square: Tensor | None = None,
 ) -> Tensor:
     """Per-sample D-CAT distance ``ℓ_i`` between source and target attention statistics.
 
@@ -287,6 +326,10 @@ def cross_attention_distance(
         target_kqv: ``(K_b, Q_b, V_b)`` of the trained target, each ``(B, S_b, d)``.
         method: ``"materialize"``, ``"gram"`` or ``"auto"`` (:func:`choose_method`).
         eps: Floor on the Frobenius norm of ``M`` before normalising.
+        source_square: ``(B,)`` ``‖K_aᵀV_a‖²_F`` of these source rows, from
+            :func:`source_square` on ``K_a, V_a`` in the promoted dtype (a source cache keeps
+            it): the Gram path then does not recompute it. Values and gradients are the same.
+            Used only in the promoted dtype (float32 for float32 or float16 inputs).
 
     Returns:
         Tensor ``(B,)`` of distances in ``[0, 2]``, in the inputs' promoted dtype (at least
@@ -318,9 +361,18 @@ def cross_attention_distance(
     dtype = torch.promote_types(torch.promote_types(k_a.dtype, k_b.dtype), torch.float32)
     k_a, v_a = k_a.detach().to(dtype), v_a.detach().to(dtype)
     k_b, v_b = k_b.to(dtype), v_b.to(dtype)
-    distance = _distance_gram if method == "gram" else _distance_materialize
+    if source_square is not None and source_square.shape != (k_a.shape[0],):
+        raise DcatError(
+            f"source_square must have shape ({k_a.shape[0]},) (one value per source row), got "
+            f"{tuple(source_square.shape)}"
+        )
     with torch.autocast(device_type=k_b.device.type, enabled=False):
-        return distance(k_a, v_a, k_b, v_b, eps)
+        if method == "gram":
+            # computed in another dtype it would not be the same number: recomputed then
+            given = source_square is not None and source_square.dtype == dtype
+            sq_a = source_square.detach() if given and source_square is not None else None
+            return _distance_gram(k_a, v_a, k_b, v_b, eps, sq_a)
+        return _distance_materialize(k_a, v_a, k_b, v_b, eps)
 
 
 def reduce_masked(

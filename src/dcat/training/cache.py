@@ -28,11 +28,14 @@ from torch.utils.data import DataLoader, Dataset
 from dcat.data.protocol import RawBatches, RawInto, TrainingData
 from dcat.errors import DcatError
 from dcat.io.atomic import atomic_folder
+from dcat.nn.losses import source_square
 from dcat.nn.model import ModalityNet
 
 __all__ = ["SourceCache", "SourceOutputs", "cache_key", "state_dict_digest"]
 
-_FIELDS = ("keys", "values", "logits", "embedding")
+_FIELDS = ("keys", "values", "logits", "embedding", "square")
+# a cache's format: part of its key, so a cache written without ``square`` is rebuilt
+_FORMAT = "2"
 
 
 class SourceOutputs(NamedTuple):
@@ -43,12 +46,17 @@ class SourceOutputs(NamedTuple):
         values: ``V`` ``(B, S, d_out)``.
         logits: ``(B, num_classes)``.
         embedding: The pooled features the head classifies ``(B, embedding_dim)``.
+        square: ``‖KᵀV‖²_F`` ``(B,)`` of the stored ``K`` and ``V`` in the loss's dtype
+            (float32 for float16 or float32 storage; :func:`dcat.nn.losses.source_square`),
+            which D-CAT's Gram path then does not recompute; ``None`` where the source runs
+            every step.
     """
 
     keys: Tensor
     values: Tensor
     logits: Tensor
     embedding: Tensor
+    square: Tensor | None = None
 
 
 def state_dict_digest(model: nn.Module) -> str:
@@ -82,6 +90,7 @@ def _dataset_digest(dataset: Dataset, modality: str) -> str:
 def cache_key(model: nn.Module, dataset: Dataset, modality: str, dtype: torch.dtype) -> str:
     """The key a cache of ``model`` over ``dataset[modality]`` at ``dtype`` is stored under."""
     parts = [state_dict_digest(model), _dataset_digest(dataset, modality), modality, str(dtype)]
+    parts.append(f"format {_FORMAT}")
     return hashlib.sha256("|".join(parts).encode()).hexdigest()
 
 
@@ -165,15 +174,18 @@ class SourceCache:
         values: ``(N, S, d_out)``.
         logits: ``(N, num_classes)``, float32.
         embedding: ``(N, embedding_dim)``, float32.
+        square: ``(N,)``, ``‖KᵀV‖²_F`` of the stored ``K`` and ``V`` (float32, or float64
+            for float64 storage).
         key: The cache key (:func:`cache_key`).
     """
 
-    def __init__(self, keys, values, logits, embedding, *, key: str) -> None:
+    def __init__(self, keys, values, logits, embedding, square, *, key: str) -> None:
         n = len(logits)
-        for field, array in zip(_FIELDS, (keys, values, logits, embedding), strict=True):
+        arrays = (keys, values, logits, embedding, square)
+        for field, array in zip(_FIELDS, arrays, strict=True):
             if len(array) != n:
                 raise DcatError(f"cache field {field} has {len(array)} rows, expected {n}")
-        self._arrays = {"keys": keys, "values": values, "logits": logits, "embedding": embedding}
+        self._arrays = dict(zip(_FIELDS, arrays, strict=True))
         self.key = key
 
     def __len__(self) -> int:
@@ -181,7 +193,7 @@ class SourceCache:
 
     @property
     def nbytes(self) -> int:
-        """Bytes held by the four arrays."""
+        """Bytes held by the arrays."""
         return sum(int(a.nbytes) for a in self._arrays.values())
 
     def lookup(self, index: Tensor, device: torch.device | str | None = None) -> SourceOutputs:
@@ -273,8 +285,12 @@ class SourceCache:
                     out = model.forward_all(x)
                 k, _, v = out.kqv
                 # kept on the device until the end: one transfer, no per-batch sync
-                parts["keys"].append(k.to(dtype))
-                parts["values"].append(v.to(dtype))
+                k, v = k.to(dtype), v.to(dtype)
+                parts["keys"].append(k)
+                parts["values"].append(v)
+                # from the stored K and V, as the loss would recompute it from them
+                wide = torch.promote_types(dtype, torch.float32)  # the loss's dtype
+                parts["square"].append(source_square(k.to(wide), v.to(wide)))
                 parts["logits"].append(out.logits.float())
                 parts["embedding"].append(out.embedding.float())
                 done += len(x)

@@ -111,12 +111,15 @@ class CrossAttentionTransfer(TransferMethod):
         # unaligned samples add nothing, so on the CPU only the masked ones are computed;
         # on a GPU the row selection would cost a host sync: values are masked instead
         selected = mask is not None and not labels.is_cuda
+        square = source.square  # a cache's ‖K_aᵀV_a‖², not recomputed by the Gram path
         if selected and mask is not None:
             source_kqv = select_samples(source_kqv, mask)
             target_kqv = select_samples(target_kqv, mask)
+            (square,) = select_samples((square,), mask)
         distances = cross_attention_distance(
-            source_kqv, target_kqv, method=self.config["loss_method"], eps=self.config["eps"]
-        )
+            source_kqv, target_kqv, method=self.config["loss_method"], eps=self.config["eps"],
+            source_square=square,
+        )  # fmt: skip
         value = global_masked_mean(distances, None if selected else mask)
         frac = mask.float().mean() if mask is not None else labels.new_ones((), dtype=torch.float32)
         return {"loss": value, "mcma_frac": frac}
