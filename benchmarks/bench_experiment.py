@@ -19,7 +19,10 @@ The workers part compares a grid of small models (the demo's networks, 1 torch t
 model) trained in order and on 2 Ray workers: wall times in one run and their ratio (Ray's and
 the workers' start-up included), the steady throughput once each run's first model is done
 (models per second, and their ratio), and whether the two ``results.json`` are identical.
-Skipped (``null``) without Ray.
+From those: what starting Ray and its workers costs beyond one process
+(``workers_ray_start_s``) and the break-even, the seconds of a run in one process (and the
+models of this grid's kind) from which 2 workers finish first. ``dcat.experiment.estimate``
+holds these figures for the console's advice. Skipped (``null``) without Ray.
 
 Prints one JSON object on its last line. Goals (issue 15): ``fixed_s_per_model`` ≤ 0.1,
 ``step_ms`` ≤ 3, ``workers_steady_speedup`` ≥ 1.6, ``workers_identical`` true.
@@ -204,7 +207,7 @@ def workers(seeds: int, epochs: int) -> dict[str, Any]:
     """Wall seconds of one grid trained in order and on 2 Ray workers, 1 thread per model."""
     if importlib.util.find_spec("ray") is None:
         return {"workers_speedup": None, "workers_identical": None, "ray": "not installed"}
-    overrides = [f"seeds={list(range(seeds))}", f"train.max_epochs={epochs}", "resources.cpus=1"]
+    overrides = [f"seeds={list(range(seeds))}", f"train.max_epochs={epochs}"]
     config = load_config("utd_mhad_paper", overrides)
     data = load_dataset(config)
     seconds, steady, results = {}, {}, {}
@@ -224,6 +227,11 @@ def workers(seeds: int, epochs: int) -> dict[str, Any]:
             steady[n] = (len(finished) - 1) / (finished[-1] - finished[0])
             results[n] = (Path(tmp) / f"w{n}" / "results.json").read_text()
     models = len(json.loads(results[1]))
+    speedup = steady[2] / steady[1]
+    # each run is its start-up plus its models at the steady rate: what the workers' start-up
+    # costs beyond one process's, and the size of run from which they finish first
+    ray_start = (seconds[2] - models / steady[2]) - (seconds[1] - models / steady[1])
+    break_even = ray_start * speedup / (speedup - 1) if speedup > 1 else math.inf
     return {
         "workers_models": models,
         "workers_epochs": epochs,
@@ -231,8 +239,11 @@ def workers(seeds: int, epochs: int) -> dict[str, Any]:
         "workers_2_s": seconds[2],
         "workers_speedup": seconds[1] / seconds[2],
         "workers_steady_models_per_s": [steady[1], steady[2]],
-        "workers_steady_speedup": steady[2] / steady[1],
+        "workers_steady_speedup": speedup,
         "workers_identical": results[1] == results[2],
+        "workers_ray_start_s": ray_start,
+        "workers_break_even_s": break_even,
+        "workers_break_even_models": break_even / (seconds[1] / models),
     }
 
 

@@ -247,13 +247,18 @@ def test_long_estimate_on_a_cpu_suggests_lighter_settings_that_a_config_accepts(
     assert train_options(halved, "imu", 0).max_epochs == 5
 
 
-def test_short_or_gpu_grids_get_no_suggestion(tmp_path: Path) -> None:
-    config, data = _config(), _video_data()
-    jobs = plan_jobs(config)
-    quick = dict.fromkeys(
+def _quick() -> dict:
+    """Step times of a short grid: every model at 1 ms a step, the source's pass at 0.5 ms."""
+    return dict.fromkeys(
         [("imu", "baseline", ""), ("depth", "baseline", ""), ("imu", "plain", "")],
         StepTime(0.0, 0.001),
     ) | {("imu", "dcat", "depth"): StepTime(0.0, 0.001, StepTime(0.0, 0.0005))}
+
+
+def test_short_or_gpu_grids_get_no_suggestion(tmp_path: Path) -> None:
+    config, data = _config(), _video_data()
+    jobs = plan_jobs(config)
+    quick = _quick()
     lines = estimate_lines(config, data, jobs, _split(), quick, tmp_path, workers=2)
     # 3 models × 10 epochs × 3 steps × 32 ms, the transfer at 16 ms a step, one 48 ms pass
     assert len(lines) == 1 and lines[0].startswith("grid estimate: ≈ 3 s on the CPU for 4 ")
@@ -265,6 +270,31 @@ def test_short_or_gpu_grids_get_no_suggestion(tmp_path: Path) -> None:
     assert estimate_lines(on_gpu, data, jobs, _split(), quick, tmp_path) == [
         "grid estimate: none (the dry run times steps on the CPU; training runs on gpu)"
     ]
+
+
+def test_a_small_grid_on_local_workers_is_told_they_likely_cost_more(tmp_path: Path) -> None:
+    config, data = _config(), _video_data()
+    jobs = plan_jobs(config)
+    quick = _quick()
+    lines = estimate_lines(config, data, jobs, _split(), quick, tmp_path, workers=2,
+                           local_ray=True)  # fmt: skip
+    costs, passes = grid_costs(config, jobs, _split(), quick, tmp_path)
+    alone = sum(c.seconds for c in costs) + passes + 4 * estimate.FIXED_S_PER_MODEL
+    assert len(lines) == 2 and lines[1] == (
+        f"4 small models (≈ {format_duration(alone)} in one process): --workers 2 is likely "
+        f"slower than one process here (starting Ray and its workers takes ≈ "
+        f"{format_duration(estimate.RAY_START_S)}; workers pay from ≈ "
+        f"{format_duration(estimate.break_even_s(2))} of training)"
+    )
+    # the same grid on a cluster it joined (its workers were up before), or in one process
+    assert len(estimate_lines(config, data, jobs, _split(), quick, tmp_path, workers=2)) == 1
+    # the break-even: one process's time equals start-up plus the shared time
+    even = estimate.break_even_s(2)
+    speed = estimate.TWO_WORKERS_SPEEDUP
+    assert even == pytest.approx(estimate.RAY_START_S + even / speed)
+    assert estimate.workers_advice(1.01 * even, 0, 2) is None
+    assert estimate.workers_advice(0.99 * even, 0, 2) is not None
+    assert estimate.workers_advice(1.0, 1, 1) is None
 
 
 def test_the_estimate_is_printed_before_the_first_model_trains(tmp_path: Path, monkeypatch) -> None:

@@ -59,8 +59,11 @@ def test_the_grid_on_two_ray_workers_equals_the_sequential_run(tmp_path: Path) -
     assert (tmp_path / "par" / "results.csv").read_text() == (
         tmp_path / "seq" / "results.csv"
     ).read_text()
-    # one line per model, each numbered once; the run says it used workers
+    # one line per model, each numbered once; the run says it used workers, and that a grid
+    # this small is likely faster in one process
     assert "on 2 workers" in lines[0]
+    advice = [line for line in lines if "--workers 2 is likely slower than one process" in line]
+    assert len(advice) == 1 and advice[0].startswith(f"{MODELS} small models")
     done = [line for line in lines if line.startswith("[")]
     assert sorted(int(line[1 : line.index("/")]) for line in done) == list(range(1, MODELS + 1))
     # a transfer started (its fingerprint) after the baseline it learns from was finished

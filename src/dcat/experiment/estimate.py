@@ -44,15 +44,27 @@ __all__ = [
     "LONG_ON_CPU_S",
     "ModelCost",
     "StepTime",
+    "break_even_s",
     "estimate_lines",
     "format_duration",
     "grid_costs",
     "time_step",
     "time_task",
+    "workers_advice",
 ]
 
 LONG_ON_CPU_S = 30 * 60
 """Above this estimate, on a CPU, the console suggests lighter settings."""
+
+# What local workers cost and give, from benchmarks/bench_experiment.py on the 2-core CPU
+# (2026-12-07; utd_mhad_paper's 60 models × 5 epochs, one thread a model): starting a local Ray
+# instance and its workers, beyond a run in one process (workers_ray_start_s 10.96); the seconds
+# a model costs besides its epochs, which the estimate's steps leave out (fixed_s_per_model
+# 0.0651); and the throughput of 2 workers over one process once started (2.028). Together: 2
+# workers pay from about 22 s of work in one process (workers_break_even_s 21.63).
+RAY_START_S = 10.96
+FIXED_S_PER_MODEL = 0.0651
+TWO_WORKERS_SPEEDUP = 2.028
 
 # Timed repeats of a step at one batch size: at most this many, and no more once this many
 # seconds are spent (a video step of a third of a second is timed once: the dry run stays short).
@@ -319,6 +331,7 @@ def estimate_lines(
     out: Path,
     *,
     workers: int = 1,
+    local_ray: bool = False,
 ) -> list[str]:
     """The console lines of the grid's estimate, printed before the first model trains.
 
@@ -326,6 +339,8 @@ def estimate_lines(
         config, jobs, splits, timings, out: As :func:`grid_costs`.
         data: The data set (its video shapes, for the suggestions).
         workers: Models trained at once.
+        local_ray: The workers are a Ray instance this run started on this machine: a line
+            says when the grid is too small for them to pay (:func:`workers_advice`).
 
     Returns:
         One line with the total and its arithmetic for the costliest kind of model, and, when
@@ -353,6 +368,7 @@ def estimate_lines(
         f"{members[0].step_s:.3g} s = {format_duration(sum(c.seconds for c in members))}"
     )
     shared = f"; {workers} at once: ≈ {format_duration(total / workers)}" if workers > 1 else ""
+    advice = workers_advice(total, len(costs), workers) if local_ray else None
     # a refit's epochs are its original's best epoch: unknown until the original is trained
     uncounted = "validation, loading and refits" if config.refit else "validation and loading"
     lines = [
@@ -361,9 +377,38 @@ def estimate_lines(
         f"(models × epochs × steps × the step timed in the dry run; {largest}; {uncounted} "
         f"not counted){shared}"
     ]
+    if advice is not None:
+        lines.append(advice)
     if total > LONG_ON_CPU_S:
         lines += _suggestions(config, data, costs)
     return lines
+
+
+def workers_advice(seconds: float, models: int, workers: int) -> str | None:
+    """One line when ``models`` whose epochs take ``seconds`` in one process are likely to
+    finish later on ``workers`` local Ray workers than in one process, else ``None``.
+
+    One process takes ``seconds + models · FIXED_S_PER_MODEL``; the workers take
+    :data:`RAY_START_S` more to start, then run ``TWO_WORKERS_SPEEDUP / 2`` as fast per worker.
+    """
+    if workers < 2:
+        return None
+    alone = seconds + models * FIXED_S_PER_MODEL
+    shared = RAY_START_S + alone / (workers * TWO_WORKERS_SPEEDUP / 2)
+    if shared < alone:
+        return None
+    return (
+        f"{models} small model{'s' if models != 1 else ''} (≈ {format_duration(alone)} in one "
+        f"process): --workers {workers} is likely slower than one process here (starting Ray "
+        f"and its workers takes ≈ {format_duration(RAY_START_S)}; workers pay from ≈ "
+        f"{format_duration(break_even_s(workers))} of training)"
+    )
+
+
+def break_even_s(workers: int) -> float:
+    """Seconds of a run in one process above which ``workers`` local workers finish first."""
+    speedup = workers * TWO_WORKERS_SPEEDUP / 2
+    return RAY_START_S * speedup / (speedup - 1) if speedup > 1 else math.inf
 
 
 def _suggestions(

@@ -304,7 +304,8 @@ def run_experiment(
         counts = np.bincount(data.labels, minlength=data.num_classes).tolist()
         out.mkdir(parents=True, exist_ok=True)  # (ranks other than 0)
         with console.recording(out / "experiment.log" if rank == 0 else None):
-            _start_folder(config, data, out, console, checked, counts, workers)
+            local = session is not None and session.own_instance
+            _start_folder(config, data, out, console, checked, counts, workers, local)
             grid = _Grid(config, data, out, console, workers, cluster, session)
             records = _train_grid(config, data, checked, grid)
             _write_results(out, records)
@@ -377,9 +378,11 @@ def _start_folder(
     checked: _Checked,
     counts: list[int],
     workers: int,
+    local_ray: bool = False,
 ) -> None:
     """Write ``config.yaml`` and the splits, clear the models to retrain, and say what the run
-    will do: the data, what each split leaves out, the retrains and the time estimate.
+    will do: the data, what each split leaves out, the retrains and the time estimate (and,
+    on workers of a Ray instance started here, whether the grid is large enough for them).
 
     Args:
         config: The experiment, encoders resolved.
@@ -389,6 +392,7 @@ def _start_folder(
         checked: What :func:`_check_everything` found.
         counts: Samples per class, in ``data.class_names`` order.
         workers: Models at once.
+        local_ray: The workers are a Ray instance this run started (see ``estimate_lines``).
     """
     recipes, splits, _fingerprints, mismatches, timings = checked
     jobs = [recipe.job for recipe in recipes]
@@ -414,7 +418,9 @@ def _start_folder(
             data.subject_names,
         )
     # after the retrains are cleared: the models finished before cost nothing
-    for line in estimate_lines(config, data, jobs, splits, timings, out, workers=workers):
+    for line in estimate_lines(
+        config, data, jobs, splits, timings, out, workers=workers, local_ray=local_ray
+    ):
         console.line(line)
 
 
