@@ -66,6 +66,13 @@ def test_a_fit_writes_where_the_run_folder_reads(tmp_path: Path) -> None:
     assert folder.finished() and folder.best.is_file() and folder.last.is_file()
     assert (result.best_checkpoint, result.last_checkpoint) == (folder.best, folder.last)
     assert folder.read_metrics()["val"]["f1"] == result.val["f1"]
+    import torch
+
+    assert folder.threads() == torch.get_num_threads()  # what it trained with, recorded
+    assert RunFolder(tmp_path / "none").threads() is None  # no config.yaml: an unknown count
+    (tmp_path / "old").mkdir()
+    RunFolder(tmp_path / "old").config.write_text("train: {}\n")  # before threads were recorded
+    assert RunFolder(tmp_path / "old").threads() is None
 
 
 def test_target_weights_drop_the_prefix_and_the_sources() -> None:

@@ -263,6 +263,16 @@ def test_resources_are_checked_and_set_the_threads_of_a_run_in_order(
     assert seen == [2] * 4 and torch.get_num_threads() == before  # put back after
     trained = yaml.safe_load((tmp_path / "o/runs/ood/seed0/imu/baseline/config.yaml").read_text())
     assert trained["threads"] == 2
+    # run again with the default (1 thread): nothing retrains, and the console says the models
+    # finished before trained with 2
+    lines: list[str] = []
+    run_experiment(load_config(config), tmp_path / "o", log=lines.append)
+    assert sum("(done before)" in line for line in lines) == 4
+    assert [line for line in lines if "torch thread" in line] == [
+        "4 models finished before trained with 2 torch threads, and resources.cpus is 1 now: on "
+        "the CPU their numbers may differ from a fresh run's (set resources.cpus: 2 to match "
+        "them, or delete them to retrain)"
+    ]
 
 
 @pytest.mark.slow

@@ -41,6 +41,7 @@ import json
 import shutil
 import time
 import uuid
+from collections import Counter
 from collections.abc import Callable
 from contextlib import ExitStack
 from dataclasses import replace
@@ -580,6 +581,7 @@ class _Grid:
             for spec in specs:  # in plan order, as a run in order always wrote them
                 if spec.folder in results:
                     line(spec, ModelResult(spec.folder, results[spec.folder], False, 0.0))
+            self._say_other_threads([s.folder for s in specs if s.folder in results])
             if self.workers == 1 or len(todo) < 2:
                 run_in_order(
                     self.config, self.data, todo, self.out, token=self.token,
@@ -594,6 +596,20 @@ class _Grid:
                     session=self.session, started=started, done=line,
                 )  # fmt: skip
         return results
+
+    def _say_other_threads(self, folders: list[str]) -> None:
+        """One line per thread count, other than ``resources.cpus``, that models finished
+        before trained with: their fingerprints match (resources are not in them), but on the
+        CPU another thread count may round differently, so they may differ from a fresh run."""
+        cpus = self.config.resources.cpus
+        found = Counter(RunFolder(self.out / f).threads() for f in folders)
+        for threads, count in sorted((t, n) for t, n in found.items() if t not in (None, cpus)):
+            self.console.line(
+                f"{count} model{'s' if count != 1 else ''} finished before trained with "
+                f"{threads} torch thread{'s' if threads != 1 else ''}, and resources.cpus is "
+                f"{cpus} now: on the CPU their numbers may differ from a fresh run's (set "
+                f"resources.cpus: {threads} to match them, or delete them to retrain)"
+            )
 
 
 def _refit(

@@ -557,7 +557,7 @@ def _write_run_config(
         "threads": torch.get_num_threads(),  # a CPU run's metrics depend on it
         **dict(extra_config or {}),
     }
-    write_atomic(run_dir / "config.yaml", yaml.safe_dump(resolved, sort_keys=False))
+    write_atomic(RunFolder(run_dir).config, yaml.safe_dump(resolved, sort_keys=False))
 
 
 def _keep_threads() -> None:

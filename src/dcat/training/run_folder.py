@@ -7,6 +7,7 @@ A run folder, as :func:`dcat.training.engine.fit` writes it::
       checkpoints/last.ckpt   the end of the last finished epoch (what a resume continues from)
       metrics.json            best validation and test metrics, confusion matrix; written last,
                               so its presence means the model is finished
+      config.yaml             the training options, the task, versions and torch threads
 
 The grid, the runner, the report, the refits, the estimate and export find these files through
 :class:`RunFolder`, and the state-dict prefixes of a checkpoint's target and sources are named
@@ -73,6 +74,22 @@ class RunFolder:
     def metrics(self) -> Path:
         """The finished model's metrics (``RUN/metrics.json``)."""
         return self.path / "metrics.json"
+
+    @property
+    def config(self) -> Path:
+        """The run's training options, task and provenance (``RUN/config.yaml``)."""
+        return self.path / "config.yaml"
+
+    def threads(self) -> int | None:
+        """The torch threads the model trained with (``threads`` in its ``config.yaml``);
+        ``None`` without the file or the field (a run of an earlier version)."""
+        import yaml
+
+        try:
+            value = yaml.safe_load(self.config.read_text()).get("threads")
+        except (OSError, AttributeError, yaml.YAMLError):
+            return None
+        return int(value) if isinstance(value, int) else None
 
     def finished(self) -> bool:
         """Whether the model finished (its metrics are written)."""
