@@ -121,7 +121,8 @@ def _batch(torch, job) -> dict:
     ("methods", "message"),
     [
         ("[mixup]", r"methods: unknown \['mixup'\]; choose from \['dcat', 'dcat_no_mcma', "
-                    r"'logit_kd', 'feature', 'contrastive', 'dkd', 'rkd', 'sp', 'virtual'\]"),
+                    r"'logit_kd', 'feature', 'contrastive', 'dkd', 'rkd', 'sp', 'virtual', "
+                    r"'pseudo_label'\]"),
         ("[{name: contrastive, temprature: 0.2}]",
          r"methods\[0\]: unknown option\(s\) \['temprature'\] for method 'contrastive'; known: "
          r"\['projection_dim', 'temperature'\]; did you mean 'temperature'\?"),

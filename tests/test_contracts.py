@@ -113,6 +113,7 @@ METHOD_KEYS: dict[str, set[str]] = {
     "rkd": {"rkd", "rkd/src"},
     "sp": {"sp", "sp/src"},
     "virtual": {"virt", "virt/src", "virt_ce/src"},
+    "pseudo_label": {"pl", "pl/src", "pl_frac/src"},
 }
 
 

@@ -1,8 +1,9 @@
 """Transfer methods, created by name from a registry (``@register_method``).
 
 Built in: ``dcat`` (the paper's cross-attention loss, option ``mcma``), and the peers'
-baselines ``logit_kd``, ``feature``, ``contrastive``, ``dkd``, ``rkd`` and ``sp``, and
-``virtual`` (the target also learns from virtual samples of the source modality). Importing
+baselines ``logit_kd``, ``feature``, ``contrastive``, ``dkd``, ``rkd`` and ``sp``,
+``virtual`` (the target also learns from virtual samples of the source modality) and
+``pseudo_label`` (the source's confident predictions as hard labels). Importing
 this package registers them.
 """
 
@@ -29,6 +30,7 @@ from dcat.training.methods.dkd import DecoupledDistillation  # isort: skip
 from dcat.training.methods.rkd import RelationalDistillation  # isort: skip
 from dcat.training.methods.similarity import SimilarityPreserving  # isort: skip
 from dcat.training.methods.virtual import VirtualSamples  # isort: skip
+from dcat.training.methods.pseudo_label import PseudoLabels  # isort: skip
 
 __all__ = [
     "ALIASES",
@@ -40,6 +42,7 @@ __all__ = [
     "FeatureAlignment",
     "LogitDistillation",
     "MethodVariant",
+    "PseudoLabels",
     "RelationalDistillation",
     "SimilarityPreserving",
     "TransferBatch",
