@@ -109,6 +109,7 @@ def render(run_dir: Path, time_log: Path | None = None, command: str | None = No
             records, split, pairs, config.weight, labels, heading="#####",
             verdict=lambda found: _verdict(dict(found), labels), rule=config.selection,
             num_classes=len(data["classes"]), val_samples=split_val_samples(run_dir),
+            refit_sources=config.refit_sources,
         )  # fmt: skip
     return "\n".join(lines).rstrip() + "\n"
 

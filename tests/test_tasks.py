@@ -177,6 +177,41 @@ def test_cache_contents_and_disk_round_trip(tmp_path, paired) -> None:
     assert not list(tmp_path.glob(".*"))  # no temporary folder left behind
 
 
+def test_a_cache_without_its_squares_computes_them_and_an_old_folder_is_named(
+    tmp_path, paired
+) -> None:
+    source = small_net("skeleton").eval()
+    built = SourceCache.build(source, paired, "skeleton", cache_dir=tmp_path)
+    arrays = {f: built._arrays[f] for f in ("keys", "values", "logits", "embedding")}
+    again = SourceCache(*arrays.values(), key=built.key)  # as earlier callers made one
+    assert torch.equal(torch.as_tensor(np.asarray(again._arrays["square"])),
+                       torch.as_tensor(np.asarray(built._arrays["square"])))  # fmt: skip
+    folder = tmp_path / built.key[:32]
+    (folder / "square.npy").unlink()  # a cache written by an earlier version
+    with pytest.raises(ValueError, match=r"a source cache of an earlier format \(no square\)"):
+        SourceCache.load(folder)
+
+
+def test_dcat_reads_the_cached_source_square(paired, monkeypatch) -> None:
+    import dcat.training.methods.cross_attention as module
+
+    seen: list = []
+    real = module.cross_attention_distance
+
+    def spy(*args, **kwargs):
+        seen.append(kwargs.get("source_square"))
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(module, "cross_attention_distance", spy)
+    source = small_net("skeleton").eval()
+    task = TransferTask(small_net("imu"), "imu", [SourceSpec("skeleton", source, mcma=False)])
+    batch = next(iter(DataLoader(paired, batch_size=8)))
+    task(batch)  # the source runs: nothing cached to read
+    task.attach_cache("skeleton", SourceCache.build(source, paired, "skeleton"))
+    task(batch)
+    assert seen[0] is None and seen[1] is not None and seen[1].shape == (8,)
+
+
 def test_stale_cache_is_never_used(tmp_path, paired) -> None:
     source = small_net("skeleton").eval()
     cache = SourceCache.build(source, paired, "skeleton", cache_dir=tmp_path)

@@ -299,6 +299,22 @@ def test_refit_sources_refits_the_picks_teacher_first_and_the_pick_learns_from_i
     again: list[str] = []
     run_experiment(config, out, log=again.append)
     assert sum("(done before)" in line for line in again) == len(records)
+    # without refit_sources the pick's refit learns from the grid's teacher: it is retrained,
+    # the teacher is not refitted, and the report shows no refitted teacher
+    plain_refit = load_config(_write(tmp_path, {
+        **EXPERIMENT_TINY, "name": "tiny_refit_sources", "methods": ["dcat"], "lambdas": [],
+        "refit": True, "train": {"max_epochs": 3, "batch_size": 32},
+    }))  # fmt: skip
+    lines: list[str] = []
+    report = run_experiment(plain_refit, out, log=lines.append)
+    assert f"retraining {pick}_refit: its original, epoch count or sources changed" in lines
+    refits = [r["run"] for r in json.loads((out / "results.json").read_text()) if r["refit"]]
+    assert teacher + "_refit" not in refits and pick + "_refit" in refits
+    assert (
+        "sources"
+        not in json.loads((out / (pick + "_refit") / "fingerprint.json").read_text())["refit"]
+    )
+    assert "(refit) |" in report.read_text() and "Source skeleton (refit)" not in report.read_text()
 
 
 @pytest.mark.slow

@@ -212,26 +212,22 @@ def test_a_shipped_preset_unchanged_gives_the_same_records_on_two_workers(tmp_pa
 
 def test_ddp_keeps_the_threads_of_the_thread_policy(monkeypatch) -> None:
     import torch
-    from lightning.fabric.utilities.distributed import (
-        _set_num_threads_if_needed,
-        _suggested_max_num_threads,
-    )
+    from lightning.fabric.utilities import distributed
 
-    from dcat.training.config import TrainConfig
-    from dcat.training.engine import _trainer
+    from dcat.experiment.grid import hold_threads
 
+    # a machine of 8 cores: Lightning's DDP set-up for 2 processes would choose 4 threads
+    monkeypatch.setattr(distributed, "_num_cpus_available", lambda: 8)
     monkeypatch.setattr(os, "environ", {k: v for k, v in os.environ.items()
                                         if k != "OMP_NUM_THREADS"})  # fmt: skip
     before = torch.get_num_threads()
     try:
         torch.set_num_threads(1)
-        _set_num_threads_if_needed(1)  # what Lightning's DDP set-up does on its own
-        assert torch.get_num_threads() == _suggested_max_num_threads(1)
+        distributed._set_num_threads_if_needed(2)  # what it does on its own
+        assert torch.get_num_threads() == 4
         del os.environ["OMP_NUM_THREADS"]
-        torch.set_num_threads(1)
-        ddp = TrainConfig(strategy="ddp", devices=2, accelerator="cpu", progress=False)
-        _trainer(ddp, None, [], False)
-        _set_num_threads_if_needed(2)  # the same set-up now keeps dcat's threads
+        hold_threads(1)  # the grid, before each model
+        distributed._set_num_threads_if_needed(2)  # the same set-up now keeps them
         assert torch.get_num_threads() == 1 and os.environ["OMP_NUM_THREADS"] == "1"
     finally:
         torch.set_num_threads(before)
@@ -249,6 +245,8 @@ def test_resources_are_checked_and_set_the_threads_of_a_run_in_order(
         load_config(_config(tmp_path, resources={"cpus": 0}))
     with pytest.raises(DcatError, match=r"unknown key\(s\) \['cpu'\] under resources"):
         load_config(_config(tmp_path, resources={"cpu": 1}))
+    # `cpus: null` (torch's default in earlier versions) is the one default now
+    assert load_config(_config(tmp_path, resources={"cpus": None})).resources.cpus == 1
     seen: list[int] = []
     real = grid.fit
 
@@ -257,10 +255,11 @@ def test_resources_are_checked_and_set_the_threads_of_a_run_in_order(
         return real(*args, **kwargs)
 
     monkeypatch.setattr(grid, "fit", fit)
-    before = torch.get_num_threads()
+    before, omp = torch.get_num_threads(), os.environ.get("OMP_NUM_THREADS")
     config = _config(tmp_path, methods=["dcat"], lambdas=[], train={"max_epochs": 1})
     run_experiment(load_config(config, ["resources.cpus=2"]), tmp_path / "o", log=lambda _: None)
     assert seen == [2] * 4 and torch.get_num_threads() == before  # put back after
+    assert os.environ.get("OMP_NUM_THREADS") == omp
     trained = yaml.safe_load((tmp_path / "o/runs/ood/seed0/imu/baseline/config.yaml").read_text())
     assert trained["threads"] == 2
     # run again with the default (1 thread): nothing retrains, and the console says the models

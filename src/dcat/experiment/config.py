@@ -440,6 +440,12 @@ class ResourcesConfig(_Section):
     cpus: int = Field(default=1, gt=0)
     gpus: float = Field(default=0.0, ge=0)
 
+    @field_validator("cpus", mode="before")
+    @classmethod
+    def _default_cpus(cls, value: Any) -> Any:
+        # ``cpus: null`` meant "torch's default" in earlier versions: now the one default
+        return 1 if value is None else value
+
 
 class ExperimentConfig(_Section):
     """The protocol (docs/design.md, "The protocol") for one data set.

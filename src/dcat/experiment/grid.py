@@ -15,6 +15,7 @@ models of one seed prepares its data once.
 from __future__ import annotations
 
 import json
+import os
 import time
 from collections import OrderedDict
 from collections.abc import Callable, Sequence
@@ -39,7 +40,14 @@ from dcat.training.engine import fit
 from dcat.training.run_folder import RunFolder
 from dcat.training.tasks import TransferTask, UnimodalTask
 
-__all__ = ["ModelResult", "ModelSpec", "clear_cache", "run_in_order", "train_model"]
+__all__ = [
+    "ModelResult",
+    "ModelSpec",
+    "clear_cache",
+    "hold_threads",
+    "run_in_order",
+    "train_model",
+]
 
 
 @dataclass(frozen=True)
@@ -157,7 +165,7 @@ def train_model(
     if folder.finished():
         return ModelResult(spec.folder, folder.read_metrics(), False, 0.0)
     if threads is not None:
-        torch.set_num_threads(threads)
+        hold_threads(threads)
     job = spec.job
     prepared = _seed_data(config, data, spec.split, token)
     # recorded before training starts, so an interrupted run is checked too
@@ -238,6 +246,15 @@ def _source(
     return prepared.sources[key]
 
 
+def hold_threads(threads: int) -> None:
+    """Set torch's intra-op threads to ``threads`` for the models this process trains, and
+    ``OMP_NUM_THREADS`` with them: Lightning's DDP set-up would otherwise set cores ÷ processes
+    (it keeps the threads when the variable is there), and the processes it launches inherit
+    it. The one thread policy of sequential runs, Ray workers and DDP (``resources.cpus``)."""
+    torch.set_num_threads(threads)
+    os.environ["OMP_NUM_THREADS"] = str(threads)
+
+
 def run_in_order(
     config: ExperimentConfig,
     data: PairedDataset,
@@ -250,14 +267,19 @@ def run_in_order(
 ) -> None:
     """Train ``specs`` one after another in this process (``--workers 1``; no Ray).
 
-    The plan puts each baseline before the transfers that learn from it. torch's threads are
-    set from ``resources.cpus``, as a Ray worker sets them, and put back after.
+    The plan puts each baseline before the transfers that learn from it. torch's threads (and
+    ``OMP_NUM_THREADS``) are set from ``resources.cpus``, as a Ray worker sets them
+    (:func:`hold_threads`), and put back after.
     """
     threads = config.resources.cpus
-    before = torch.get_num_threads()
+    before, omp = torch.get_num_threads(), os.environ.get("OMP_NUM_THREADS")
     try:
         for spec in specs:
             started(spec)
             done(spec, train_model(config, data, spec, out, token=token, threads=threads))
     finally:
         torch.set_num_threads(before)
+        if omp is None:
+            os.environ.pop("OMP_NUM_THREADS", None)
+        else:
+            os.environ["OMP_NUM_THREADS"] = omp

@@ -251,11 +251,12 @@ def selection_rows(
 
 
 def refit_rows(
-    records: list[dict[str, Any]], split: str, target: str
+    records: list[dict[str, Any]], split: str, target: str, refit_sources: bool = False
 ) -> tuple[list[list[str]], dict[str, PairedComparison]] | None:
     """The refits (``refit: true``) of the baseline, the plain reference and the pick of one
     target: a table of test F1 and accuracy, and the pick's paired comparisons with the two
-    refit references; ``None`` without refits."""
+    refit references; ``None`` without refits. With ``refit_sources`` (the experiment's), the
+    refitted teachers the picks' refits learned from are columns too."""
     refits = [
         r for r in records if r.get("refit") and r["split"] == split and r["target"] == target
     ]
@@ -275,7 +276,8 @@ def refit_rows(
     columns = {m: runs for m, runs in columns.items() if runs}
     titles = {"baseline": "Baseline (refit)", "plain": "Plain reference (refit)",
               _PICK: "dcat pick (refit)"}  # fmt: skip
-    for modality, runs in _refit_sources(records, split, target).items():  # refit_sources
+    teachers = _refit_sources(records, split, target) if refit_sources else {}
+    for modality, runs in teachers.items():
         columns[modality], titles[modality] = runs, f"Source {modality} (refit)"
     rows = [["Metric", *(titles[m] for m in columns)]]
     for metric, label in (("accuracy", "Accuracy"), ("f1", "F1-Score")):
@@ -298,7 +300,8 @@ def _refit_sources(
     records: list[dict[str, Any]], split: str, target: str
 ) -> dict[str, dict[int, dict[str, Any]]]:
     """Source modality → seed → the refit of its baseline, for the sources the picks of
-    ``target`` learn from (empty unless the experiment refitted its sources)."""
+    ``target`` learn from (for an experiment with ``refit_sources``; a source read only as
+    samples has no baseline, so no entry)."""
     picked = {m for p in _picks(records, split, target).values() for m in p["source"].split("+")}
     return {
         modality: runs
@@ -629,6 +632,7 @@ def target_sections(
     rule: str = "seed",
     num_classes: int | None = None,
     val_samples: Mapping[tuple[str, int], int] | None = None,
+    refit_sources: bool = False,
 ) -> list[str]:
     """The Markdown of one split, target by target: per source (``pairs`` holds
     ``(source, target)``) the method table, the teacher warnings, the pick counts and the
@@ -645,6 +649,8 @@ def target_sections(
             is flagged under the table (:mod:`dcat.experiment.teachers`).
         val_samples: ``(split, seed)`` → validation samples, the noise floor of the chance
             check (:func:`dcat.experiment.teachers.split_val_samples`).
+        refit_sources: The run refitted the picks' teachers (``refit_sources``): the refit
+            table shows them.
     """
     lines: list[str] = []
     for target in dict.fromkeys(t for _, t in pairs):
@@ -656,7 +662,7 @@ def target_sections(
             lines += _source_section(
                 records, split, source, target, weight, labels, out, heading, verdict, warnings,
             )  # fmt: skip
-        lines += _target_section(records, split, target, labels, rule)
+        lines += _target_section(records, split, target, labels, rule, refit_sources)
     return lines
 
 
@@ -700,7 +706,12 @@ def _source_section(
 
 
 def _target_section(
-    records: list[dict[str, Any]], split: str, target: str, labels: Mapping[str, str], rule: str
+    records: list[dict[str, Any]],
+    split: str,
+    target: str,
+    labels: Mapping[str, str],
+    rule: str,
+    refit_sources: bool = False,
 ) -> list[str]:
     """What :func:`target_sections` says of a target after its sources: the pick's test-best
     count, both pick rules, the plain reference and the refits."""
@@ -734,7 +745,7 @@ def _target_section(
             "",
             *_caveat(_seeds(found)),
         ]
-    refit = refit_rows(records, split, target)
+    refit = refit_rows(records, split, target, refit_sources)
     if refit:
         table, found = refit
         lines += [
@@ -775,6 +786,7 @@ def write_report(
         lines += target_sections(
             records, split, pairs or [("", m) for m in config.modalities], weight, labels, out,
             rule=config.selection, num_classes=data.num_classes, val_samples=val_samples,
+            refit_sources=config.refit_sources,
         )  # fmt: skip
         plot = _save(f1_figure(records, split, weight, labels), out, f"f1_{split}.png")
         if plot:

@@ -676,15 +676,17 @@ def _refit_spec(
     job = recipe.job
     original = RunFolder(grid.out / job.folder).read_metrics()
     epochs = int(original["val"]["epoch"]) + 1
-    again = replace(job, refit=True, sources_refit=config.refit_sources and bool(job.parts))
+    # only a model that reads a source network has a teacher to refit (not one of samples)
+    again = replace(job, refit=True, sources_refit=config.refit_sources and bool(_source_runs(job)))
     what: dict[str, Any] = {"of": job.folder, "digest": digest(fingerprints[job.folder]),
                             "epochs": epochs}  # fmt: skip
     if again.sources_refit:  # absent otherwise: refits of earlier versions still match
         what["sources"] = list(_source_runs(again))
     fingerprint = {**fingerprints[job.folder], "refit": what}
     recorded = grid.out / again.folder / FINGERPRINT_FILE
-    finished = RunFolder(grid.out / again.folder).finished() and recorded.is_file()
-    if finished and json.loads(recorded.read_text()) != fingerprint:
+    # an interrupted refit too: it would resume from a checkpoint of the other configuration
+    started = RunFolder(grid.out / again.folder).has_state() and recorded.is_file()
+    if started and json.loads(recorded.read_text()) != fingerprint:
         grid.console.line(f"retraining {again.folder}: its original, epoch count or sources "
                           "changed")  # fmt: skip
         shutil.rmtree(grid.out / again.folder)

@@ -164,6 +164,21 @@ def _batches(
             yield batch
 
 
+def _squares(keys, values, rows: int = 256) -> Tensor:
+    """``‖KᵀV‖²_F`` per sample of stored ``K`` and ``V`` ``(N, S, d)`` (tensors or arrays), in
+    the loss's dtype, a block of rows at a time; ``(N,)``."""
+
+    def block(array, i: int) -> Tensor:  # a copy: memory-mapped rows are read-only
+        return torch.from_numpy(np.array(array[i : i + rows]))
+
+    wide = torch.promote_types(block(keys, 0).dtype, torch.float32)
+    blocks = [
+        source_square(block(keys, i).to(wide), block(values, i).to(wide))
+        for i in range(0, len(keys), rows)
+    ]
+    return torch.cat(blocks) if blocks else torch.zeros(0, dtype=wide)
+
+
 class SourceCache:
     """Per-sample outputs of a frozen source, looked up by the batch's ``index``.
 
@@ -175,12 +190,14 @@ class SourceCache:
         logits: ``(N, num_classes)``, float32.
         embedding: ``(N, embedding_dim)``, float32.
         square: ``(N,)``, ``‖KᵀV‖²_F`` of the stored ``K`` and ``V`` (float32, or float64
-            for float64 storage).
+            for float64 storage); ``None``: computed here from them.
         key: The cache key (:func:`cache_key`).
     """
 
-    def __init__(self, keys, values, logits, embedding, square, *, key: str) -> None:
+    def __init__(self, keys, values, logits, embedding, square=None, *, key: str) -> None:
         n = len(logits)
+        if square is None:
+            square = _squares(keys, values)
         arrays = (keys, values, logits, embedding, square)
         for field, array in zip(_FIELDS, arrays, strict=True):
             if len(array) != n:
@@ -334,6 +351,12 @@ class SourceCache:
         if not meta_path.is_file():
             raise DcatError(f"{folder}: not a source cache (no meta.json)")
         meta = json.loads(meta_path.read_text())
+        missing = [f for f in _FIELDS if not (folder / f"{f}.npy").is_file()]
+        if missing:
+            raise DcatError(
+                f"{folder}: a source cache of an earlier format (no {', '.join(missing)}); "
+                "delete it, and it is built again"
+            )
         if expected_key is not None and meta.get("key") != expected_key:
             raise DcatError(
                 f"{folder}: stale source cache (key {str(meta.get('key'))[:12]}…, expected "

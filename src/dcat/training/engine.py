@@ -430,8 +430,6 @@ def attach_source_caches(
 
 
 def _trainer(config: TrainConfig, run_dir: Path | None, callbacks: list, logger: Any) -> L.Trainer:
-    if "ddp" in str(config.strategy) or str(config.devices) not in ("1", "auto"):
-        _keep_threads()
     return L.Trainer(
         max_epochs=config.max_epochs,
         accelerator=config.accelerator,
@@ -558,14 +556,6 @@ def _write_run_config(
         **dict(extra_config or {}),
     }
     write_atomic(RunFolder(run_dir).config, yaml.safe_dump(resolved, sort_keys=False))
-
-
-def _keep_threads() -> None:
-    """Keep this process's torch threads (``resources.cpus``) under DDP: Lightning's DDP set-up
-    sets them to cores ÷ processes unless ``OMP_NUM_THREADS`` is there, which would give a DDP
-    run other threads, and so other CPU metrics, than a sequential run or a Ray worker. The
-    processes it launches inherit the variable."""
-    os.environ["OMP_NUM_THREADS"] = str(torch.get_num_threads())
 
 
 def _module(task: Task, config: TrainConfig) -> DCATModule:
