@@ -217,13 +217,13 @@ def train_model(
 def _caches(
     task: UnimodalTask | TransferTask, job: Job, how: tuple[str, ...]
 ) -> dict[str, tuple[str, ...]]:
-    """Source name in ``task`` → the key of its cache (its modality, the source's run folder,
-    since a refit may learn from a refitted source, the training part and the cache's dtype
-    and folder) in a seed's prepared data."""
+    """Source name in ``task`` → the key of its cache (the source's run folder, which names
+    its modality and tells a refitted source from the grid's, the training part and the
+    cache's dtype and folder) in a seed's prepared data."""
     if not isinstance(task, TransferTask):
         return {}
     return {
-        s.name: (s.input_key, job.baseline(s.input_key).folder, *how)
+        s.name: (job.baseline(s.input_key).folder, *how)
         for s in task.specs
         if s.name in task.sources
     }

@@ -644,8 +644,8 @@ def _refit(
     if config.refit_sources:
         by_folder = {recipe.job.folder: recipe for recipe in recipes}
         needed = dict.fromkeys(f for recipe in chosen for f in _source_runs(recipe.job))
-        teachers = [by_folder[folder] for folder in needed if folder not in
-                    {r.job.folder for r in chosen}]  # fmt: skip
+        refitted = {recipe.job.folder for recipe in chosen}  # a target's baseline is already
+        teachers = [by_folder[folder] for folder in needed if folder not in refitted]
     # a source's refit first: the plan order, and Ray waits on ModelSpec.sources
     specs = [_refit_spec(config, recipe, splits, fingerprints, grid) for recipe in teachers]
     specs += [_refit_spec(config, recipe, splits, fingerprints, grid) for recipe in chosen]

@@ -164,19 +164,24 @@ def _batches(
             yield batch
 
 
+def _square(keys: Tensor, values: Tensor) -> Tensor:
+    """``‖KᵀV‖²_F`` per sample of stored ``K`` and ``V`` ``(B, S, d)`` in the loss's dtype (at
+    least float32), as the loss would recompute it from them; ``(B,)``."""
+    wide = torch.promote_types(keys.dtype, torch.float32)
+    return source_square(keys.to(wide), values.to(wide))
+
+
 def _squares(keys, values, rows: int = 256) -> Tensor:
-    """``‖KᵀV‖²_F`` per sample of stored ``K`` and ``V`` ``(N, S, d)`` (tensors or arrays), in
-    the loss's dtype, a block of rows at a time; ``(N,)``."""
+    """:func:`_square` of stored ``K`` and ``V`` ``(N, S, d)`` (tensors or arrays), a block of
+    rows at a time; ``(N,)``."""
 
     def block(array, i: int) -> Tensor:  # a copy: memory-mapped rows are read-only
         return torch.from_numpy(np.array(array[i : i + rows]))
 
-    wide = torch.promote_types(block(keys, 0).dtype, torch.float32)
-    blocks = [
-        source_square(block(keys, i).to(wide), block(values, i).to(wide))
-        for i in range(0, len(keys), rows)
-    ]
-    return torch.cat(blocks) if blocks else torch.zeros(0, dtype=wide)
+    blocks = [_square(block(keys, i), block(values, i)) for i in range(0, len(keys), rows)]
+    if blocks:
+        return torch.cat(blocks)
+    return torch.zeros(0, dtype=torch.promote_types(block(keys, 0).dtype, torch.float32))
 
 
 class SourceCache:
@@ -305,9 +310,7 @@ class SourceCache:
                 k, v = k.to(dtype), v.to(dtype)
                 parts["keys"].append(k)
                 parts["values"].append(v)
-                # from the stored K and V, as the loss would recompute it from them
-                wide = torch.promote_types(dtype, torch.float32)  # the loss's dtype
-                parts["square"].append(source_square(k.to(wide), v.to(wide)))
+                parts["square"].append(_square(k, v))  # on the device, with the batch
                 parts["logits"].append(out.logits.float())
                 parts["embedding"].append(out.embedding.float())
                 done += len(x)
