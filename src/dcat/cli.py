@@ -26,9 +26,13 @@ import argparse
 import sys
 from collections.abc import Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from dcat.errors import DcatError
 from dcat.io.interrupt import Interrupted, interruptible
+
+if TYPE_CHECKING:
+    from dcat.training.methods.registry import TransferMethod
 
 __all__ = ["main"]
 
@@ -372,11 +376,20 @@ def _methods() -> int:
         print(f"{name}: {cls.label} ({cls.reference})" if cls.reference else f"{name}: {cls.label}")
         for option, default in cls.options.items():
             print(f"    {option}: {type(default).__name__} = {default!r}")
+        print(f"    unlabelled samples: {_unlabelled_use(cls)}")
         for alias, meaning in ALIASES.items():
             if meaning["name"] == name:
                 given = ", ".join(f"{k}={v!r}" for k, v in meaning.items() if k != "name")
                 print(f"    alias {alias}: {name} with {given}")
     return 0
+
+
+def _unlabelled_use(cls: type[TransferMethod]) -> str:
+    """Whether a method learns from unlabelled samples, in words."""
+    if "learns_unlabelled" in vars(cls):  # its options decide
+        doc = (cls.learns_unlabelled.__doc__ or "").strip().splitlines()
+        return f"by its options ({doc[0] if doc else 'see its docs'})".replace("``", "")
+    return "learns from them" if cls.unlabelled else "not used (the labelled samples only)"
 
 
 LISTINGS = {"datasets": _datasets, "encoders": _encoders, "methods": _methods}

@@ -22,11 +22,13 @@ from torch.utils.data import Dataset
 from dcat.errors import DcatError
 from dcat.io.card import KINDS
 from dcat.io.normalization import ChannelStats, NormKind, fit_normalization
+from dcat.nn.labels import UNLABELLED
 
 if TYPE_CHECKING:
     from typing_extensions import TypeIs
 
 __all__ = [
+    "UNLABELLED",
     "ChannelStats",
     "LazyArray",
     "PairedDataset",
@@ -174,7 +176,9 @@ class PairedDataset(Dataset):
     Args:
         inputs: Modality name → float array ``(N, ...)``: ``(N, C_m, T_m)`` for series (``T_m``
             may differ by modality), ``(N, F, C, H, W)`` for video frames.
-        labels: ``(N,)`` class indices in ``[0, len(class_names))``.
+        labels: ``(N,)`` class indices in ``[0, len(class_names))``, or :data:`UNLABELLED`
+            (``-1``) for a sample without a label (training data only: such samples reach the
+            transfer terms that learn without labels, never a cross-entropy or a metric).
         subjects: ``(N,)`` subject ids.
         recordings: ``N`` recording ids (e.g. ``"a1_s1_t1"``).
         class_names: Names of the classes, index = label.
@@ -227,10 +231,11 @@ class PairedDataset(Dataset):
                 f"labels, subjects and recordings must be 1-D of one length, got "
                 f"{self.labels.shape}, {self.subjects.shape}, {len(self.recordings)}"
             )
-        if n and (self.labels.min() < 0 or self.labels.max() >= len(self.class_names)):
+        known = self.labels[self.labels != UNLABELLED]
+        if known.size and (known.min() < 0 or known.max() >= len(self.class_names)):
             raise DcatError(
-                f"labels must lie in [0, {len(self.class_names)}), got "
-                f"[{self.labels.min()}, {self.labels.max()}]"
+                f"labels must lie in [0, {len(self.class_names)}) or be {UNLABELLED} (no "
+                f"label), got [{self.labels.min()}, {self.labels.max()}]"
             )
         self.inputs: dict[str, np.ndarray | LazyArray] = {}
         for modality, array in inputs.items():
@@ -263,6 +268,16 @@ class PairedDataset(Dataset):
     @property
     def num_classes(self) -> int:
         return len(self.class_names)
+
+    @property
+    def labelled(self) -> np.ndarray:
+        """``(N,)`` bool: which samples have a label (the others' is :data:`UNLABELLED`)."""
+        return self.labels != UNLABELLED
+
+    @property
+    def has_unlabelled(self) -> bool:
+        """Whether any sample has no label."""
+        return not bool(self.labelled.all())
 
     def shape(self, modality: str) -> tuple[int, ...]:
         """Shape of one modality's samples, e.g. ``(C, T)``."""

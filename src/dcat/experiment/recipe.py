@@ -42,6 +42,7 @@ NOT_IN_RESULT = ("progress", "logger", "log_every_n_steps", "num_workers", "cach
 # it, so the runs made before them still match (and in when set, so a change retrains).
 LATER_TRAIN_OPTIONS = {
     "optimizer": "adam", "schedule": "constant", "warmup_epochs": 0, "label_smoothing": 0.0,
+    "unlabelled_ratio": 1.0,
 }  # fmt: skip
 LATER_AUGMENT_OPTIONS = {"crop": 0.0}
 

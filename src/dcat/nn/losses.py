@@ -26,6 +26,7 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from dcat.errors import DcatError
+from dcat.nn.labels import UNLABELLED
 from dcat.nn.peer_losses import (
     _check_pair,
     check_labels,
@@ -480,7 +481,10 @@ def mcma_mask(source_logits: Tensor, labels: Tensor, *, confidence: float | None
 
     Returns:
         Bool tensor ``(B,)``, true where ``argmax(source_logits) == labels`` (and, with
-        ``confidence``, ``softmax(source_logits)[labels] ≥ confidence``).
+        ``confidence``, ``softmax(source_logits)[labels] ≥ confidence``). An unlabelled sample
+        (label :data:`~dcat.nn.labels.UNLABELLED`) is never correct; with ``confidence`` it is
+        kept where the source's top probability is ``≥ confidence``, the one test possible
+        without a label.
     """
     if not isinstance(source_logits, Tensor) or source_logits.ndim != 2:
         shape = tuple(source_logits.shape) if isinstance(source_logits, Tensor) else None
@@ -493,8 +497,11 @@ def mcma_mask(source_logits: Tensor, labels: Tensor, *, confidence: float | None
     if not 0 < confidence <= 1:
         raise DcatError(f"confidence must be in (0, 1], got {confidence}")
     # a probability ≥ 0.5 is always the argmax; below it, correctness is still required
-    true_prob = logits.float().softmax(dim=1).gather(1, labels.view(-1, 1)).squeeze(1)
-    return correct & (true_prob >= confidence)
+    probs = logits.float().softmax(dim=1)
+    unlabelled = labels == UNLABELLED
+    true_prob = probs.gather(1, labels.clamp_min(0).view(-1, 1)).squeeze(1)
+    confident = (true_prob >= confidence) & correct
+    return torch.where(unlabelled, probs.amax(dim=1) >= confidence, confident)
 
 
 def global_masked_mean(values: Tensor, mask: Tensor | None = None) -> Tensor:

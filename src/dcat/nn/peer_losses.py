@@ -15,6 +15,7 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from dcat.errors import DcatError
+from dcat.nn.labels import fill_unlabelled
 
 __all__ = ["check_labels", "contrastive_loss", "dkd_loss", "feature_loss", "logit_kd_loss"]
 
@@ -122,7 +123,7 @@ def dkd_loss(
     """Decoupled Knowledge Distillation (Zhao et al., CVPR 2022): ``(α·TCKD + β·NCKD)·T²``.
 
     With ``p = softmax(z/T)`` of the source (teacher) and ``q`` of the target (student), and
-    ``t`` the labelled class of a sample:
+    ``t`` the labelled class of a sample (the source's predicted class for an unlabelled one):
 
     * TCKD is ``KL(b_source ‖ b_target)`` over the binary distribution
       ``b = (p_t, 1 − p_t)``: how much mass the target class gets;
@@ -136,8 +137,9 @@ def dkd_loss(
     Args:
         source_logits: ``(B, K)`` of the frozen source (the teacher; detached here).
         target_logits: ``(B, K)`` of the trained target (the student).
-        labels: ``(B,)`` integer class indices in ``[0, K)``; checked against ``K`` on the CPU
-            only (on a GPU the check would cost a host sync).
+        labels: ``(B,)`` integer class indices in ``[0, K)``, or
+            :data:`~dcat.nn.labels.UNLABELLED`; checked against ``K`` on the CPU only (on a GPU
+            the check would cost a host sync).
         alpha: Weight ``α ≥ 0`` of TCKD.
         beta: Weight ``β ≥ 0`` of NCKD (the paper's default 8).
         temperature: Softening temperature ``T > 0``.
@@ -157,6 +159,7 @@ def dkd_loss(
         )
     check_labels(labels, source_logits)
     classes = source_logits.shape[1]
+    labels = fill_unlabelled(labels, source_logits)
     if not labels.is_cuda and labels.numel():
         low, high = int(labels.min()), int(labels.max())
         if low < 0 or high >= classes:

@@ -183,7 +183,12 @@ class TrainConfig:
             ``max_epochs``).
         label_smoothing: Label smoothing of the training cross-entropy, in ``[0, 1)``; when not
             0 it is the task's (validation and test losses stay plain).
-        batch_size: Per-process batch size (≥ 1).
+        batch_size: Per-process batch size (≥ 1); with unlabelled training samples, the
+            labelled samples a batch holds.
+        unlabelled_ratio: Unlabelled training samples a batch holds per labelled one (≥ 0;
+            0 leaves them out). An epoch is one pass over the labelled samples, so a run with
+            unlabelled samples takes as many steps as one without
+            (:class:`~dcat.data.mixing.MixedBatchSampler`).
         seed: Seeds weights, shuffling and dropout; same seed → same metrics on the CPU.
         precision: Lightning precision, e.g. ``"32-true"`` or ``"bf16-mixed"`` (GPU); see
             :data:`Precision`.
@@ -232,6 +237,7 @@ class TrainConfig:
     schedule: Schedule = "constant"
     warmup_epochs: Annotated[int, Field(ge=0)] = 0
     label_smoothing: Annotated[float, Field(ge=0, lt=1)] = 0.0
+    unlabelled_ratio: Annotated[float, Field(ge=0)] = 1.0
 
     def _check_fields(self) -> None:
         """Checks across fields, after pydantic's of each (raised as they are, one line)."""

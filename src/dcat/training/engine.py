@@ -50,11 +50,13 @@ from torchmetrics.classification import (
 )
 
 import dcat
+from dcat.data.mixing import MixedBatchSampler
 from dcat.data.protocol import TrainingData
 from dcat.errors import DcatError
 from dcat.io.atomic import write_atomic
 from dcat.io.card import ModelCard
 from dcat.io.interrupt import Interrupted
+from dcat.nn.labels import UNLABELLED
 from dcat.nn.weights import load_torch_file
 from dcat.training.cache import SourceCache
 from dcat.training.checkpoints import SafeCheckpointIO, csv_logger, resume_epoch
@@ -258,7 +260,10 @@ class PairedDataModule(L.LightningDataModule):
     Training uses a :class:`~torch.utils.data.DistributedSampler` in every case (one replica
     without DDP): its permutation depends only on the seed and the epoch, so an epoch run after
     resuming sees the same order as in an uninterrupted run, and under DDP each rank gets its
-    share of the same global permutation.
+    share of the same global permutation. A training set with unlabelled samples is drawn by a
+    :class:`~dcat.data.mixing.MixedBatchSampler` instead (``batch_size`` labelled and
+    ``unlabelled_ratio · batch_size`` unlabelled samples a batch, an epoch one pass over the
+    labelled ones), with the same guarantees.
     """
 
     def __init__(
@@ -270,10 +275,12 @@ class PairedDataModule(L.LightningDataModule):
         batch_size: int = 32,
         num_workers: int = 0,
         seed: int = 0,
+        unlabelled_ratio: float = 1.0,
     ) -> None:
         super().__init__()
         self.train_set, self.val_set, self.test_set = train, val, test
         self.batch_size, self.num_workers, self.seed = batch_size, num_workers, seed
+        self.unlabelled_ratio = unlabelled_ratio
 
     def _loader(self, dataset: Dataset | None, shuffle: bool) -> DataLoader:
         if dataset is None:
@@ -295,7 +302,22 @@ class PairedDataModule(L.LightningDataModule):
         )
 
     def train_dataloader(self) -> DataLoader:
-        return self._loader(self.train_set, shuffle=True)
+        labels = _labels_of(self.train_set)
+        if labels is None or not (labels == UNLABELLED).any():
+            return self._loader(self.train_set, shuffle=True)
+        assert self.train_set is not None  # it has labels
+        trainer = self.trainer
+        batches = MixedBatchSampler(
+            labels, self.batch_size, self.unlabelled_ratio, seed=self.seed,
+            num_replicas=trainer.world_size if trainer else 1,
+            rank=trainer.global_rank if trainer else 0,
+        )  # fmt: skip
+        return DataLoader(
+            self.train_set,
+            batch_sampler=batches,
+            num_workers=self.num_workers,
+            persistent_workers=self.num_workers > 0,
+        )
 
     def val_dataloader(self) -> DataLoader:
         return self._loader(self.val_set, shuffle=False)
@@ -507,6 +529,8 @@ def fit(
     last = folder.last
     run_dir.mkdir(parents=True, exist_ok=True)
     L.seed_everything(config.seed, workers=True, verbose=False)
+    _check_labels(task, train, val, test)
+    train = _learnable(task, train)
     if isinstance(task, TransferTask) and config.cache_sources:
         attach_source_caches(task, train, config, progress=config.progress)
     _write_run_config(run_dir, task, config, extra_config)
@@ -524,6 +548,7 @@ def fit(
         batch_size=config.batch_size,
         num_workers=config.num_workers,
         seed=config.seed,
+        unlabelled_ratio=config.unlabelled_ratio,
     )
     checkpoint = _checkpoint_callback(folder, keep)
     resume_from = last if resume and last.is_file() else None
@@ -542,6 +567,65 @@ def fit(
     if trainer.is_global_zero:
         folder.write_metrics(result)
     return RunResult(run_dir, best, last, val_metrics, test_metrics)
+
+
+def _check_labels(task: Task, train: Dataset, val: Dataset, test: Dataset | None) -> None:
+    """Refuse unlabelled samples where a label is read (validation, test, a task without a
+    source), before anything is written; tell a transfer task whether its batches hold any."""
+    for part, dataset in (("validation", val), ("test", test)):
+        labels = _labels_of(dataset)
+        if labels is not None and (labels == UNLABELLED).any():
+            first = int(np.flatnonzero(labels == UNLABELLED)[0])
+            raise DcatError(
+                f"the {part} data has {int((labels == UNLABELLED).sum())} samples without a "
+                f"label (the first: {_recording(dataset, first)}); {part} samples need labels"
+            )
+    labels = _labels_of(train)
+    if labels is None:
+        return
+    if isinstance(task, TransferTask):
+        task.partly_labelled = bool((labels == UNLABELLED).any())
+    if not labels.size or not (labels == UNLABELLED).all():
+        return
+    needs = (
+        [s.method for s in task.specs if not task.method(s.name).takes_unlabelled]
+        if isinstance(task, TransferTask)
+        else ["cross-entropy alone (no source)"]
+    )
+    if needs:
+        raise DcatError(
+            f"the training data has no labelled sample, and {', '.join(needs)} learns from "
+            f"labels only: give methods that learn without them (e.g. logit_kd, pseudo_label)"
+        )
+
+
+def _learnable(task: Task, train: Dataset) -> Dataset:
+    """``train`` without its unlabelled samples when nothing in ``task`` learns from them (a
+    model without a source, label-only methods): they would cost steps and teach nothing. The
+    epoch's step count is the same either way (one pass over the labelled samples)."""
+    labels = _labels_of(train)
+    if labels is None or not (labels == UNLABELLED).any():
+        return train
+    if isinstance(task, TransferTask) and any(
+        task.method(s.name).takes_unlabelled for s in task.specs
+    ):
+        return train
+    subset = getattr(train, "subset", None)
+    if subset is None:  # a user's data set: the cross-entropy skips them
+        return train
+    if isinstance(task, TransferTask):
+        task.partly_labelled = False
+    return cast(Dataset, subset(np.flatnonzero(labels != UNLABELLED)))
+
+
+def _labels_of(dataset: Dataset | None) -> np.ndarray | None:
+    labels = getattr(dataset, "labels", None)
+    return np.asarray(labels) if labels is not None else None
+
+
+def _recording(dataset: Dataset | None, index: int) -> str:
+    recordings = getattr(dataset, "recordings", None)
+    return f"recording {recordings[index]!r}" if recordings is not None else f"sample {index}"
 
 
 def _write_run_config(

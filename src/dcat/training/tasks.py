@@ -6,6 +6,10 @@ Every task's ``forward(batch)`` takes the batch format of :mod:`dcat.data`::
 
 and returns ``{"loss", "logits", "ce", ...}``, so the same objective runs in the Lightning
 engine or in a user's own loop. Nothing here imports a training framework.
+
+A label may be :data:`~dcat.nn.labels.UNLABELLED`: the cross-entropy skips such samples, and a
+transfer method that cannot learn without labels (:meth:`TransferMethod.learns_unlabelled`)
+sees the labelled samples of the batch only.
 """
 
 from __future__ import annotations
@@ -15,13 +19,11 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 import torch
-import torch.nn.functional as F
 from torch import Tensor, nn
 
 from dcat.errors import DcatError
-from dcat.nn.losses import (
-    DEFAULT_EPS,
-)
+from dcat.nn.labels import UNLABELLED, labelled_cross_entropy
+from dcat.nn.losses import DEFAULT_EPS
 from dcat.nn.model import ModalityNet, ModalityOutput
 from dcat.training.cache import SourceCache, SourceOutputs
 from dcat.training.methods import TransferBatch, TransferMethod, get_method, list_methods
@@ -104,7 +106,7 @@ class UnimodalTask(nn.Module):
         auxiliary head (added to the loss)."""
         labels = _labels(batch)
         output = self.target.forward_all(_augmented(self, batch))
-        ce = F.cross_entropy(output.logits, labels, label_smoothing=self.label_smoothing)
+        ce = labelled_cross_entropy(output.logits, labels, label_smoothing=self.label_smoothing)
         out = {"logits": output.logits, "ce": ce}
         aux = _aux_ce(output, labels, self.label_smoothing, out)
         out["loss"] = ce if aux is None else ce + aux
@@ -127,7 +129,7 @@ def _aux_ce(
     """
     if output.aux_logits is None:
         return None
-    aux = F.cross_entropy(output.aux_logits, labels, label_smoothing=smoothing)
+    aux = labelled_cross_entropy(output.aux_logits, labels, label_smoothing=smoothing)
     out["aux_ce"] = aux
     return aux
 
@@ -212,6 +214,10 @@ class TransferTask(nn.Module):
         eps: Norm floor of the cross-attention loss.
         augment: Applied to the target's input in training mode only; ``None``: none.
 
+    Unlabelled samples (label :data:`~dcat.nn.labels.UNLABELLED`) reach only the methods that
+    learn without labels; :attr:`partly_labelled` says whether batches may hold any (``None``,
+    the default: each batch is looked at).
+
     Output of ``forward``: ``loss``, ``logits``, ``ce``; per source ``"<comp>/<name>"`` with
     ``comp`` from :data:`METHODS` (unweighted), per component the sum over its sources
     (``"ca"``, ``"kd"``, …), and for D-CAT sources ``"mcma_frac/<name>"``, the fraction aligned.
@@ -253,6 +259,9 @@ class TransferTask(nn.Module):
             model.requires_grad_(False)
             model.eval()
         self._caches: dict[str, SourceCache] = {}
+        # whether training batches hold unlabelled samples: True / False when the data is known
+        # (the engine sets it), None to look at each batch
+        self.partly_labelled: bool | None = None
         # the training epoch (set by the engine each epoch): methods that pretrain read it
         self.epoch = 0
 
@@ -329,6 +338,15 @@ class TransferTask(nn.Module):
         k, _, v = out.kqv
         return SourceOutputs(k, v, out.logits, out.embedding)
 
+    def _labelled_only(self, methods: list[TransferMethod], labels: Tensor) -> Tensor | None:
+        """``(B,)`` the labelled samples, when a method cannot learn from the unlabelled ones
+        and the batch may hold some; else ``None`` (the whole batch for every method)."""
+        if all(m.takes_unlabelled for m in methods) or self.partly_labelled is False:
+            return None
+        labelled = labels != UNLABELLED
+        # a data set known to hold unlabelled samples skips the check (a host sync on a GPU)
+        return labelled if self.partly_labelled or not bool(labelled.all()) else None
+
     def method_batch(
         self, spec: SourceSpec, batch: Mapping, target: ModalityOutput, labels: Tensor
     ) -> TransferBatch:
@@ -351,15 +369,19 @@ class TransferTask(nn.Module):
         """Compute the objective; see the class docstring for the keys."""
         labels = _labels(batch)
         target = self.target.forward_all(_augmented(self, batch))
-        ce = F.cross_entropy(target.logits, labels, label_smoothing=self.label_smoothing)
+        ce = labelled_cross_entropy(target.logits, labels, label_smoothing=self.label_smoothing)
         out: dict[str, Tensor] = {"logits": target.logits, "ce": ce}
         aux = _aux_ce(target, labels, self.label_smoothing, out)
         loss = ce if aux is None else ce + aux
         methods = [self.method(spec.name) for spec in self.specs]
         if self.training and any(m.silences_real(self.epoch) for m in methods):
             loss = loss * 0.0  # pretraining on other data: the target's own labels wait
+        labelled = self._labelled_only(methods, labels)
         for spec, method in zip(self.specs, methods, strict=True):
-            terms = method(self.method_batch(spec, batch, target, labels))
+            seen = self.method_batch(spec, batch, target, labels)
+            if labelled is not None and not method.takes_unlabelled:
+                seen = seen.rows(labelled)
+            terms = method(seen)
             value = terms["loss"]
             for key, extra in terms.items():
                 if key != "loss":

@@ -32,6 +32,7 @@ class ContrastiveAlignment(TransferMethod):
 
     label: ClassVar[str] = "Contrastive"
     component: ClassVar[str] = "nce"
+    unlabelled: ClassVar[bool] = True
     reference: ClassVar[str] = "Radford et al., 2021; Deldari et al., 2022"
     options: ClassVar[Mapping[str, Any]] = {"temperature": 0.1, "projection_dim": 128}
 

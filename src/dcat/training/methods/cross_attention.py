@@ -100,6 +100,11 @@ class CrossAttentionTransfer(TransferMethod):
         tag, label = super().variant({**options, "mcma": "correct"})
         return tag.replace("dcat", "dcat_no_mcma", 1), label.replace("D-CAT", "No MCMA", 1)
 
+    @classmethod
+    def learns_unlabelled(cls, options: Mapping[str, Any]) -> bool:
+        """The ``confident`` and ``none`` rules need no label; ``correct`` does."""
+        return options.get("mcma", cls.options["mcma"]) != "correct"
+
     def forward(self, batch: TransferBatch) -> dict[str, Tensor]:
         """``{"loss", "mcma_frac"}``: the loss and the fraction of samples aligned."""
         target, source, labels = batch.target, batch.outputs, batch.labels

@@ -20,7 +20,8 @@ __all__ = ["DecoupledDistillation"]
 class DecoupledDistillation(TransferMethod):
     """``(α · TCKD + β · NCKD) · T²`` (:func:`dcat.nn.peer_losses.dkd_loss`).
 
-    With ``p = softmax(z/T)`` and ``t`` the labelled class, TCKD is the KL divergence of the
+    With ``p = softmax(z/T)`` and ``t`` the labelled class (on an unlabelled sample, the
+    source's predicted class), TCKD is the KL divergence of the
     source's binary distribution ``(p_t, 1 − p_t)`` from the target's, and NCKD that of the
     distributions over the non-target classes (the target class masked out before the
     softmax); both the batch mean. Reference: Zhao, Cui, Song, Qiu, Liang, Decoupled Knowledge
@@ -34,6 +35,7 @@ class DecoupledDistillation(TransferMethod):
 
     label: ClassVar[str] = "DKD"
     component: ClassVar[str] = "dkd"
+    unlabelled: ClassVar[bool] = True
     reference: ClassVar[str] = "Zhao et al., Decoupled Knowledge Distillation, CVPR 2022"
     same_classes: ClassVar[bool] = True
     options: ClassVar[Mapping[str, Any]] = {"alpha": 1.0, "beta": 8.0, "temperature": 4.0}

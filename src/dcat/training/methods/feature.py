@@ -25,6 +25,7 @@ class FeatureAlignment(TransferMethod):
 
     label: ClassVar[str] = "Feature align."
     component: ClassVar[str] = "feat"
+    unlabelled: ClassVar[bool] = True
     reference: ClassVar[str] = "Romero et al., FitNets, 2015"
     options: ClassVar[Mapping[str, Any]] = {}
 

@@ -25,6 +25,7 @@ class LogitDistillation(TransferMethod):
 
     label: ClassVar[str] = "Logit KD"
     component: ClassVar[str] = "kd"
+    unlabelled: ClassVar[bool] = True
     reference: ClassVar[str] = "Hinton et al., 2015"
     same_classes: ClassVar[bool] = True
     options: ClassVar[Mapping[str, Any]] = {"temperature": 4.0}

@@ -33,6 +33,7 @@ class PseudoLabels(TransferMethod):
 
     label: ClassVar[str] = "Pseudo-labels"
     component: ClassVar[str] = "pl"
+    unlabelled: ClassVar[bool] = True
     reference: ClassVar[str] = "Lee, 2013; threshold as in Sohn et al. (FixMatch), 2020"
     same_classes: ClassVar[bool] = True
     options: ClassVar[Mapping[str, Any]] = {"threshold": 0.7}

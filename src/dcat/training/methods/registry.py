@@ -96,6 +96,24 @@ class TransferBatch:
         self._source: dict[str, Any] = {"outputs": outputs, "samples": samples, "network": network}
         self.served = frozenset(k for k, v in self._source.items() if v is not None)
 
+    def rows(self, keep: Tensor) -> TransferBatch:
+        """This batch restricted to the samples where ``keep`` ``(B,)`` (bool) is true: the
+        target's outputs, labels, inputs and the source's side alike."""
+
+        def take(value: Any) -> Any:
+            if isinstance(value, Tensor):
+                return value[keep]
+            if isinstance(value, tuple):  # ModalityOutput, SourceOutputs, (K, Q, V)
+                taken = [take(v) for v in value]
+                return type(value)(*taken) if hasattr(value, "_fields") else tuple(taken)
+            return value
+
+        return TransferBatch(
+            take(self.target), self.labels[keep], self.net, self.inputs[keep],
+            augment=self.augment, epoch=self.epoch, outputs=take(self._source["outputs"]),
+            samples=take(self._source["samples"]), network=self._source["network"],
+        )  # fmt: skip
+
     def _served(self, name: str) -> Any:
         if name not in self.served:
             raise DcatError(
@@ -146,6 +164,9 @@ class TransferMethod(nn.Module):
             :class:`TransferBatch`; the experiment trains a source network only for a method
             that reads ``"outputs"`` or ``"network"``, and caches only ``"outputs"``.
         source_network: Derived from ``inputs``: whether a trained source network is needed.
+        unlabelled: The term can learn from samples without a label (it reads the source, not
+            the class); a method whose options decide it overrides :meth:`learns_unlabelled`.
+            Without it, a task gives the method its batch's labelled samples only.
     """
 
     name: ClassVar[str] = ""
@@ -156,6 +177,7 @@ class TransferMethod(nn.Module):
     same_classes: ClassVar[bool] = False
     inputs: ClassVar[frozenset[str]] = frozenset({"outputs"})
     source_network: ClassVar[bool] = True
+    unlabelled: ClassVar[bool] = False
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
@@ -193,6 +215,17 @@ class TransferMethod(nn.Module):
             ``{"loss": scalar}`` (unweighted), plus any diagnostics (scalars) to log.
         """
         raise NotImplementedError
+
+    @classmethod
+    def learns_unlabelled(cls, options: Mapping[str, Any]) -> bool:
+        """Whether the method with ``options`` can learn from unlabelled samples (default:
+        :attr:`unlabelled`)."""
+        return cls.unlabelled
+
+    @property
+    def takes_unlabelled(self) -> bool:
+        """Whether this instance (with its options) learns from unlabelled samples."""
+        return self.learns_unlabelled(self.config)
 
     def silences_real(self, epoch: int) -> bool:
         """Whether the target's own cross-entropy is off in training epoch ``epoch`` (0-based):

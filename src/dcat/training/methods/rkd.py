@@ -32,6 +32,7 @@ class RelationalDistillation(TransferMethod):
 
     label: ClassVar[str] = "RKD"
     component: ClassVar[str] = "rkd"
+    unlabelled: ClassVar[bool] = True
     reference: ClassVar[str] = "Park et al., Relational Knowledge Distillation, CVPR 2019"
     options: ClassVar[Mapping[str, Any]] = {"distance_weight": 1.0, "angle_weight": 2.0}
 

@@ -26,6 +26,7 @@ class SimilarityPreserving(TransferMethod):
 
     label: ClassVar[str] = "SP"
     component: ClassVar[str] = "sp"
+    unlabelled: ClassVar[bool] = True
     reference: ClassVar[str] = (
         "Tung & Mori, Similarity-Preserving Knowledge Distillation, ICCV 2019"
     )
