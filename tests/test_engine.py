@@ -118,6 +118,18 @@ def test_resume_equals_uninterrupted(tmp_path, paired) -> None:
     assert full.test == resumed.test
 
 
+def test_last_checkpoint_is_the_last_epoch_even_when_it_did_not_improve(tmp_path, paired) -> None:
+    """Lightning writes last.ckpt only where it writes a best one; a resume would then redo
+    every epoch since the last improvement."""
+    train, val = _split(paired)
+    config = TrainConfig(max_epochs=3, lr=1e-30, **FAST)  # weights unchanged: F1 never improves
+    result = fit(UnimodalTask(small_net("imu"), "imu"), train, val, config, tmp_path)
+    last = torch.load(result.last_checkpoint, weights_only=True)
+    best = torch.load(result.best_checkpoint, weights_only=True)
+    assert best["epoch"] == result.val["epoch"] == 0
+    assert last["epoch"] == 2 and last["global_step"] == 3 * math.ceil(len(train) / 8)
+
+
 @pytest.mark.parametrize("logger", ["tensorboard", "mlflow"])
 def test_other_loggers(tmp_path, paired, logger: str) -> None:
     pytest.importorskip("tensorboard" if logger == "tensorboard" else "mlflow")

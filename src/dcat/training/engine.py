@@ -399,6 +399,24 @@ class _BestCheckpoint(ModelCheckpoint):
     best_state: dict[str, torch.Tensor] | None = None
     best_epoch: int = -1
 
+    # Lightning writes last.ckpt only at a step where it wrote a best checkpoint too; a resume
+    # must continue from the last finished epoch, improved or not. Lightning saves at the end
+    # of validation or of the training epoch (whichever it chose): last.ckpt follows it there.
+
+    def on_validation_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        super().on_validation_end(trainer, pl_module)
+        if not self._should_save_on_train_epoch_end(trainer):
+            self._save_last_too(trainer)
+
+    def on_train_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        super().on_train_epoch_end(trainer, pl_module)
+        if self._should_save_on_train_epoch_end(trainer):
+            self._save_last_too(trainer)
+
+    def _save_last_too(self, trainer: L.Trainer) -> None:
+        if self.save_last and not self._should_skip_saving_checkpoint(trainer):
+            self._save_last_checkpoint(trainer, self._monitor_candidates(trainer))
+
     def _save_checkpoint(self, trainer: L.Trainer, filepath: str) -> None:
         super()._save_checkpoint(trainer, filepath)
         if filepath == self.best_model_path:
