@@ -549,8 +549,10 @@ CASES = [
     Case("manifest-bad-rate", "a sampling rate that is not a number", "manifest",
          on_manifest(_set_cell(3, "mic_hz", "4kHz")),
          ["row 3, column 'mic_hz': '4kHz' is not a sampling rate in Hz"]),
-    Case("manifest-empty-label", "a sample without a label", "manifest",
-         on_manifest(_set_cell(2, "label", "")), ["row 2, column 'label': empty label"]),
+    Case("manifest-no-label", "every label cell empty (unlabelled samples only)", "manifest",
+         on_manifest(lambda rows, folder: [r.update(label="") for r in rows]),
+         ["every label is empty: no class to learn (label some samples, or list the classes "
+          "in data.options.classes)"]),
     Case("manifest-label-not-in-classes", "a label not in the class list", "manifest",
          on_manifest(_set_cell(4, "label", "c"),
                      data={"dataset": "manifest", "root": "M", "options": {"classes": ["a", "b"]}}),
@@ -752,6 +754,28 @@ CASES = [
                                            {"kind": "ood", "test_subjects": ["s4"]}]),
          ["config: splits[1]: the ood split (seed 0) leaves classes without a training "
           "sample: ['c']"]),
+    # --- issue 28, label-efficiency points -----------------------------------------------
+    Case("split-curve-two-forms", "a split given both a share curve and a subject curve",
+         "config", with_config(splits=[{"kind": "ood", "label_fractions": [0.5],
+                                        "labelled_subjects": [["s1"]]}]),
+         ["give one of label_fractions, labelled_subjects and labelled"]),
+    Case("split-curve-subjects-on-id", "labelled subjects on an ID split", "config",
+         with_config(splits=[{"kind": "id", "labelled_subjects": [["s1"]]}]),
+         ["labelled subjects apply to OOD splits (kind: ood)"]),
+    Case("split-point-without-labels", "a point with no labelled training sample", "config",
+         with_config(splits=[{"kind": "id", "label_fractions": [0.0, 0.5]}]),
+         ["splits: id_share0: a point without labelled training samples has no teacher to "
+          "learn from"]),
+    Case("split-same-name", "two splits of one kind, neither named", "config",
+         with_config(splits=[{"kind": "id"}, {"kind": "id", "test_size": 0.3}]),
+         ["config.yaml: splits: two splits are named 'id'; give each its own name"]),
+    Case("split-labelled-subject-not-training", "a labelled subject that is not a training "
+         "subject", "experiment",
+         with_config(splits=[{"kind": "ood", "train_subjects": ["s1", "s2"],
+                              "val_subjects": ["s3"], "test_subjects": ["s4"],
+                              "labelled_subjects": [["s1"], ["s4"]]}]),
+         ["config: splits: ood_labelleds4: labelled subjects ['s4'] have no training sample "
+          "in seed 0's split (the labelled subjects must be training subjects)"]),
     # --- issue 25, media on a CPU: the small video encoder ----------------------------------
     Case("video-small-even-temporal-kernel", "the small video encoder given an even temporal "
          "kernel (no frame at its centre)", "experiment",

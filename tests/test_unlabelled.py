@@ -314,3 +314,57 @@ def test_dcat_methods_says_which_methods_learn_from_unlabelled_samples(capsys) -
     assert said["logit_kd"] == said["pseudo_label"] == "learns from them"
     assert said["virtual"] == "not used (the labelled samples only)"
     assert said["dcat"].startswith("by its options (The confident and none rules need no label")
+
+
+# ------------------------------------------------------------------- manifests and splits
+
+
+def test_a_segmented_manifest_row_with_an_empty_label_is_unlabelled(tmp_path) -> None:
+    from test_manifest import _rewrite, load_manifest, make_segmented
+
+    manifest = make_segmented(tmp_path)
+    _rewrite(manifest, edit=lambda rows: rows[1].__setitem__(2, ""))  # alice's t2: no label
+    data = load_manifest(manifest)
+    assert data.class_names == ["walk"]  # an empty cell names no class
+    assert data.labels.tolist() == [0, UNLABELLED, 0]
+    assert data.has_unlabelled and data.recordings[1] == "t2"
+
+
+def test_a_span_without_a_label_gives_unlabelled_windows(tmp_path) -> None:
+    from test_manifest import load_manifest, make_stream
+
+    manifest = make_stream(tmp_path)
+    labels = manifest.parent / "labels" / "r1.csv"
+    lines = labels.read_text().splitlines()
+    # r1's last 3 s (7.0 … 9.9 s) are known to be unlabelled: empty label cells
+    edited = [line if float(line.split(",")[0]) < 7.0 else line.split(",")[0] + ","
+              for line in lines[1:]]  # fmt: skip
+    labels.write_text("\n".join([lines[0], *edited]) + "\n")
+    data = load_manifest(manifest, window_s=2.0, stride_s=1.0)
+    assert data.class_names == ["run", "sit", "walk"]
+    # r1's windows start at 0 … 8 s: the one at 6 s holds 10 sit and 10 empty moments (a tie
+    # goes to the label seen first: sit); those at 7 and 8 s hold empty ones only
+    names = ["walk"] * 4 + ["sit"] * 3 + [None] * 2 + ["run"] * 3
+    expected = [UNLABELLED if n is None else data.class_names.index(n) for n in names]
+    assert data.labels.tolist() == expected
+
+
+def test_unlabelled_samples_are_training_data_only_in_id_and_ood_splits() -> None:
+    from dcat.data.splits import left_out, make_split
+
+    labels = np.array([0, 1] * 12 + [UNLABELLED] * 8)
+    subjects = np.array([1, 2, 3, 4] * 6 + [1, 2, 3, 4] * 2)
+    split = make_split(labels, subjects, "id", seed=0, test_size=0.25, val_size=0.25)
+    assert set(np.flatnonzero(labels == UNLABELLED)) <= set(split.train)
+    assert (labels[split.val] != UNLABELLED).all() and (labels[split.test] != UNLABELLED).all()
+    # the labelled samples' split is the one drawn without the unlabelled samples
+    alone = make_split(labels[:24], subjects[:24], "id", seed=0, test_size=0.25, val_size=0.25)
+    assert split.test.tolist() == alone.test.tolist() and split.val.tolist() == alone.val.tolist()
+    ood = make_split(labels, subjects, "ood", seed=0, train_subjects=[1, 3], val_subjects=[2],
+                     test_subjects=[4])  # fmt: skip
+    train_unlabelled = np.flatnonzero((labels == UNLABELLED) & np.isin(subjects, [1, 3]))
+    assert set(train_unlabelled) <= set(ood.train)
+    assert (labels[ood.val] != UNLABELLED).all() and (labels[ood.test] != UNLABELLED).all()
+    # a validation or test subject's unlabelled samples are in no part, said by no line
+    assert left_out(ood, subjects) == {}
+    assert len(ood.train) + len(ood.val) + len(ood.test) == 24 + 4

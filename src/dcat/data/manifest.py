@@ -26,7 +26,7 @@ import numpy as np
 from dcat.data import manifest_media
 from dcat.data.assemble import Recording, assemble
 from dcat.data.frame_store import FrameClip, VideoClip, frame_channels
-from dcat.data.paired import PairedDataset, StreamInfo, common_rate
+from dcat.data.paired import UNLABELLED, PairedDataset, StreamInfo, common_rate
 from dcat.data.registry import register_dataset
 from dcat.data.splits import loose_name
 from dcat.errors import DcatError, did_you_mean
@@ -551,7 +551,13 @@ def _subject_ids(
 
 def _class_names(ctx: _Context, classes: Sequence[str] | None, found: list[str]) -> list[str]:
     if classes is None:
-        return sorted(set(found))
+        found_names = sorted(set(found) - {""})  # an empty label: the sample is unlabelled
+        if not found_names:
+            raise ctx.error(
+                "every label is empty: no class to learn (label some samples, or list the "
+                "classes in data.options.classes)"
+            )
+        return found_names
     names = [str(c) for c in classes]
     if len(set(names)) != len(names) or not names:
         raise ctx.error(f"classes must be distinct and non-empty, got {names}")
@@ -573,7 +579,8 @@ def _check_class_sizes(
         where: Label → (file prefix of the message, manifest row, column) of its first
             occurrence.
     """
-    counts = np.bincount(np.asarray(labels, dtype=np.int64), minlength=len(names))
+    known = np.asarray(labels, dtype=np.int64)
+    counts = np.bincount(known[known != UNLABELLED], minlength=len(names))
     for name, count in zip(names, counts, strict=True):
         if name in where and count < min_samples:
             prefix, row, column = where[name]
@@ -677,9 +684,7 @@ def _read_samples(ctx: _Context, manifest: _Manifest) -> _Samples:
 
 
 def _check_sample_row(ctx: _Context, row: _Row, modalities: list[str]) -> None:
-    """A segmented row needs a label and takes no clock offsets."""
-    if not row.cells["label"]:
-        raise ctx.error("empty label", row.number, "label")
+    """A segmented row takes no clock offsets (an empty label makes it unlabelled)."""
     offset = [m for m in modalities if row.cells.get(f"{m}{_OFFSET}")]
     if offset:
         raise ctx.error(
@@ -811,6 +816,9 @@ def _segmented_labels(
     index = {name: i for i, name in enumerate(names)}
     labels = []
     for row in rows:
+        if not row.cells["label"]:
+            labels.append(UNLABELLED)
+            continue
         if row.cells["label"] not in index:
             raise ctx.error(
                 f"label {row.cells['label']!r} is not one of the classes {names}",
@@ -988,11 +996,8 @@ def _read_label_file(
             )
     times = _numeric(ctx, row, "label_file", rows, ["time"])
     _check_finite(ctx, row, "label_file", path, times)
-    labels = rows.text("label")
-    for number, label in zip(rows.row_numbers, labels, strict=True):
-        if not label:
-            raise ctx.error(f"{path}: row {number}: empty label", row, "label_file")
-    return times[:, 0], labels, rows.row_numbers
+    # an empty label is a moment known to be unlabelled: its span's windows have no label
+    return times[:, 0], rows.text("label"), rows.row_numbers
 
 
 class _LabelFile(NamedTuple):
@@ -1259,7 +1264,8 @@ def _cut_recordings(
             windows = cut_windows(
                 streams,
                 label_file.times,
-                np.array([index[label] for label in label_file.labels], dtype=np.int64),
+                # an empty label (a moment known to be unlabelled) is UNLABELLED
+                np.array([index.get(label, UNLABELLED) for label in label_file.labels]),
                 window_s=windowing.window_s,
                 stride_s=windowing.stride_s,
                 max_gap_s=gaps,
@@ -1292,7 +1298,7 @@ def _check_labels(
 ) -> None:
     """Every label of a row's label file must be one of the classes."""
     for number, label in zip(label_file.numbers, label_file.labels, strict=True):
-        if label not in index:
+        if label and label not in index:
             raise ctx.error(
                 f"{label_file.path}: row {number}: label {label!r} is not one of the classes "
                 f"{names}",

@@ -328,6 +328,15 @@ class PairedDataset(Dataset):
             {m: a.take(idx) if _is_lazy(a) else a[idx] for m, a in self.inputs.items()}, idx
         )
 
+    def hiding_labels(self, indices: Sequence[int] | np.ndarray) -> PairedDataset:
+        """The same samples (arrays shared) with the labels at ``indices`` replaced by
+        :data:`UNLABELLED`: training data whose labels a label-efficiency point does not know."""
+        labels = self.labels.copy()
+        labels[np.asarray(indices, dtype=np.int64)] = UNLABELLED
+        derived = self._derive(self.inputs)
+        derived.labels = labels
+        return derived
+
     def select(self, modalities: Sequence[str]) -> PairedDataset:
         """The same samples with only ``modalities`` (arrays shared, not copied), so loaders
         collate and move only what a task reads."""

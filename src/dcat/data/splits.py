@@ -18,7 +18,7 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
 
@@ -27,9 +27,11 @@ from sklearn.model_selection import GroupKFold, GroupShuffleSplit, train_test_sp
 
 from dcat.errors import DcatError, did_you_mean
 from dcat.io.atomic import write_atomic
+from dcat.nn.labels import UNLABELLED
 
 __all__ = [
     "Split",
+    "labelled_share",
     "left_out",
     "loose_name",
     "make_split",
@@ -163,6 +165,9 @@ class Split:
         train: Sorted training indices.
         val: Sorted validation indices.
         test: Sorted test indices.
+        hidden: Sorted training indices whose labels are hidden (training data of a
+            label-efficiency point: unlabelled paired recordings); empty by default.
+        name: Names the split in run folders and reports (default: ``kind``).
     """
 
     kind: str
@@ -170,10 +175,34 @@ class Split:
     train: np.ndarray
     val: np.ndarray
     test: np.ndarray
+    hidden: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.int64))
+    name: str = ""
+
+    @property
+    def label(self) -> str:
+        """The split's name: ``name``, else ``kind``."""
+        return self.name or self.kind
 
     def parts(self) -> dict[str, np.ndarray]:
         """Part name (``train``, ``val``, ``test``) → its indices."""
         return {"train": self.train, "val": self.val, "test": self.test}
+
+    def hiding(self, labelled: np.ndarray, name: str) -> Split:
+        """This split with only the training samples ``labelled`` keeping their labels.
+
+        Args:
+            labelled: Training indices whose labels stay known (a subset of ``train``).
+            name: The new split's name.
+
+        Raises:
+            DcatError: An index of ``labelled`` that is not a training index.
+        """
+        labelled = np.asarray(labelled, dtype=np.int64)
+        stray = np.setdiff1d(labelled, self.train)
+        if stray.size:
+            raise DcatError(f"labelled samples {stray[:5].tolist()} are not training samples")
+        hidden = np.union1d(np.setdiff1d(self.train, labelled), self.hidden)
+        return Split(self.kind, self.seed, self.train, self.val, self.test, hidden, name)
 
     def to_dict(
         self, subjects: np.ndarray | None = None, subject_names: Mapping[int, str] | None = None
@@ -190,12 +219,16 @@ class Split:
             ``kind``, ``seed``, each part's indices and, with ``subjects``, its subject names.
         """
         out: dict = {"kind": self.kind, "seed": self.seed}
+        if self.name:
+            out["name"] = self.name
         for name, idx in self.parts().items():
             out[name] = idx.tolist()
             if subjects is not None:
                 out[f"{name}_subjects"] = sort_names(
                     subject_name(s, subject_names) for s in np.unique(subjects[idx]).tolist()
                 )
+        if self.hidden.size:
+            out["hidden"] = self.hidden.tolist()
         return out
 
     def save(
@@ -211,10 +244,63 @@ class Split:
     @classmethod
     def load(cls, path: str | Path) -> Split:
         data = json.loads(Path(path).read_text())
-        return cls(
-            data["kind"], int(data["seed"]),
-            *(np.asarray(data[p], dtype=np.int64) for p in ("train", "val", "test")),
-        )  # fmt: skip
+        train, val, test, hidden = (
+            np.asarray(data.get(p, []), dtype=np.int64) for p in ("train", "val", "test", "hidden")
+        )
+        return cls(data["kind"], int(data["seed"]), train, val, test, hidden, data.get("name", ""))
+
+
+def labelled_share(
+    labels: Sequence[int] | np.ndarray,
+    subjects: Sequence[int] | np.ndarray,
+    train: np.ndarray,
+    fraction: float,
+    seed: int,
+) -> np.ndarray:
+    """The training samples that keep their labels at a labelled share ``fraction``.
+
+    Per class, the labelled training samples are put in one order fixed by ``seed``: its
+    subjects in a seeded order, each subject's samples in a seeded order, taken in turns (one
+    per subject in each round). The share takes the first ``max(1, round(fraction · n_c))`` of
+    class ``c``'s ``n_c`` samples. So the subsets are stratified by class (exactly) and subject
+    (in turns), every class keeps a label at any share above 0, and a smaller share's subset
+    lies inside a larger one's (nested: the order does not depend on ``fraction``).
+
+    Args:
+        labels: ``(N,)`` class indices, ``UNLABELLED`` for samples without one (never kept).
+        subjects: ``(N,)`` subject ids.
+        train: The training indices to choose from.
+        fraction: The labelled share in ``[0, 1]``; 0 keeps none.
+        seed: Fixes the order.
+
+    Returns:
+        Sorted indices into the data set (a subset of ``train``).
+
+    Raises:
+        DcatError: A share outside ``[0, 1]``.
+    """
+    if not 0.0 <= fraction <= 1.0:
+        raise DcatError(f"a labelled share must be in [0, 1], got {fraction}")
+    labels, subjects = np.asarray(labels), np.asarray(subjects)
+    train = np.sort(np.asarray(train, dtype=np.int64))
+    rng = np.random.default_rng([seed, 28])  # a stream of its own: the split's draws stay
+    kept: list[np.ndarray] = []
+    for label in np.unique(labels[train]).tolist():
+        if label == UNLABELLED:
+            continue
+        ordered = _in_turns(train[labels[train] == label], subjects, rng)
+        if fraction > 0:
+            kept.append(ordered[: max(1, round(fraction * len(ordered)))])
+    return np.sort(np.concatenate(kept)) if kept else np.zeros(0, dtype=np.int64)
+
+
+def _in_turns(indices: np.ndarray, subjects: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """``indices`` ordered by subject turns: subjects and each subject's samples shuffled."""
+    own = [indices[subjects[indices] == s] for s in np.unique(subjects[indices]).tolist()]
+    queues = [rng.permutation(group) for group in own]
+    queues = [queues[i] for i in rng.permutation(len(queues))]
+    rounds = max(len(q) for q in queues)
+    return np.array([q[r] for r in range(rounds) for q in queues if r < len(q)], dtype=np.int64)
 
 
 def _check_fraction(name: str, value: float) -> None:
@@ -244,8 +330,13 @@ def make_split(
 ) -> Split:
     """Split samples into train / validation / test.
 
+    Unlabelled samples (label :data:`~dcat.nn.labels.UNLABELLED`) are training data only: an
+    ID split is drawn over the labelled samples and every unlabelled one joins its training
+    part; an OOD split puts a training subject's unlabelled samples in training and leaves a
+    validation or test subject's out of every part.
+
     Args:
-        labels: ``(N,)`` class indices (stratification for ``"id"``).
+        labels: ``(N,)`` class indices (stratification for ``"id"``), or ``UNLABELLED``.
         subjects: ``(N,)`` subject ids (groups for ``"ood"``).
         kind: ``"id"`` (stratified random) or ``"ood"`` (subject-disjoint).
         seed: Random seed.
@@ -283,9 +374,12 @@ def make_split(
     _check_fraction("test_size", test_size)
     _check_fraction("val_size", val_size)
     index = np.arange(len(labels))
+    unlabelled = labels == UNLABELLED
     if kind == "id":
         _refuse_ood_options(train_subjects, val_subjects, test_subjects, val_rotation)
-        train, val, test = _id_split(index, labels, seed, test_size, val_size)
+        known = index[~unlabelled]
+        train, val, test = _id_split(known, labels[known], seed, test_size, val_size)
+        train = np.concatenate([train, index[unlabelled]])
     elif kind == "ood":
         train, val, test = _ood(
             index,
@@ -299,6 +393,8 @@ def make_split(
             val_rotation,
             subject_names,
         )
+        # a validation or test subject's unlabelled samples are in no part
+        val, test = val[~unlabelled[val]], test[~unlabelled[test]]
     else:
         raise DcatError(f"split kind must be 'id' or 'ood', got {kind!r}")
     split = Split(kind, seed, np.sort(train), np.sort(val), np.sort(test))
@@ -497,6 +593,8 @@ def left_out(
     counts: dict[str, int] = {}
     for index in np.flatnonzero(~taken).tolist():
         name = subject_name(subjects[index], subject_names)
+        if name in used:  # a taken subject's sample left out on purpose (unlabelled, held out)
+            continue
         counts[name] = counts.get(name, 0) + 1
         close = near.get(loose_name(name))
         if counts[name] == 1 and close is not None:

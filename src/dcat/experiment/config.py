@@ -12,7 +12,7 @@ from __future__ import annotations
 import types
 import typing
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, ClassVar, Literal
 
 import yaml
 from pydantic import (
@@ -334,6 +334,18 @@ class SplitConfig(_Section):
             not in the other two lists).
         val_rotation: OOD: the seeds rotate the held-out validation subjects through grouped
             folds of the training subjects.
+        label_fractions: A label-efficiency curve: the labelled shares of the training part to
+            run, each in ``[0, 1]`` (:func:`dcat.data.splits.labelled_share`: stratified by
+            class and subject, nested, fixed by the seed). The rest of the training part stays
+            in as unlabelled paired recordings; validation and test stay labelled.
+        labelled_subjects: A curve over whole subjects (OOD): per point, the training
+            subjects whose labels are known (``[]``: none); the others' samples stay in,
+            unlabelled.
+        labelled: One point, as the curves are expanded into (a share or a subject list);
+            set by hand it runs that point alone.
+        name: Names the split in run folders and reports (default: ``kind``; a curve's points
+            are named ``<name>_share<share>``, ``<name>_labelled<s1>+<s2>`` or, with no
+            subject labelled, ``<name>_unlabelled``).
     """
 
     kind: Literal["id", "ood"]
@@ -343,6 +355,64 @@ class SplitConfig(_Section):
     val_subjects: list[SubjectEntry] | None = None
     test_subjects: list[SubjectEntry] | None = None
     val_rotation: bool = False
+    label_fractions: list[Annotated[float, Field(ge=0, le=1)]] | None = None
+    labelled_subjects: list[list[SubjectEntry]] | None = None
+    labelled: Annotated[float, Field(ge=0, le=1)] | list[SubjectEntry] | None = None
+    name: str | None = None
+
+    # the fields a split's fingerprint holds only when set (added after runs were recorded)
+    LATER: ClassVar[tuple[str, ...]] = (
+        "val_rotation", "label_fractions", "labelled_subjects", "labelled", "name",
+    )  # fmt: skip
+
+    @model_validator(mode="after")
+    def _one_curve(self) -> SplitConfig:
+        curves = [f for f in ("label_fractions", "labelled_subjects") if getattr(self, f)]
+        if len(curves) == 2 or (curves and self.labelled is not None):
+            raise DcatError(
+                "config: splits: give one of label_fractions, labelled_subjects and labelled"
+            )
+        subjects = self.labelled_subjects or isinstance(self.labelled, list)
+        if subjects and self.kind != "ood":
+            raise DcatError("config: splits: labelled subjects apply to OOD splits (kind: ood)")
+        return self
+
+    @property
+    def label(self) -> str:
+        """The split's name: ``name``, else ``kind``."""
+        return self.name or self.kind
+
+    def points(self) -> list[SplitConfig]:
+        """This split, or one split per point of its curve, each named for its point."""
+        if self.label_fractions:
+            values: list[float | list[SubjectEntry]] = list(dict.fromkeys(self.label_fractions))
+        elif self.labelled_subjects:
+            values = list(self.labelled_subjects)
+        else:
+            return [self]
+        cleared = {"label_fractions": None, "labelled_subjects": None}
+        return [
+            self.model_copy(
+                update={
+                    **cleared,
+                    "labelled": value,
+                    "name": f"{self.label}_{_point_name(value)}",
+                }
+            )
+            for value in values
+        ]
+
+    def fingerprint(self) -> dict[str, Any]:
+        """The fields, those of :attr:`LATER` only when set, so runs made before them match."""
+        dumped = self.model_dump()
+        return {k: v for k, v in dumped.items() if k not in self.LATER or v not in (None, False)}
+
+
+def _point_name(value: float | list[Any]) -> str:
+    """``share0.25``, ``labelled1+3``, or ``unlabelled`` (no subject labelled)."""
+    if isinstance(value, list):
+        return f"labelled{'+'.join(str(v) for v in value)}" if value else "unlabelled"
+    return f"share{value:g}"
 
 
 def _method_entry(entry: Any) -> Any:
@@ -521,6 +591,21 @@ class ExperimentConfig(_Section):
             raise DcatError("config: seeds must list at least one seed")
         if not self.splits:
             raise DcatError("config: splits must list at least one split kind")
+        # a curve runs as one split per point (each in its own folders and report section)
+        self.splits = [point for split in self.splits for point in split.points()]
+        for split in self.splits:
+            if split.labelled in (0, []):
+                raise DcatError(
+                    f"config: splits: {split.label}: a point without labelled training samples "
+                    "has no teacher to learn from: every source here is trained on the point's "
+                    "labels"
+                )
+        names = [s.label for s in self.splits]
+        twice = sorted({n for n in names if names.count(n) > 1})
+        if twice:
+            raise DcatError(
+                f"config: splits: two splits are named {twice[0]!r}; give each its own name"
+            )
         if self.refit_sources and not self.refit:
             raise DcatError(
                 "config: refit_sources: needs refit: true (it refits the sources of the refits)"

@@ -282,7 +282,7 @@ def grid_costs(
         The models' costs (plan order) and the seconds of one pass of each cached source
         network over the training part of its split and seed.
     """
-    kinds: list[str] = [s.kind for s in config.splits]
+    kinds: list[str] = [s.label for s in config.splits]
     costs, passes = [], {}
     for job in jobs:
         if RunFolder(out / job.folder).finished():

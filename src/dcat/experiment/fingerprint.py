@@ -98,10 +98,10 @@ def job_fingerprints(
 
     for recipe in recipes:
         job = recipe.job
-        split = next(s for s in config.splits if s.kind == job.split)
+        split = next(s for s in config.splits if s.label == job.split)
         split_entry = {
-            # a new option only when set, so runs made before it still match
-            **split.model_dump(exclude={"val_rotation"} if not split.val_rotation else None),
+            # new options only when set, so runs made before them still match
+            **split.fingerprint(),
             **(split_subjects or {}).get(job.split, {}),
             "seed": job.seed,
             "digest": split_digests[job.split, job.seed],

@@ -112,7 +112,7 @@ class _SeedData:
     caches: dict[tuple[str, ...], SourceCache] = field(default_factory=dict)
 
 
-# (run token, split kind, seed) → its data; a worker trains a seed's models mostly together.
+# (run token, split name, seed) → its data; a worker trains a seed's models mostly together.
 _CACHE: OrderedDict[tuple[str, str, int], _SeedData] = OrderedDict()
 _CACHE_SIZE = 2
 
@@ -125,12 +125,13 @@ def clear_cache() -> None:
 def _seed_data(
     config: ExperimentConfig, data: PairedDataset, split: Split, token: str
 ) -> _SeedData:
-    key = (token, split.kind, split.seed)
+    key = (token, split.label, split.seed)
     if key in _CACHE:
         _CACHE.move_to_end(key)
         return _CACHE[key]
     stats = fit_stats(config, data.subset(split.train))
     parts = {name: data.subset(idx).normalized(stats) for name, idx in split.parts().items()}
+    parts["train"] = parts["train"].hiding_labels(np.searchsorted(split.train, split.hidden))
     _CACHE[key] = entry = _SeedData(stats, parts)
     while len(_CACHE) > _CACHE_SIZE:
         _CACHE.popitem(last=False)
@@ -182,7 +183,8 @@ def train_model(
     if spec.epochs is not None:
         if prepared.everything is None:
             both = np.concatenate([spec.split.train, spec.split.val])
-            prepared.everything = data.subset(both).normalized(prepared.stats)
+            hidden = np.searchsorted(spec.split.train, spec.split.hidden)  # train comes first
+            prepared.everything = data.subset(both).normalized(prepared.stats).hiding_labels(hidden)
         train, keep, part = prepared.everything, "last", "everything"
         train_config = replace(train_config, max_epochs=spec.epochs)
     # every model of a seed that learns from one source reads the same cache of it

@@ -267,10 +267,10 @@ def plan_jobs(config: ExperimentConfig) -> list[Job]:
     jobs: list[Job] = []
     for split in config.splits:
         for seed in config.seeds:
-            jobs += [Job(split.kind, seed, m, "baseline") for m in needed]
+            jobs += [Job(split.label, seed, m, "baseline") for m in needed]
             if config.reference:
-                jobs += [Job(split.kind, seed, m, "plain") for m in targets]
+                jobs += [Job(split.label, seed, m, "plain") for m in targets]
             for transfer in config.transfers:
                 for tag, parts in _parts(config, transfer):
-                    jobs.append(Job(split.kind, seed, transfer.target, tag, tuple(parts)))
+                    jobs.append(Job(split.label, seed, transfer.target, tag, tuple(parts)))
     return jobs

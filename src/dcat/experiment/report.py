@@ -780,7 +780,7 @@ def write_report(
     ]
     pairs = list(dict.fromkeys((t.label, t.target) for t in config.transfers))
     val_samples = split_val_samples(out)  # the noise floor of the chance check
-    for split in dict.fromkeys(s.kind for s in config.splits):
+    for split in dict.fromkeys(s.label for s in config.splits):
         group = getattr(data, "group", "subject")
         lines += [f"## {SPLIT_TITLES.get(split, split).format(group=group)}", ""]
         lines += target_sections(
@@ -810,7 +810,7 @@ def write_report(
     ]
     if sweep:
         lines += ["## Effect of the cross-attention weight λ (D-CAT with MCMA)", ""]
-        for split in dict.fromkeys(s.kind for s in config.splits):
+        for split in dict.fromkeys(s.label for s in config.splits):
             for source, target in sweep:
                 lines += [
                     f"### {split.upper()}: target {target} ← source {source}",

@@ -51,9 +51,9 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import yaml
 
-from dcat.data import PairedDataset, Split, make_split, resolve_subjects
+from dcat.data import UNLABELLED, PairedDataset, Split, make_split, resolve_subjects
 from dcat.data.registry import get_dataset
-from dcat.data.splits import left_out
+from dcat.data.splits import labelled_share, left_out, subject_name
 from dcat.data.virtual import with_virtual_imu
 from dcat.errors import DcatError
 from dcat.experiment.build import (
@@ -302,7 +302,7 @@ def run_experiment(
             data = derive_modalities(config, data) if data is not None else load_dataset(config)
             config = default_encoders(config, data, console.line)
             checked = _check_everything(config, data, out, retrain_changed)
-        counts = np.bincount(data.labels, minlength=data.num_classes).tolist()
+        counts = np.bincount(data.labels[data.labelled], minlength=data.num_classes).tolist()
         out.mkdir(parents=True, exist_ok=True)  # (ranks other than 0)
         with console.recording(out / "experiment.log" if rank == 0 else None):
             local = session is not None and session.own_instance
@@ -405,7 +405,9 @@ def _start_folder(
         f"{len(jobs)} models to train → {out}" + (f" on {workers} workers" if workers > 1 else "")
     )
     shown = ", ".join(f"{c} {n}" for c, n in zip(data.class_names, counts, strict=True))
-    console.line(f"samples per class: {shown}")
+    unlabelled = len(data) - int(data.labelled.sum())
+    tail = f"; {unlabelled} unlabelled (training data only)" if unlabelled else ""
+    console.line(f"samples per class: {shown}{tail}")
     for line in _left_out_lines(config, data, splits):
         console.line(line)
     for mismatch in mismatches:  # and those that depend on them
@@ -414,7 +416,7 @@ def _start_folder(
     for (i, seed), split in splits.items():
         (out / "splits").mkdir(exist_ok=True)
         split.save(
-            out / "splits" / f"{config.splits[i].kind}_seed{seed}.json",
+            out / "splits" / f"{config.splits[i].label}_seed{seed}.json",
             data.subjects,
             data.subject_names,
         )
@@ -493,11 +495,11 @@ def _check_everything(
         class_names=data.class_names,
         data_digests={m: data.fingerprint([m]) for m in config.modalities},
         split_digests={
-            (config.splits[i].kind, seed): _split_digest(split)
+            (config.splits[i].label, seed): _split_digest(split)
             for (i, seed), split in splits.items()
         },
         split_subjects={
-            split_cfg.kind: subject_lists[i] for i, split_cfg in enumerate(config.splits)
+            split_cfg.label: subject_lists[i] for i, split_cfg in enumerate(config.splits)
         },
     )
     mismatches = find_mismatches(out, fingerprints)
@@ -530,7 +532,7 @@ def _rank() -> int:
 
 
 def _split_index(config: ExperimentConfig, kind: str) -> int:
-    return next(i for i, s in enumerate(config.splits) if s.kind == kind)
+    return next(i for i, s in enumerate(config.splits) if s.label == kind)
 
 
 class _Grid:
@@ -654,11 +656,11 @@ def _refit(
     )
     out: list[dict[str, Any]] = []
     for split_cfg in config.splits:  # each split's records, then its refits
-        out += [r for job, r in zip(jobs, records, strict=True) if job.split == split_cfg.kind]
+        out += [r for job, r in zip(jobs, records, strict=True) if job.split == split_cfg.label]
         out += [
             _record(spec.job, results[spec.folder], data.name)
             for spec in specs
-            if spec.job.split == split_cfg.kind
+            if spec.job.split == split_cfg.label
         ]
     return out
 
@@ -699,6 +701,9 @@ def _split_digest(split: Split) -> str:
     for name, indices in split.parts().items():
         digest.update(name.encode())
         digest.update(np.asarray(indices, dtype=np.int64).tobytes())
+    if split.hidden.size:  # a label-efficiency point: which training labels are hidden
+        digest.update(b"hidden")
+        digest.update(split.hidden.tobytes())
     return digest.hexdigest()
 
 
@@ -799,9 +804,41 @@ def _draw_split(
         )  # fmt: skip
         left_out(split, data.subjects, data.subject_names, data.recordings, data.group)
         _check_classes(data, split, split_cfg.kind, seed)
+        split = _point(data, split_cfg, split)
     except ValueError as err:
-        raise DcatError(f"config: splits[{index}]: {err}") from err
+        # a curve's points are listed in place of their split: the point names itself
+        where = f"splits[{index}]" if split_cfg.labelled is None else f"splits: {split_cfg.label}"
+        raise DcatError(f"config: {where}: {err}") from err
     return split
+
+
+def _point(
+    data: PairedDataset,
+    split_cfg: SplitConfig,
+    split: Split,
+) -> Split:
+    """``split`` as the point ``split_cfg.labelled`` of a label-efficiency curve: the labels
+    of the training samples outside its labelled part hidden; named ``split_cfg.label``."""
+    labelled = split_cfg.labelled
+    if labelled is None:
+        return replace(split, name=split_cfg.name or "")
+    if isinstance(labelled, list):
+        known = resolve_subjects(data.subjects, data.subject_names, labelled, "labelled")
+        stray = sorted(set(known) - set(np.unique(data.subjects[split.train]).tolist()))
+        if stray:
+            names = [subject_name(s, data.subject_names) for s in stray]
+            raise DcatError(
+                f"labelled {data.group}s {names} have no training sample in seed {split.seed}'s "
+                f"split (the labelled {data.group}s must be training {data.group}s)"
+            )
+        kept = split.train[np.isin(data.subjects[split.train], known)]
+    else:
+        kept = labelled_share(data.labels, data.subjects, split.train, labelled, split.seed)
+    kept = kept[data.labels[kept] != UNLABELLED]
+    point = split.hiding(kept, split_cfg.label)
+    if kept.size:
+        _check_classes(data, replace(point, train=kept), split_cfg.label, split.seed)
+    return point
 
 
 def _left_out_lines(
@@ -816,7 +853,7 @@ def _left_out_lines(
         if left:
             shown = ", ".join(f"{name} ({count})" for name, count in left.items())
             lines.append(
-                f"splits[{i}] ({split_cfg.kind}): {sum(left.values())} samples are in no part: "
+                f"splits[{i}] ({split_cfg.label}): {sum(left.values())} samples are in no part: "
                 f"{data.group}s {shown} are in none of its subject lists"
             )
     return lines

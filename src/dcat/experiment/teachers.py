@@ -186,7 +186,7 @@ def split_val_samples(folder: str | Path) -> dict[tuple[str, int], int]:
     out = {}
     for path in sorted((Path(folder) / "splits").glob("*.json")):
         split = Split.load(path)
-        out[split.kind, split.seed] = len(split.val)
+        out[split.label, split.seed] = len(split.val)
     return out
 
 

@@ -151,7 +151,8 @@ def _window_labels(
 ) -> tuple[np.ndarray, np.ndarray]:
     """Label of each window and the fraction of its label samples that carry that label.
 
-    Windows with no label sample inside get fraction 0 (and label −1).
+    Windows with no label sample inside get fraction 0 (and label −1, dropped); a window whose
+    label samples are mostly −1 (unlabelled) gets label −1 and a fraction above 0 (kept).
     """
     labels = np.full(len(starts), -1, dtype=np.int64)
     fractions = np.zeros(len(starts), dtype=np.float64)
@@ -316,7 +317,8 @@ def _kept_windows(
         keep &= ~_overlaps_gap(times, starts, window_s, gaps[name])
     labels, fractions = _window_labels(label_times, label_values, starts, window_s, label_rule)
     # The small slack keeps e.g. 2/3 ≥ 2/3 when the threshold was written as a rounded decimal.
-    keep &= (labels >= 0) & (fractions >= min_label_fraction - 1e-12)
+    # a window with label samples inside is kept, an unlabelled one (majority −1) too
+    keep &= (fractions > 0) & (fractions >= min_label_fraction - 1e-12)
     return starts[keep], labels[keep]
 
 
@@ -347,7 +349,9 @@ def cut_windows(
     Args:
         streams: Modality → :class:`Stream`.
         label_times: ``(L,)`` times in seconds of per-time labels (e.g. one stream's samples).
-        label_values: ``(L,)`` integer labels at those times.
+        label_values: ``(L,)`` integer labels at those times; ``-1`` marks a moment known to
+            be unlabelled, and a window whose label is ``-1`` is kept with it (an unlabelled
+            sample, ``dcat.data.UNLABELLED``).
         window_s: Window length in seconds.
         stride_s: Step between window starts in seconds.
         max_gap_s: Largest allowed gap between consecutive samples, in seconds: one value for

@@ -1,0 +1,152 @@
+"""Label-efficiency points: a split's labelled share or labelled subjects, the rest of its
+training part kept as unlabelled paired recordings (issue 28)."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import torch
+
+from dcat.data import Split
+from dcat.data.splits import labelled_share, make_split
+from dcat.errors import DcatError
+from dcat.experiment.config import load_config
+from dcat.experiment.runner import load_dataset, run_experiment
+from test_experiment import TINY, _write
+
+
+def test_shares_are_nested_stratified_by_class_and_subject_and_fixed_by_the_seed() -> None:
+    labels = np.repeat(np.arange(3), 12)
+    subjects = np.tile(np.repeat([1, 2, 3], 4), 3)
+    train = np.arange(36)
+    sets = {f: set(labelled_share(labels, subjects, train, f, seed=5)) for f in (0.1, 0.25, 0.5)}
+    assert sets[0.1] <= sets[0.25] <= sets[0.5]
+    for fraction, kept in sets.items():
+        kept_labels = labels[sorted(kept)]
+        per_class = max(1, round(fraction * 12))
+        assert np.bincount(kept_labels, minlength=3).tolist() == [per_class] * 3
+    # in turns over subjects: at half, each class has 2 of every subject's 4 samples
+    half = sorted(sets[0.5])
+    assert all(
+        np.sum((labels[half] == c) & (subjects[half] == s)) == 2
+        for c in range(3)
+        for s in (1, 2, 3)
+    )
+    assert labelled_share(labels, subjects, train, 0.25, seed=5).tolist() == sorted(sets[0.25])
+    assert labelled_share(labels, subjects, train, 0.25, seed=6).tolist() != sorted(sets[0.25])
+    assert labelled_share(labels, subjects, train, 0.0, seed=5).size == 0
+    assert labelled_share(labels, subjects, train, 1.0, seed=5).tolist() == train.tolist()
+    with pytest.raises(DcatError, match=r"a labelled share must be in \[0, 1\], got 1.5"):
+        labelled_share(labels, subjects, train, 1.5, seed=5)
+
+
+def test_a_split_with_hidden_labels_is_saved_and_read_back(tmp_path) -> None:
+    labels, subjects = np.repeat(np.arange(2), 10), np.tile(np.arange(5), 4)
+    split = make_split(labels, subjects, "id", seed=1, test_size=0.2, val_size=0.25)
+    kept = labelled_share(labels, subjects, split.train, 0.5, seed=1)
+    point = split.hiding(kept, "id_labels0.5")
+    assert point.label == "id_labels0.5" and split.label == "id"
+    assert sorted(set(point.hidden) | set(kept)) == point.train.tolist()
+    point.save(tmp_path / "s.json", subjects)
+    back = Split.load(tmp_path / "s.json")
+    assert back.name == "id_labels0.5" and back.hidden.tolist() == point.hidden.tolist()
+    assert back.train.tolist() == point.train.tolist()
+    with pytest.raises(DcatError, match="are not training samples"):
+        split.hiding(split.test[:1], "x")
+
+
+def test_curves_expand_into_named_points_and_are_checked(tmp_path) -> None:
+    config = load_config(_write(tmp_path, {**TINY, "splits": [
+        {"kind": "ood", "train_subjects": [1, 2, 3], "test_subjects": [4],
+         "label_fractions": [0.25, 1.0]},
+        {"kind": "ood", "train_subjects": [1, 2], "val_subjects": [3], "test_subjects": [4],
+         "labelled_subjects": [[1], [1, 2]]},
+    ]}))  # fmt: skip
+    names = [s.label for s in config.splits]
+    assert names == ["ood_share0.25", "ood_share1", "ood_labelled1", "ood_labelled1+2"]
+    assert [s.labelled for s in config.splits] == [0.25, 1.0, [1], [1, 2]]
+    assert all(s.label_fractions is None and s.labelled_subjects is None for s in config.splits)
+    # the expanded form is a configuration too: written out and read back, the same points
+    again = load_config(_write(tmp_path, {**TINY, "splits": config.to_dict()["splits"]}, "b.yaml"))
+    assert [s.label for s in again.splits] == names
+    with pytest.raises(DcatError, match="two splits are named 'ood_share1'"):
+        load_config(_write(tmp_path, {**TINY, "splits": [
+            {"kind": "ood", "train_subjects": [1, 2, 3], "label_fractions": [1.0]},
+            {"kind": "ood", "train_subjects": [1, 2], "label_fractions": [1.0]},
+        ]}))  # fmt: skip
+    with pytest.raises(DcatError, match="give one of label_fractions, labelled_subjects"):
+        load_config(
+            _write(
+                tmp_path,
+                {
+                    **TINY,
+                    "splits": [
+                        {"kind": "ood", "label_fractions": [0.5], "labelled_subjects": [[1]]}
+                    ],
+                },
+            )
+        )
+    with pytest.raises(DcatError, match="labelled subjects apply to OOD splits"):
+        load_config(
+            _write(tmp_path, {**TINY, "splits": [{"kind": "id", "labelled_subjects": [[1]]}]})
+        )
+    for point in ([[]], [[1]]), ([0.0], None):
+        subjects, shares = point if isinstance(point[0][0], list) else (None, point[0])
+        split = {"kind": "ood", "train_subjects": [1, 2, 3]}
+        split |= {"labelled_subjects": subjects} if subjects else {"label_fractions": shares}
+        with pytest.raises(DcatError, match="a point without labelled training samples has no "
+                                            "teacher to learn from"):  # fmt: skip
+            load_config(_write(tmp_path, {**TINY, "splits": [split]}))
+
+
+def _models(folder, split: str) -> dict[str, dict[str, torch.Tensor]]:
+    runs = sorted((folder / "runs" / split).rglob("best.ckpt"))
+    return {
+        str(p.relative_to(folder)): torch.load(p, weights_only=True)["state_dict"] for p in runs
+    }
+
+
+def test_a_share_point_keeps_the_labels_of_its_nested_subset(tmp_path) -> None:
+    curve = {**TINY, "methods": ["logit_kd"], "lambdas": [], "reference": False,
+             "splits": [{"kind": "ood", "train_subjects": [1, 2, 3], "test_subjects": [4],
+                         "label_fractions": [0.5, 1.0]}]}  # fmt: skip
+    config = load_config(_write(tmp_path, curve))
+    run_experiment(config, tmp_path / "a", log=lambda line: None)
+    records = json.loads((tmp_path / "a" / "results.json").read_text())
+    assert {r["split"] for r in records} == {"ood_share0.5", "ood_share1"}
+    half = Split.load(tmp_path / "a" / "splits" / "ood_share0.5_seed0.json")
+    full = Split.load(tmp_path / "a" / "splits" / "ood_share1_seed0.json")
+    assert full.hidden.size == 0 and half.train.tolist() == full.train.tolist()
+    data = load_dataset(config)
+    kept = np.setdiff1d(half.train, half.hidden)
+    expected = labelled_share(data.labels, data.subjects, half.train, 0.5, seed=0)
+    assert kept.tolist() == expected.tolist()
+    # the labels it keeps are read: at the full share every model differs
+    for run, state in _models(tmp_path / "a", "ood_share0.5").items():
+        other = _models(tmp_path / "a", "ood_share1")[run.replace("share0.5", "share1")]
+        assert not all(torch.equal(v, other[k]) for k, v in state.items()), run
+
+
+def test_a_point_never_reads_a_hidden_label(tmp_path) -> None:
+    """Change every label of the unlabelled subject: every model is bit-identical."""
+    curve = {**TINY, "methods": ["logit_kd", "pseudo_label"], "lambdas": [], "reference": True,
+             "splits": [{"kind": "ood", "train_subjects": [1, 2], "val_subjects": [3],
+                         "test_subjects": [4], "labelled_subjects": [[1]]}]}  # fmt: skip
+    config = load_config(_write(tmp_path, curve))
+    run_experiment(config, tmp_path / "a", log=lambda line: None)
+    point = Split.load(tmp_path / "a" / "splits" / "ood_labelled1_seed0.json")
+    data = load_dataset(config)
+    assert np.unique(data.subjects[point.hidden]).tolist() == [2]  # UTD-MHAD ids are names
+    changed = data.labels.copy()
+    changed[point.hidden] = (changed[point.hidden] + 1) % data.num_classes
+    data.labels = changed
+    run_experiment(config, tmp_path / "b", data=data, log=lambda line: None)
+    first, second = (
+        _models(tmp_path / "a", "ood_labelled1"),
+        _models(tmp_path / "b", "ood_labelled1"),
+    )
+    assert len(first) == 5 and set(first) == set(second)  # skeleton, imu, plain, 2 methods
+    for run, state in first.items():
+        assert all(torch.equal(state[k], second[run][k]) for k in state), run
