@@ -116,6 +116,10 @@ def test_a_share_point_keeps_the_labels_of_its_nested_subset(tmp_path) -> None:
     run_experiment(config, tmp_path / "a", log=lambda line: None)
     records = json.loads((tmp_path / "a" / "results.json").read_text())
     assert {r["split"] for r in records} == {"ood_share0.5", "ood_share1"}
+    report = (tmp_path / "a" / "report.md").read_text()
+    assert "## Out-of-distribution (OOD): subject-disjoint split, ood_share0.5" in report
+    assert "## Label-efficiency curves" in report and "### ood: target imu" in report
+    assert (tmp_path / "a" / "curve_ood_imu.png").is_file()
     half = Split.load(tmp_path / "a" / "splits" / "ood_share0.5_seed0.json")
     full = Split.load(tmp_path / "a" / "splits" / "ood_share1_seed0.json")
     assert full.hidden.size == 0 and half.train.tolist() == full.train.tolist()
@@ -150,3 +154,78 @@ def test_a_point_never_reads_a_hidden_label(tmp_path) -> None:
     assert len(first) == 5 and set(first) == set(second)  # skeleton, imu, plain, 2 methods
     for run, state in first.items():
         assert all(torch.equal(state[k], second[run][k]) for k in state), run
+
+
+# ---------------------------------------------------------------------------------- the report
+
+
+def _records() -> list[dict]:
+    """Two points, 4 seeds: baseline and plain alternate as the best on validation; the pick is
+    logit KD, ahead by a known amount."""
+    rng = np.random.default_rng(0)
+    out = []
+    for split, gain in (("ood_share0.25", 0.08), ("ood_share1", 0.01)):
+        for seed in range(4):
+            base, plain = 0.6 + 0.01 * seed, 0.62 + 0.005 * seed
+            val_base, val_plain = (0.7, 0.6) if seed % 2 else (0.6, 0.7)
+            best = base if seed % 2 else plain
+            kd = best + gain + 0.01 * rng.standard_normal()
+            for method, f1, val, source in (
+                ("baseline", base, val_base, ""), ("plain", plain, val_plain, ""),
+                ("logit_kd", kd, 0.9, "skeleton"),
+            ):  # fmt: skip
+                lam = 1.0 if source else None
+                out.append({"split": split, "seed": seed, "target": "imu", "method": method,
+                            "source": source, "lambda": lam, "f1": f1, "val_f1": val,
+                            "refit": False, "pick": method == "logit_kd"})  # fmt: skip
+    return out
+
+
+def test_the_curve_table_pairs_the_pick_with_the_best_model_without_a_source() -> None:
+    from scipy import stats
+
+    from dcat.experiment.curves import Curve, best_without_source, curve_table, mean_interval
+    from dcat.experiment.statistics import holm
+
+    records = _records()
+    chosen = best_without_source(records, "ood_share0.25", "imu")
+    assert [chosen[s]["method"] for s in range(4)] == ["plain", "baseline", "plain", "baseline"]
+    curve = Curve("ood", ("ood_share0.25", "ood_share1"), ("25 %", "100 %"))
+    table = curve_table(records, curve, "imu")
+    assert table is not None and [row[0] for row in table[1:]] == ["25 %", "100 %"]
+    raw = []
+    for row, split in zip(table[1:], curve.splits, strict=True):
+        pick = [r["f1"] for r in records if r["split"] == split and r["pick"]]
+        best = [best_without_source(records, split, "imu")[s]["f1"] for s in range(4)]
+        d = np.subtract(pick, best)
+        assert row[3] == f"{d.mean():+.3f}"
+        assert row[5] == f"{stats.ttest_rel(pick, best).pvalue:.3g}"
+        assert row[6] == f"{stats.wilcoxon(d).pvalue:.3g}"
+        raw.append(stats.ttest_rel(pick, best).pvalue)
+        assert row[-1] == "4"
+    assert [row[7] for row in table[1:]] == [f"{p:.3g}" for p in holm(raw)]
+    mean, half = mean_interval([0.6, 0.7, 0.8])
+    assert mean == pytest.approx(0.7)
+    assert half == pytest.approx(stats.t.ppf(0.975, 2) * 0.1 / np.sqrt(3))
+
+
+def test_the_report_draws_each_curve_and_names_the_label_only_methods(tmp_path) -> None:
+    from dcat.experiment.curves import curve_lines, curves
+
+    config = load_config(_write(tmp_path, {**TINY, "methods": ["dcat", "logit_kd"],
+                                           "lambdas": [], "splits": [
+        {"kind": "ood", "train_subjects": [1, 2, 3], "test_subjects": [4],
+         "label_fractions": [0.25, 1.0]}]}))  # fmt: skip
+    assert [(c.name, c.splits, c.ticks) for c in curves(config)] == [
+        ("ood", ("ood_share0.25", "ood_share1"), ("25 %", "100 %"))
+    ]
+    lines = curve_lines(_records(), config, {"dcat": "D-CAT"}, tmp_path)
+    text = "\n".join(lines)
+    assert (
+        "Learn from the labelled samples only (the unlabelled ones never reach them): D-CAT."
+        in text
+    )
+    assert "![label-efficiency curve](curve_ood_imu.png)" in text
+    assert (tmp_path / "curve_ood_imu.png").stat().st_size > 1000
+    assert "| 25 % |" in text and "4 seeds are a smoke test" in text
+    assert curve_lines(_records(), load_config(_write(tmp_path, TINY)), {}) == []

@@ -346,6 +346,8 @@ class SplitConfig(_Section):
         name: Names the split in run folders and reports (default: ``kind``; a curve's points
             are named ``<name>_share<share>``, ``<name>_labelled<s1>+<s2>`` or, with no
             subject labelled, ``<name>_unlabelled``).
+        curve: The curve a point belongs to (the name of the split it was expanded from): the
+            report draws its points as one curve.
     """
 
     kind: Literal["id", "ood"]
@@ -359,10 +361,11 @@ class SplitConfig(_Section):
     labelled_subjects: list[list[SubjectEntry]] | None = None
     labelled: Annotated[float, Field(ge=0, le=1)] | list[SubjectEntry] | None = None
     name: str | None = None
+    curve: str | None = None
 
     # the fields a split's fingerprint holds only when set (added after runs were recorded)
     LATER: ClassVar[tuple[str, ...]] = (
-        "val_rotation", "label_fractions", "labelled_subjects", "labelled", "name",
+        "val_rotation", "label_fractions", "labelled_subjects", "labelled", "name", "curve",
     )  # fmt: skip
 
     @model_validator(mode="after")
@@ -397,6 +400,7 @@ class SplitConfig(_Section):
                     **cleared,
                     "labelled": value,
                     "name": f"{self.label}_{_point_name(value)}",
+                    "curve": self.label,
                 }
             )
             for value in values

@@ -13,6 +13,8 @@
 * The λ sweep, shaped like Table IV, with the validation F1 it is chosen by.
 * Plots: macro-F1 per method with standard-deviation error bars, and the confusion matrices of
   the baseline and D-CAT targets (summed over seeds).
+* For a split run as a label-efficiency curve, its plot and the pick's paired Δ against the
+  best model without a source at each point (:mod:`dcat.experiment.curves`).
 """
 
 from __future__ import annotations
@@ -26,6 +28,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from dcat.experiment.curves import curve_lines
 from dcat.experiment.pick import PICK_RULES, mark_picks
 from dcat.experiment.plan import method_labels
 from dcat.experiment.statistics import (
@@ -780,9 +783,13 @@ def write_report(
     ]
     pairs = list(dict.fromkeys((t.label, t.target) for t in config.transfers))
     val_samples = split_val_samples(out)  # the noise floor of the chance check
-    for split in dict.fromkeys(s.label for s in config.splits):
+    for split_cfg in config.splits:  # each name once (the configuration checks it)
+        split = split_cfg.label
         group = getattr(data, "group", "subject")
-        lines += [f"## {SPLIT_TITLES.get(split, split).format(group=group)}", ""]
+        title = SPLIT_TITLES.get(split, split)
+        if split_cfg.curve is not None:  # a point: its split kind's title, and the point
+            title = f"{SPLIT_TITLES.get(split_cfg.kind, split_cfg.kind)}, {split}"
+        lines += [f"## {title.format(group=group)}", ""]
         lines += target_sections(
             records, split, pairs or [("", m) for m in config.modalities], weight, labels, out,
             rule=config.selection, num_classes=data.num_classes, val_samples=val_samples,
@@ -818,6 +825,7 @@ def write_report(
                     format_table(_lambda_rows(records, split, target, source)),
                     "",
                 ]
+    lines += curve_lines(records, config, labels, out)
     path = out / "report.md"
     write_atomic(path, "\n".join(lines))
     return path
