@@ -122,6 +122,22 @@ def on_manifest(edit=None, rows=None, **changes) -> Callable[[Path], Path]:
     return build
 
 
+def with_teacher(folder: bool) -> Callable[[Path], Path]:
+    """A case builder: the mic's teacher from elsewhere is a path that is not there, or a folder
+    that holds no dcat model."""
+
+    def build(tmp: Path) -> Path:
+        manifest = write_manifest(tmp / "data")
+        teacher = tmp / "teacher"
+        if folder:
+            teacher.mkdir()
+        config = manifest_config(manifest)
+        config["modalities"]["mic"]["teacher"] = str(teacher)
+        return write_config(tmp, config)
+
+    return build
+
+
 def empty_manifest(tmp: Path) -> Path:
     manifest = write_manifest(tmp / "data")
     manifest.write_text("")
@@ -764,11 +780,19 @@ CASES = [
          ["labelled subjects apply to OOD splits (kind: ood)"]),
     Case("split-point-without-labels", "a point with no labelled training sample", "config",
          with_config(splits=[{"kind": "id", "label_fractions": [0.0, 0.5]}]),
-         ["splits: id_share0: a point without labelled training samples has no teacher to "
-          "learn from"]),
+         ["splits: id_share0: a point without labelled training samples has no teacher for "
+          "['mic']: a source trained here learns from the point's labels (give "
+          "modalities.mic.teacher, a model trained elsewhere)"]),
     Case("split-same-name", "two splits of one kind, neither named", "config",
          with_config(splits=[{"kind": "id"}, {"kind": "id", "test_size": 0.3}]),
          ["config.yaml: splits: two splits are named 'id'; give each its own name"]),
+    Case("teacher-missing", "a teacher trained elsewhere whose path is not there", "experiment",
+         with_teacher(folder=False),
+         ["config: modalities.mic.teacher: teacher ", "/teacher: no such file or folder"]),
+    Case("teacher-not-a-model", "a teacher folder that holds no dcat model", "experiment",
+         with_teacher(folder=True),
+         ["config: modalities.mic.teacher: teacher ", "/teacher: not a dcat run folder (no "
+          "checkpoints/best.ckpt), checkpoint or export folder (no metadata.json)"]),
     Case("split-labelled-subject-not-training", "a labelled subject that is not a training "
          "subject", "experiment",
          with_config(splits=[{"kind": "ood", "train_subjects": ["s1", "s2"],

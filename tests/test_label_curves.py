@@ -97,7 +97,7 @@ def test_curves_expand_into_named_points_and_are_checked(tmp_path) -> None:
         split = {"kind": "ood", "train_subjects": [1, 2, 3]}
         split |= {"labelled_subjects": subjects} if subjects else {"label_fractions": shares}
         with pytest.raises(DcatError, match="a point without labelled training samples has no "
-                                            "teacher to learn from"):  # fmt: skip
+                                            r"teacher for \[.skeleton.\]"):  # fmt: skip
             load_config(_write(tmp_path, {**TINY, "splits": [split]}))
 
 
@@ -229,3 +229,24 @@ def test_the_report_draws_each_curve_and_names_the_label_only_methods(tmp_path) 
     assert (tmp_path / "curve_ood_imu.png").stat().st_size > 1000
     assert "| 25 % |" in text and "4 seeds are a smoke test" in text
     assert curve_lines(_records(), load_config(_write(tmp_path, TINY)), {}) == []
+
+
+def test_a_point_without_labels_is_held_against_the_first_points_bar() -> None:
+    from scipy import stats
+
+    from dcat.experiment.curves import Curve, best_without_source, curve_table
+
+    records = _records()
+    alone = [0.55, 0.58, 0.6, 0.57]
+    records += [{"split": "ood_unlabelled", "seed": s, "target": "imu", "method": "logit_kd",
+                 "source": "skeleton", "lambda": 1.0, "f1": f1, "val_f1": 0.5, "refit": False,
+                 "pick": True} for s, f1 in enumerate(alone)]  # fmt: skip
+    curve = Curve(
+        "ood", ("ood_unlabelled", "ood_share0.25", "ood_share1"), ("none", "25 %", "100 %")
+    )
+    table = curve_table(records, curve, "imu")
+    assert table is not None and [row[0] for row in table[1:]] == ["none", "25 %", "100 %"]
+    bar = [best_without_source(records, "ood_share0.25", "imu")[s]["f1"] for s in range(4)]
+    assert table[1][1] == f"{np.mean(bar):.3f} (at 25 %)"
+    assert table[1][3] == f"{np.mean(np.subtract(alone, bar)):+.3f}"
+    assert table[1][5] == f"{stats.ttest_rel(alone, bar).pvalue:.3g}"

@@ -15,9 +15,11 @@ from dcat.experiment.recipe import DataRecipe, NetworkRecipe, Recipe
 from dcat.io.normalization import ChannelStats, center_positions
 from dcat.io.skeleton import SkeletonLayout, get_layout
 from dcat.nn.model import ModalityNet
+from dcat.training.elsewhere import Teacher, check_card, load_teacher, map_classes
 from dcat.training.tasks import SourceSpec, TransferTask, UnimodalTask
 
 __all__ = [
+    "TEACHER_FOLDER",
     "augmentation",
     "augmentation_of",
     "build_model",
@@ -28,7 +30,69 @@ __all__ = [
     "make_task",
     "net_of",
     "normalization_kinds",
+    "teacher_lacks",
+    "teacher_net",
+    "teacher_of",
+    "teachers",
 ]
+
+
+TEACHER_FOLDER = "teachers"
+"""A teacher from elsewhere stands where a source's run folder would: ``teachers/<modality>``
+names it in cache keys (it has no run folder of the experiment)."""
+
+# a process reads each teacher once: (path, classes) → the teacher and its mapped network
+_TEACHERS: dict[tuple[str, tuple[str, ...]], tuple[Teacher, ModalityNet, list[str]]] = {}
+
+
+def teachers(config: ExperimentConfig) -> list[str]:
+    """The modalities whose teacher was trained elsewhere (``modalities.<m>.teacher``)."""
+    return [m for m, spec in config.modalities.items() if spec.teacher is not None]
+
+
+def _loaded(
+    config: ExperimentConfig, data: PairedDataset, modality: str
+) -> tuple[Teacher, ModalityNet, list[str]]:
+    path = config.modalities[modality].teacher
+    if path is None:
+        raise DcatError(f"modality {modality!r} has no teacher from elsewhere")
+    key = (path, tuple(data.class_names))
+    if key not in _TEACHERS:
+        where = f"config: modalities.{modality}.teacher"
+        try:
+            teacher = load_teacher(path)
+        except FileNotFoundError as err:
+            raise DcatError(f"{where}: {err}") from None
+        except DcatError as err:
+            raise DcatError(f"{where}: {err}") from None
+        stream = data.stream(modality)
+        check_card(
+            teacher.card, kind=stream.kind, shape=data.shape(modality), rate_hz=stream.rate_hz,
+            channels=stream.channels, where=f"{where} ({path})",
+        )  # fmt: skip
+        net, missing = map_classes(teacher, list(data.class_names), f"{where} ({path})")
+        _TEACHERS[key] = (teacher, net, missing)
+    return _TEACHERS[key]
+
+
+def teacher_of(config: ExperimentConfig, data: PairedDataset, modality: str) -> Teacher:
+    """The teacher of ``modality`` trained elsewhere, its card checked against ``data``.
+
+    Raises:
+        DcatError: No such file or folder, not a dcat model, a card that does not describe the
+            data (naming the field), or no class in common (naming the config key).
+    """
+    return _loaded(config, data, modality)[0]
+
+
+def teacher_net(config: ExperimentConfig, data: PairedDataset, modality: str) -> ModalityNet:
+    """The teacher's network with its classes in the data's order (frozen, eval mode)."""
+    return _loaded(config, data, modality)[1]
+
+
+def teacher_lacks(config: ExperimentConfig, data: PairedDataset, modality: str) -> list[str]:
+    """The data's classes the teacher of ``modality`` was not trained on."""
+    return _loaded(config, data, modality)[2]
 
 
 def in_channels(data: PairedDataset, modality: str) -> int:
@@ -166,15 +230,20 @@ def normalization_kinds(config: ExperimentConfig, data: PairedDataset) -> dict[s
 
 
 def fit_stats(config: ExperimentConfig, train: PairedDataset) -> dict[str, ChannelStats]:
-    """Modality → normalisation statistics fitted on ``train`` (none for ``none`` modalities)."""
+    """Modality → normalisation statistics fitted on ``train`` (none for ``none`` modalities);
+    a modality whose teacher was trained elsewhere is normalised as its card says, so the
+    teacher reads its inputs as it was trained."""
+    own = {m: teacher_of(config, train, m).normalization for m in teachers(config)}
     kinds = normalization_kinds(config, train)
+    kinds = {m: k for m, k in kinds.items() if m not in own}
     layouts = {m: config.data.layout(m) for m in config.data.skeletons}
     stats = train.fit_normalization(
         {m: k for m, k in kinds.items() if k != "none"},
-        center=config.data.center_modes(),
+        center={m: c for m, c in config.data.center_modes().items() if m not in own},
         dims={m: layout.dims for m, layout in layouts.items() if layout is not None},
     )
-    return {m: s for m, s in stats.items() if kinds.get(m, "zscore") != "none"}
+    fitted = {m: s for m, s in stats.items() if kinds.get(m, "zscore") != "none"}
+    return {**fitted, **{m: s for m, s in own.items() if s is not None}}
 
 
 def make_task(

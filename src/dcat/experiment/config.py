@@ -289,6 +289,11 @@ class ModalityConfig(_Section):
         train: Training options for this modality as a target (e.g. ``lr``), over ``train``.
         derive: Make this modality from channels of another (:class:`DeriveConfig`) instead of
             reading it from the data set.
+        teacher: A teacher trained elsewhere for this modality: a dcat run folder, one of its
+            checkpoints, or a dcat export folder (:func:`dcat.training.elsewhere.load_teacher`).
+            Transfers from the modality learn from it, frozen; the experiment trains no
+            baseline of it. Its card is checked against the data and its classes are mapped to
+            the data's by name before anything trains.
     """
 
     encoder: str | None = None
@@ -298,6 +303,7 @@ class ModalityConfig(_Section):
     aux_head: bool = False
     train: dict[str, Any] = Field(default_factory=dict)
     derive: DeriveConfig | None = None
+    teacher: str | None = None
 
     @field_validator("encoder")
     @classmethod
@@ -342,7 +348,9 @@ class SplitConfig(_Section):
             subjects whose labels are known (``[]``: none); the others' samples stay in,
             unlabelled.
         labelled: One point, as the curves are expanded into (a share or a subject list);
-            set by hand it runs that point alone.
+            set by hand it runs that point alone. A point without labels (``0`` or ``[]``)
+            needs teachers trained elsewhere; it trains only the methods that learn without
+            labels (no baseline, no plain reference).
         name: Names the split in run folders and reports (default: ``kind``; a curve's points
             are named ``<name>_share<share>``, ``<name>_labelled<s1>+<s2>`` or, with no
             subject labelled, ``<name>_unlabelled``).
@@ -597,13 +605,6 @@ class ExperimentConfig(_Section):
             raise DcatError("config: splits must list at least one split kind")
         # a curve runs as one split per point (each in its own folders and report section)
         self.splits = [point for split in self.splits for point in split.points()]
-        for split in self.splits:
-            if split.labelled in (0, []):
-                raise DcatError(
-                    f"config: splits: {split.label}: a point without labelled training samples "
-                    "has no teacher to learn from: every source here is trained on the point's "
-                    "labels"
-                )
         names = [s.label for s in self.splits]
         twice = sorted({n for n in names if names.count(n) > 1})
         if twice:
@@ -646,11 +647,26 @@ class ExperimentConfig(_Section):
 
         method_variants(self)
         self._check_networks()
+        self._check_unlabelled_points()
         # the training options (names, types and ranges), before any work
         train_options(self, "", 0)
         for name in self.modalities:
             train_options(self, name, 0)
         return self
+
+    def _check_unlabelled_points(self) -> None:
+        """A curve's point without labels trains no baseline, no plain reference and no method
+        that needs labels; its sources must be teachers trained elsewhere."""
+        from dcat.experiment.plan import source_modalities
+
+        empty = [s.label for s in self.splits if s.labelled in (0, [])]
+        here = [m for m in source_modalities(self, network=True) if not self.modalities[m].teacher]
+        if empty and here:
+            raise DcatError(
+                f"config: splits: {empty[0]}: a point without labelled training samples has "
+                f"no teacher for {here}: a source trained here learns from the point's labels "
+                f"(give modalities.{here[0]}.teacher, a model trained elsewhere)"
+            )
 
     def _check_networks(self) -> None:
         """A virtual modality placed per class (it reads the labels) is only ever training data;

@@ -127,17 +127,27 @@ def mean_interval(values: Sequence[float], confidence: float = 0.95) -> tuple[fl
     return mean, float(half)
 
 
+def _reference_point(
+    records: Sequence[Mapping[str, Any]], curve: Curve, target: str
+) -> dict[str, str]:
+    """Point → the point whose best model without a source it is compared with: itself, or
+    for a point without one (no labels) the first point that has one."""
+    has = [s for s in curve.splits if best_without_source(records, s, target)]
+    return {s: s if s in has else has[0] for s in curve.splits if has}
+
+
 def curve_comparisons(
     records: Sequence[Mapping[str, Any]], curve: Curve, target: str
 ) -> dict[str, PairedComparison]:
-    """Point → the pick's paired comparison with the best model without a source, Holm across
-    the points; a point without a pick or a model without a source is left out."""
+    """Point → the pick's paired comparison with the best model without a source (of the point,
+    or for a point without labels of the first point with one), Holm across the points; a point
+    without a pick is left out."""
     found = {}
-    for split in curve.splits:
+    for split, against in _reference_point(records, curve, target).items():
         picks = {r["seed"]: r["f1"] for r in _rows(records, split, target) if r.get("pick")}
-        reference = {s: r["f1"] for s, r in best_without_source(records, split, target).items()}
-        if picks and reference:
-            found[split] = compare(picks, reference)
+        best = best_without_source(records, against, target)
+        if picks:
+            found[split] = compare(picks, {s: r["f1"] for s, r in best.items()})
     adjusted = holm([c.p_t for c in found.values()])
     return {
         split: replace(c, p_holm=p) for (split, c), p in zip(found.items(), adjusted, strict=True)
@@ -160,17 +170,21 @@ def curve_table(
         "labelled", "best without a source", "dcat pick", "Δ F1", "95 % CI", "t-test p",
         "Wilcoxon p", "Holm p", "seeds",
     ]]  # fmt: skip
-    for split, tick in zip(curve.splits, curve.ticks, strict=True):
+    against = _reference_point(records, curve, target)
+    ticks = dict(zip(curve.splits, curve.ticks, strict=True))
+    for split, tick in ticks.items():
         c = found.get(split)
         if c is None:
             continue
-        reference = best_without_source(records, split, target)
+        reference = best_without_source(records, against[split], target)
         picks = {r["seed"]: r["f1"] for r in _rows(records, split, target) if r.get("pick")}
         seeds = list(c.seeds)
         interval = "n/a" if math.isnan(c.ci_low) else f"[{c.ci_low:+.3f}, {c.ci_high:+.3f}]"
+        # a point without labels is held against the first point's bar, and says so
+        elsewhere = f" (at {ticks[against[split]]})" if against[split] != split else ""
         rows.append([
             tick,
-            f"{np.mean([reference[s]['f1'] for s in seeds]):.3f}",
+            f"{np.mean([reference[s]['f1'] for s in seeds]):.3f}{elsewhere}",
             f"{np.mean([picks[s] for s in seeds]):.3f}",
             f"{c.mean:+.3f}", interval, _p(c.p_t), _p(c.p_wilcoxon), _p(c.p_holm),
             str(len(seeds)),

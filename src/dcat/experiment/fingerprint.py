@@ -4,8 +4,9 @@ A model is reused on a rerun only when the fingerprint of the job that would tra
 the one its folder recorded when it was trained: its recipe (:mod:`dcat.experiment.recipe`: data
 set and reader options, classes, normalisation, network, training options, method and its
 options, λ, seed), its split, a digest of the data it was trained on and the digest of the
-source run it learnt from. Since a transfer's fingerprint holds its source baseline's digest, a
-changed baseline changes every transfer that depends on it.
+source run it learnt from (or of the teacher trained elsewhere: its weights and card). Since a
+transfer's fingerprint holds its source baseline's digest, a changed baseline changes every
+transfer that depends on it.
 
 A split's subject lists are recorded as the subject ids the names written in the config resolve
 to (:func:`dcat.data.resolve_subjects`), as they were when configs gave ids, and beside them a
@@ -64,6 +65,7 @@ def job_fingerprints(
     data_digests: Mapping[str, str],
     split_digests: Mapping[tuple[str, int], str],
     split_subjects: Mapping[str, Mapping[str, list[int] | None]] | None = None,
+    teacher_digests: Mapping[str, str] | None = None,
 ) -> dict[str, dict[str, Any]]:
     """The fingerprint of every model: its recipe (:meth:`Recipe.fingerprint`) with the
     digests of the data it saw, keyed by its run folder.
@@ -76,6 +78,9 @@ def job_fingerprints(
         split_digests: ``(split kind, seed)`` → digest of the drawn split's indices.
         split_subjects: Split kind → its subject lists (``train_subjects``, ...) as subject ids,
             recorded instead of the lists as written; ``None``: as written.
+        teacher_digests: Modality → the digest of its teacher trained elsewhere
+            (:attr:`dcat.training.elsewhere.Teacher.digest`), which a transfer from it records
+            instead of a source run.
 
     Returns:
         Run folder → fingerprint (a JSON-compatible mapping).
@@ -93,6 +98,8 @@ def job_fingerprints(
                 "samples": data_digests[modality],
                 "derive": None if derive is None else derive.model_dump(),
             }
+        if modality in (teacher_digests or {}):
+            return {"modality": modality, "teacher": (teacher_digests or {})[modality]}
         run = baseline_of[job.split, job.seed, modality]
         return {"modality": modality, "run": run, "digest": digest(fingerprints[run])}
 

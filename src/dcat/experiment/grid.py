@@ -27,16 +27,16 @@ import numpy as np
 import torch
 
 from dcat.data import PairedDataset, Split
-from dcat.experiment.build import build_model, build_net, fit_stats
+from dcat.experiment.build import TEACHER_FOLDER, build_model, build_net, fit_stats, teacher_net
 from dcat.experiment.config import ExperimentConfig
 from dcat.experiment.fingerprint import FINGERPRINT_FILE
-from dcat.experiment.plan import Job
+from dcat.experiment.plan import Job, trained_here
 from dcat.experiment.recipe import Recipe
 from dcat.io.atomic import write_atomic
 from dcat.io.normalization import ChannelStats
 from dcat.nn.model import ModalityNet
 from dcat.training.cache import SourceCache
-from dcat.training.engine import fit
+from dcat.training.engine import fit, learns_unlabelled
 from dcat.training.run_folder import RunFolder
 from dcat.training.tasks import TransferTask, UnimodalTask
 
@@ -188,7 +188,11 @@ def train_model(
         train, keep, part = prepared.everything, "last", "everything"
         train_config = replace(train_config, max_epochs=spec.epochs)
     # every model of a seed that learns from one source reads the same cache of it
-    caches = _caches(task, job, (part, train_config.cache_dtype, str(train_config.cache_dir)))
+    # with unlabelled samples, a task that learns from labels only trains on the labelled ones:
+    # its cache has other rows
+    rows = part if not train.has_unlabelled or learns_unlabelled(task) else f"{part}-labelled"
+    how = (rows, train_config.cache_dtype, str(train_config.cache_dir))
+    caches = _caches(task, job, how, config)
     for name, key in caches.items():
         if isinstance(task, TransferTask) and key in prepared.caches:
             task.attach_cache(name, prepared.caches[key])
@@ -217,7 +221,7 @@ def train_model(
 
 
 def _caches(
-    task: UnimodalTask | TransferTask, job: Job, how: tuple[str, ...]
+    task: UnimodalTask | TransferTask, job: Job, how: tuple[str, ...], config: ExperimentConfig
 ) -> dict[str, tuple[str, ...]]:
     """Source name in ``task`` → the key of its cache (the source's run folder, which names
     its modality and tells a refitted source from the grid's, the training part and the
@@ -225,10 +229,17 @@ def _caches(
     if not isinstance(task, TransferTask):
         return {}
     return {
-        s.name: (job.baseline(s.input_key).folder, *how)
+        s.name: (_source_folder(config, job, s.input_key), *how)
         for s in task.specs
         if s.name in task.sources
     }
+
+
+def _source_folder(config: ExperimentConfig, job: Job, modality: str) -> str:
+    """The run folder of ``job``'s source ``modality``, or ``teachers/<modality>``."""
+    if trained_here(config, modality):
+        return job.baseline(modality).folder
+    return f"{TEACHER_FOLDER}/{modality}"
 
 
 def _source(
@@ -239,7 +250,10 @@ def _source(
     job: Job,
     modality: str,
 ) -> ModalityNet:
-    """The frozen baseline of ``modality`` at ``job``'s split and seed, from its run folder."""
+    """The frozen baseline of ``modality`` at ``job``'s split and seed, from its run folder, or
+    the modality's teacher trained elsewhere."""
+    if not trained_here(config, modality):
+        return teacher_net(config, data, modality)
     folder = job.baseline(modality).folder
     key = str(out / folder)
     if key not in prepared.sources:

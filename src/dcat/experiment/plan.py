@@ -25,6 +25,7 @@ __all__ = [
     "plan_jobs",
     "resolve_entry",
     "source_modalities",
+    "trained_here",
 ]
 
 
@@ -186,6 +187,12 @@ def method_variants(config: ExperimentConfig) -> list[MethodVariant]:
     return list({v.tag: v for v in variants}.values())
 
 
+def trained_here(config: ExperimentConfig, modality: str) -> bool:
+    """Whether the experiment trains ``modality``'s source network (its baseline), rather than
+    loading a teacher trained elsewhere (``modalities.<m>.teacher``)."""
+    return config.modalities[modality].teacher is None
+
+
 def source_modalities(config: ExperimentConfig, network: bool) -> list[str]:
     """The source modalities that some transfer learns from through a frozen network
     (``network=True``: each needs its baseline) or through its samples (``False``: the
@@ -260,17 +267,26 @@ def plan_jobs(config: ExperimentConfig) -> list[Job]:
     frozen source of the transfers from its modality), the plain references, then the
     transfers that use them. A source that only gives samples (``virtual``) gets no baseline."""
     targets = list(dict.fromkeys(t.target for t in config.transfers))
-    sources = source_modalities(config, network=True)
+    # a teacher trained elsewhere is loaded, never trained here
+    sources = [m for m in source_modalities(config, network=True) if trained_here(config, m)]
     needed = list(dict.fromkeys([*targets, *sources]))
     if not config.transfers:
         needed = targets = list(config.modalities)
     jobs: list[Job] = []
     for split in config.splits:
+        # a point without labels: no model that learns from labels (the report says so)
+        labels = split.labelled not in (0, [])
         for seed in config.seeds:
-            jobs += [Job(split.label, seed, m, "baseline") for m in needed]
-            if config.reference:
+            jobs += [Job(split.label, seed, m, "baseline") for m in needed if labels]
+            if config.reference and labels:
                 jobs += [Job(split.label, seed, m, "plain") for m in targets]
             for transfer in config.transfers:
                 for tag, parts in _parts(config, transfer):
-                    jobs.append(Job(split.label, seed, transfer.target, tag, tuple(parts)))
+                    if labels or all(_label_free(p) for p in parts):
+                        jobs.append(Job(split.label, seed, transfer.target, tag, tuple(parts)))
     return jobs
+
+
+def _label_free(part: Part) -> bool:
+    """Whether the term learns without labels (:meth:`TransferMethod.learns_unlabelled`)."""
+    return get_method(part.base).learns_unlabelled(dict(part.options))

@@ -399,7 +399,8 @@ def method_table(
     """
     labels = METHOD_LABELS if labels is None else labels
     base = _by_seed(records, split, target, "baseline")
-    columns: list[tuple[str, dict[int, dict]]] = [("baseline", base)]
+    # a point without labels has no baseline: no column, no Δ
+    columns: list[tuple[str, dict[int, dict]]] = [("baseline", base)] if base else []
     plain = _by_seed(records, split, target, "plain")
     if plain:
         columns.append(("plain", plain))
@@ -790,6 +791,13 @@ def write_report(
         if split_cfg.curve is not None:  # a point: its split kind's title, and the point
             title = f"{SPLIT_TITLES.get(split_cfg.kind, split_cfg.kind)}, {split}"
         lines += [f"## {title.format(group=group)}", ""]
+        if split_cfg.labelled in (0, []):
+            lines += [
+                "No labelled training sample at this point: no baseline, no plain reference "
+                "and no method that learns from labels exist here. The models below learn "
+                "from the teachers trained elsewhere alone, through the unlabelled recordings.",
+                "",
+            ]
         lines += target_sections(
             records, split, pairs or [("", m) for m in config.modalities], weight, labels, out,
             rule=config.selection, num_classes=data.num_classes, val_samples=val_samples,

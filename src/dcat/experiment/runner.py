@@ -62,6 +62,10 @@ from dcat.experiment.build import (
     make_task,
     net_of,
     normalization_kinds,
+    teacher_lacks,
+    teacher_net,
+    teacher_of,
+    teachers,
 )
 from dcat.experiment.config import ExperimentConfig, SplitConfig
 from dcat.experiment.console import Console, quiet_libraries
@@ -75,7 +79,7 @@ from dcat.experiment.fingerprint import (
 )
 from dcat.experiment.grid import ModelResult, ModelSpec, clear_cache, run_in_order
 from dcat.experiment.pick import mark_picks
-from dcat.experiment.plan import Job, plan_jobs
+from dcat.experiment.plan import Job, plan_jobs, trained_here
 from dcat.experiment.recipe import Recipe, train_options
 from dcat.experiment.teachers import TeacherWatch
 from dcat.io.atomic import write_atomic
@@ -408,6 +412,14 @@ def _start_folder(
     unlabelled = len(data) - int(data.labelled.sum())
     tail = f"; {unlabelled} unlabelled (training data only)" if unlabelled else ""
     console.line(f"samples per class: {shown}{tail}")
+    for modality in teachers(config):
+        teacher = teacher_of(config, data, modality)
+        lacks = teacher_lacks(config, data, modality)
+        said = f"; it was not trained on the classes {lacks}" if lacks else ""
+        console.line(
+            f"teacher of {modality} trained elsewhere: {teacher.origin} (weights and card "
+            f"{teacher.digest[:12]}){said}"
+        )
     for line in _left_out_lines(config, data, splits):
         console.line(line)
     for mismatch in mismatches:  # and those that depend on them
@@ -454,7 +466,7 @@ def _train_grid(
             recipe,
             splits[_split_index(config, recipe.job.split), recipe.job.seed],
             fingerprints[recipe.job.folder],
-            sources=_source_runs(recipe.job),
+            sources=_source_runs(config, recipe.job),
         )
         for recipe in recipes
     ]
@@ -476,6 +488,8 @@ def _check_everything(
         folder, the finished models of other settings to retrain and the dry run's step times.
     """
     jobs = plan_jobs(config)  # the plan, made once: everything below reads it
+    # teachers trained elsewhere: read, their cards checked against the data, classes mapped
+    teacher_digests = {m: teacher_of(config, data, m).digest for m in teachers(config)}
     _check_data(config, data, jobs)
     _check_augmentation(config, data)
     recipes = [Recipe.of(config, job) for job in jobs]  # the plan made into recipes, once
@@ -501,6 +515,7 @@ def _check_everything(
         split_subjects={
             split_cfg.label: subject_lists[i] for i, split_cfg in enumerate(config.splits)
         },
+        teacher_digests=teacher_digests,
     )
     mismatches = find_mismatches(out, fingerprints)
     if mismatches and not retrain_changed:
@@ -515,9 +530,14 @@ def _check_everything(
     return recipes, splits, fingerprints, mismatches, timings
 
 
-def _source_runs(job: Job) -> tuple[str, ...]:
-    """Run folders of the baselines ``job`` learns from (a method of samples needs none)."""
-    return tuple(job.baseline(p.modality).folder for p in job.parts if p.needs_network)
+def _source_runs(config: ExperimentConfig, job: Job) -> tuple[str, ...]:
+    """Run folders of the baselines ``job`` learns from (a method of samples needs none, and a
+    teacher trained elsewhere has none)."""
+    return tuple(
+        job.baseline(p.modality).folder
+        for p in job.parts
+        if p.needs_network and trained_here(config, p.modality)
+    )
 
 
 def _silent(line: str) -> None:
@@ -645,7 +665,7 @@ def _refit(
     teachers: list[Recipe] = []
     if config.refit_sources:
         by_folder = {recipe.job.folder: recipe for recipe in recipes}
-        needed = dict.fromkeys(f for recipe in chosen for f in _source_runs(recipe.job))
+        needed = dict.fromkeys(f for recipe in chosen for f in _source_runs(config, recipe.job))
         refitted = {recipe.job.folder for recipe in chosen}  # a target's baseline is already
         teachers = [by_folder[folder] for folder in needed if folder not in refitted]
     # a source's refit first: the plan order, and Ray waits on ModelSpec.sources
@@ -679,11 +699,12 @@ def _refit_spec(
     original = RunFolder(grid.out / job.folder).read_metrics()
     epochs = int(original["val"]["epoch"]) + 1
     # only a model that reads a source network has a teacher to refit (not one of samples)
-    again = replace(job, refit=True, sources_refit=config.refit_sources and bool(_source_runs(job)))
+    refits_sources = config.refit_sources and bool(_source_runs(config, job))
+    again = replace(job, refit=True, sources_refit=refits_sources)
     what: dict[str, Any] = {"of": job.folder, "digest": digest(fingerprints[job.folder]),
                             "epochs": epochs}  # fmt: skip
     if again.sources_refit:  # absent otherwise: refits of earlier versions still match
-        what["sources"] = list(_source_runs(again))
+        what["sources"] = list(_source_runs(config, again))
     fingerprint = {**fingerprints[job.folder], "refit": what}
     recorded = grid.out / again.folder / FINGERPRINT_FILE
     # an interrupted refit too: it would resume from a checkpoint of the other configuration
@@ -693,7 +714,8 @@ def _refit_spec(
                           "changed")  # fmt: skip
         shutil.rmtree(grid.out / again.folder)
     split = splits[_split_index(config, job.split), job.seed]
-    return ModelSpec(replace(recipe, job=again), split, fingerprint, _source_runs(again), epochs)
+    sources = _source_runs(config, again)
+    return ModelSpec(replace(recipe, job=again), split, fingerprint, sources, epochs)
 
 
 def _split_digest(split: Split) -> str:
@@ -737,6 +759,7 @@ def dry_run(
         modality: build_net(config, data, modality, 0)
         for modality in dict.fromkeys(j.target for j in jobs if j.method == "baseline")
     }
+    baselines |= {m: teacher_net(config, data, m) for m in teachers(config)}
     timings: dict[DryRunKey, StepTime] = {}
     for job in jobs:
         key = (job.target, job.method, job.source)  # λ scales the loss, never the shapes

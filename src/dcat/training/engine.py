@@ -617,16 +617,20 @@ def _check_labels(task: Task, train: Dataset, val: Dataset, test: Dataset | None
         )
 
 
+def learns_unlabelled(task: Task) -> bool:
+    """Whether ``task`` learns from unlabelled training samples (a transfer method of it
+    does); otherwise :func:`fit` trains it on the labelled samples only."""
+    return isinstance(task, TransferTask) and any(
+        task.method(s.name).takes_unlabelled for s in task.specs
+    )
+
+
 def _learnable(task: Task, train: Dataset) -> Dataset:
     """``train`` without its unlabelled samples when nothing in ``task`` learns from them (a
     model without a source, label-only methods): they would cost steps and teach nothing. The
     epoch's step count is the same either way (one pass over the labelled samples)."""
     labels = _labels_of(train)
-    if labels is None or not (labels == UNLABELLED).any():
-        return train
-    if isinstance(task, TransferTask) and any(
-        task.method(s.name).takes_unlabelled for s in task.specs
-    ):
+    if labels is None or not (labels == UNLABELLED).any() or learns_unlabelled(task):
         return train
     subset = getattr(train, "subset", None)
     if subset is None:  # a user's data set: the cross-entropy skips them

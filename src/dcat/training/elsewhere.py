@@ -1,0 +1,224 @@
+"""Teachers trained elsewhere: a frozen source network that the experiment does not train.
+
+A user often has a model for the rich sensor already (trained on a large public data set, or
+in an earlier dcat run). :func:`load_teacher` reads one from
+
+* a dcat **run folder** (its best checkpoint and ``model_card.json``) or one of its checkpoints;
+* a dcat **export** folder (``model.safetensors`` and ``metadata.json``).
+
+Its model card says what it expects: modality kind, channels, window, rate, normalisation and
+classes. :func:`check_card` compares that with the experiment's data before anything trains,
+and :func:`map_classes` maps its classes to the experiment's by name (a class it lacks gets a
+logit far below the others: no probability), so every transfer method reads the experiment's
+class order. Its identity (:attr:`Teacher.digest`, of the weights and the card) enters the
+fingerprint of every model that learns from it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+
+from dcat.errors import DcatError
+from dcat.io.card import ModelCard
+from dcat.io.normalization import ChannelStats
+from dcat.nn.model import ModalityNet
+from dcat.training.cache import state_dict_digest
+from dcat.training.run_folder import RunFolder, read_target_state
+
+__all__ = ["MISSING_LOGIT", "Teacher", "check_card", "load_teacher", "map_classes"]
+
+MISSING_LOGIT = -1.0e4
+"""The logit a mapped teacher gives a class it was not trained on: finite (no NaN in a
+distillation loss) and far enough below any trained logit that its probability is 0."""
+
+_RATE_TOLERANCE = 0.02  # relative: 50 Hz and 50.5 Hz are one rate, 50 and 60 are not
+
+
+@dataclass(frozen=True)
+class Teacher:
+    """A trained network with its model card.
+
+    Attributes:
+        net: The network, in eval mode, its parameters frozen.
+        card: What it expects (:class:`dcat.io.card.ModelCard`).
+        digest: SHA-256 of its weights and its card.
+        origin: Where it was read from.
+    """
+
+    net: ModalityNet
+    card: ModelCard
+    digest: str
+    origin: str
+
+    @property
+    def normalization(self) -> ChannelStats | None:
+        """The statistics its inputs were normalised with, or ``None``."""
+        stats = self.card.normalization
+        return ChannelStats.from_dict(stats) if stats else None
+
+
+def load_teacher(path: str | Path) -> Teacher:
+    """Read a teacher from a dcat run folder, a checkpoint of one, or an export folder.
+
+    Args:
+        path: The folder or the ``.ckpt`` file.
+
+    Raises:
+        DcatError: A path that is none of these, or whose weights do not fit its card (each
+            naming the path).
+    """
+    path = Path(path)
+    if not path.exists():
+        raise DcatError(f"teacher {path}: no such file or folder")
+    if path.is_dir() and (path / "metadata.json").is_file():
+        return _from_export(path)
+    checkpoint = RunFolder(path).best if path.is_dir() else path
+    if not checkpoint.is_file():
+        raise DcatError(
+            f"teacher {path}: not a dcat run folder (no {RunFolder(Path()).best}), checkpoint "
+            "or export folder (no metadata.json)"
+        )
+    weights, state = read_target_state(checkpoint)
+    card_data = state.get("dcat_card")
+    if card_data is None:
+        raise DcatError(f"teacher {checkpoint}: the checkpoint holds no model card")
+    card = ModelCard.from_dict(card_data, where=f"teacher {checkpoint}")
+    return _teacher(card, weights, str(path))
+
+
+def _from_export(folder: Path) -> Teacher:
+    from safetensors.torch import load_file
+
+    card = ModelCard.load(folder / "metadata.json")
+    weights_file = folder / "model.safetensors"
+    if not weights_file.is_file():
+        raise DcatError(f"teacher {folder}: the export holds no model.safetensors")
+    return _teacher(card, load_file(weights_file), str(folder))
+
+
+def _teacher(card: ModelCard, weights: dict[str, torch.Tensor], origin: str) -> Teacher:
+    try:
+        net = ModalityNet.from_architecture(card.architecture)
+        net.load_state_dict(weights)
+    except (RuntimeError, KeyError, TypeError, ValueError) as err:
+        first = str(err).strip().splitlines()[0]
+        raise DcatError(f"teacher {origin}: its weights do not fit its card ({first})") from None
+    net.requires_grad_(False)
+    return Teacher(net.eval(), card, _digest(card, net), origin)
+
+
+def _digest(card: ModelCard, net: ModalityNet) -> str:
+    # where it was trained is no part of what it is: a copied folder is the same teacher
+    described = {k: v for k, v in card.to_dict().items() if k != "run"}
+    text = json.dumps(described, sort_keys=True, default=str)
+    return hashlib.sha256(f"{text}\n{state_dict_digest(net)}".encode()).hexdigest()
+
+
+def check_card(
+    card: ModelCard,
+    *,
+    kind: str,
+    shape: tuple[int, ...],
+    rate_hz: float | None,
+    channels: list[str] | tuple[str, ...] | None,
+    where: str,
+) -> None:
+    """Refuse a teacher whose card does not describe the experiment's samples of its modality.
+
+    Args:
+        card: The teacher's card.
+        kind: The modality's kind in the data (``series``, ``video``, ``audio``).
+        shape: One sample's shape in the data, e.g. ``(C, T)``.
+        rate_hz: The data's rate along the time axis, or ``None`` when unknown.
+        channels: The data's channel names, or ``None`` when unknown.
+        where: Names the teacher in the message (e.g. ``config: modalities.skeleton.teacher``).
+
+    Raises:
+        DcatError: One line naming the field that differs (kind, channels, window, rate, the
+            channel names), the teacher's value and the data's.
+    """
+    data_shape, own = list(shape), list(card.input_shape)
+    if card.kind != kind:
+        raise DcatError(f"{where}: kind: the teacher reads {card.kind}, the data are {kind}")
+    time_axis = 0 if kind == "video" else len(own) - 1  # (F, C, H, W) or (C, T)
+
+    def besides_time(shape_: list[int]) -> list[int]:
+        return [n for i, n in enumerate(shape_) if i != time_axis]
+
+    if len(own) != len(data_shape) or besides_time(own) != besides_time(data_shape):
+        what = "frame shape" if kind == "video" else "channels"
+        raise DcatError(
+            f"{where}: {what}: the teacher reads samples of shape {own}, the data's are "
+            f"{data_shape}"
+        )
+    if own[time_axis] != data_shape[time_axis]:
+        raise DcatError(
+            f"{where}: window: the teacher reads {own[time_axis]} steps a sample, the data's "
+            f"samples hold {data_shape[time_axis]}"
+        )
+    own_rate = card.rate_hz
+    if (
+        own_rate is not None
+        and rate_hz is not None
+        and abs(own_rate - rate_hz) > (_RATE_TOLERANCE * rate_hz)
+    ):
+        raise DcatError(
+            f"{where}: rate_hz: the teacher was trained at {card.rate_hz:g} Hz, the data are "
+            f"at {rate_hz:g} Hz"
+        )
+    if card.channels is not None and channels is not None and list(card.channels) != list(channels):
+        raise DcatError(
+            f"{where}: channel names: the teacher reads {card.channels}, the data hold "
+            f"{list(channels)}"
+        )
+
+
+def map_classes(
+    teacher: Teacher, class_names: list[str], where: str
+) -> tuple[ModalityNet, list[str]]:
+    """The teacher's network with its heads rearranged to ``class_names``' order.
+
+    Row ``k`` of each head is the teacher's row of the class named ``class_names[k]``; a class
+    the teacher lacks gets a zero row and the bias :data:`MISSING_LOGIT`. A teacher's classes
+    that the experiment lacks are dropped (their probability is spread over the rest by the
+    softmax).
+
+    Args:
+        teacher: The loaded teacher.
+        class_names: The experiment's classes, in label order.
+        where: Names the teacher in the message.
+
+    Returns:
+        The mapped network (a copy; eval mode, frozen) and the experiment's classes it lacks.
+
+    Raises:
+        DcatError: The teacher shares no class with the experiment.
+    """
+    own = {name: i for i, name in enumerate(teacher.card.class_names)}
+    missing = [name for name in class_names if name not in own]
+    if len(missing) == len(class_names):
+        raise DcatError(
+            f"{where}: the teacher shares no class with the data (its classes: "
+            f"{teacher.card.class_names[:10]}{' …' if len(teacher.card.class_names) > 10 else ''})"
+        )
+    architecture = {**teacher.card.architecture, "num_classes": len(class_names)}
+    net = ModalityNet.from_architecture(architecture)
+    state = teacher.net.state_dict()
+    heads = {"head"} | ({"aux_head"} if teacher.net.aux_head is not None else set())
+    mapped = {k: v for k, v in state.items() if k.split(".")[0] not in heads}
+    for head in heads:
+        weight, bias = state[f"{head}.weight"], state[f"{head}.bias"]
+        new_weight = weight.new_zeros((len(class_names), weight.shape[1]))
+        new_bias = bias.new_full((len(class_names),), MISSING_LOGIT)
+        for k, name in enumerate(class_names):
+            if name in own:
+                new_weight[k], new_bias[k] = weight[own[name]], bias[own[name]]
+        mapped[f"{head}.weight"], mapped[f"{head}.bias"] = new_weight, new_bias
+    net.load_state_dict(mapped)
+    net.requires_grad_(False)
+    return net.eval(), missing
