@@ -42,7 +42,8 @@ def _write(tmp_path, data: dict, name: str = "config.yaml"):
 @pytest.mark.parametrize("preset", list_presets())
 def test_every_preset_validates(preset: str) -> None:
     config = load_config(preset)
-    assert config.transfers and config.splits
+    # a preset transfers, or trains baselines only (utd_mhad_teacher, the teacher from elsewhere)
+    assert config.splits and (config.transfers or not config.methods)
     for modality in config.modalities:
         assert train_options(config, modality, 0).max_epochs >= 1
 
@@ -208,3 +209,25 @@ def test_avletters_lips_and_mfcc_experiment(tmp_path) -> None:
     text = report.read_text()
     assert "### target lips ← source mfcc" in text and "### target mfcc ← source lips" in text
     assert all(0.0 <= r["f1"] <= 1.0 for r in records)
+
+
+def test_the_few_labels_preset_emulates_the_field_situation() -> None:
+    from dcat.experiment.plan import plan_jobs
+
+    teacher, student = load_config("utd_mhad_teacher"), load_config("utd_mhad_few_labels")
+    assert teacher.data.options["subjects"] == [1, 3] and not teacher.transfers
+    assert student.modalities["skeleton"].teacher == (
+        "runs/utd_mhad_teacher/runs/id/seed0/skeleton/baseline"
+    )
+    assert [s.label for s in student.splits] == [
+        "ood_unlabelled", "ood_labelled1", "ood_labelled1+5", "ood_labelled1+5+7",
+    ]  # fmt: skip
+    split = student.splits[1]
+    # the student never sees the teacher's subjects 1 and 3 but as its labels allow
+    assert (split.train_subjects, split.val_subjects) == ([1, 5, 7], [3])
+    assert len(student.seeds) == 10
+    jobs = plan_jobs(student)
+    assert not any(j.target == "skeleton" for j in jobs)  # the teacher is never trained here
+    zero = {j.method for j in jobs if j.split == "ood_unlabelled" and j.seed == 0}
+    assert "baseline" not in zero and "plain" not in zero and "dcat" not in zero
+    assert {"logit_kd", "pseudo_label"} <= zero

@@ -95,8 +95,11 @@ def test_an_experiment_learns_from_a_teacher_trained_elsewhere(teacher_run, tmp_
     run_experiment(load_config(_write(tmp_path, curve)), tmp_path / "out", log=lines.append)
     out = tmp_path / "out"
     records = json.loads((out / "results.json").read_text())
-    trained = {(r["split"], r["target"], r["method"]) for r in records}
-    assert not any(target == "skeleton" for _, target, _ in trained)  # loaded, never trained
+    # the teacher is loaded, never trained: its records are its evaluation on each split
+    teacher = [r for r in records if r["target"] == "skeleton"]
+    assert {r["run"] for r in teacher} == {"teachers/skeleton"} and len(teacher) == 2
+    assert not list(out.glob("runs/*/seed0/skeleton"))
+    trained = {(r["split"], r["target"], r["method"]) for r in records if r["target"] == "imu"}
     # no labels: only the methods that learn without them; no baseline, no plain reference
     assert {m for s, _, m in trained if s == "ood_unlabelled"} == {"logit_kd", "pseudo_label"}
     assert {m for s, _, m in trained if s == "ood_labelled1"} == {
@@ -113,6 +116,8 @@ def test_an_experiment_learns_from_a_teacher_trained_elsewhere(teacher_run, tmp_
     assert any(f"teacher of skeleton trained elsewhere: {teacher_run}" in line for line in lines)
     report = (out / "report.md").read_text()
     assert "## Label-efficiency curves" in report
+    assert "Source skeleton (trained elsewhere)" in report
+    assert "No labelled training sample at this point: no baseline" in report
     # the same teacher from its export: nothing to retrain
     from dcat.deploy.export import export_model
 

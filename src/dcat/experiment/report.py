@@ -419,7 +419,7 @@ def method_table(
     titles = {
         **METHOD_LABELS,
         **labels,
-        _TEACHER: f"Source {source} (its baseline)",
+        _TEACHER: f"Source {source} ({_teacher_kind(teacher)})",
         _PICK: "dcat pick",
     }
     rows = [["Metric", *(titles[m] for m, _ in columns)]]
@@ -435,6 +435,12 @@ def method_table(
             row.append(cell)
         rows.append(row)
     return rows
+
+
+def _teacher_kind(runs: Mapping[int, Mapping[str, Any]]) -> str:
+    """``its baseline``, or ``trained elsewhere`` for a teacher the run loaded."""
+    elsewhere = any(str(r.get("run", "")).startswith("teachers/") for r in runs.values())
+    return "trained elsewhere" if elsewhere else "its baseline"
 
 
 def shown_labels(

@@ -474,7 +474,32 @@ def _train_grid(
     records = [_record(recipe.job, results[recipe.job.folder], data.name) for recipe in recipes]
     if config.refit:
         records = _refit(config, data, recipes, records, splits, fingerprints, grid)
-    return mark_picks(records, config.selection)
+    return mark_picks(records + _teacher_records(config, data, splits), config.selection)
+
+
+def _teacher_records(
+    config: ExperimentConfig, data: PairedDataset, splits: dict[tuple[int, int], Split]
+) -> list[dict[str, Any]]:
+    """Each teacher trained elsewhere, evaluated on every split's validation and test parts
+    (as its modality's baseline would be), so the report shows what it knows where the
+    student is tested: a record per split and seed, its run ``teachers/<modality>``."""
+    from dcat.experiment.build import fit_stats
+    from dcat.training.engine import evaluate
+    from dcat.training.tasks import UnimodalTask
+
+    records: list[dict[str, Any]] = []
+    for modality in teachers(config):
+        task = UnimodalTask(teacher_net(config, data, modality), modality)
+        seen: dict[bytes, dict[str, Any]] = {}  # splits of fixed subjects share their parts
+        for (i, seed), split in splits.items():
+            key = split.val.tobytes() + b"|" + split.test.tobytes()
+            if key not in seen:
+                stats = fit_stats(config, data.subset(split.train))  # the teacher's, from its card
+                val, test = (data.subset(p).normalized(stats) for p in (split.val, split.test))
+                seen[key] = {"val": evaluate(task, val), "test": evaluate(task, test)}
+            job = Job(config.splits[i].label, seed, modality, "baseline")
+            records.append({**_record(job, seen[key], data.name), "run": f"teachers/{modality}"})
+    return records
 
 
 def _check_everything(
