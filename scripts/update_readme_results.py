@@ -32,8 +32,9 @@ from typing import Any
 import yaml
 
 from dcat.experiment.config import ExperimentConfig
+from dcat.experiment.curves import Curve, curve_table, curves, labelled_only
 from dcat.experiment.plan import method_labels
-from dcat.experiment.report import METHOD_LABELS, SPLIT_TITLES, target_sections
+from dcat.experiment.report import METHOD_LABELS, SPLIT_TITLES, format_table, target_sections
 from dcat.experiment.teachers import split_val_samples
 
 
@@ -73,8 +74,14 @@ def _verdict(found: dict[str, Any], labels: dict[str, str]) -> str:
     return f"Differences the seeds support at Holm p < 0.05: {', '.join(supported)}."
 
 
-def render(run_dir: Path, time_log: Path | None = None, command: str | None = None) -> str:
-    """The README's results text for ``run_dir``."""
+def render(
+    run_dir: Path,
+    time_log: Path | None = None,
+    command: str | None = None,
+    copy_plots: bool = True,
+) -> str:
+    """The README's results text for ``run_dir`` (a curve's plot is copied to ``docs/results/``
+    unless ``copy_plots`` is false)."""
     resolved = yaml.safe_load((run_dir / "config.yaml").read_text())
     records = json.loads((run_dir / "results.json").read_text())
     config = ExperimentConfig.model_validate(resolved["experiment"])
@@ -95,13 +102,23 @@ def render(run_dir: Path, time_log: Path | None = None, command: str | None = No
         "`scripts/update_readme_results.py`. "
         f"{len(records)} models on `{data['name']}` ({data['samples']} samples, "
         f"{len(data['classes'])} classes); test-split metrics, mean ± std over seeds "
-        f"{', '.join(map(str, config.seeds))}. Each transfer cell adds the paired difference "
-        "to the baseline (same split, same seed) and the paired t-test p; the second table of "
-        "each pair gives the bootstrap 95 % CI of Δ F1, the Wilcoxon p and the Holm-corrected p.",
+        f"{', '.join(map(str, config.seeds))}. "
+        + (
+            "Per curve: test macro F1 at each point, then the pick's paired Δ against the best "
+            "model without a source (bootstrap 95 % CI, t-test, Wilcoxon and Holm p across the "
+            "points)."
+            if curves(config)
+            else "Each transfer cell adds the paired difference to the baseline (same split, "
+            "same seed) and the paired t-test p; the second table of each pair gives the "
+            "bootstrap 95 % CI of Δ F1, the Wilcoxon p and the Holm-corrected p."
+        ),
         "",
     ]
     labels = {**METHOD_LABELS, **method_labels(config)}
     pairs = list(dict.fromkeys((t.label, t.target) for t in config.transfers))
+    if curves(config):  # a label-efficiency run: its curves, point by point
+        found = _curve_lines(run_dir, records, config, labels, copy_plots)
+        return "\n".join(lines + found).rstrip() + "\n"
     for split in dict.fromkeys(s.kind for s in config.splits):
         group = data.get("group", "subject")  # runs before the key was written: subjects
         lines += [f"#### {SPLIT_TITLES.get(split, split).format(group=group)}", ""]
@@ -112,6 +129,109 @@ def render(run_dir: Path, time_log: Path | None = None, command: str | None = No
             refit_sources=config.refit_sources,
         )  # fmt: skip
     return "\n".join(lines).rstrip() + "\n"
+
+
+def _curve_lines(
+    run_dir: Path,
+    records: list[dict[str, Any]],
+    config: ExperimentConfig,
+    labels: dict[str, str],
+    copy_plots: bool,
+) -> list[str]:
+    """Per curve and target: test F1 of every model at every point (mean ± std over seeds),
+    the pick against the best model without a source (:func:`curve_table`), one generated
+    line per point, and the curve's plot copied to ``docs/results/``."""
+    lines: list[str] = []
+    only = labelled_only(config, labels)
+    for curve in curves(config):
+        for target in dict.fromkeys(t.target for t in config.transfers):
+            lines += [f"#### {curve.name}: target {target}, test F1 by labelled subjects", ""]
+            lines += [format_table(_f1_rows(records, curve, target, labels)), ""]
+            table = curve_table(records, curve, target)
+            if table is not None:
+                lines += ["The dcat pick against the best model without a source (baseline or "
+                          "plain reference, chosen per seed on validation), paired over seeds:",
+                          "", format_table(table), ""]  # fmt: skip
+                lines += [_point_line(row) for row in table[1:]] + [""]
+            if only:
+                lines += [f"Learn from the labelled samples only: {', '.join(only)}.", ""]
+            lines += _copied_plot(run_dir, curve.name, target, config.name, copy_plots)
+    return lines
+
+
+def _f1_rows(
+    records: list[dict[str, Any]], curve: Curve, target: str, labels: dict[str, str]
+) -> list[list[str]]:
+    header = ["Model", *curve.ticks]
+    names: dict[str, list[str]] = {}
+    lambdas: dict[str, set[Any]] = {}
+    for r in records:
+        if r["target"] == target and r["split"] in curve.splits:
+            lambdas.setdefault(r["method"], set()).add(r.get("lambda"))
+    for i, split in enumerate(curve.splits):
+        for r in records:
+            if r["split"] != split or r.get("refit"):
+                continue
+            if r["target"] == target:
+                key = r["method"]
+                if len(lambdas[key]) > 1:  # a method at several λ: a row each
+                    key += f"@{r['lambda']:g}"
+            elif r["method"] == "baseline":  # the source's own model: the teacher
+                key = f"teacher:{r['target']}"
+            else:
+                continue
+            names.setdefault(key, [[] for _ in curve.splits])[i].append(r["f1"])
+            if r["target"] == target and r.get("pick"):
+                names.setdefault("pick", [[] for _ in curve.splits])[i].append(r["f1"])
+    rows = [header]
+    first = [k for k in names if k.startswith("teacher:")] + ["baseline", "plain"]
+    order = [k for k in first if k in names]
+    order += [k for k in names if k not in order and k != "pick"] + ["pick"] * ("pick" in names)
+    for key in order:
+        per_point = names[key]
+        if key.startswith("teacher:"):
+            title = f"Teacher {key.split(':', 1)[1]} (trained elsewhere)"
+        else:
+            method, _, lam = key.partition("@")
+            title = "dcat pick" if key == "pick" else labels.get(method, method)
+            title += f" (λ={lam})" if lam else ""
+        cells = [_mean_std(v) if v else "—" for v in per_point]
+        rows.append([title, *cells])
+    return rows
+
+
+def _mean_std(values: list[float]) -> str:
+    if len(values) < 2:
+        return f"{values[0]:.3f}"
+    mean = sum(values) / len(values)
+    std = (sum((v - mean) ** 2 for v in values) / (len(values) - 1)) ** 0.5
+    return f"{mean:.3f} ± {std:.3f}"
+
+
+def _point_line(row: list[str]) -> str:
+    tick, bar, pick, delta, interval, _, _, holm, seeds = row
+    verdict = (
+        "ahead of"
+        if holm != "n/a" and float(holm) < 0.05 and delta.startswith("+")
+        else ("behind" if holm != "n/a" and float(holm) < 0.05 else "not distinguishable from")
+    )
+    return (
+        f"* labelled {tick}: the pick ({pick}) is {verdict} the best model without a source "
+        f"({bar}): Δ F1 {delta}, 95 % CI {interval}, Holm p {holm}, {seeds} "
+        f"seed{'s' if seeds != '1' else ''}."
+    )
+
+
+def _copied_plot(run_dir: Path, curve: str, target: str, preset: str, copy: bool) -> list[str]:
+    plot = run_dir / f"curve_{curve}_{target}.png"
+    if not plot.is_file():
+        return []
+    name = f"{preset}_{curve}_{target}.png"
+    if copy:
+        folder = README.parent / "docs" / "results"
+        folder.mkdir(parents=True, exist_ok=True)
+        (folder / name).write_bytes(plot.read_bytes())
+    return [f"![test F1 against labelled subjects](docs/results/{name})", ""]
 
 
 def update(readme: str, text: str, block: str = "") -> str:
@@ -134,7 +254,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--command", help="the command that made the folder (default: make demo)")
     args = parser.parse_args(argv)
     old = args.readme.read_text()
-    new = update(old, render(args.run_dir, args.time_log, args.command), args.block)
+    text = render(args.run_dir, args.time_log, args.command, copy_plots=not args.check)
+    new = update(old, text, args.block)
     if args.check:
         if new != old:
             print(f"{args.readme}: the results differ from {args.run_dir}", file=sys.stderr)

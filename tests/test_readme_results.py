@@ -7,6 +7,7 @@ import json
 import re
 from pathlib import Path
 
+import numpy as np
 import pytest
 import yaml
 
@@ -114,3 +115,55 @@ def test_a_named_block_is_rewritten_alone_and_names_its_command(tmp_path: Path) 
     assert script.main([*args, "--check"]) == 0
     with pytest.raises(SystemExit, match="results:nope:begin"):
         script.main([str(run), "--readme", str(readme), "--block", "nope"])
+
+
+def _curve_record(split: str, seed: int, method: str, f1: float) -> dict:
+    transfer = method != "baseline"
+    return {"split": split, "seed": seed, "target": "imu", "method": method,
+            "source": "skeleton" if transfer else "", "lambda": 1.0 if transfer else None,
+            "f1": f1, "val_f1": f1, "pick": transfer, "refit": False}  # fmt: skip
+
+
+def test_a_curve_run_renders_its_points_and_the_picks_paired_delta(tmp_path: Path) -> None:
+    from scipy import stats
+
+    config = load_config("utd_mhad_few_labels")
+    out = tmp_path / "run"
+    out.mkdir()
+    resolved = {
+        "experiment": config.to_dict(),
+        "versions": {"dcat": "0.1.0", "torch": "2.14.1", "git_commit": "0123456789abcdef"},
+        "data": {"name": "utd_mhad", "samples": 861, "classes": [f"c{i}" for i in range(27)]},
+    }  # fmt: skip
+    (out / "config.yaml").write_text(yaml.safe_dump(resolved))
+    picks = [0.7 + 0.0123 * seed for seed in range(10)]
+    bars = [0.6 + 0.0107 * seed for seed in range(10)]
+    teacher = {"target": "skeleton", "method": "baseline", "source": "", "lambda": None,
+               "f1": 0.9, "val_f1": 0.95, "pick": True, "run": "teachers/skeleton"}  # fmt: skip
+    records = [
+        record
+        for seed in range(10)
+        for split in ("ood_labelled1", "ood_labelled1+5")
+        for record in (
+            _curve_record(split, seed, "baseline", bars[seed]),
+            _curve_record(split, seed, "logit_kd", picks[seed]),
+            {**teacher, "split": split, "seed": seed},
+        )
+    ]
+    (out / "results.json").write_text(json.dumps(records))
+    text = script.render(out, command="dcat experiment utd_mhad_few_labels", copy_plots=False)
+    assert "#### ood: target imu, test F1 by labelled subjects" in text
+    assert "| Model | none | 1 | 1+5 | 1+5+7 |" in text
+    rows = [line for line in text.splitlines() if line.startswith("| ")]
+    assert (
+        rows[1]
+        == "| Teacher skeleton (trained elsewhere) | — | 0.900 ± 0.000 | 0.900 ± 0.000 | — |"
+    )
+    bar = f"{np.mean(bars):.3f}"
+    assert rows[2].startswith(f"| Baseline | — | {bar} ± {np.std(bars, ddof=1):.3f} |")
+    delta = f"{np.mean(np.subtract(picks, bars)):+.3f}"
+    assert f"| 1 | {bar} | {np.mean(picks):.3f} | {delta} |" in text
+    line = next(x for x in text.splitlines() if x.startswith("* labelled 1:"))
+    assert f"is ahead of the best model without a source ({bar})" in line
+    p = stats.ttest_rel(picks, bars).pvalue
+    assert f"Holm p {min(1.0, 2 * p):.3g}, 10 seeds." in line

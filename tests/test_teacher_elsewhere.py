@@ -136,3 +136,97 @@ def test_a_point_without_labels_needs_teachers_from_elsewhere(tmp_path) -> None:
                                         r"samples has no teacher for \['skeleton'\]"):  # fmt: skip
         load_config(_write(tmp_path, {**TINY, "splits": [split]}))
     assert np.isfinite(MISSING_LOGIT)
+
+
+USER_MODULE = '''
+import torch
+from torch import nn
+
+
+class Net(nn.Module):
+    """A user's own skeleton network: a convolution, keys and values, a head."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.conv = nn.Conv1d({channels}, 16, 3, padding=1)
+        self.key, self.value = nn.Linear(16, 8), nn.Linear(16, 8)
+        self.head = nn.Linear(16, {classes})
+
+    def forward(self, x):
+        h = self.conv(x).transpose(1, 2)
+        pooled = h.mean(dim=1)
+        return {{"logits": self.head(pooled), "keys": self.key(h), "values": self.value(h),
+                "embedding": pooled}}
+
+
+def build():
+    return Net()
+'''
+
+
+@pytest.fixture
+def user_teacher(teacher_run, tmp_path, monkeypatch) -> dict[str, str]:
+    """A user's module, its weights and a card whose classes are the data's, reversed."""
+    from safetensors.torch import save_file
+
+    from dcat.io.card import ModelCard
+
+    card = load_teacher(teacher_run).card
+    channels, classes = card.input_shape[0], len(card.class_names)
+    (tmp_path / "user_teacher.py").write_text(
+        USER_MODULE.format(channels=channels, classes=classes)
+    )
+    monkeypatch.syspath_prepend(str(tmp_path))
+    import importlib
+
+    module = importlib.import_module("user_teacher")
+    torch.manual_seed(0)
+    net = module.build()
+    save_file(net.state_dict(), str(tmp_path / "user.safetensors"))
+    data = card.to_dict()
+    data["class_names"] = list(reversed(card.class_names))
+    data["architecture"] = {}
+    ModelCard.from_dict(data).save(tmp_path / "user_card.json")
+    return {"module": "user_teacher:build", "weights": str(tmp_path / "user.safetensors"),
+            "card": str(tmp_path / "user_card.json")}  # fmt: skip
+
+
+def test_a_users_module_is_a_teacher_with_its_classes_mapped(user_teacher, teacher_run) -> None:
+    from dcat.training.elsewhere import UserTeacher, load_user_teacher
+
+    teacher = load_user_teacher(
+        user_teacher["module"], user_teacher["weights"], user_teacher["card"]
+    )
+    assert isinstance(teacher.net, UserTeacher)
+    assert (teacher.net.num_classes, teacher.net.d_out, teacher.net.embedding_dim) == (27, 8, 16)
+    data_classes = load_teacher(teacher_run).card.class_names
+    net, missing = map_classes(teacher, data_classes, "here")
+    assert missing == []
+    x = torch.randn(2, *teacher.card.input_shape)
+    raw = teacher.net.module(x)["logits"]
+    torch.testing.assert_close(net.forward_all(x).logits, raw.flip(1))  # reversed classes
+    keys, _, values = net.forward_all(x).kqv
+    assert keys.shape == (2, x.shape[-1], 8) and values.shape == keys.shape
+    with pytest.raises(DcatError, match="teacher factory 'nowhere:build': cannot import it"):
+        load_user_teacher("nowhere:build", user_teacher["weights"], user_teacher["card"])
+
+
+def test_an_experiment_learns_from_a_users_module(user_teacher, tmp_path) -> None:
+    config = {
+        **TINY, "methods": ["logit_kd", "rkd"], "lambdas": [],
+        "modalities": {**TINY["modalities"],
+                       "skeleton": {**TINY["modalities"]["skeleton"], "teacher": user_teacher}},
+    }  # fmt: skip
+    run_experiment(load_config(_write(tmp_path, config)), tmp_path / "out", log=lambda x: None)
+    records = json.loads((tmp_path / "out" / "results.json").read_text())
+    assert {r["method"] for r in records if r["target"] == "imu"} == {
+        "baseline",
+        "plain",
+        "logit_kd",
+        "rkd",
+    }
+    teacher = [r for r in records if r["target"] == "skeleton"]
+    assert [r["run"] for r in teacher] == ["teachers/skeleton"]
+    fingerprint = json.loads(next((tmp_path / "out").glob(
+        "runs/ood/seed0/imu/logit_kd_*/fingerprint.json")).read_text())  # fmt: skip
+    assert set(fingerprint["source"]) == {"modality", "teacher"}

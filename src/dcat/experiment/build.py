@@ -15,7 +15,13 @@ from dcat.experiment.recipe import DataRecipe, NetworkRecipe, Recipe
 from dcat.io.normalization import ChannelStats, center_positions
 from dcat.io.skeleton import SkeletonLayout, get_layout
 from dcat.nn.model import ModalityNet
-from dcat.training.elsewhere import Teacher, check_card, load_teacher, map_classes
+from dcat.training.elsewhere import (
+    Teacher,
+    check_card,
+    load_teacher,
+    load_user_teacher,
+    map_classes,
+)
 from dcat.training.tasks import SourceSpec, TransferTask, UnimodalTask
 
 __all__ = [
@@ -53,24 +59,27 @@ def teachers(config: ExperimentConfig) -> list[str]:
 def _loaded(
     config: ExperimentConfig, data: PairedDataset, modality: str
 ) -> tuple[Teacher, ModalityNet, list[str]]:
-    path = config.modalities[modality].teacher
-    if path is None:
+    given = config.modalities[modality].teacher
+    if given is None:
         raise DcatError(f"modality {modality!r} has no teacher from elsewhere")
+    path = given if isinstance(given, str) else given.model_dump_json()
     key = (path, tuple(data.class_names))
     if key not in _TEACHERS:
         where = f"config: modalities.{modality}.teacher"
         try:
-            teacher = load_teacher(path)
-        except FileNotFoundError as err:
-            raise DcatError(f"{where}: {err}") from None
-        except DcatError as err:
+            teacher = (
+                load_teacher(given)
+                if isinstance(given, str)
+                else load_user_teacher(given.module, given.weights, given.card)
+            )
+        except (FileNotFoundError, DcatError) as err:
             raise DcatError(f"{where}: {err}") from None
         stream = data.stream(modality)
         check_card(
             teacher.card, kind=stream.kind, shape=data.shape(modality), rate_hz=stream.rate_hz,
-            channels=stream.channels, where=f"{where} ({path})",
+            channels=stream.channels, where=f"{where} ({teacher.origin})",
         )  # fmt: skip
-        net, missing = map_classes(teacher, list(data.class_names), f"{where} ({path})")
+        net, missing = map_classes(teacher, list(data.class_names), f"{where} ({teacher.origin})")
         _TEACHERS[key] = (teacher, net, missing)
     return _TEACHERS[key]
 

@@ -271,6 +271,22 @@ class DeriveConfig(_Section):
         return [3 * p + axis for p in self.points or [] for axis in range(3)]
 
 
+class TeacherModuleConfig(_Section):
+    """A teacher trained elsewhere that is a user's own ``torch.nn.Module``
+    (:func:`dcat.training.elsewhere.load_user_teacher`).
+
+    Attributes:
+        module: Its factory, ``package.module:function`` (importable, called with no argument).
+        weights: Its weights, a safetensors file.
+        card: Its model card, a JSON file in dcat's format (modality, kind, classes, input
+            shape, rate, channels, normalisation; ``architecture`` may be ``{}``).
+    """
+
+    module: str
+    weights: str
+    card: str
+
+
 class ModalityConfig(_Section):
     """One modality's network and its own training options (the paper's Table I columns).
 
@@ -290,7 +306,8 @@ class ModalityConfig(_Section):
         derive: Make this modality from channels of another (:class:`DeriveConfig`) instead of
             reading it from the data set.
         teacher: A teacher trained elsewhere for this modality: a dcat run folder, one of its
-            checkpoints, or a dcat export folder (:func:`dcat.training.elsewhere.load_teacher`).
+            checkpoints, or a dcat export folder (:func:`dcat.training.elsewhere.load_teacher`),
+            or a user's own module (:class:`TeacherModuleConfig`).
             Transfers from the modality learn from it, frozen; the experiment trains no
             baseline of it. Its card is checked against the data and its classes are mapped to
             the data's by name before anything trains.
@@ -303,7 +320,7 @@ class ModalityConfig(_Section):
     aux_head: bool = False
     train: dict[str, Any] = Field(default_factory=dict)
     derive: DeriveConfig | None = None
-    teacher: str | None = None
+    teacher: str | TeacherModuleConfig | None = None
 
     @field_validator("encoder")
     @classmethod

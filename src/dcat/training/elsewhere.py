@@ -4,7 +4,13 @@ A user often has a model for the rich sensor already (trained on a large public 
 in an earlier dcat run). :func:`load_teacher` reads one from
 
 * a dcat **run folder** (its best checkpoint and ``model_card.json``) or one of its checkpoints;
-* a dcat **export** folder (``model.safetensors`` and ``metadata.json``).
+* a dcat **export** folder (``model.safetensors`` and ``metadata.json``);
+* a user's own ``torch.nn.Module`` (:func:`load_user_teacher`): a factory named
+  ``package.module:function``, its weights (safetensors) and a model card (JSON, dcat's format).
+  The module's ``forward(x)``, for ``x`` ``(B, *input_shape)``, returns a
+  :class:`~dcat.nn.model.ModalityOutput` or a mapping with ``"logits"`` ``(B, K)`` and, for the
+  methods that read them, ``"keys"`` and ``"values"`` ``(B, S, d)`` (D-CAT) and
+  ``"embedding"`` ``(B, E)`` (feature alignment, RKD, SP, contrastive).
 
 Its model card says what it expects: modality kind, channels, window, rate, normalisation and
 classes. :func:`check_card` compares that with the experiment's data before anything trains,
@@ -18,6 +24,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -26,11 +33,19 @@ import torch
 from dcat.errors import DcatError
 from dcat.io.card import ModelCard
 from dcat.io.normalization import ChannelStats
-from dcat.nn.model import ModalityNet
+from dcat.nn.model import ModalityNet, ModalityOutput
 from dcat.training.cache import state_dict_digest
 from dcat.training.run_folder import RunFolder, read_target_state
 
-__all__ = ["MISSING_LOGIT", "Teacher", "check_card", "load_teacher", "map_classes"]
+__all__ = [
+    "MISSING_LOGIT",
+    "Teacher",
+    "UserTeacher",
+    "check_card",
+    "load_teacher",
+    "load_user_teacher",
+    "map_classes",
+]
 
 MISSING_LOGIT = -1.0e4
 """The logit a mapped teacher gives a class it was not trained on: finite (no NaN in a
@@ -117,6 +132,110 @@ def _digest(card: ModelCard, net: ModalityNet) -> str:
     described = {k: v for k, v in card.to_dict().items() if k != "run"}
     text = json.dumps(described, sort_keys=True, default=str)
     return hashlib.sha256(f"{text}\n{state_dict_digest(net)}".encode()).hexdigest()
+
+
+class UserTeacher(ModalityNet):
+    """A user's own network behind :class:`~dcat.nn.model.ModalityNet`'s interface, frozen.
+
+    Its logits are put in the order of ``index``: column ``k`` is the module's column
+    ``index[k]``, or :data:`MISSING_LOGIT` where ``index[k]`` is ``-1`` (a class it lacks).
+
+    Args:
+        module: The user's network (see the module docstring for what its forward returns).
+        index: ``(K,)`` the module's class of each class, ``-1`` for none.
+        probe: One input ``(1, *input_shape)``, run once to learn the output's sizes.
+
+    Raises:
+        DcatError: A forward that returns neither a ``ModalityOutput`` nor a mapping with
+            ``"logits"``, or logits of another shape.
+    """
+
+    def __init__(self, module: torch.nn.Module, index: list[int], probe: torch.Tensor) -> None:
+        torch.nn.Module.__init__(self)  # no encoder, attention or head of dcat's own
+        self.module = module.eval().requires_grad_(False)
+        self.register_buffer("index", torch.tensor(index, dtype=torch.long), persistent=False)
+        self.index: torch.Tensor
+        with torch.no_grad():
+            out = self._run(probe)
+        self.num_classes, self.num_heads, self.aux_head = len(index), 1, None
+        self.d_out = int(out.kqv[0].shape[-1])
+        self.embedding_dim = int(out.embedding.shape[-1])
+        self.placement = "serial" if out.kqv[0].shape[1] else "none"
+
+    def _run(self, x: torch.Tensor) -> ModalityOutput:
+        raw = self.module(x)
+        if isinstance(raw, ModalityOutput):
+            logits, kqv, embedding = raw.logits, raw.kqv, raw.embedding
+        elif isinstance(raw, Mapping) and isinstance(raw.get("logits"), torch.Tensor):
+            logits = raw["logits"]
+            keys, values = raw.get("keys"), raw.get("values")
+            empty = logits.new_zeros((logits.shape[0], 0, 0))
+            kqv = (
+                (keys, empty, values)
+                if keys is not None and values is not None
+                else (empty, empty, empty)
+            )
+            given = raw.get("embedding")
+            embedding = given if given is not None else logits.new_zeros((logits.shape[0], 0))
+        else:
+            raise DcatError(
+                "a user's teacher must return a ModalityOutput or a mapping with 'logits' "
+                f"(and optionally 'keys', 'values', 'embedding'), got {type(raw).__name__}"
+            )
+        if logits.ndim != 2 or (self.index.numel() and logits.shape[1] <= int(self.index.max())):
+            raise DcatError(f"a user's teacher returned logits of shape {tuple(logits.shape)}")
+        return ModalityOutput(self._mapped(logits), kqv, embedding)
+
+    def _mapped(self, logits: torch.Tensor) -> torch.Tensor:
+        taken = logits.index_select(1, self.index.clamp_min(0))
+        return torch.where(self.index >= 0, taken, taken.new_full((), MISSING_LOGIT))
+
+    def forward_all(self, x: torch.Tensor) -> ModalityOutput:
+        """Logits in the mapped class order, ``(K, Q, V)`` and the embedding (see the class)."""
+        return self._run(x)
+
+    def remapped(self, index: list[int], probe: torch.Tensor) -> UserTeacher:
+        """The same module, its classes in another order (``index`` into this one's)."""
+        own = self.index.tolist()
+        return UserTeacher(self.module, [own[i] if i >= 0 else -1 for i in index], probe)
+
+
+def load_user_teacher(factory: str, weights: str | Path, card: str | Path) -> Teacher:
+    """A teacher from a user's own ``torch.nn.Module`` (see the module docstring).
+
+    Args:
+        factory: ``package.module:function``, called with no argument.
+        weights: Its weights (safetensors), loaded strictly.
+        card: Its model card (JSON in dcat's format; ``architecture`` may be empty).
+
+    Raises:
+        DcatError: A factory that cannot be imported or called, weights that do not fit, or a
+            card that is not a dcat model card (each naming the file or name at fault).
+    """
+    import importlib
+
+    from safetensors.torch import load_file
+
+    module_name, _, attribute = factory.partition(":")
+    try:
+        build = getattr(importlib.import_module(module_name), attribute)
+    except (ImportError, AttributeError, ValueError) as err:
+        raise DcatError(f"teacher factory {factory!r}: cannot import it ({err})") from None
+    described = ModelCard.load(card)
+    module = build()
+    if not isinstance(module, torch.nn.Module):
+        raise DcatError(
+            f"teacher factory {factory!r} returned {type(module).__name__}, not a Module"
+        )
+    state = load_file(str(weights))
+    try:
+        module.load_state_dict(state)
+    except RuntimeError as err:
+        first = str(err).strip().splitlines()[0]
+        raise DcatError(f"teacher {weights}: the weights do not fit {factory} ({first})") from None
+    probe = torch.zeros((1, *described.input_shape))
+    net = UserTeacher(module, list(range(len(described.class_names))), probe)
+    return Teacher(net.eval(), described, _digest(described, net), f"{factory} ({weights})")
 
 
 def check_card(
@@ -206,6 +325,9 @@ def map_classes(
             f"{where}: the teacher shares no class with the data (its classes: "
             f"{teacher.card.class_names[:10]}{' …' if len(teacher.card.class_names) > 10 else ''})"
         )
+    if isinstance(teacher.net, UserTeacher):
+        probe = torch.zeros((1, *teacher.card.input_shape))
+        return teacher.net.remapped([own.get(n, -1) for n in class_names], probe), missing
     architecture = {**teacher.card.architecture, "num_classes": len(class_names)}
     net = ModalityNet.from_architecture(architecture)
     state = teacher.net.state_dict()
