@@ -153,6 +153,7 @@ def _curve_lines(
                           "plain reference, chosen per seed on validation), paired over seeds:",
                           "", format_table(table), ""]  # fmt: skip
                 lines += [_point_line(row) for row in table[1:]] + [""]
+            lines += _dcat_lines(records, curve, target, labels)
             if only:
                 lines += [f"Learn from the labelled samples only: {', '.join(only)}.", ""]
             lines += _copied_plot(run_dir, curve.name, target, config.name, copy_plots)
@@ -198,6 +199,34 @@ def _f1_rows(
         cells = [_mean_std(v) if v else "—" for v in per_point]
         rows.append([title, *cells])
     return rows
+
+
+def _dcat_lines(
+    records: list[dict[str, Any]], curve: Curve, target: str, labels: dict[str, str]
+) -> list[str]:
+    """Per point, D-CAT's variant (MCMA rule, λ, with KD) of best mean validation F1, its test
+    F1 beside logit KD's: D-CAT's own row, chosen on validation."""
+    lines = []
+    for split, tick in zip(curve.splits, curve.ticks, strict=True):
+        runs: dict[tuple[str, Any], list[dict[str, Any]]] = {}
+        for r in records:
+            if r["split"] == split and r["target"] == target and not r.get("refit"):
+                runs.setdefault((r["method"], r.get("lambda")), []).append(r)
+        dcat = {k: v for k, v in runs.items() if k[0].startswith("dcat")}
+        kd = next((v for k, v in runs.items() if k[0] == "logit_kd"), None)
+        if not dcat or kd is None:
+            continue
+        (method, lam), best = max(
+            dcat.items(), key=lambda kv: sum(r["val_f1"] for r in kv[1]) / len(kv[1])
+        )
+        test = sum(r["f1"] for r in best) / len(best)
+        kd_test = sum(r["f1"] for r in kd) / len(kd)
+        name = labels.get(method, method) + (f", λ={lam:g}" if lam is not None else "")
+        lines.append(
+            f"* labelled {tick}: D-CAT's variant of best validation F1 is {name}, test F1 "
+            f"{test:.3f}, {test - kd_test:+.3f} beside logit KD's {kd_test:.3f}."
+        )
+    return [*lines, ""] if lines else []
 
 
 def _mean_std(values: list[float]) -> str:

@@ -148,6 +148,14 @@ def test_a_curve_run_renders_its_points_and_the_picks_paired_delta(tmp_path: Pat
             _curve_record(split, seed, "baseline", bars[seed]),
             _curve_record(split, seed, "logit_kd", picks[seed]),
             {**teacher, "split": split, "seed": seed},
+            # D-CAT at two λ: the better on validation is the worse on test
+            {**_curve_record(split, seed, "dcat", 0.5), "val_f1": 0.9, "pick": False},
+            {
+                **_curve_record(split, seed, "dcat", 0.8),
+                "val_f1": 0.1,
+                "pick": False,
+                "lambda": 3.0,
+            },
         )
     ]
     (out / "results.json").write_text(json.dumps(records))
@@ -163,7 +171,13 @@ def test_a_curve_run_renders_its_points_and_the_picks_paired_delta(tmp_path: Pat
     assert rows[2].startswith(f"| Baseline | — | {bar} ± {np.std(bars, ddof=1):.3f} |")
     delta = f"{np.mean(np.subtract(picks, bars)):+.3f}"
     assert f"| 1 | {bar} | {np.mean(picks):.3f} | {delta} |" in text
-    line = next(x for x in text.splitlines() if x.startswith("* labelled 1:"))
+    kd = f"{np.mean(picks):.3f}"
+    assert (
+        f"* labelled 1: D-CAT's variant of best validation F1 is D-CAT, λ=1, test F1 0.500, "
+        f"{0.5 - np.mean(picks):+.3f} beside logit KD's {kd}." in text
+    )
+    assert "| D-CAT (λ=1) | — | 0.500 ± 0.000 |" in text and "| D-CAT (λ=3) |" in text
+    line = next(x for x in text.splitlines() if x.startswith("* labelled 1: the pick"))
     assert f"is ahead of the best model without a source ({bar})" in line
     p = stats.ttest_rel(picks, bars).pvalue
     assert f"Holm p {min(1.0, 2 * p):.3g}, 10 seeds." in line

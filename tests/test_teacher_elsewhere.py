@@ -230,3 +230,30 @@ def test_an_experiment_learns_from_a_users_module(user_teacher, tmp_path) -> Non
     fingerprint = json.loads(next((tmp_path / "out").glob(
         "runs/ood/seed0/imu/logit_kd_*/fingerprint.json")).read_text())  # fmt: skip
     assert set(fingerprint["source"]) == {"modality", "teacher"}
+
+
+def test_recordings_without_any_training_label_learn_from_a_teacher_alone(
+    teacher_run, tmp_path
+) -> None:
+    """A data set whose training subjects are all unlabelled (validation and test labelled)."""
+    from dcat.data import UNLABELLED
+    from dcat.experiment.runner import load_dataset
+
+    split = {"kind": "ood", "train_subjects": [1, 2], "val_subjects": [3], "test_subjects": [4]}
+    with_teacher = {**TINY["modalities"]["skeleton"], "teacher": str(teacher_run)}
+    config = {**TINY, "methods": ["dcat", "logit_kd"], "lambdas": [], "splits": [split]}
+    data = load_dataset(load_config(_write(tmp_path, config)))
+    data.labels = np.where(np.isin(data.subjects, [1, 2]), UNLABELLED, data.labels)
+    refused = r"ood: its training part has no labelled sample, and the sources \['skeleton'\]"
+    with pytest.raises(DcatError, match=refused):
+        run_experiment(load_config(_write(tmp_path, config)), tmp_path / "a", data=data,
+                       log=lambda line: None)  # fmt: skip
+    config["modalities"] = {**TINY["modalities"], "skeleton": with_teacher}
+    run_experiment(load_config(_write(tmp_path, config)), tmp_path / "b", data=data,
+                   log=lambda line: None)  # fmt: skip
+    records = json.loads((tmp_path / "b" / "results.json").read_text())
+    assert {r["method"] for r in records if r["target"] == "imu"} == {"logit_kd"}
+    only_dcat = {**config, "methods": ["dcat"]}
+    with pytest.raises(DcatError, match="no method of the run learns without labels"):
+        run_experiment(load_config(_write(tmp_path, only_dcat)), tmp_path / "c", data=data,
+                       log=lambda line: None)  # fmt: skip

@@ -19,6 +19,7 @@ from dcat.training.methods import MethodVariant, get_method, resolve_method
 __all__ = [
     "Job",
     "Part",
+    "learns_without_labels",
     "method_entries",
     "method_labels",
     "method_variants",
@@ -277,16 +278,21 @@ def plan_jobs(config: ExperimentConfig) -> list[Job]:
         # a point without labels: no model that learns from labels (the report says so)
         labels = split.labelled not in (0, [])
         for seed in config.seeds:
-            jobs += [Job(split.label, seed, m, "baseline") for m in needed if labels]
-            if config.reference and labels:
+            jobs += [Job(split.label, seed, m, "baseline") for m in needed]
+            if config.reference:
                 jobs += [Job(split.label, seed, m, "plain") for m in targets]
             for transfer in config.transfers:
                 for tag, parts in _parts(config, transfer):
-                    if labels or all(_label_free(p) for p in parts):
-                        jobs.append(Job(split.label, seed, transfer.target, tag, tuple(parts)))
+                    jobs.append(Job(split.label, seed, transfer.target, tag, tuple(parts)))
+        if not labels:
+            jobs = [j for j in jobs if j.split != split.label or learns_without_labels(j)]
     return jobs
 
 
-def _label_free(part: Part) -> bool:
-    """Whether the term learns without labels (:meth:`TransferMethod.learns_unlabelled`)."""
-    return get_method(part.base).learns_unlabelled(dict(part.options))
+def learns_without_labels(job: Job) -> bool:
+    """Whether ``job`` can train with no labelled sample: a transfer whose every term learns
+    without labels (:meth:`TransferMethod.learns_unlabelled`); never a baseline or the plain
+    reference."""
+    return bool(job.parts) and all(
+        get_method(p.base).learns_unlabelled(dict(p.options)) for p in job.parts
+    )

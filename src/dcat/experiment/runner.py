@@ -79,7 +79,7 @@ from dcat.experiment.fingerprint import (
 )
 from dcat.experiment.grid import ModelResult, ModelSpec, clear_cache, run_in_order
 from dcat.experiment.pick import mark_picks
-from dcat.experiment.plan import Job, plan_jobs, trained_here
+from dcat.experiment.plan import Job, learns_without_labels, plan_jobs, trained_here
 from dcat.experiment.recipe import Recipe, train_options
 from dcat.experiment.teachers import TeacherWatch
 from dcat.io.atomic import write_atomic
@@ -527,6 +527,8 @@ def _check_everything(
         for i, split_cfg in enumerate(config.splits)
         for seed in config.seeds
     }
+    jobs = _unlabelled_training(config, data, jobs, splits)
+    recipes = [recipe for recipe in recipes if recipe.job in set(jobs)]
     timings = dry_run(config, data, jobs, data.subset(splits[0, config.seeds[0]].train))
     fingerprints = job_fingerprints(
         config,
@@ -553,6 +555,44 @@ def _check_everything(
         if reused and job.method == "baseline":
             RunFolder(run_dir).load_target(net_of(recipe, data))
     return recipes, splits, fingerprints, mismatches, timings
+
+
+def _unlabelled_training(
+    config: ExperimentConfig,
+    data: PairedDataset,
+    jobs: list[Job],
+    splits: dict[tuple[int, int], Split],
+) -> list[Job]:
+    """``jobs`` without those that need labels in a split whose training part has none (a
+    manifest of unlabelled recordings): there only the methods that learn without labels train,
+    from teachers trained elsewhere; with a source trained here, or no such method, it is
+    refused.
+
+    Raises:
+        DcatError: Naming the split, and the sources trained here or the lack of methods.
+    """
+    empty = {
+        config.splits[i].label
+        for (i, _seed), split in splits.items()
+        if not data.labelled[np.setdiff1d(split.train, split.hidden)].any()
+    }
+    if not empty:
+        return jobs
+    name = sorted(empty)[0]
+    here = sorted({p.modality for j in jobs if j.split in empty for p in j.parts
+                   if p.needs_network and trained_here(config, p.modality)})  # fmt: skip
+    kept = [j for j in jobs if j.split not in empty or learns_without_labels(j)]
+    if here or not any(j.split in empty for j in kept):
+        why = (
+            f"the sources {here} would be trained on them (give modalities.{here[0]}.teacher, "
+            "a model trained elsewhere)"
+            if here
+            else "no method of the run learns without labels (e.g. logit_kd, pseudo_label)"
+        )
+        raise DcatError(
+            f"config: splits: {name}: its training part has no labelled sample, and {why}"
+        )
+    return kept
 
 
 def _source_runs(config: ExperimentConfig, job: Job) -> tuple[str, ...]:
@@ -851,7 +891,8 @@ def _draw_split(
             subject_names=data.subject_names,
         )  # fmt: skip
         left_out(split, data.subjects, data.subject_names, data.recordings, data.group)
-        _check_classes(data, split, split_cfg.kind, seed)
+        if (data.labels[split.train] != UNLABELLED).any():  # else: _unlabelled_training
+            _check_classes(data, split, split_cfg.kind, seed)
         split = _point(data, split_cfg, split)
     except ValueError as err:
         # a curve's points are listed in place of their split: the point names itself
