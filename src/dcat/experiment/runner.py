@@ -51,7 +51,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import yaml
 
-from dcat.data import UNLABELLED, PairedDataset, Split, make_split, resolve_subjects
+from dcat.data import PairedDataset, Split, make_split, resolve_subjects
 from dcat.data.registry import get_dataset
 from dcat.data.splits import labelled_share, left_out, subject_name
 from dcat.data.virtual import with_virtual_imu
@@ -483,19 +483,23 @@ def _teacher_records(
     """Each teacher trained elsewhere, evaluated on every split's validation and test parts
     (as its modality's baseline would be), so the report shows what it knows where the
     student is tested: a record per split and seed, its run ``teachers/<modality>``."""
-    from dcat.experiment.build import fit_stats
     from dcat.training.engine import evaluate
     from dcat.training.tasks import UnimodalTask
 
     records: list[dict[str, Any]] = []
     for modality in teachers(config):
         task = UnimodalTask(teacher_net(config, data, modality), modality)
+        # its inputs normalised as it was trained (fit_stats gives its modality the same)
+        own = teacher_of(config, data, modality).normalization
+        stats = {modality: own} if own is not None else {}
         seen: dict[bytes, dict[str, Any]] = {}  # splits of fixed subjects share their parts
         for (i, seed), split in splits.items():
             key = split.val.tobytes() + b"|" + split.test.tobytes()
             if key not in seen:
-                stats = fit_stats(config, data.subset(split.train))  # the teacher's, from its card
-                val, test = (data.subset(p).normalized(stats) for p in (split.val, split.test))
+                val, test = (
+                    data.subset(p).select([modality]).normalized(stats)
+                    for p in (split.val, split.test)
+                )
                 seen[key] = {"val": evaluate(task, val), "test": evaluate(task, test)}
             job = Job(config.splits[i].label, seed, modality, "baseline")
             records.append({**_record(job, seen[key], data.name), "run": f"teachers/{modality}"})
@@ -528,7 +532,8 @@ def _check_everything(
         for seed in config.seeds
     }
     jobs = _unlabelled_training(config, data, jobs, splits)
-    recipes = [recipe for recipe in recipes if recipe.job in set(jobs)]
+    kept = set(jobs)
+    recipes = [recipe for recipe in recipes if recipe.job in kept]
     timings = dry_run(config, data, jobs, data.subset(splits[0, config.seeds[0]].train))
     fingerprints = job_fingerprints(
         config,
@@ -891,7 +896,7 @@ def _draw_split(
             subject_names=data.subject_names,
         )  # fmt: skip
         left_out(split, data.subjects, data.subject_names, data.recordings, data.group)
-        if (data.labels[split.train] != UNLABELLED).any():  # else: _unlabelled_training
+        if data.labelled[split.train].any():  # else: _unlabelled_training
             _check_classes(data, split, split_cfg.kind, seed)
         split = _point(data, split_cfg, split)
     except ValueError as err:
@@ -923,7 +928,7 @@ def _point(
         kept = split.train[np.isin(data.subjects[split.train], known)]
     else:
         kept = labelled_share(data.labels, data.subjects, split.train, labelled, split.seed)
-    kept = kept[data.labels[kept] != UNLABELLED]
+    kept = kept[data.labelled[kept]]
     point = split.hiding(kept, split_cfg.label)
     if kept.size:
         _check_classes(data, replace(point, train=kept), split_cfg.label, split.seed)
