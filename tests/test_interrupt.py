@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import socket
 import subprocess
@@ -33,6 +34,10 @@ from conftest import small_net
 # one thread: the same pace in every process, and no oversubscription beside other tests
 ENV = {**os.environ, "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
 RESUME = "rerun the same command to resume"
+# Ray's C++ core writes its own error lines to the driver's stderr when its instance is shut
+# down under a task that is still failing ("Failed to push error to driver"); they are Ray's,
+# not dcat's, and come only now and then on a loaded machine
+RAY_CORE_LINE = re.compile(r"^\[\d{4}-\d\d-\d\d [\d:,]+ [IWEF] \d+ \d+\] \w+\.cc:\d+: ")
 
 
 def _config(tmp_path: Path, max_epochs: int = 1) -> Path:
@@ -258,7 +263,8 @@ def _stop_and_check(
             process.kill()
     name = signal.Signals(signum).name
     assert process.returncode == 128 + signum, stdout[-2000:] + stderr[-3000:]
-    assert [line for line in stderr.splitlines() if line.strip()] == [
+    lines = [line for line in stderr.splitlines() if line.strip()]
+    assert [line for line in lines if not RAY_CORE_LINE.match(line)] == [
         f"dcat: interrupted by {name}; {RESUME}"
     ]
     assert not (out / LOCK_FILE).exists()
