@@ -13,7 +13,9 @@ Its breakdown comes from timers around the engine's pieces during the 1-epoch gr
 seconds per model: a piece's time without the timed pieces it calls). The cost per training
 step is that of the demo's IMU baseline: one fit at ``--epochs`` epochs minus one at 1, over
 the steps between (its validation epochs included, as a model-epoch costs them), beside the
-same epochs in a plain torch loop: the floor no framework goes below.
+same epochs in a plain torch loop: the floor no framework goes below; and in Lightning's
+``Trainer(barebones=True)`` (no checkpoints, loggers, progress bar or logging): Lightning's own
+floor. The three are interleaved over ``--rounds`` rounds, medians.
 
 The workers part compares a grid of small models (the demo's networks, 1 torch thread per
 model) trained in order and on 2 Ray workers: wall times in one run and their ratio (Ray's and
@@ -24,8 +26,9 @@ From those: what starting Ray and its workers costs beyond one process
 models of this grid's kind) from which 2 workers finish first. ``dcat.experiment.estimate``
 holds these figures for the console's advice. Skipped (``null``) without Ray.
 
-Prints one JSON object on its last line. Goals (issue 15): ``fixed_s_per_model`` ≤ 0.1,
-``step_ms`` ≤ 3, ``workers_steady_speedup`` ≥ 1.6, ``workers_identical`` true.
+Prints one JSON object on its last line. Goals: ``fixed_s_per_model`` ≤ 0.1,
+``workers_steady_speedup`` ≥ 1.6, ``workers_identical`` true (issue 15); ``step_over_plain``
+≤ 1.15 (issue 29).
 """
 
 from __future__ import annotations
@@ -168,6 +171,30 @@ def step_ms(epochs: int, rounds: int) -> dict[str, Any]:
             times[n] = time.perf_counter() - start
         return (times[epochs] - times[1]) / (epochs - 1)
 
+    def barebones_epoch() -> float:
+        # Lightning's own floor: Trainer(barebones=True), no checkpoint, logger, progress bar
+        # or profiler, the module's logging off; the same module, loaders and epochs
+        import lightning as L
+
+        from dcat.training.engine import DCATModule
+
+        times = {}
+        for n in (1, epochs):
+            module = DCATModule(
+                UnimodalTask(build_net(config, data, "imu", 0), "imu"), options.lr,
+                options.weight_decay,
+            )  # fmt: skip
+            module.log = module.log_dict = lambda *a, **k: None  # type: ignore[method-assign]
+            trainer = L.Trainer(
+                max_epochs=n, accelerator="cpu", barebones=True, num_sanity_val_steps=0,
+                use_distributed_sampler=False, deterministic=options.deterministic,
+            )  # fmt: skip
+            loaders = PairedDataModule(train, val, batch_size=options.batch_size, seed=0)
+            start = time.perf_counter()
+            trainer.fit(module, datamodule=loaders)
+            times[n] = time.perf_counter() - start
+        return (times[epochs] - times[1]) / (epochs - 1)
+
     def plain_epoch() -> float:
         task = UnimodalTask(build_net(config, data, "imu", 0), "imu")
         optimizer = torch.optim.Adam(
@@ -188,15 +215,20 @@ def step_ms(epochs: int, rounds: int) -> dict[str, Any]:
                     task.predict(batch)
         return (time.perf_counter() - start) / (epochs - 1)
 
-    engine_s, plain_s = [], []
+    engine_s, barebones_s, plain_s = [], [], []
     with tempfile.TemporaryDirectory() as tmp:
         for i in range(rounds):
             engine_s.append(engine_epoch(Path(tmp) / str(i)))
+            barebones_s.append(barebones_epoch())
             plain_s.append(plain_epoch())
     steps = math.ceil(len(train) / options.batch_size)
+    engine, barebones, plain = (statistics.median(s) for s in (engine_s, barebones_s, plain_s))
     return {
-        "step_ms": 1e3 * statistics.median(engine_s) / steps,
-        "step_ms_plain_torch": 1e3 * statistics.median(plain_s) / steps,
+        "step_ms": 1e3 * engine / steps,
+        "step_ms_plain_torch": 1e3 * plain / steps,
+        "step_ms_lightning_barebones": 1e3 * barebones / steps,
+        "step_over_plain": engine / plain,
+        "barebones_over_plain": barebones / plain,
         "imu_epoch_s": statistics.median(engine_s),
         "imu_steps_per_epoch": steps,
         "torch_threads": torch.get_num_threads(),
@@ -260,7 +292,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--seeds", type=int, default=3, help="seeds of the demo grid")
     parser.add_argument("--step-epochs", type=int, default=6, help="epochs of the step fit")
-    parser.add_argument("--rounds", type=int, default=3, help="rounds of the step fit")
+    parser.add_argument("--rounds", type=int, default=7, help="rounds of the step fit")
     parser.add_argument("--workers-seeds", type=int, default=3)
     parser.add_argument("--workers-epochs", type=int, default=5)
     parser.add_argument("--no-workers", action="store_true", help="skip the Ray comparison")

@@ -6,11 +6,13 @@ import copy
 import json
 import math
 
+import lightning as L
 import numpy as np
 import pytest
 import torch
 import yaml
 
+from dcat.training.checkpoints import SafeCheckpointIO
 from dcat.training.engine import TrainConfig, evaluate, fit
 from dcat.training.tasks import SourceSpec, TransferTask, UnimodalTask
 
@@ -118,16 +120,92 @@ def test_resume_equals_uninterrupted(tmp_path, paired) -> None:
     assert full.test == resumed.test
 
 
-def test_last_checkpoint_is_the_last_epoch_even_when_it_did_not_improve(tmp_path, paired) -> None:
+def _record_writes(monkeypatch) -> list[tuple[str, int]]:
+    """The checkpoint files written from now on: (name, epoch), in order."""
+    written: list[tuple[str, int]] = []
+    write = SafeCheckpointIO._write
+
+    def recording(checkpoint, path) -> None:
+        written.append((path.name, checkpoint["epoch"]))
+        write(checkpoint, path)
+
+    monkeypatch.setattr(SafeCheckpointIO, "_write", staticmethod(recording))
+    return written
+
+
+def test_last_checkpoint_is_the_last_epoch_even_when_it_did_not_improve(
+    tmp_path, paired, monkeypatch
+) -> None:
     """Lightning writes last.ckpt only where it writes a best one; a resume would then redo
     every epoch since the last improvement."""
     train, val = _split(paired)
-    config = TrainConfig(max_epochs=3, lr=1e-30, **FAST)  # weights unchanged: F1 never improves
+    written = _record_writes(monkeypatch)
+    # weights unchanged: F1 never improves; a checkpoint after every epoch
+    config = TrainConfig(max_epochs=3, lr=1e-30, checkpoint_every_s=0, **FAST)
     result = fit(UnimodalTask(small_net("imu"), "imu"), train, val, config, tmp_path)
     last = torch.load(result.last_checkpoint, weights_only=True)
     best = torch.load(result.best_checkpoint, weights_only=True)
     assert best["epoch"] == result.val["epoch"] == 0
     assert last["epoch"] == 2 and last["global_step"] == 3 * math.ceil(len(train) / 8)
+    assert written == [("best.ckpt", 0), ("last.ckpt", 0), ("last.ckpt", 1), ("last.ckpt", 2)]
+
+
+def test_checkpoints_are_written_at_most_every_interval_with_the_same_model(
+    tmp_path, paired, monkeypatch
+) -> None:
+    """Between writes last.ckpt is skipped and a new best held back, written before the next
+    last.ckpt: the first and final epochs' are written, the best never after the last."""
+    train, val = _split(paired)
+    written = _record_writes(monkeypatch)
+    every = fit(
+        _transfer_task(), train, val, TrainConfig(max_epochs=5, checkpoint_every_s=0, **FAST),
+        tmp_path / "every", test=val,
+    )  # fmt: skip
+    assert [e for name, e in written if name == "last.ckpt"] == [0, 1, 2, 3, 4]
+    written.clear()
+    rarely = fit(
+        _transfer_task(), train, val, TrainConfig(max_epochs=5, checkpoint_every_s=1e9, **FAST),
+        tmp_path / "rarely", test=val,
+    )  # fmt: skip
+    assert [e for name, e in written if name == "last.ckpt"] == [0, 4]
+    bests = [e for name, e in written if name == "best.ckpt"]
+    assert len(bests) <= 2 and bests[-1] == rarely.val["epoch"]  # the latest best, once
+    assert written[-1] == ("last.ckpt", 4)
+    assert rarely.test == every.test and rarely.val == every.val
+    for run in ("best", "last"):
+        a = torch.load(getattr(every, f"{run}_checkpoint"), weights_only=True)
+        b = torch.load(getattr(rarely, f"{run}_checkpoint"), weights_only=True)
+        assert a["epoch"] == b["epoch"]
+        for key in a["state_dict"]:
+            assert torch.equal(a["state_dict"][key], b["state_dict"][key]), (run, key)
+
+
+class _Crash(L.Callback):
+    """Fails at the start of ``epoch``, as a killed process stops."""
+
+    def __init__(self, epoch: int) -> None:
+        self.epoch = epoch
+
+    def on_train_epoch_start(self, trainer, pl_module) -> None:
+        if trainer.current_epoch == self.epoch:
+            raise RuntimeError("killed")
+
+
+def test_a_run_killed_between_checkpoints_resumes_to_the_same_model(tmp_path, paired) -> None:
+    train, val = _split(paired)
+    config = TrainConfig(max_epochs=4, checkpoint_every_s=1e9, **FAST)
+    full = fit(_transfer_task(), train, val, config, tmp_path / "full", test=val)
+    part = tmp_path / "part"
+    with pytest.raises(RuntimeError, match="killed"):
+        fit(_transfer_task(), train, val, config, part, callbacks=[_Crash(3)])
+    # epochs 1 and 2 finished after the first write: the resume trains them again
+    assert torch.load(part / "checkpoints" / "last.ckpt", weights_only=True)["epoch"] == 0
+    resumed = fit(_transfer_task(target_seed=99), train, val, config, part, test=val)
+    assert resumed.test == full.test and resumed.val == full.val
+    a = torch.load(full.last_checkpoint, weights_only=True)
+    b = torch.load(resumed.last_checkpoint, weights_only=True)
+    for key in a["state_dict"]:
+        assert torch.equal(a["state_dict"][key], b["state_dict"][key]), key
 
 
 @pytest.mark.parametrize("logger", ["tensorboard", "mlflow"])
@@ -147,7 +225,7 @@ def test_other_loggers(tmp_path, paired, logger: str) -> None:
         metric_dirs = list((tmp_path / "mlruns").glob("*/*/metrics"))
         assert len(metric_dirs) == 1
         logged = {p.relative_to(metric_dirs[0]).as_posix() for p in metric_dirs[0].rglob("*")}
-        assert {"val/f1", "val/acc", "train/loss_epoch", "train/ce"} <= logged
+        assert {"val/f1", "val/ce", "train/loss_epoch", "train/ce"} <= logged
 
 
 def test_config_rejects_unknown_and_bad_options() -> None:

@@ -40,7 +40,14 @@ TINY = {
     "name": "tiny_reliability",
     "methods": ["dcat"],
     "lambdas": [],
-    "train": {"max_epochs": 8, "batch_size": 16, "logger": "csv", "progress": False},
+    # a checkpoint after every epoch: the kill comes between two of them
+    "train": {
+        "max_epochs": 8,
+        "batch_size": 16,
+        "logger": "csv",
+        "progress": False,
+        "checkpoint_every_s": 0,
+    },
 }
 # one thread each: the same arithmetic in every process, and no oversubscription beside xdist
 ENV = {**os.environ, "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}

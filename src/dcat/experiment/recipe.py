@@ -37,7 +37,9 @@ if TYPE_CHECKING:
 __all__ = ["DataRecipe", "NetworkRecipe", "Recipe", "train_options"]
 
 # Training options that change how a run is shown or stored, never the model it makes.
-NOT_IN_RESULT = ("progress", "logger", "log_every_n_steps", "num_workers", "cache_dir")
+NOT_IN_RESULT = (
+    "progress", "logger", "log_every_n_steps", "num_workers", "cache_dir", "checkpoint_every_s",
+)  # fmt: skip
 # Options added after runs were recorded, at the value those runs had: left out when they have
 # it, so the runs made before them still match (and in when set, so a change retrains).
 LATER_TRAIN_OPTIONS = {

@@ -8,6 +8,7 @@ make a killed run lose nothing and never execute a checkpoint's code.
 
 from __future__ import annotations
 
+import copy
 import csv
 import io
 import os
@@ -29,7 +30,17 @@ __all__ = ["SafeCheckpointIO", "csv_logger", "resume_epoch"]
 class SafeCheckpointIO(TorchCheckpointIO):
     """Checkpoints written through a temporary file beside them and a rename, so a killed run
     leaves the previous ``last.ckpt`` whole; read back without unpickling code (whatever
-    ``weights_only`` Lightning passes)."""
+    ``weights_only`` Lightning passes).
+
+    While :attr:`holding` is set, a checkpoint is copied and held instead of written;
+    :meth:`flush` writes those held, in the order they came (the epoch's best before the
+    ``last.ckpt`` that follows it: see ``TrainConfig.checkpoint_every_s``).
+    """
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.holding = False
+        self._held: dict[Path, dict[str, Any]] = {}
 
     def save_checkpoint(
         self, checkpoint: dict[str, Any], path: str | Path, storage_options: Any | None = None
@@ -37,6 +48,21 @@ class SafeCheckpointIO(TorchCheckpointIO):
         if storage_options is not None:
             raise TypeError("dcat's checkpoint writer takes no storage_options")
         path = Path(path)
+        if self.holding:
+            # its tensors are the live weights and optimizer state: a copy stays this epoch's
+            self._held[path] = copy.deepcopy(checkpoint)
+            return
+        self._held.pop(path, None)  # superseded
+        self._write(checkpoint, path)
+
+    def flush(self) -> None:
+        """Write the checkpoints held back."""
+        while self._held:
+            path = next(iter(self._held))
+            self._write(self._held.pop(path), path)
+
+    @staticmethod
+    def _write(checkpoint: dict[str, Any], path: Path) -> None:
         path.parent.mkdir(parents=True, exist_ok=True)
         # a fixed name (one writer per run folder): a kill's leftover is overwritten next time
         tmp = path.with_name(f".{path.name}.tmp")

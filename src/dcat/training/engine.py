@@ -22,6 +22,7 @@ import io
 import math
 import os
 import signal
+import time
 import warnings
 from collections.abc import Iterator, Mapping, Sequence, Sized
 from contextlib import contextmanager
@@ -78,13 +79,16 @@ __all__ = [
 Task = UnimodalTask | TransferTask
 
 
-def _metrics(num_classes: int, prefix: str) -> MetricCollection:
+def _metrics(num_classes: int, prefix: str, *, f1_only: bool = False) -> MetricCollection:
+    f1 = MulticlassF1Score(num_classes, average="macro")
+    if f1_only:
+        return MetricCollection({"f1": f1}, prefix=prefix)
     return MetricCollection(
         {
             "acc": MulticlassAccuracy(num_classes, average="micro"),
             "precision": MulticlassPrecision(num_classes, average="macro"),
             "recall": MulticlassRecall(num_classes, average="macro"),
-            "f1": MulticlassF1Score(num_classes, average="macro"),
+            "f1": f1,
         },
         prefix=prefix,
     )
@@ -142,7 +146,9 @@ class DCATModule(L.LightningModule):
         self.weight_decay = weight_decay
         self.optimizer_name, self.schedule, self.warmup_epochs = optimizer, schedule, warmup_epochs
         num_classes = task.target.num_classes
-        self.val_metrics = _metrics(num_classes, "val/")
+        # validation picks the epoch by F1 and nothing reads its other scores: updating and
+        # logging three more cost a small model's epoch milliseconds
+        self.val_metrics = _metrics(num_classes, "val/", f1_only=True)
         self.test_metrics = _metrics(num_classes, "test/")
         self.test_confusion = MulticlassConfusionMatrix(num_classes)
         # the model card (dcat.io.card) travels inside every checkpoint, so one file is exportable
@@ -391,13 +397,26 @@ def _logger(config: TrainConfig, run_dir: Path, keep_through_epoch: int | None =
 
 
 class _BestCheckpoint(ModelCheckpoint):
-    """Lightning's checkpoint callback, also keeping in memory the weights of the best
-    checkpoint it writes: reading it back at the end of a fit cost more than a small model's
-    test."""
+    """Lightning's checkpoint callback, writing ``last.ckpt`` after every finished epoch (not
+    only where a best checkpoint was written), at most once every ``every_s`` seconds, and
+    keeping in memory the weights of the best checkpoint it writes: reading it back at the end
+    of a fit cost more than a small model's test.
+
+    Between writes ``last.ckpt`` is skipped (and is dumped afresh when next due) and a new best
+    checkpoint is held in memory (:class:`SafeCheckpointIO`), written just before the next
+    ``last.ckpt``; so the files on disk are always of finished epochs, the best never newer
+    than the last. The final epoch's are always written. Its name is its checkpoint state's
+    key: renaming it would cut a resumed run from its best score so far.
+    """
 
     CHECKPOINT_NAME_LAST = RunFolder(Path()).last.stem  # Lightning's default, as RunFolder reads
     best_state: dict[str, torch.Tensor] | None = None
     best_epoch: int = -1
+
+    def __init__(self, *args: Any, every_s: float = 0.0, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.every_s = every_s
+        self._written_at = -math.inf  # the first epoch's are written
 
     # Lightning writes last.ckpt only at a step where it wrote a best checkpoint too; a resume
     # must continue from the last finished epoch, improved or not. Lightning saves at the end
@@ -413,18 +432,56 @@ class _BestCheckpoint(ModelCheckpoint):
         if self._should_save_on_train_epoch_end(trainer):
             self._save_last_too(trainer)
 
+    def on_train_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        super().on_train_end(trainer, pl_module)
+        if (writer := self._writer(trainer)) is not None:
+            writer.flush()  # a best held when a fit stopped some other way
+
     def _save_last_too(self, trainer: L.Trainer) -> None:
-        if self.save_last and not self._should_skip_saving_checkpoint(trainer):
+        skip = not self.save_last or self._should_skip_saving_checkpoint(trainer)
+        # (the due check first: the candidates are a deep copy of the logged metrics)
+        if not skip and (self._writer(trainer) is None or self._due(trainer)):
             self._save_last_checkpoint(trainer, self._monitor_candidates(trainer))
 
     def _save_checkpoint(self, trainer: L.Trainer, filepath: str) -> None:
-        super()._save_checkpoint(trainer, filepath)
+        last = Path(filepath).stem == self.CHECKPOINT_NAME_LAST
+        writer = self._writer(trainer)
+        due = writer is None or self._due(trainer)
+        if last and not due:
+            return
+        if writer is None:
+            super()._save_checkpoint(trainer, filepath)
+        else:
+            writer.holding = not due
+            try:
+                if last:
+                    writer.flush()
+                super()._save_checkpoint(trainer, filepath)
+            finally:
+                writer.holding = False
+        if last:
+            self._written_at = time.monotonic()
         if filepath == self.best_model_path:
             state = trainer.lightning_module.state_dict()
             self.best_state = {
                 k: v.detach().clone() for k, v in state.items() if not k.startswith(SOURCE_PREFIX)
             }
             self.best_epoch = trainer.current_epoch
+
+    def _due(self, trainer: L.Trainer) -> bool:
+        """Whether this epoch's checkpoints are written now (rank 0 decides for all: every
+        rank takes part in a save)."""
+        epochs = trainer.max_epochs
+        final = trainer.should_stop or (epochs is not None and trainer.current_epoch + 1 >= epochs)
+        due = final or time.monotonic() - self._written_at >= self.every_s
+        return bool(trainer.strategy.broadcast(due))
+
+    @staticmethod
+    def _writer(trainer: L.Trainer) -> SafeCheckpointIO | None:
+        """dcat's checkpoint writer; ``None`` under a strategy that writes its own (every
+        epoch's checkpoints are then written at once)."""
+        writer = trainer.strategy.checkpoint_io
+        return writer if isinstance(writer, SafeCheckpointIO) else None
 
 
 def _device(config: TrainConfig) -> torch.device:
@@ -568,7 +625,7 @@ def fit(
         seed=config.seed,
         unlabelled_ratio=config.unlabelled_ratio,
     )
-    checkpoint = _checkpoint_callback(folder, keep)
+    checkpoint = _checkpoint_callback(folder, keep, config.checkpoint_every_s)
     resume_from = last if resume and last.is_file() else None
     resumed_epoch = resume_epoch(resume_from) if resume_from is not None else None
     logger = _logger(config, run_dir, keep_through_epoch=resumed_epoch)
@@ -705,8 +762,11 @@ def _attach_card(
     module.card = card.to_dict() if card is not None else None
 
 
-def _checkpoint_callback(folder: RunFolder, keep: Literal["best", "last"]) -> _BestCheckpoint:
-    """The callback that writes ``folder``'s best (per ``keep``) and last checkpoints.
+def _checkpoint_callback(
+    folder: RunFolder, keep: Literal["best", "last"], every_s: float = 0.0
+) -> _BestCheckpoint:
+    """The callback that writes ``folder``'s best (per ``keep``) and last checkpoints, at most
+    once every ``every_s`` seconds (:class:`_BestCheckpoint`).
 
     Raises:
         DcatError: ``keep`` is neither ``"best"`` nor ``"last"``.
@@ -720,6 +780,7 @@ def _checkpoint_callback(folder: RunFolder, keep: Literal["best", "last"]) -> _B
         mode="max",
         save_last=True,
         enable_version_counter=False,
+        every_s=every_s,
     )
 
 
