@@ -241,13 +241,18 @@ def _gram_squared_distance(
     # ‖KᵀV‖² / (‖K‖²‖V‖²) ∈ [0, 1]: the Gram sums' rounding error relative to ‖KᵀV‖² is at most
     # the unit roundoff divided by this (Cauchy–Schwarz bounds Σ|k_i·k_j||v_i·v_j| by ‖K‖²‖V‖²)
     with torch.no_grad():
-        scale_a = k_a.square().sum((1, 2)) * v_a.square().sum((1, 2))
-        scale_b = k_b.square().sum((1, 2)) * v_b.square().sum((1, 2))
+        scale_a = _squared_norm(k_a) * _squared_norm(v_a)
+        scale_b = _squared_norm(k_b) * _squared_norm(v_b)
         ratio = torch.minimum(
             sq_a.detach() / scale_a.clamp_min(torch.finfo(scale_a.dtype).tiny),
             sq_b.detach() / scale_b.clamp_min(torch.finfo(scale_b.dtype).tiny),
         )
     return squared, ratio
+
+
+def _squared_norm(x: Tensor) -> Tensor:
+    """``‖x_i‖²_F`` per sample of ``(B, S, d)``; ``(B,)`` (no ``(B, S, d)`` temporary)."""
+    return torch.linalg.vector_norm(x, dim=(1, 2)).square()
 
 
 _REFINE_BELOW = {torch.float64: 1e-4}
