@@ -25,6 +25,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import scipy.io
+import torch
 import yaml
 
 import test_manifest_media
@@ -101,6 +102,61 @@ def manifest_config(manifest: Path, **changes) -> dict:
     }
     config.update(changes)
     return config
+
+
+class _CatalogueTeacher(torch.nn.Module):
+    """A user's own teacher for the catalogue's ``mic``: two classes from its input's mean (over
+    every channel, or a head over ``channels`` channel means)."""
+
+    def __init__(self, channels: int | None = None) -> None:
+        super().__init__()
+        self.channels = channels
+        self.head = torch.nn.Linear(channels or 1, 2)
+
+    def forward(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
+        pooled = x.mean(dim=2) if self.channels else x.mean(dim=(1, 2))[:, None]
+        return {"logits": self.head(pooled)}
+
+
+def catalogue_teacher() -> torch.nn.Module:
+    """The factory a case's config names (``test_error_catalogue:catalogue_teacher``)."""
+    return _CatalogueTeacher()
+
+
+def catalogue_teacher_of_3_channels() -> torch.nn.Module:
+    """A factory whose module reads 3 channels, whatever its card says."""
+    return _CatalogueTeacher(3)
+
+
+def with_user_teacher(
+    factory: str = "test_error_catalogue:catalogue_teacher",
+    weights_of: Callable[[], torch.nn.Module] = catalogue_teacher,
+    **card: object,
+) -> Callable[[Path], Path]:
+    """A case builder: the mic's teacher is the module ``factory`` names, with the weights of
+    ``weights_of()`` and a card that describes the data but for ``card``'s fields."""
+
+    def build(tmp: Path) -> Path:
+        from safetensors.torch import save_file
+
+        from dcat.io.card import ModelCard
+
+        manifest = write_manifest(tmp / "data")
+        fields = {
+            "modality": "mic", "class_names": ["a", "b"], "input_shape": [1, 8], "rate_hz": 4.0,
+            "channels": ["loudness"], "normalization": None, "architecture": {},
+            "dcat_version": "0.1.0", "kind": "series", **card,
+        }  # fmt: skip
+        ModelCard(**fields).save(tmp / "card.json")  # type: ignore[arg-type]
+        save_file(weights_of().state_dict(), str(tmp / "teacher.safetensors"))
+        config = manifest_config(manifest)
+        config["modalities"]["mic"]["teacher"] = {
+            "module": factory, "weights": str(tmp / "teacher.safetensors"),
+            "card": str(tmp / "card.json"),
+        }  # fmt: skip
+        return write_config(tmp, config)
+
+    return build
 
 
 def write_config(tmp: Path, config: dict) -> Path:
@@ -793,6 +849,42 @@ CASES = [
          with_teacher(folder=True),
          ["config: modalities.mic.teacher: teacher ", "/teacher: not a dcat run folder (no "
           "checkpoints/best.ckpt), checkpoint or export folder (no metadata.json)"]),
+    Case("teacher-card-rate", "a teacher trained elsewhere at another rate than the data's",
+         "experiment", with_user_teacher(rate_hz=8.0),
+         ["config: modalities.mic.teacher (test_error_catalogue:catalogue_teacher (",
+          "teacher.safetensors)): rate_hz: the teacher was trained at 8 Hz, the data are at "
+          "4 Hz"]),
+    Case("teacher-card-channels", "a teacher trained elsewhere on other channels", "experiment",
+         with_user_teacher(input_shape=[2, 8], channels=["loudness", "pitch"]),
+         ["channels: the teacher reads samples of shape [2, 8], the "
+          "data's are [1, 8]"]),
+    Case("teacher-no-shared-class", "a teacher trained elsewhere that shares no class with the "
+         "data", "experiment", with_user_teacher(class_names=["x", "y"]),
+         ["config: modalities.mic.teacher (", "): the teacher shares no class with the data "
+          "(its classes: ['x', 'y'])"]),
+    Case("teacher-factory-not-importable", "a user's teacher module that cannot be imported",
+         "experiment", with_user_teacher(factory="nowhere:build"),
+         ["config: modalities.mic.teacher: teacher factory 'nowhere:build': cannot import it "
+          "(No module named 'nowhere')"]),
+    Case("teacher-weights-do-not-fit", "a user's teacher whose weights do not fit its module",
+         "experiment", with_user_teacher("test_error_catalogue:catalogue_teacher_of_3_channels"),
+         ["config: modalities.mic.teacher: teacher ", "teacher.safetensors: the weights do not "
+          "fit test_error_catalogue:catalogue_teacher_of_3_channels (size mismatch for "
+          "head.weight: copying a param with shape torch.Size([2, 1]) from checkpoint, the "
+          "shape in current model is torch.Size([2, 3]).)"]),
+    Case("teacher-module-fails", "a user's teacher module that fails on its own card's input "
+         "shape", "experiment",
+         with_user_teacher("test_error_catalogue:catalogue_teacher_of_3_channels",
+                           catalogue_teacher_of_3_channels),
+         ["config: modalities.mic.teacher: teacher factory "
+          "'test_error_catalogue:catalogue_teacher_of_3_channels': its module fails on one "
+          "sample of its card's input shape [1, 8] (mat1 and mat2 shapes cannot be "
+          "multiplied (1x1 and 3x2))"]),
+    Case("teacher-module-returns-a-tensor", "a user's teacher module that returns a tensor, "
+         "not logits", "experiment", with_user_teacher("torch.nn:Identity", torch.nn.Identity),
+         ["config: modalities.mic.teacher: teacher factory 'torch.nn:Identity': a user's "
+          "teacher must return a ModalityOutput or a mapping with 'logits' (and optionally "
+          "'keys', 'values', 'embedding'), got Tensor"]),
     Case("split-labelled-subject-not-training", "a labelled subject that is not a training "
          "subject", "experiment",
          with_config(splits=[{"kind": "ood", "train_subjects": ["s1", "s2"],

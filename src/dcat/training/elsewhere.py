@@ -116,13 +116,23 @@ def _from_export(folder: Path) -> Teacher:
     return _teacher(card, load_file(weights_file), str(folder))
 
 
+def _reason(err: BaseException) -> str:
+    """One line of an exception: ``load_state_dict``'s first mismatch rather than its header
+    ("Error(s) in loading state_dict for …:"), else the first line, else its type."""
+    lines = [line.strip() for line in str(err).strip().splitlines() if line.strip()]
+    if len(lines) > 1 and lines[0].startswith("Error(s) in loading state_dict"):
+        return lines[1]
+    return lines[0] if lines else type(err).__name__
+
+
 def _teacher(card: ModelCard, weights: dict[str, torch.Tensor], origin: str) -> Teacher:
     try:
         net = ModalityNet.from_architecture(card.architecture)
         net.load_state_dict(weights)
     except (RuntimeError, KeyError, TypeError, ValueError) as err:
-        first = str(err).strip().splitlines()[0]
-        raise DcatError(f"teacher {origin}: its weights do not fit its card ({first})") from None
+        raise DcatError(
+            f"teacher {origin}: its weights do not fit its card ({_reason(err)})"
+        ) from None
     net.requires_grad_(False)
     return Teacher(net.eval(), card, _digest(card, net), origin)
 
@@ -209,8 +219,9 @@ def load_user_teacher(factory: str, weights: str | Path, card: str | Path) -> Te
         card: Its model card (JSON in dcat's format; ``architecture`` may be empty).
 
     Raises:
-        DcatError: A factory that cannot be imported or called, weights that do not fit, or a
-            card that is not a dcat model card (each naming the file or name at fault).
+        DcatError: A factory that cannot be imported or called, weights that do not fit, a
+            module that fails on (or returns no logits for) one sample of its card's shape, or
+            a card that is not a dcat model card (each naming the file or name at fault).
     """
     import importlib
 
@@ -231,10 +242,20 @@ def load_user_teacher(factory: str, weights: str | Path, card: str | Path) -> Te
     try:
         module.load_state_dict(state)
     except RuntimeError as err:
-        first = str(err).strip().splitlines()[0]
-        raise DcatError(f"teacher {weights}: the weights do not fit {factory} ({first})") from None
+        raise DcatError(
+            f"teacher {weights}: the weights do not fit {factory} ({_reason(err)})"
+        ) from None
     probe = torch.zeros((1, *described.input_shape))
-    net = UserTeacher(module, list(range(len(described.class_names))), probe)
+    try:
+        net = UserTeacher(module, list(range(len(described.class_names))), probe)
+    except DcatError as err:  # what it returned is not a teacher's output
+        raise DcatError(f"teacher factory {factory!r}: {err}") from None
+    except (RuntimeError, ValueError, TypeError, IndexError) as err:
+        # the user's forward on its own card's shape: their bug, named in one line
+        raise DcatError(
+            f"teacher factory {factory!r}: its module fails on one sample of its card's input "
+            f"shape {list(described.input_shape)} ({_reason(err)})"
+        ) from None
     return Teacher(net.eval(), described, _digest(described, net), f"{factory} ({weights})")
 
 
