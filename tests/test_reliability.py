@@ -24,7 +24,7 @@ from dcat.experiment.recipe import train_options
 from dcat.experiment.runner import run_experiment
 from dcat.nn.encoders.audio import AudioEncoder
 from dcat.nn.encoders.video import VideoEncoder
-from dcat.nn.weights import load_torch_file
+from dcat.nn.weights import load_error_summary, load_torch_file
 from dcat.training.checkpoints import SafeCheckpointIO
 from dcat.training.engine import TrainConfig, _trainer, fit
 from dcat.training.provenance import git_state
@@ -319,6 +319,19 @@ def test_truncated_checkpoint_is_named(tmp_path: Path) -> None:
     path.write_bytes(path.read_bytes()[:200])
     with pytest.raises(ValueError, match=_at(path, r" is not a readable torch file")):
         load_torch_file(path)
+
+
+def test_a_load_error_is_summarised_in_one_line() -> None:
+    with pytest.raises(RuntimeError) as caught:
+        torch.nn.Linear(3, 2).load_state_dict({"weight": torch.zeros(2, 1), "extra": torch.ones(1)})
+    # torch's header dropped, every mismatch kept
+    assert load_error_summary(caught.value) == (
+        'Missing key(s) in state_dict: "bias".; Unexpected key(s) in state_dict: "extra".; '
+        "size mismatch for weight: copying a param with shape torch.Size([2, 1]) from "
+        "checkpoint, the shape in current model is torch.Size([2, 3])."
+    )
+    assert load_error_summary(ValueError("first\nsecond")) == "first"
+    assert load_error_summary(IndexError()) == "IndexError"
 
 
 def test_finished_baseline_of_another_configuration_is_named(tmp_path: Path) -> None:

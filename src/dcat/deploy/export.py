@@ -37,6 +37,7 @@ from dcat.errors import DcatError
 from dcat.io.atomic import atomic_folder
 from dcat.io.card import ModelCard
 from dcat.nn.model import ModalityNet
+from dcat.nn.weights import load_error_summary
 from dcat.training.run_folder import RunFolder, read_target_state
 
 __all__ = ["FORMATS", "DeployedNet", "ExportError", "export_model", "load_trained"]
@@ -118,9 +119,8 @@ def load_trained(
     try:
         net.load_state_dict(weights)
     except RuntimeError as err:
-        details = "; ".join(line.strip() for line in str(err).splitlines()[1:] if line.strip())
         raise DcatError(
-            f"{ckpt}: weights do not fit the described network: {details or err}"
+            f"{ckpt}: weights do not fit the described network: {load_error_summary(err)}"
         ) from None
     card.run = {**card.run, "checkpoint": str(ckpt.resolve())}
     return net.eval(), card, ckpt

@@ -8,7 +8,7 @@ from typing import Any
 
 from dcat.errors import DcatError
 
-__all__ = ["load_torch_file"]
+__all__ = ["load_error_summary", "load_torch_file"]
 
 
 def load_torch_file(path: str | Path, *, map_location: Any = "cpu", mmap: bool = False) -> Any:
@@ -34,3 +34,16 @@ def load_torch_file(path: str | Path, *, map_location: Any = "cpu", mmap: bool =
         if "PytorchStreamReader" not in str(err):
             raise
         raise DcatError(f"{path} is not a readable torch file (truncated or corrupt?)") from err
+
+
+def load_error_summary(err: BaseException) -> str:
+    """One line for an error of loading weights into a network.
+
+    ``load_state_dict``'s message is a header ("Error(s) in loading state_dict for …:") over
+    one line per mismatch; those lines are joined with ``"; "``. Any other error gives its
+    first line (its type's name when it has no message).
+    """
+    lines = [line.strip() for line in str(err).strip().splitlines() if line.strip()]
+    if len(lines) > 1 and lines[0].startswith("Error(s) in loading state_dict"):
+        return "; ".join(lines[1:])
+    return lines[0] if lines else type(err).__name__

@@ -34,6 +34,7 @@ from dcat.errors import DcatError
 from dcat.io.card import ModelCard
 from dcat.io.normalization import ChannelStats
 from dcat.nn.model import ModalityNet, ModalityOutput
+from dcat.nn.weights import load_error_summary
 from dcat.training.cache import state_dict_digest
 from dcat.training.run_folder import RunFolder, read_target_state
 
@@ -116,22 +117,13 @@ def _from_export(folder: Path) -> Teacher:
     return _teacher(card, load_file(weights_file), str(folder))
 
 
-def _reason(err: BaseException) -> str:
-    """One line of an exception: ``load_state_dict``'s first mismatch rather than its header
-    ("Error(s) in loading state_dict for …:"), else the first line, else its type."""
-    lines = [line.strip() for line in str(err).strip().splitlines() if line.strip()]
-    if len(lines) > 1 and lines[0].startswith("Error(s) in loading state_dict"):
-        return lines[1]
-    return lines[0] if lines else type(err).__name__
-
-
 def _teacher(card: ModelCard, weights: dict[str, torch.Tensor], origin: str) -> Teacher:
     try:
         net = ModalityNet.from_architecture(card.architecture)
         net.load_state_dict(weights)
     except (RuntimeError, KeyError, TypeError, ValueError) as err:
         raise DcatError(
-            f"teacher {origin}: its weights do not fit its card ({_reason(err)})"
+            f"teacher {origin}: its weights do not fit its card ({load_error_summary(err)})"
         ) from None
     net.requires_grad_(False)
     return Teacher(net.eval(), card, _digest(card, net), origin)
@@ -243,7 +235,7 @@ def load_user_teacher(factory: str, weights: str | Path, card: str | Path) -> Te
         module.load_state_dict(state)
     except RuntimeError as err:
         raise DcatError(
-            f"teacher {weights}: the weights do not fit {factory} ({_reason(err)})"
+            f"teacher {weights}: the weights do not fit {factory} ({load_error_summary(err)})"
         ) from None
     probe = torch.zeros((1, *described.input_shape))
     try:
@@ -254,7 +246,7 @@ def load_user_teacher(factory: str, weights: str | Path, card: str | Path) -> Te
         # the user's forward on its own card's shape: their bug, named in one line
         raise DcatError(
             f"teacher factory {factory!r}: its module fails on one sample of its card's input "
-            f"shape {list(described.input_shape)} ({_reason(err)})"
+            f"shape {list(described.input_shape)} ({load_error_summary(err)})"
         ) from None
     return Teacher(net.eval(), described, _digest(described, net), f"{factory} ({weights})")
 
